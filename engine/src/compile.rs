@@ -1,0 +1,470 @@
+//! Compilation passes: documents -> statements (element by element, collecting every
+//! problem with its file, statement and field), then bindings -> indexed attachments, then
+//! checks that need both (Principal only in resource policies, names that exist).
+
+use std::collections::{BTreeMap, HashMap};
+
+use crate::condition;
+use crate::error::{CompileError, CompileErrors};
+use crate::pattern::Pattern;
+use crate::set::{
+    build_index, parse_obligation, res_pat, revision_of, Actions, Bindings, CAttachment,
+    PolicyMeta, PolicySet, PolicySetBuilder, Principals, Resources, Stmt, MAX_STATEMENTS,
+};
+use crate::types::{Effect, Obligation, StatementInfo};
+
+type Json = serde_json::Value;
+
+const STATEMENT_KEYS: &[&str] = &[
+    "Sid",
+    "Effect",
+    "Action",
+    "NotAction",
+    "Resource",
+    "NotResource",
+    "Principal",
+    "NotPrincipal",
+    "Condition",
+    "Obligations",
+];
+
+/// Collects problems with their location.
+struct Problems<'a> {
+    file: &'a str,
+    statement: Option<usize>,
+    sid: Option<String>,
+    out: &'a mut Vec<CompileError>,
+}
+
+impl Problems<'_> {
+    fn add(&mut self, field: Option<&str>, message: impl Into<String>) {
+        self.out.push(CompileError {
+            file: self.file.to_owned(),
+            statement: self.statement,
+            sid: self.sid.clone(),
+            field: field.map(str::to_owned),
+            message: message.into(),
+        });
+    }
+}
+
+pub(crate) fn compile(builder: PolicySetBuilder) -> Result<PolicySet, CompileErrors> {
+    let (documents, bindings, bindings_origin, mut errors) = builder.into_parts();
+    let mut statements: Vec<Stmt> = Vec::new();
+    let mut obligations: Vec<Obligation> = Vec::new();
+    let mut policies: Vec<PolicyMeta> = Vec::new();
+    let mut by_name: HashMap<String, usize> = HashMap::new();
+    let mut parsed_docs: Vec<(String, &Json)> = Vec::new();
+
+    for (name, origin, doc) in &documents {
+        let mut p = Problems { file: origin, statement: None, sid: None, out: &mut errors };
+        let doc = match doc {
+            Ok(d) => d,
+            Err(e) => {
+                p.add(None, e.clone());
+                continue;
+            }
+        };
+        if name.trim().is_empty() {
+            p.add(None, "policy name is empty");
+            continue;
+        }
+        if by_name.contains_key(name) {
+            p.add(None, format!("policy name `{name}` is used twice"));
+            continue;
+        }
+        let start = u32::try_from(statements.len()).unwrap_or(u32::MAX);
+        compile_document(name, doc, &mut p, &mut statements, &mut obligations);
+        if statements.len() > MAX_STATEMENTS {
+            p.add(None, format!("the set has more than {MAX_STATEMENTS} statements"));
+            return Err(CompileErrors(errors));
+        }
+        let end = u32::try_from(statements.len()).unwrap_or(u32::MAX);
+        by_name.insert(name.clone(), policies.len());
+        policies.push(PolicyMeta { name: name.clone(), origin: origin.clone(), statements: start..end });
+        parsed_docs.push((name.clone(), doc));
+    }
+
+    let bindings = match bindings {
+        Ok(b) => b,
+        Err(e) => {
+            errors.push(CompileError {
+                file: bindings_origin.clone(),
+                statement: None,
+                sid: None,
+                field: None,
+                message: e,
+            });
+            Bindings::default()
+        }
+    };
+
+    let mut usage = Usage::default();
+    let mut bp = Problems { file: &bindings_origin, statement: None, sid: None, out: &mut errors };
+    let ids_of = |names: &[String], field: &str, bp: &mut Problems<'_>, usage: &mut Vec<usize>| -> Vec<u32> {
+        let mut ids = Vec::new();
+        for n in names {
+            match by_name.get(n) {
+                Some(&pi) => {
+                    usage.push(pi);
+                    if let Some(meta) = policies.get(pi) {
+                        ids.extend(meta.statements.clone());
+                    }
+                }
+                None => bp.add(Some(field), format!("unknown policy `{n}`")),
+            }
+        }
+        ids
+    };
+
+    let attach = |kind: &str, name: &str, a: &crate::set::Attachment, bp: &mut Problems<'_>, usage: &mut Usage| {
+        let field = format!("{kind}.{name}.policies");
+        let identity = ids_of(&a.policies, &field, bp, &mut usage.identity);
+        let boundary = a.boundary.as_ref().map(|b| {
+            let field = format!("{kind}.{name}.boundary");
+            build_index(&statements, ids_of(std::slice::from_ref(b), &field, bp, &mut usage.identity))
+        });
+        CAttachment { identity: build_index(&statements, identity), boundary }
+    };
+    let mut roles = HashMap::with_hasher(foldhash::fast::FixedState::default());
+    for (name, a) in &bindings.roles {
+        let c = attach("roles", name, a, &mut bp, &mut usage);
+        roles.insert(name.as_str().into(), c);
+    }
+    let mut subjects = HashMap::with_hasher(foldhash::fast::FixedState::default());
+    for (name, a) in &bindings.subjects {
+        let c = attach("subjects", name, a, &mut bp, &mut usage);
+        subjects.insert(name.as_str().into(), c);
+    }
+    let guard_ids = ids_of(&bindings.guardrails, "guardrails", &mut bp, &mut usage.identity);
+    let guardrails_have_allow = guard_ids
+        .iter()
+        .any(|i| statements.get(*i as usize).is_some_and(|s| s.info.effect == Effect::Allow));
+    let guardrails = build_index(&statements, guard_ids);
+    let mut resources = Vec::new();
+    for (i, r) in bindings.resources.iter().enumerate() {
+        let field = format!("resources[{i}]");
+        if r.pattern.is_empty() {
+            bp.add(Some(&format!("{field}.match")), "resource pattern is empty");
+        }
+        let ids = ids_of(&r.policies, &format!("{field}.policies"), &mut bp, &mut usage.resource);
+        resources.push((Pattern::new(&r.pattern, false), build_index(&statements, ids)));
+    }
+
+    // Principal belongs in resource policies only, and resource policies need one.
+    for (pi, meta) in policies.iter().enumerate() {
+        let as_identity = usage.identity.contains(&pi);
+        let as_resource = usage.resource.contains(&pi);
+        for id in meta.statements.clone() {
+            let Some(s) = statements.get(id as usize) else { continue };
+            let mut p = Problems {
+                file: &meta.origin,
+                statement: Some(s.info.index),
+                sid: s.info.sid.clone(),
+                out: &mut errors,
+            };
+            if as_identity && s.principal.is_some() {
+                p.add(
+                    Some("Principal"),
+                    format!("`{}` is attached as an identity policy, boundary or guardrail, where `Principal`/`NotPrincipal` is not allowed", meta.name),
+                );
+            }
+            if as_resource && s.principal.is_none() {
+                p.add(
+                    Some("Principal"),
+                    format!("`{}` is attached as a resource policy, whose statements need `Principal` or `NotPrincipal`", meta.name),
+                );
+            }
+        }
+    }
+
+    if !errors.is_empty() {
+        return Err(CompileErrors(errors));
+    }
+    let obligation_keys = obligations
+        .iter()
+        .map(|o| {
+            let first = obligations.iter().position(|x| x.id == o.id).unwrap_or(0);
+            u32::try_from(first).unwrap_or(0)
+        })
+        .collect();
+    let revision = revision_of(&parsed_docs, &bindings);
+    Ok(PolicySet {
+        statements,
+        obligations,
+        obligation_keys,
+        policies,
+        roles,
+        subjects,
+        guardrails,
+        guardrails_have_allow,
+        resources,
+        bindings,
+        bindings_origin,
+        revision,
+    })
+}
+
+#[derive(Default)]
+struct Usage {
+    identity: Vec<usize>,
+    resource: Vec<usize>,
+}
+
+fn compile_document(
+    name: &str,
+    doc: &Json,
+    p: &mut Problems<'_>,
+    statements: &mut Vec<Stmt>,
+    obligations: &mut Vec<Obligation>,
+) {
+    let Some(obj) = doc.as_object() else {
+        p.add(None, "a policy document must be an object with `Version` and `Statement`");
+        return;
+    };
+    for k in obj.keys() {
+        if !matches!(k.as_str(), "Version" | "Id" | "Statement") {
+            p.add(Some(k), format!("unknown policy element `{k}` (expected `Version`, `Id`, `Statement`)"));
+        }
+    }
+    let variables = match obj.get("Version") {
+        Some(Json::String(v)) if v == "2012-10-17" => true,
+        Some(Json::String(v)) if v == "2008-10-17" => false,
+        None => false,
+        Some(v) => {
+            p.add(Some("Version"), format!("unsupported `Version` {v} (expected `2012-10-17` or `2008-10-17`)"));
+            true
+        }
+    };
+    if let Some(id) = obj.get("Id") {
+        if !id.is_string() {
+            p.add(Some("Id"), "`Id` must be a string");
+        }
+    }
+    let list: Vec<&Json> = match obj.get("Statement") {
+        Some(Json::Array(a)) => a.iter().collect(),
+        Some(o @ Json::Object(_)) => vec![o],
+        Some(_) => {
+            p.add(Some("Statement"), "`Statement` must be an object or an array of objects");
+            return;
+        }
+        None => {
+            p.add(Some("Statement"), "missing `Statement`");
+            return;
+        }
+    };
+    let mut sids: BTreeMap<String, usize> = BTreeMap::new();
+    for (index, raw) in list.into_iter().enumerate() {
+        let sid = raw.get("Sid").and_then(Json::as_str).map(str::to_owned);
+        let mut sp = Problems { file: p.file, statement: Some(index), sid: sid.clone(), out: p.out };
+        if let Some(s) = &sid {
+            if let Some(first) = sids.insert(s.clone(), index) {
+                sp.add(Some("Sid"), format!("duplicate `Sid` `{s}` (also statement {first})"));
+            }
+        }
+        if let Some(stmt) = compile_statement(name, index, sid, raw, variables, &mut sp, obligations) {
+            statements.push(stmt);
+        }
+    }
+}
+
+fn string_list(v: &Json, field: &str, p: &mut Problems<'_>) -> Option<Vec<String>> {
+    let items: Vec<&Json> = match v {
+        Json::String(_) => vec![v],
+        Json::Array(a) if !a.is_empty() => a.iter().collect(),
+        Json::Array(_) => {
+            p.add(Some(field), "must not be an empty list");
+            return None;
+        }
+        _ => {
+            p.add(Some(field), "must be a string or a list of strings");
+            return None;
+        }
+    };
+    let mut out = Vec::with_capacity(items.len());
+    for i in items {
+        match i.as_str() {
+            Some(s) if !s.is_empty() => out.push(s.to_owned()),
+            Some(_) => p.add(Some(field), "contains an empty string"),
+            None => p.add(Some(field), format!("`{i}` is not a string")),
+        }
+    }
+    Some(out)
+}
+
+/// Picks exactly one of `a` / `b`.
+fn one_of<'j>(obj: &'j serde_json::Map<String, Json>, a: &str, b: &str, required: bool, p: &mut Problems<'_>) -> Option<(bool, &'j Json)> {
+    match (obj.get(a), obj.get(b)) {
+        (Some(_), Some(_)) => {
+            p.add(Some(a), format!("a statement has either `{a}` or `{b}`, not both"));
+            None
+        }
+        (Some(v), None) => Some((false, v)),
+        (None, Some(v)) => Some((true, v)),
+        (None, None) => {
+            if required {
+                p.add(Some(a), format!("missing `{a}` (or `{b}`)"));
+            }
+            None
+        }
+    }
+}
+
+fn compile_statement(
+    policy: &str,
+    index: usize,
+    sid: Option<String>,
+    raw: &Json,
+    variables: bool,
+    p: &mut Problems<'_>,
+    obligations: &mut Vec<Obligation>,
+) -> Option<Stmt> {
+    let Some(obj) = raw.as_object() else {
+        p.add(None, "a statement must be an object");
+        return None;
+    };
+    let before = p.out.len();
+    for k in obj.keys() {
+        if !STATEMENT_KEYS.contains(&k.as_str()) {
+            p.add(Some(k), format!("unknown statement element `{k}` (expected one of {})", STATEMENT_KEYS.join(", ")));
+        }
+    }
+    if let Some(s) = obj.get("Sid") {
+        if !s.is_string() {
+            p.add(Some("Sid"), "`Sid` must be a string");
+        }
+    }
+    let effect = match obj.get("Effect") {
+        Some(Json::String(e)) if e == "Allow" => Some(Effect::Allow),
+        Some(Json::String(e)) if e == "Deny" => Some(Effect::Deny),
+        Some(e) => {
+            p.add(Some("Effect"), format!("`Effect` must be `Allow` or `Deny`, not {e}"));
+            None
+        }
+        None => {
+            p.add(Some("Effect"), "missing `Effect`");
+            None
+        }
+    };
+
+    let actions = one_of(obj, "Action", "NotAction", true, p).and_then(|(negated, v)| {
+        let field = if negated { "NotAction" } else { "Action" };
+        let list = string_list(v, field, p)?;
+        let mut patterns = Vec::with_capacity(list.len());
+        for a in &list {
+            let valid = a == "*"
+                || a.split_once(':').is_some_and(|(svc, act)| !svc.is_empty() && !act.is_empty())
+                    && !a.contains(char::is_whitespace);
+            if valid {
+                patterns.push(Pattern::new(a, true));
+            } else {
+                p.add(Some(field), format!("`{a}` is not an action: expected `service:Action` (wildcards allowed) or `*`"));
+            }
+        }
+        Some(Actions { negated, patterns: patterns.into_boxed_slice() })
+    });
+
+    let resources = one_of(obj, "Resource", "NotResource", true, p).and_then(|(negated, v)| {
+        let field = if negated { "NotResource" } else { "Resource" };
+        let list = string_list(v, field, p)?;
+        let mut patterns = Vec::with_capacity(list.len());
+        for r in &list {
+            match res_pat(r, variables) {
+                Ok(pat) => patterns.push(pat),
+                Err(e) => p.add(Some(field), e),
+            }
+        }
+        Some(Resources { negated, patterns: patterns.into_boxed_slice() })
+    });
+
+    let principal = one_of(obj, "Principal", "NotPrincipal", false, p)
+        .and_then(|(negated, v)| compile_principal(negated, v, p));
+
+    let mut conditions = Vec::new();
+    if let Some(c) = obj.get("Condition") {
+        match c.as_object() {
+            Some(ops) => {
+                let mut errs = Vec::new();
+                for (op, body) in ops {
+                    condition::compile(op, body, variables, &mut conditions, &mut errs);
+                }
+                for (field, msg) in errs {
+                    p.add(Some(&field), msg);
+                }
+            }
+            None => p.add(Some("Condition"), "`Condition` must be an object of operators"),
+        }
+    }
+
+    let mut obligation_ids = Vec::new();
+    if let Some(o) = obj.get("Obligations") {
+        match o.as_array() {
+            Some(list) => {
+                for (i, item) in list.iter().enumerate() {
+                    match parse_obligation(item) {
+                        Ok(ob) => {
+                            obligation_ids.push(u32::try_from(obligations.len()).unwrap_or(u32::MAX));
+                            obligations.push(ob);
+                        }
+                        Err(e) => p.add(Some(&format!("Obligations[{i}]")), e),
+                    }
+                }
+            }
+            None => p.add(Some("Obligations"), "`Obligations` must be a list"),
+        }
+    }
+
+    if p.out.len() != before {
+        return None;
+    }
+    Some(Stmt {
+        info: StatementInfo { policy: policy.to_owned(), sid, index, effect: effect? },
+        actions: actions?,
+        resources: resources?,
+        principal,
+        conditions: conditions.into_boxed_slice(),
+        obligations: obligation_ids.into_boxed_slice(),
+    })
+}
+
+fn compile_principal(negated: bool, v: &Json, p: &mut Problems<'_>) -> Option<Principals> {
+    let field = if negated { "NotPrincipal" } else { "Principal" };
+    let mut out = Principals { negated, anyone: false, users: Box::new([]), roles: Box::new([]) };
+    let mut users = Vec::new();
+    let mut roles = Vec::new();
+    match v {
+        Json::String(s) if s == "*" => out.anyone = true,
+        Json::Object(map) if !map.is_empty() => {
+            for (kind, vals) in map {
+                let kfield = format!("{field}.{kind}");
+                if !matches!(kind.as_str(), "PDP" | "AWS" | "Service" | "Federated" | "CanonicalUser") {
+                    p.add(Some(&kfield), format!("unknown principal type `{kind}` (expected `PDP`, `AWS`, `Service`, `Federated` or `CanonicalUser`)"));
+                    continue;
+                }
+                let Some(list) = string_list(vals, &kfield, p) else { continue };
+                for item in list {
+                    if item == "*" {
+                        out.anyone = true;
+                    } else if kind == "PDP" {
+                        if let Some(u) = item.strip_prefix("user:") {
+                            users.push(Pattern::new(u, false));
+                        } else if let Some(r) = item.strip_prefix("role:") {
+                            roles.push(Pattern::new(r, false));
+                        } else {
+                            p.add(Some(&kfield), format!("`{item}` must start with `user:` or `role:` (or be `*`)"));
+                        }
+                    } else {
+                        users.push(Pattern::new(&item, false));
+                    }
+                }
+            }
+        }
+        _ => {
+            p.add(Some(field), format!("`{field}` must be `\"*\"` or an object such as {{\"PDP\": [\"user:alice\", \"role:Auditor\"]}}"));
+            return None;
+        }
+    }
+    out.users = users.into_boxed_slice();
+    out.roles = roles.into_boxed_slice();
+    Some(out)
+}

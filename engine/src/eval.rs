@@ -1,0 +1,245 @@
+//! Evaluation: the decision rule over the statements that can apply to a request, found
+//! through the attachments' action indexes. Allocation-free for requests whose matching
+//! statements fit the inline buffers (the common case).
+
+use smallvec::SmallVec;
+
+use crate::keys::EvalCtx;
+use crate::pattern::glob;
+use crate::request::Request;
+use crate::set::{CAttachment, Index, PolicySet, Principals, ResPat, Stmt};
+use crate::types::{Decision, Effect, Reason};
+
+type Ids = SmallVec<[u32; 8]>;
+
+/// Statement ids gathered while evaluating.
+#[derive(Default)]
+struct Acc {
+    denies: Ids,
+    allows: Ids,
+    guard_allows: Ids,
+}
+
+fn push_unique(v: &mut Ids, id: u32) {
+    if !v.contains(&id) {
+        v.push(id);
+    }
+}
+
+/// Whether candidate lookup uses the index or scans every attached statement.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Lookup {
+    Indexed,
+    Scan,
+}
+
+impl Index {
+    /// Calls `f` with every statement that could match `action`.
+    fn each(&self, action: &str, lookup: Lookup, mut f: impl FnMut(u32)) {
+        if lookup == Lookup::Scan {
+            self.all.iter().copied().for_each(f);
+            return;
+        }
+        let service = action.split_once(':').map_or(action, |(s, _)| s);
+        let found = self.services.binary_search_by(|(k, _)| {
+            k.bytes().cmp(service.bytes().map(|b| b.to_ascii_lowercase()))
+        });
+        if let Ok(i) = found {
+            if let Some((_, ids)) = self.services.get(i) {
+                ids.iter().copied().for_each(&mut f);
+            }
+        }
+        self.wildcard.iter().copied().for_each(f);
+    }
+}
+
+impl Stmt {
+    fn applies(&self, ctx: &EvalCtx<'_>) -> bool {
+        let req = ctx.req;
+        let action_hit = self.actions.patterns.iter().any(|p| p.matches(&req.action));
+        if action_hit == self.actions.negated {
+            return false;
+        }
+        let resource_hit = self.resources.patterns.iter().any(|p| match p {
+            ResPat::Static(p) => p.matches(&req.resource.id),
+            ResPat::Dynamic(t) => t.resolve(ctx).is_some_and(|toks| glob(&toks, &req.resource.id, false)),
+        });
+        if resource_hit == self.resources.negated {
+            return false;
+        }
+        if let Some(p) = &self.principal {
+            if !p.matches(req) {
+                return false;
+            }
+        }
+        self.conditions.iter().all(|c| c.holds(ctx))
+    }
+}
+
+impl Principals {
+    fn matches(&self, req: &Request) -> bool {
+        let hit = self.anyone
+            || self.users.iter().any(|p| p.matches(&req.subject.id))
+            || self
+                .roles
+                .iter()
+                .any(|p| req.subject.roles.iter().any(|r| p.matches(r)));
+        hit != self.negated
+    }
+}
+
+impl PolicySet {
+    /// Decides a request. Never fails: deny unless an allow applies.
+    ///
+    /// ```
+    /// use pdp_engine::{PolicySet, Request, Subject, Resource, Reason};
+    ///
+    /// let set = PolicySet::builder()
+    ///     .policy_json("read", r#"{"Version": "2012-10-17", "Statement": {
+    ///         "Effect": "Allow", "Action": "s3:Get*", "Resource": "arn:aws:s3:::docs/*"}}"#)
+    ///     .bindings_yaml("bindings.yaml", "roles: { Reader: { policies: [read] } }")
+    ///     .build()?;
+    /// let request = Request {
+    ///     subject: Subject { id: "alice".into(), roles: vec!["Reader".into()], ..Default::default() },
+    ///     action: "s3:GetObject".into(),
+    ///     resource: Resource { id: "arn:aws:s3:::docs/a.txt".into(), ..Default::default() },
+    ///     ..Default::default()
+    /// };
+    /// let decision = set.decide(&request);
+    /// assert!(decision.allowed);
+    /// assert_eq!(decision.reason, Reason::Allowed);
+    /// assert_eq!(decision.determining[0].policy, "read");
+    /// # Ok::<(), pdp_engine::CompileErrors>(())
+    /// ```
+    pub fn decide(&self, request: &Request) -> Decision<'_> {
+        self.decide_with(request, Lookup::Indexed)
+    }
+
+    /// The same decision as [`PolicySet::decide`], computed by scanning every attached
+    /// statement instead of using the action index. A reference for tests and benchmarks.
+    #[doc(hidden)]
+    pub fn decide_scan(&self, request: &Request) -> Decision<'_> {
+        self.decide_with(request, Lookup::Scan)
+    }
+
+    fn stmt(&self, id: u32) -> Option<&Stmt> {
+        self.statements.get(id as usize)
+    }
+
+    fn decide_with(&self, request: &Request, lookup: Lookup) -> Decision<'_> {
+        let ctx = EvalCtx::new(request);
+        let action = request.action.as_str();
+        let mut acc = Acc::default();
+
+        self.guardrails.each(action, lookup, |id| {
+            if let Some(s) = self.stmt(id) {
+                if s.applies(&ctx) {
+                    match s.info.effect {
+                        Effect::Deny => push_unique(&mut acc.denies, id),
+                        Effect::Allow => push_unique(&mut acc.guard_allows, id),
+                    }
+                }
+            }
+        });
+
+        let mut allowed = false;
+        for role in &request.subject.roles {
+            if let Some(att) = self.roles.get(role.as_str()) {
+                allowed |= self.attachment(att, &ctx, lookup, &mut acc);
+            }
+        }
+        if let Some(att) = self.subjects.get(request.subject.id.as_str()) {
+            allowed |= self.attachment(att, &ctx, lookup, &mut acc);
+        }
+        for (pattern, index) in &self.resources {
+            if !pattern.matches(&request.resource.id) {
+                continue;
+            }
+            index.each(action, lookup, |id| {
+                if let Some(s) = self.stmt(id) {
+                    if s.applies(&ctx) {
+                        match s.info.effect {
+                            Effect::Deny => push_unique(&mut acc.denies, id),
+                            Effect::Allow => {
+                                allowed = true;
+                                push_unique(&mut acc.allows, id);
+                            }
+                        }
+                    }
+                }
+            });
+        }
+
+        let (allowed, reason, ids) = if !acc.denies.is_empty() {
+            (false, Reason::ExplicitDeny, acc.denies)
+        } else if allowed && (!self.guardrails_have_allow || !acc.guard_allows.is_empty()) {
+            let mut ids = acc.allows;
+            for id in acc.guard_allows {
+                push_unique(&mut ids, id);
+            }
+            (true, Reason::Allowed, ids)
+        } else {
+            (false, Reason::ImplicitDeny, Ids::new())
+        };
+        self.decision(allowed, reason, &ids)
+    }
+
+    /// Evaluates one identity attachment; returns whether it allows (with its boundary).
+    fn attachment(&self, att: &CAttachment, ctx: &EvalCtx<'_>, lookup: Lookup, acc: &mut Acc) -> bool {
+        let action = ctx.req.action.as_str();
+        let mut allows = Ids::new();
+        att.identity.each(action, lookup, |id| {
+            if let Some(s) = self.stmt(id) {
+                if s.applies(ctx) {
+                    match s.info.effect {
+                        Effect::Deny => push_unique(&mut acc.denies, id),
+                        Effect::Allow => push_unique(&mut allows, id),
+                    }
+                }
+            }
+        });
+        if let Some(boundary) = &att.boundary {
+            let mut boundary_allows = Ids::new();
+            boundary.each(action, lookup, |id| {
+                if let Some(s) = self.stmt(id) {
+                    if s.applies(ctx) {
+                        match s.info.effect {
+                            Effect::Deny => push_unique(&mut acc.denies, id),
+                            Effect::Allow => push_unique(&mut boundary_allows, id),
+                        }
+                    }
+                }
+            });
+            if allows.is_empty() || boundary_allows.is_empty() {
+                return false;
+            }
+            allows.extend(boundary_allows);
+        }
+        if allows.is_empty() {
+            return false;
+        }
+        for id in allows {
+            push_unique(&mut acc.allows, id);
+        }
+        true
+    }
+
+    fn decision(&self, allowed: bool, reason: Reason, ids: &[u32]) -> Decision<'_> {
+        let mut determining = SmallVec::new();
+        let mut obligations: SmallVec<[_; 2]> = SmallVec::new();
+        let mut seen: SmallVec<[u32; 4]> = SmallVec::new();
+        for s in ids.iter().filter_map(|id| self.stmt(*id)) {
+            determining.push(&s.info);
+            for &o in s.obligations.iter() {
+                let key = self.obligation_keys.get(o as usize).copied().unwrap_or(o);
+                if !seen.contains(&key) {
+                    if let Some(ob) = self.obligations.get(o as usize) {
+                        seen.push(key);
+                        obligations.push(ob);
+                    }
+                }
+            }
+        }
+        Decision { allowed, reason, determining, obligations, revision: &self.revision }
+    }
+}

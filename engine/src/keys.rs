@@ -1,0 +1,353 @@
+//! Condition keys and policy variables: how a key named in a policy is found in a request
+//! (derived identity and clock keys first, then the context), and how `${...}` templates in
+//! `Resource` and condition values are parsed at compile time and filled in at decision time.
+
+use std::cell::Cell;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+
+use crate::pattern::{literal_toks, wildcard_toks, Tok};
+use crate::request::{Request, Scalar};
+
+/// A condition key, resolved at compile time to where its value comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Key {
+    /// `aws:username`: the subject id.
+    Username,
+    /// `aws:userid`: the subject id.
+    Userid,
+    /// `aws:PrincipalTag/<k>` (tag key stored lower-case).
+    PrincipalTag(Box<str>),
+    /// `aws:ResourceTag/<k>` (tag key stored lower-case).
+    ResourceTag(Box<str>),
+    /// `aws:CurrentTime`.
+    CurrentTime,
+    /// `aws:EpochTime`.
+    EpochTime,
+    /// Any other key, looked up in the request context (stored lower-case).
+    Context(Box<str>),
+}
+
+const PRINCIPAL_TAG: &str = "aws:principaltag/";
+const RESOURCE_TAG: &str = "aws:resourcetag/";
+
+impl Key {
+    /// Resolves a key name (case-insensitive).
+    pub(crate) fn parse(name: &str) -> Key {
+        let lower = name.to_lowercase();
+        match lower.as_str() {
+            "aws:username" => Key::Username,
+            "aws:userid" => Key::Userid,
+            "aws:currenttime" => Key::CurrentTime,
+            "aws:epochtime" => Key::EpochTime,
+            _ => {
+                if let Some(tag) = lower.strip_prefix(PRINCIPAL_TAG) {
+                    Key::PrincipalTag(tag.into())
+                } else if let Some(tag) = lower.strip_prefix(RESOURCE_TAG) {
+                    Key::ResourceTag(tag.into())
+                } else {
+                    Key::Context(lower.into_boxed_str())
+                }
+            }
+        }
+    }
+}
+
+/// One value of a key in a request.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Val<'a> {
+    Str(&'a str),
+    Num(f64),
+    Bool(bool),
+    /// Milliseconds since the Unix epoch.
+    Time(i64),
+}
+
+impl<'a> From<&'a Scalar> for Val<'a> {
+    fn from(s: &'a Scalar) -> Self {
+        match s {
+            Scalar::String(v) => Val::Str(v),
+            Scalar::Number(v) => Val::Num(*v),
+            Scalar::Bool(v) => Val::Bool(*v),
+        }
+    }
+}
+
+/// The values a key has in a request.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Found<'a> {
+    One(Val<'a>),
+    Many(&'a [Scalar]),
+}
+
+impl<'a> Found<'a> {
+    pub(crate) fn values(self) -> impl Iterator<Item = Val<'a>> {
+        let (one, many) = match self {
+            Found::One(v) => (Some(v), [].iter()),
+            Found::Many(s) => (None, s.iter()),
+        };
+        one.into_iter().chain(many.map(Val::from))
+    }
+}
+
+/// Formats a value as the text a policy variable or string operator sees.
+pub(crate) fn val_to_string(v: Val<'_>) -> String {
+    match v {
+        Val::Str(s) => s.to_owned(),
+        Val::Num(n) => number_to_string(n),
+        Val::Bool(b) => b.to_string(),
+        Val::Time(ms) => DateTime::<Utc>::from_timestamp_millis(ms)
+            .map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true))
+            .unwrap_or_default(),
+    }
+}
+
+#[allow(clippy::cast_possible_truncation)]
+pub(crate) fn number_to_string(n: f64) -> String {
+    if n.fract() == 0.0 && n.abs() < 9.0e15 {
+        format!("{}", n as i64)
+    } else {
+        format!("{n}")
+    }
+}
+
+/// What one decision evaluates against: the request plus a lazily read clock.
+#[derive(Debug)]
+pub(crate) struct EvalCtx<'a> {
+    pub(crate) req: &'a Request,
+    now_ms: Cell<Option<i64>>,
+}
+
+impl<'a> EvalCtx<'a> {
+    pub(crate) fn new(req: &'a Request) -> Self {
+        EvalCtx {
+            req,
+            now_ms: Cell::new(req.now.map(|t| t.timestamp_millis())),
+        }
+    }
+
+    fn now_ms(&self) -> i64 {
+        if let Some(ms) = self.now_ms.get() {
+            return ms;
+        }
+        let ms = Utc::now().timestamp_millis();
+        self.now_ms.set(Some(ms));
+        ms
+    }
+
+    /// The values of `key`, or `None` when the request does not have it.
+    pub(crate) fn lookup(&self, key: &Key) -> Option<Found<'a>> {
+        let req = self.req;
+        match key {
+            Key::Username | Key::Userid => Some(Found::One(Val::Str(&req.subject.id))),
+            Key::PrincipalTag(k) => tag(&req.subject.tags, k),
+            Key::ResourceTag(k) => tag(&req.resource.tags, k),
+            Key::CurrentTime => Some(Found::One(Val::Time(self.now_ms()))),
+            #[allow(clippy::cast_precision_loss)]
+            Key::EpochTime => Some(Found::One(Val::Num(self.now_ms().div_euclid(1000) as f64))),
+            Key::Context(k) => req.context.get(k).map(|v| match v {
+                crate::request::Value::One(s) => Found::One(Val::from(s)),
+                crate::request::Value::Many(m) => Found::Many(m),
+            }),
+        }
+    }
+}
+
+fn tag<'a>(
+    tags: &'a std::collections::BTreeMap<String, String>,
+    key: &str,
+) -> Option<Found<'a>> {
+    tags.iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(key))
+        .map(|(_, v)| Found::One(Val::Str(v)))
+}
+
+/// One part of a template: fixed tokens or a variable.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Part {
+    Toks(Vec<Tok>),
+    Var { key: Key, default: Option<Box<str>> },
+}
+
+/// Text with policy variables, filled in per request.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Template {
+    parts: Box<[Part]>,
+}
+
+/// The result of parsing policy text.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Parsed {
+    /// No variables: the tokens are final.
+    Static(Vec<Tok>),
+    /// Has variables.
+    Dynamic(Template),
+}
+
+/// Parses `text`. `wildcards`: whether `*`/`?` outside variables are wildcards.
+/// `variables`: whether `${...}` is substituted (policy Version `2012-10-17`).
+pub(crate) fn parse_text(text: &str, wildcards: bool, variables: bool) -> Result<Parsed, String> {
+    let push_text = |s: &str, out: &mut Vec<Tok>| {
+        if wildcards {
+            wildcard_toks(s, out);
+        } else {
+            literal_toks(s, out);
+        }
+    };
+    let mut current = Vec::new();
+    if !variables {
+        push_text(text, &mut current);
+        return Ok(Parsed::Static(current));
+    }
+    let mut parts = Vec::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("${") {
+        push_text(rest.get(..start).unwrap_or_default(), &mut current);
+        let after = rest.get(start + 2..).unwrap_or_default();
+        let Some(end) = after.find('}') else {
+            return Err(format!("policy variable in `{text}` is missing its closing `}}`"));
+        };
+        let inner = after.get(..end).unwrap_or_default().trim();
+        match inner {
+            "*" => current.push(Tok::Lit('*')),
+            "?" => current.push(Tok::Lit('?')),
+            "$" => current.push(Tok::Lit('$')),
+            _ => {
+                let (name, default) = match inner.split_once(',') {
+                    Some((name, default)) => (name.trim(), Some(parse_default(default, text)?)),
+                    None => (inner, None),
+                };
+                if name.is_empty() || name.contains(char::is_whitespace) {
+                    return Err(format!("policy variable `${{{inner}}}` in `{text}` has no valid key name"));
+                }
+                if !current.is_empty() {
+                    parts.push(Part::Toks(std::mem::take(&mut current)));
+                }
+                parts.push(Part::Var {
+                    key: Key::parse(name),
+                    default,
+                });
+            }
+        }
+        rest = after.get(end + 1..).unwrap_or_default();
+    }
+    push_text(rest, &mut current);
+    if parts.is_empty() {
+        return Ok(Parsed::Static(current));
+    }
+    if !current.is_empty() {
+        parts.push(Part::Toks(current));
+    }
+    Ok(Parsed::Dynamic(Template {
+        parts: parts.into_boxed_slice(),
+    }))
+}
+
+fn parse_default(raw: &str, text: &str) -> Result<Box<str>, String> {
+    let raw = raw.trim();
+    raw.strip_prefix('\'')
+        .and_then(|r| r.strip_suffix('\''))
+        .map(Into::into)
+        .ok_or_else(|| format!("default value `{raw}` in `{text}` must be in single quotes, e.g. `${{aws:username, 'anonymous'}}`"))
+}
+
+impl Template {
+    /// Fills in the variables; `None` when a variable's key is missing (or multivalued) and it
+    /// has no default. Substituted text is literal.
+    pub(crate) fn resolve(&self, ctx: &EvalCtx<'_>) -> Option<Vec<Tok>> {
+        let mut out = Vec::new();
+        for part in self.parts.iter() {
+            match part {
+                Part::Toks(t) => out.extend_from_slice(t),
+                Part::Var { key, default } => match ctx.lookup(key) {
+                    Some(Found::One(v)) => literal_toks(&val_to_string(v), &mut out),
+                    _ => literal_toks(default.as_deref()?, &mut out),
+                },
+            }
+        }
+        Some(out)
+    }
+
+    /// The condition keys this template reads.
+    pub(crate) fn keys(&self) -> impl Iterator<Item = &Key> {
+        self.parts.iter().filter_map(|p| match p {
+            Part::Var { key, .. } => Some(key),
+            Part::Toks(_) => None,
+        })
+    }
+}
+
+/// Tokens back to text (all literal).
+pub(crate) fn toks_to_string(toks: &[Tok]) -> String {
+    toks.iter()
+        .map(|t| match t {
+            Tok::Lit(c) => *c,
+            Tok::One => '?',
+            Tok::Star => '*',
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::request::{Context, Subject};
+
+    fn req() -> Request {
+        Request {
+            subject: Subject {
+                id: "alice".into(),
+                roles: vec![],
+                tags: [("Team".to_owned(), "blue".to_owned())].into(),
+            },
+            context: Context::new().with("aws:SourceIp", "10.0.0.1"),
+            ..Request::default()
+        }
+    }
+
+    #[test]
+    fn derived_keys_win_over_context() {
+        let mut r = req();
+        r.context.insert("aws:username", "mallory");
+        let ctx = EvalCtx::new(&r);
+        assert!(matches!(ctx.lookup(&Key::parse("AWS:UserName")), Some(Found::One(Val::Str("alice")))));
+        assert!(matches!(
+            ctx.lookup(&Key::parse("aws:PrincipalTag/team")),
+            Some(Found::One(Val::Str("blue")))
+        ));
+        assert!(ctx.lookup(&Key::parse("aws:PrincipalTag/other")).is_none());
+    }
+
+    #[test]
+    fn templates_substitute_literally_with_defaults_and_escapes() -> Result<(), String> {
+        let r = req();
+        let ctx = EvalCtx::new(&r);
+        let Parsed::Dynamic(t) = parse_text("home/${aws:username}/${*}/${aws:PrincipalTag/x, 'none'}", true, true)? else {
+            return Err("expected a template".into());
+        };
+        let toks = t.resolve(&ctx).ok_or("resolves")?;
+        assert_eq!(toks_to_string(&toks), "home/alice/*/none");
+        assert!(toks.iter().all(|t| matches!(t, Tok::Lit(_))));
+        let Parsed::Dynamic(t) = parse_text("${aws:missing}", true, true)? else {
+            return Err("expected a template".into());
+        };
+        assert!(t.resolve(&ctx).is_none());
+        Ok(())
+    }
+
+    #[test]
+    fn old_version_keeps_variables_as_text() -> Result<(), String> {
+        assert_eq!(
+            parse_text("${aws:username}", false, false)?,
+            Parsed::Static("${aws:username}".chars().map(Tok::Lit).collect())
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn malformed_variables_are_errors() {
+        assert!(parse_text("${aws:username", true, true).is_err());
+        assert!(parse_text("${aws:username, nodefault}", true, true).is_err());
+        assert!(parse_text("${}", true, true).is_err());
+    }
+}

@@ -1,0 +1,335 @@
+//! Decision requests as plain Rust values: who (subject), what (action), on what (resource) and
+//! in which context. Built directly by embedders or deserialized from the JSON request format.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Serialize, Serializer};
+
+/// A decision request: may `subject` perform `action` on `resource`, given `context`?
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Request {
+    /// The verified identity asking.
+    #[serde(default)]
+    pub subject: Subject,
+    /// The action, `service:Name` (matched case-insensitively).
+    pub action: String,
+    /// The resource acted on.
+    #[serde(default)]
+    pub resource: Resource,
+    /// Other facts about the request (condition keys), e.g. `aws:SourceIp`.
+    #[serde(default)]
+    pub context: Context,
+    /// The clock for `aws:CurrentTime` / `aws:EpochTime`; the system clock when `None`.
+    #[serde(skip)]
+    pub now: Option<DateTime<Utc>>,
+}
+
+/// The identity a request is made for.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Subject {
+    /// Subject id: `aws:username`, `aws:userid`, and the key of `subjects` bindings.
+    #[serde(default)]
+    pub id: String,
+    /// Roles the subject holds; each role's bound policies apply.
+    #[serde(default)]
+    pub roles: Vec<String>,
+    /// Principal tags: `aws:PrincipalTag/<key>`.
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+}
+
+/// The resource a request acts on.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Resource {
+    /// Resource id, usually an ARN; matched against `Resource` patterns (case-sensitive).
+    #[serde(default)]
+    pub id: String,
+    /// Resource tags: `aws:ResourceTag/<key>`.
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+}
+
+/// A single context value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Scalar {
+    /// A string.
+    String(String),
+    /// A number (integers are exact up to 2^53).
+    Number(f64),
+    /// A boolean.
+    Bool(bool),
+}
+
+/// A context value: a scalar, or a list of scalars for a multivalued key.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    /// A single-valued key.
+    One(Scalar),
+    /// A multivalued key (`ForAnyValue:` / `ForAllValues:`).
+    Many(Vec<Scalar>),
+}
+
+impl From<&str> for Value {
+    fn from(s: &str) -> Self {
+        Value::One(Scalar::String(s.to_owned()))
+    }
+}
+impl From<String> for Value {
+    fn from(s: String) -> Self {
+        Value::One(Scalar::String(s))
+    }
+}
+impl From<bool> for Value {
+    fn from(b: bool) -> Self {
+        Value::One(Scalar::Bool(b))
+    }
+}
+impl From<f64> for Value {
+    fn from(n: f64) -> Self {
+        Value::One(Scalar::Number(n))
+    }
+}
+impl From<i64> for Value {
+    #[allow(clippy::cast_precision_loss)]
+    fn from(n: i64) -> Self {
+        Value::One(Scalar::Number(n as f64))
+    }
+}
+impl From<Vec<&str>> for Value {
+    fn from(v: Vec<&str>) -> Self {
+        Value::Many(v.into_iter().map(|s| Scalar::String(s.to_owned())).collect())
+    }
+}
+
+/// Condition-key facts of a request. Keys are compared case-insensitively, as IAM does.
+/// Kept as a small vector: contexts hold a handful of keys, and a scan with an ASCII
+/// case-insensitive compare is cheaper than hashing a lower-cased copy.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Context(Vec<(String, Value)>);
+
+impl Context {
+    /// An empty context.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds (or replaces, case-insensitively) a key.
+    pub fn insert(&mut self, key: impl Into<String>, value: impl Into<Value>) {
+        let key = key.into();
+        let value = value.into();
+        if let Some(slot) = self.0.iter_mut().find(|(k, _)| k.eq_ignore_ascii_case(&key)) {
+            *slot = (key, value);
+        } else {
+            self.0.push((key, value));
+        }
+    }
+
+    /// Builder form of [`Context::insert`].
+    #[must_use]
+    pub fn with(mut self, key: impl Into<String>, value: impl Into<Value>) -> Self {
+        self.insert(key, value);
+        self
+    }
+
+    /// The value of `key`, compared case-insensitively.
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        self.0
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(key))
+            .map(|(_, v)| v)
+    }
+
+    /// All entries in insertion order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Value)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v))
+    }
+
+    /// Number of keys.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether there are no keys.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl<K: Into<String>, V: Into<Value>> FromIterator<(K, V)> for Context {
+    fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
+        let mut c = Context::new();
+        for (k, v) in iter {
+            c.insert(k, v);
+        }
+        c
+    }
+}
+
+impl Serialize for Scalar {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Scalar::String(v) => s.serialize_str(v),
+            Scalar::Number(v) => s.serialize_f64(*v),
+            Scalar::Bool(v) => s.serialize_bool(*v),
+        }
+    }
+}
+
+impl Serialize for Value {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Value::One(v) => v.serialize(s),
+            Value::Many(v) => v.serialize(s),
+        }
+    }
+}
+
+impl Serialize for Context {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.0.iter().map(|(k, v)| (k, v)))
+    }
+}
+
+const VALUE_EXPECTED: &str = "a string, number, boolean, or a list of them";
+
+struct ScalarVisitor;
+
+impl Visitor<'_> for ScalarVisitor {
+    type Value = Scalar;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a string, number or boolean")
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Scalar, E> {
+        Ok(Scalar::Bool(v))
+    }
+    #[allow(clippy::cast_precision_loss)]
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Scalar, E> {
+        Ok(Scalar::Number(v as f64))
+    }
+    #[allow(clippy::cast_precision_loss)]
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Scalar, E> {
+        Ok(Scalar::Number(v as f64))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Scalar, E> {
+        if v.is_finite() {
+            Ok(Scalar::Number(v))
+        } else {
+            Err(E::custom("numbers must be finite"))
+        }
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Scalar, E> {
+        Ok(Scalar::String(v.to_owned()))
+    }
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Scalar, E> {
+        Ok(Scalar::String(v))
+    }
+}
+
+impl<'de> Deserialize<'de> for Scalar {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(ScalarVisitor)
+    }
+}
+
+struct ValueVisitor;
+
+impl<'de> Visitor<'de> for ValueVisitor {
+    type Value = Value;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str(VALUE_EXPECTED)
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Value, E> {
+        ScalarVisitor.visit_bool(v).map(Value::One)
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Value, E> {
+        ScalarVisitor.visit_i64(v).map(Value::One)
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Value, E> {
+        ScalarVisitor.visit_u64(v).map(Value::One)
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value, E> {
+        ScalarVisitor.visit_f64(v).map(Value::One)
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::One(Scalar::String(v.to_owned())))
+    }
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Value, E> {
+        Ok(Value::One(Scalar::String(v)))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(64));
+        while let Some(v) = seq.next_element::<Scalar>()? {
+            out.push(v);
+        }
+        Ok(Value::Many(out))
+    }
+}
+
+impl<'de> Deserialize<'de> for Value {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(ValueVisitor)
+    }
+}
+
+struct ContextVisitor;
+
+impl<'de> Visitor<'de> for ContextVisitor {
+    type Value = Context;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a map of condition keys to values")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Context, A::Error> {
+        let mut c = Context::new();
+        while let Some((k, v)) = map.next_entry::<String, Value>()? {
+            c.insert(k, v);
+        }
+        Ok(c)
+    }
+}
+
+impl<'de> Deserialize<'de> for Context {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_map(ContextVisitor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn context_keys_are_case_insensitive() {
+        let c = Context::new().with("aws:SourceIp", "10.0.0.1");
+        assert_eq!(c.get("AWS:sourceip"), Some(&Value::from("10.0.0.1")));
+    }
+
+    #[test]
+    fn request_json_parses_lists_and_scalars() -> Result<(), serde_json::Error> {
+        let r: Request = serde_json::from_str(
+            r#"{"subject":{"id":"alice","roles":["R"]},"action":"s3:GetObject",
+                "resource":{"id":"arn:aws:s3:::b/k"},
+                "context":{"a":1,"b":true,"c":["x","y"],"d":"s"}}"#,
+        )?;
+        assert_eq!(r.context.len(), 4);
+        assert_eq!(
+            r.context.get("c"),
+            Some(&Value::Many(vec![
+                Scalar::String("x".into()),
+                Scalar::String("y".into())
+            ]))
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn nested_lists_and_nulls_are_rejected() {
+        assert!(serde_json::from_str::<Context>(r#"{"a":[[1]]}"#).is_err());
+        assert!(serde_json::from_str::<Context>(r#"{"a":null}"#).is_err());
+    }
+}
