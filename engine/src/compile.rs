@@ -200,7 +200,6 @@ pub(crate) fn compile(builder: PolicySetBuilder) -> Result<PolicySet, CompileErr
         guardrails_have_allow,
         resources,
         bindings,
-        bindings_origin,
         revision,
     })
 }
@@ -424,6 +423,12 @@ fn compile_statement(
         principal,
         conditions: conditions.into_boxed_slice(),
         obligations: obligation_ids.into_boxed_slice(),
+        condition_digest: obj.get("Condition").map_or(0, |c| {
+            use std::hash::{BuildHasher, Hasher};
+            let mut h = foldhash::fast::FixedState::default().build_hasher();
+            h.write(c.to_string().as_bytes());
+            h.finish()
+        }),
     })
 }
 

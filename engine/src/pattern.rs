@@ -104,14 +104,19 @@ impl Pattern {
         }
     }
 
+    /// The pattern as text (lower-cased when case-insensitive).
+    pub(crate) fn text(&self) -> String {
+        match &self.shape {
+            Shape::Any => "*".to_owned(),
+            Shape::Exact(s) => s.to_string(),
+            Shape::Prefix(p) => format!("{p}*"),
+            Shape::Glob(t) => crate::keys::toks_to_string(t),
+        }
+    }
+
     /// Whether this pattern is the lone `*`.
     pub(crate) fn is_any(&self) -> bool {
         matches!(self.shape, Shape::Any)
-    }
-
-    /// Whether the pattern has any wildcard.
-    pub(crate) fn has_wildcard(&self) -> bool {
-        !matches!(self.shape, Shape::Exact(_))
     }
 
     /// The literal text before the first wildcard (lower-cased when case-insensitive).

@@ -107,6 +107,9 @@ pub(crate) struct Stmt {
     pub(crate) principal: Option<Principals>,
     pub(crate) conditions: Box<[Condition]>,
     pub(crate) obligations: Box<[u32]>,
+    /// A digest of the `Condition` element as written (0 when absent), so the linter can
+    /// tell statements with the same conditions apart from others.
+    pub(crate) condition_digest: u64,
 }
 
 /// Statement ids grouped by the service part of their actions (lower-case, sorted), with a
@@ -150,7 +153,6 @@ pub struct PolicySet {
     pub(crate) guardrails_have_allow: bool,
     pub(crate) resources: Vec<(Pattern, Index)>,
     pub(crate) bindings: Bindings,
-    pub(crate) bindings_origin: String,
     pub(crate) revision: String,
 }
 

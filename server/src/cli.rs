@@ -1,0 +1,309 @@
+//! The `pdp` command line: evaluate a request against a policy directory, and validate,
+//! test and lint policy directories.
+//!
+//! Exit codes: 0 success (any decision); 1 the checked policies have problems (validate,
+//! test failures, lint errors or security warnings); 2 bad command line; 3 the policy set
+//! cannot be loaded; 4 the request cannot be read or parsed.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use chrono::{DateTime, Utc};
+use clap::{Parser, Subcommand, ValueEnum};
+use pdp_engine::lint::{self, Severity};
+use pdp_engine::testsuite::{run_file, TestFile};
+use pdp_engine::{Decision, LoadError, Obligation, PolicySet, Request};
+use serde::Serialize;
+
+/// Largest request document `pdp eval` reads.
+pub const MAX_REQUEST_BYTES: u64 = 1 << 20;
+
+const EXIT_PROBLEMS: u8 = 1;
+const EXIT_USAGE: u8 = 2;
+const EXIT_POLICIES: u8 = 3;
+const EXIT_REQUEST: u8 = 4;
+
+#[derive(Debug, Parser)]
+#[command(name = "pdp", version, about = "Zero-trust policy decision point")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Decide one request (JSON) against a policy directory and print the decision as JSON.
+    Eval {
+        /// The policy directory.
+        #[arg(long, default_value = "policies")]
+        policies: PathBuf,
+        /// The clock for aws:CurrentTime / aws:EpochTime (RFC 3339); the system clock if unset.
+        #[arg(long)]
+        now: Option<DateTime<Utc>>,
+        /// The request file, or `-` for standard input.
+        request: PathBuf,
+    },
+    /// Validate, test and lint policy directories.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum PolicyCommand {
+    /// Report every problem in every file of the directory.
+    Validate {
+        /// The policy directory.
+        dir: PathBuf,
+    },
+    /// Run the directory's `tests/*.yaml`.
+    Test {
+        /// The policy directory.
+        dir: PathBuf,
+    },
+    /// Least-privilege findings: errors, security warnings, warnings, suggestions.
+    Lint {
+        /// The policy directory.
+        dir: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        format: OutputFormat,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum OutputFormat {
+    Text,
+    Json,
+}
+
+/// Runs the command line; returns the process exit code.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { ExitCode::from(EXIT_USAGE) } else { ExitCode::SUCCESS };
+        }
+    };
+    let code = match cli.command {
+        Command::Eval { policies, now, request } => eval(&policies, now, &request),
+        Command::Policy(PolicyCommand::Validate { dir }) => validate(&dir),
+        Command::Policy(PolicyCommand::Test { dir }) => test(&dir),
+        Command::Policy(PolicyCommand::Lint { dir, format }) => lint_dir(&dir, format),
+    };
+    ExitCode::from(code)
+}
+
+fn load(dir: &Path) -> Result<PolicySet, u8> {
+    PolicySet::load_dir(dir).map_err(|e| {
+        eprintln!("error: {e}");
+        match e {
+            LoadError::Io { .. } | LoadError::Compile(_) => EXIT_POLICIES,
+        }
+    })
+}
+
+fn read_request(path: &Path) -> Result<String, String> {
+    let mut text = String::new();
+    let read = if path == Path::new("-") {
+        std::io::stdin().take(MAX_REQUEST_BYTES + 1).read_to_string(&mut text)
+    } else {
+        std::fs::File::open(path).and_then(|f| f.take(MAX_REQUEST_BYTES + 1).read_to_string(&mut text))
+    };
+    read.map_err(|e| format!("cannot read request `{}`: {e}", path.display()))?;
+    if text.len() as u64 > MAX_REQUEST_BYTES {
+        return Err(format!("request `{}` is over {MAX_REQUEST_BYTES} bytes", path.display()));
+    }
+    Ok(text)
+}
+
+/// The JSON form of a decision printed by `pdp eval`.
+#[derive(Debug, Serialize)]
+pub struct DecisionOutput<'a> {
+    /// `allow` or `deny`.
+    pub decision: &'static str,
+    /// `allowed`, `explicit_deny` or `implicit_deny`.
+    pub reason: &'static str,
+    /// The statements that decided.
+    pub determining: Vec<StatementOutput<'a>>,
+    /// The obligations to carry out.
+    pub obligations: Vec<&'a Obligation>,
+}
+
+/// A determining statement in [`DecisionOutput`].
+#[derive(Debug, Serialize)]
+pub struct StatementOutput<'a> {
+    /// Policy name.
+    pub policy: &'a str,
+    /// Sid, or null.
+    pub sid: Option<&'a str>,
+    /// `Allow` or `Deny`.
+    pub effect: &'static str,
+}
+
+impl<'a> From<&Decision<'a>> for DecisionOutput<'a> {
+    fn from(d: &Decision<'a>) -> Self {
+        DecisionOutput {
+            decision: if d.allowed { "allow" } else { "deny" },
+            reason: d.reason.as_str(),
+            determining: d
+                .determining
+                .iter()
+                .map(|s| StatementOutput { policy: &s.policy, sid: s.sid.as_deref(), effect: s.effect.as_str() })
+                .collect(),
+            obligations: d.obligations.to_vec(),
+        }
+    }
+}
+
+fn eval(dir: &Path, now: Option<DateTime<Utc>>, request: &Path) -> u8 {
+    let set = match load(dir) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let text = match read_request(request) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_REQUEST;
+        }
+    };
+    let mut req: Request = match serde_json::from_str(&text) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: request `{}` is invalid: {e}", request.display());
+            return EXIT_REQUEST;
+        }
+    };
+    req.now = now;
+    let decision = set.decide(&req);
+    match serde_json::to_string(&DecisionOutput::from(&decision)) {
+        Ok(out) => {
+            println!("{out}");
+            0
+        }
+        Err(e) => {
+            eprintln!("error: cannot encode the decision: {e}");
+            EXIT_REQUEST
+        }
+    }
+}
+
+fn validate(dir: &Path) -> u8 {
+    match PolicySet::load_dir(dir) {
+        Ok(set) => {
+            println!(
+                "ok: {} policies, {} statements, revision {}",
+                set.policy_names().count(),
+                set.statement_count(),
+                set.revision()
+            );
+            0
+        }
+        Err(LoadError::Compile(errors)) => {
+            for e in &errors.0 {
+                println!("{e}");
+            }
+            eprintln!("{} problem(s) found", errors.0.len());
+            EXIT_PROBLEMS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            EXIT_POLICIES
+        }
+    }
+}
+
+fn test(dir: &Path) -> u8 {
+    let set = match load(dir) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let tests_dir = dir.join("tests");
+    let mut files: Vec<PathBuf> = match std::fs::read_dir(&tests_dir) {
+        Ok(rd) => rd
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
+            .collect(),
+        Err(e) => {
+            eprintln!("error: cannot read `{}`: {e}", tests_dir.display());
+            return EXIT_POLICIES;
+        }
+    };
+    files.sort();
+    let (mut passed, mut failed) = (0usize, 0usize);
+    let mut out = std::io::stdout().lock();
+    for path in &files {
+        let name = path.display();
+        let file = match std::fs::read_to_string(path).map_err(|e| e.to_string()).and_then(|t| TestFile::from_yaml(&t)) {
+            Ok(f) => f,
+            Err(e) => {
+                let _ = writeln!(out, "FAIL {name}: cannot load test file: {e}");
+                failed += 1;
+                continue;
+            }
+        };
+        if file.policies.is_some() || file.bindings.is_some() || file.compile_error.is_some() {
+            let _ = writeln!(out, "FAIL {name}: a policy directory's tests use the directory's set: remove `policies`, `bindings` and `compile_error`");
+            failed += 1;
+            continue;
+        }
+        let report = run_file(&set, &file);
+        for case in &report.passed {
+            let _ = writeln!(out, "ok   {name}: {case}");
+        }
+        for (case, why) in &report.failed {
+            let _ = writeln!(out, "FAIL {name}: {case}: {why}");
+        }
+        passed += report.passed.len();
+        failed += report.failed.len();
+    }
+    let _ = writeln!(out, "{passed} passed, {failed} failed");
+    if failed > 0 || passed == 0 {
+        if passed == 0 && failed == 0 {
+            eprintln!("error: no test cases found in `{}`", tests_dir.display());
+        }
+        EXIT_PROBLEMS
+    } else {
+        0
+    }
+}
+
+fn lint_dir(dir: &Path, format: OutputFormat) -> u8 {
+    let findings = match PolicySet::load_dir(dir) {
+        Ok(set) => lint::lint(&set),
+        Err(LoadError::Compile(errors)) => lint::from_compile_errors(&errors),
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_POLICIES;
+        }
+    };
+    match format {
+        OutputFormat::Json => {
+            println!("{}", serde_json::to_string_pretty(&findings).unwrap_or_else(|_| "[]".into()));
+        }
+        OutputFormat::Text => {
+            for f in &findings {
+                println!("{f}");
+            }
+            let count = |s: Severity| findings.iter().filter(|f| f.severity == s).count();
+            println!(
+                "{} error(s), {} security warning(s), {} warning(s), {} suggestion(s)",
+                count(Severity::Error),
+                count(Severity::SecurityWarning),
+                count(Severity::Warning),
+                count(Severity::Suggestion)
+            );
+        }
+    }
+    if findings
+        .iter()
+        .any(|f| matches!(f.severity, Severity::Error | Severity::SecurityWarning))
+    {
+        EXIT_PROBLEMS
+    } else {
+        0
+    }
+}

@@ -1,0 +1,3 @@
+//! `pdp-server`: the PDP service and the `pdp` command line.
+
+pub mod cli;
