@@ -198,7 +198,7 @@ pub(crate) fn compile(builder: PolicySetBuilder) -> Result<PolicySet, CompileErr
         subjects,
         guardrails,
         guardrails_have_allow,
-        resources,
+        resources: crate::set::ResourceIndex::new(resources),
         bindings,
         revision,
     })

@@ -341,7 +341,7 @@ impl Condition {
         let found = ctx.lookup(&self.key);
         if let Values::Null(expect_absent) = &self.values {
             let absent = found.is_none();
-            return expect_absent.iter().any(|e| *e == absent);
+            return expect_absent.contains(&absent);
         }
         let Some(found) = found else {
             if self.if_exists {
@@ -382,7 +382,7 @@ impl Condition {
             Values::Binary(vals) => match v {
                 Val::Str(s) => base64::engine::general_purpose::STANDARD
                     .decode(s)
-                    .is_ok_and(|bytes| vals.iter().any(|p| *p == bytes)),
+                    .is_ok_and(|bytes| vals.contains(&bytes)),
                 _ => false,
             },
             Values::Ip(nets) => match v {

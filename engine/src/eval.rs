@@ -143,15 +143,16 @@ impl PolicySet {
         });
 
         let mut allowed = false;
-        for role in &request.subject.roles {
+        for role in request.subject.roles.iter().filter(|_| !self.roles.is_empty()) {
             if let Some(att) = self.roles.get(role.as_str()) {
                 allowed |= self.attachment(att, &ctx, lookup, &mut acc);
             }
         }
-        if let Some(att) = self.subjects.get(request.subject.id.as_str()) {
+        let direct = if self.subjects.is_empty() { None } else { self.subjects.get(request.subject.id.as_str()) };
+        if let Some(att) = direct {
             allowed |= self.attachment(att, &ctx, lookup, &mut acc);
         }
-        for (pattern, index) in &self.resources {
+        for (pattern, index) in self.resources.candidates(&request.resource.id) {
             if !pattern.matches(&request.resource.id) {
                 continue;
             }

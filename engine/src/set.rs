@@ -116,9 +116,63 @@ pub(crate) struct Stmt {
 /// bucket for statements whose actions can match any service (`*`, `s*:...`, `NotAction`).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Index {
-    pub(crate) services: Box<[(Box<str>, Box<[u32]>)]>,
+    pub(crate) services: Box<[ServiceBucket]>,
     pub(crate) wildcard: Box<[u32]>,
     pub(crate) all: Box<[u32]>,
+}
+
+/// The statements whose actions name one service.
+pub(crate) type ServiceBucket = (Box<str>, Box<[u32]>);
+
+/// A document added to a builder: name, origin, parsed value or parse error.
+pub(crate) type PendingDocument = (String, String, Result<serde_json::Value, String>);
+
+/// Resource-policy attachments, bucketed by the first three parts of their pattern
+/// (`arn:aws:s3`) when those are literal, so a request only tries the patterns of its own
+/// partition and service.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ResourceIndex {
+    pub(crate) entries: Vec<(Pattern, Index)>,
+    pub(crate) by_service: HashMap<Box<str>, Box<[u32]>, FixedState>,
+    pub(crate) other: Box<[u32]>,
+}
+
+/// The text before the third `:` of an ARN-like string (`arn:aws:s3`), if it has one.
+pub(crate) fn arn_service_prefix(s: &str) -> Option<&str> {
+    let mut colons = s.match_indices(':').map(|(i, _)| i);
+    let third = colons.nth(2)?;
+    s.get(..third)
+}
+
+impl ResourceIndex {
+    pub(crate) fn new(entries: Vec<(Pattern, Index)>) -> Self {
+        let mut by_service: BTreeMap<String, Vec<u32>> = BTreeMap::new();
+        let mut other = Vec::new();
+        for (i, (pattern, _)) in entries.iter().enumerate() {
+            let i = u32::try_from(i).unwrap_or(u32::MAX);
+            let prefix = pattern.literal_prefix();
+            match arn_service_prefix(&prefix) {
+                Some(key) => by_service.entry(key.to_owned()).or_default().push(i),
+                None => other.push(i),
+            }
+        }
+        ResourceIndex {
+            entries,
+            by_service: by_service.into_iter().map(|(k, v)| (k.into_boxed_str(), v.into_boxed_slice())).collect(),
+            other: other.into_boxed_slice(),
+        }
+    }
+
+    /// The attachments whose pattern may match `resource`, in any order.
+    pub(crate) fn candidates<'s>(&'s self, resource: &str) -> impl Iterator<Item = &'s (Pattern, Index)> {
+        let bucket = arn_service_prefix(resource)
+            .and_then(|k| self.by_service.get(k))
+            .map_or(&[][..], |b| &b[..]);
+        bucket
+            .iter()
+            .chain(self.other.iter())
+            .filter_map(|&i| self.entries.get(i as usize))
+    }
 }
 
 /// Compiled identity attachment.
@@ -151,7 +205,7 @@ pub struct PolicySet {
     pub(crate) subjects: Map<CAttachment>,
     pub(crate) guardrails: Index,
     pub(crate) guardrails_have_allow: bool,
-    pub(crate) resources: Vec<(Pattern, Index)>,
+    pub(crate) resources: ResourceIndex,
     pub(crate) bindings: Bindings,
     pub(crate) revision: String,
 }
@@ -168,7 +222,7 @@ pub enum Format {
 /// Collects documents and bindings, then compiles them into a [`PolicySet`].
 #[derive(Debug, Default)]
 pub struct PolicySetBuilder {
-    documents: Vec<(String, String, Result<serde_json::Value, String>)>,
+    documents: Vec<PendingDocument>,
     bindings: Option<Result<Bindings, String>>,
     bindings_origin: Option<String>,
     errors: Vec<CompileError>,
@@ -236,14 +290,10 @@ impl PolicySetBuilder {
         crate::compile::compile(self)
     }
 
+    #[allow(clippy::type_complexity)]
     pub(crate) fn into_parts(
         self,
-    ) -> (
-        Vec<(String, String, Result<serde_json::Value, String>)>,
-        Result<Bindings, String>,
-        String,
-        Vec<CompileError>,
-    ) {
+    ) -> (Vec<PendingDocument>, Result<Bindings, String>, String, Vec<CompileError>) {
         (
             self.documents,
             self.bindings.unwrap_or_else(|| Ok(Bindings::default())),
