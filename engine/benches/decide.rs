@@ -1,1 +1,332 @@
-fn main(){}
+//! Decision benchmarks over the shared IAM workloads (`shared/bench/iam-S*.json`, or
+//! `$PDP_BENCH_DIR`).
+//!
+//! Every workload is loaded, compiled and checked against its `expected` decisions before
+//! anything is timed (a mismatch prints the first few and exits 1). Then:
+//! - criterion groups `decide/S` (indexed, one decision per iteration, cycling through all
+//!   requests), `decide_scan/S` (the unindexed baseline) and `compile/S` (building the set
+//!   from already parsed JSON values);
+//! - a report: per-decision latency of the indexed path and of the scan (each decision timed
+//!   on its own with `Instant`, 3 interleaved passes over all requests after a warm-up pass,
+//!   nothing subtracted), compile time, live bytes per compiled statement and heap bytes
+//!   allocated per decision (both counted by the global allocator), and the targets.
+//!
+//! `PDP_BENCH_QUICK=1` skips criterion and prints only the report. Run without `--bench`
+//! (`cargo test --benches`), criterion runs each benchmark once and the report is skipped.
+
+use std::alloc::System;
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use cap::Cap;
+use criterion::{BatchSize, BenchmarkId, Criterion, Throughput};
+use pdp_engine::{Decision, PolicySet, Request};
+
+#[path = "workload/mod.rs"]
+mod workload;
+
+use workload::Workload;
+
+/// Counts live heap bytes, for the memory-per-statement figure.
+#[global_allocator]
+static ALLOC: Cap<System> = Cap::new(System, usize::MAX);
+
+/// Timed passes over all requests for the latency distribution.
+const PASSES: usize = 3;
+/// Builds timed for the compile-time median.
+const BUILDS: usize = 7;
+
+struct Loaded {
+    s: usize,
+    workload: Workload,
+    set: PolicySet,
+}
+
+fn main() {
+    let quick = std::env::var("PDP_BENCH_QUICK").is_ok_and(|v| !v.is_empty() && v != "0");
+    let bench_mode = std::env::args().any(|a| a == "--bench");
+
+    let mut loaded = Vec::new();
+    for s in workload::SIZES {
+        let workload = match workload::load_size(s) {
+            Ok(w) => w,
+            Err(e) => fail(&e),
+        };
+        let set = match workload.build() {
+            Ok(set) => set,
+            Err(e) => fail(&format!(
+                "{}: the set does not compile: {e}",
+                workload.origin
+            )),
+        };
+        let check = workload.check(&set, 10);
+        if !check.ok() {
+            fail(&check.summary(&workload.origin));
+        }
+        println!(
+            "verified {}: {} statements, {} requests, all decisions as expected, decide_scan agrees",
+            workload.origin,
+            set.statement_count(),
+            check.checked
+        );
+        loaded.push(Loaded { s, workload, set });
+    }
+
+    if !quick {
+        let mut c = Criterion::default().configure_from_args();
+        criterion_groups(&mut c, &loaded);
+        c.final_summary();
+    }
+    if quick || bench_mode {
+        report(&loaded);
+    } else {
+        println!("(not run with --bench: report skipped)");
+    }
+}
+
+fn fail(message: &str) -> ! {
+    eprintln!("error: {message}");
+    std::process::exit(1)
+}
+
+fn criterion_groups(c: &mut Criterion, loaded: &[Loaded]) {
+    let mut group = c.benchmark_group("decide");
+    group.throughput(Throughput::Elements(1));
+    for l in loaded {
+        let mut requests = l.workload.requests.iter().cycle();
+        group.bench_function(BenchmarkId::from_parameter(l.s), |b| {
+            b.iter(|| requests.next().map(|r| l.set.decide(black_box(r))));
+        });
+    }
+    group.finish();
+
+    let mut group = c.benchmark_group("decide_scan");
+    group.throughput(Throughput::Elements(1));
+    for l in loaded {
+        let mut requests = l.workload.requests.iter().cycle();
+        group.bench_function(BenchmarkId::from_parameter(l.s), |b| {
+            b.iter(|| requests.next().map(|r| l.set.decide_scan(black_box(r))));
+        });
+    }
+    group.finish();
+
+    let mut group = c.benchmark_group("compile");
+    group.sample_size(20);
+    for l in loaded {
+        group.throughput(Throughput::Elements(l.workload.statements as u64));
+        group.bench_function(BenchmarkId::from_parameter(l.s), |b| {
+            b.iter_batched(
+                || (l.workload.policies.clone(), l.workload.bindings.clone()),
+                |(policies, bindings)| workload::compile(policies, bindings).ok(),
+                BatchSize::PerIteration,
+            );
+        });
+    }
+    group.finish();
+}
+
+/// Per-size results of the report.
+struct Row {
+    s: usize,
+    statements: usize,
+    median_ns: u64,
+    p99_ns: u64,
+    scan_median_ns: u64,
+    alloc_bytes_per_decision: f64,
+    compile_ms: f64,
+    bytes_per_statement: f64,
+}
+
+type DecideFn = for<'s> fn(&'s PolicySet, &Request) -> Decision<'s>;
+
+/// Times each decision on its own over all requests, appending nanoseconds to `out`.
+fn time_pass(set: &PolicySet, requests: &[Request], decide: DecideFn, out: &mut Vec<u64>) {
+    for r in requests {
+        let start = Instant::now();
+        black_box(decide(set, black_box(r)));
+        let elapsed = start.elapsed();
+        out.push(u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX));
+    }
+}
+
+/// Per-decision latencies (sorted) of the indexed path and of the scan baseline: a warm-up
+/// pass of each, then `PASSES` timed passes of each, interleaved so that both see the same
+/// machine conditions.
+fn latencies(set: &PolicySet, requests: &[Request]) -> (Vec<u64>, Vec<u64>) {
+    for r in requests {
+        black_box(set.decide(black_box(r)));
+        black_box(set.decide_scan(black_box(r)));
+    }
+    let mut indexed = Vec::with_capacity(requests.len() * PASSES);
+    let mut scan = Vec::with_capacity(requests.len() * PASSES);
+    for _ in 0..PASSES {
+        time_pass(set, requests, PolicySet::decide, &mut indexed);
+        time_pass(set, requests, PolicySet::decide_scan, &mut scan);
+    }
+    indexed.sort_unstable();
+    scan.sort_unstable();
+    (indexed, scan)
+}
+
+/// The `q`-quantile (0..=1) of sorted values, nearest rank.
+fn quantile(sorted: &[u64], q: f64) -> u64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let rank = ((sorted.len() as f64) * q).ceil() as usize;
+    sorted
+        .get(rank.saturating_sub(1).min(sorted.len() - 1))
+        .copied()
+        .unwrap_or(0)
+}
+
+/// The median cost of the timing itself (an `Instant::now` and `elapsed` around nothing), for
+/// reading the latencies: it is included in them, not subtracted.
+fn timer_overhead_ns() -> u64 {
+    let mut out = Vec::with_capacity(30_000);
+    for _ in 0..30_000 {
+        let start = Instant::now();
+        let elapsed = black_box(start).elapsed();
+        out.push(u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX));
+    }
+    out.sort_unstable();
+    quantile(&out, 0.5)
+}
+
+fn median_duration(mut v: Vec<Duration>) -> Duration {
+    v.sort_unstable();
+    v.get(v.len() / 2).copied().unwrap_or_default()
+}
+
+fn measure(l: &Loaded) -> Row {
+    let w = &l.workload;
+    let (indexed, scan) = latencies(&l.set, &w.requests);
+
+    // Heap traffic of the indexed path: bytes allocated (even if freed at once) over one pass.
+    let total_before = ALLOC.total_allocated();
+    for r in &w.requests {
+        black_box(l.set.decide(black_box(r)));
+    }
+    let allocated = ALLOC.total_allocated().saturating_sub(total_before);
+
+    // Compile time: inputs cloned outside the timed region; the set is dropped after it.
+    let mut times = Vec::with_capacity(BUILDS);
+    for _ in 0..BUILDS {
+        let (policies, bindings) = (w.policies.clone(), w.bindings.clone());
+        let start = Instant::now();
+        let built = workload::compile(policies, bindings);
+        times.push(start.elapsed());
+        if let Err(e) = built {
+            fail(&e);
+        }
+    }
+    let compile = median_duration(times);
+
+    // Memory: live bytes after building minus before. The cloned inputs are allocated inside
+    // the window and freed by the end of it (unless the set keeps them, which then counts).
+    let before = ALLOC.allocated();
+    let set = match w.build() {
+        Ok(set) => set,
+        Err(e) => fail(&e),
+    };
+    let after = ALLOC.allocated();
+    let statements = set.statement_count();
+    let live = after.saturating_sub(before);
+    drop(black_box(set));
+
+    Row {
+        s: l.s,
+        statements,
+        median_ns: quantile(&indexed, 0.5),
+        p99_ns: quantile(&indexed, 0.99),
+        scan_median_ns: quantile(&scan, 0.5),
+        alloc_bytes_per_decision: allocated as f64 / w.requests.len().max(1) as f64,
+        compile_ms: compile.as_secs_f64() * 1e3,
+        bytes_per_statement: live as f64 / statements.max(1) as f64,
+    }
+}
+
+fn verdict(ok: bool) -> &'static str {
+    if ok {
+        "PASS"
+    } else {
+        "FAIL"
+    }
+}
+
+fn report(loaded: &[Loaded]) {
+    let rows: Vec<Row> = loaded.iter().map(measure).collect();
+    println!();
+    println!(
+        "## Decision latency per request ({PASSES} passes over all requests after a warm-up pass, \
+         indexed and scan passes interleaved, each decision timed alone with Instant, nothing \
+         subtracted)"
+    );
+    println!();
+    println!(
+        "Timer overhead (Instant::now + elapsed around nothing), included in every latency: median {} ns.",
+        timer_overhead_ns()
+    );
+    println!("Compile: median of {BUILDS} builds from parsed JSON values. Bytes/statement: live heap bytes the built set holds (counting global allocator) / statements.");
+    println!();
+    println!("| S | statements | median ns | p99 ns | scan median ns | speedup | compile ms | bytes/statement |");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for r in &rows {
+        println!(
+            "| {} | {} | {} | {} | {} | {:.2}x | {:.2} | {:.0} |",
+            r.s,
+            r.statements,
+            r.median_ns,
+            r.p99_ns,
+            r.scan_median_ns,
+            r.scan_median_ns as f64 / r.median_ns.max(1) as f64,
+            r.compile_ms,
+            r.bytes_per_statement
+        );
+    }
+    println!();
+    let allocs: Vec<String> = rows
+        .iter()
+        .map(|r| format!("S={}: {:.1}", r.s, r.alloc_bytes_per_decision))
+        .collect();
+    println!(
+        "Heap bytes allocated per indexed decision (freed or not; 0 = allocation-free): {}",
+        allocs.join(", ")
+    );
+    println!();
+
+    let smallest = rows.iter().min_by_key(|r| r.s);
+    let largest = rows.iter().max_by_key(|r| r.s);
+    let (Some(small), Some(large)) = (smallest, largest) else {
+        println!("no workloads measured");
+        return;
+    };
+    let growth = large.median_ns as f64 / small.median_ns.max(1) as f64;
+    let s = large.s;
+    println!("Targets (S = {s}):");
+    println!(
+        "- median {} ns <= 300 ns: {}",
+        large.median_ns,
+        verdict(large.median_ns <= 300)
+    );
+    println!(
+        "- p99 {} ns <= 1000 ns: {}",
+        large.p99_ns,
+        verdict(large.p99_ns <= 1000)
+    );
+    println!(
+        "- growth median S={s} / S={}: {growth:.2}x < 2x: {}",
+        small.s,
+        verdict(growth < 2.0)
+    );
+    println!(
+        "- compile {:.2} ms <= 20 ms: {}",
+        large.compile_ms,
+        verdict(large.compile_ms <= 20.0)
+    );
+    println!(
+        "- memory {:.0} bytes/statement <= 1024: {}",
+        large.bytes_per_statement,
+        verdict(large.bytes_per_statement <= 1024.0)
+    );
+}

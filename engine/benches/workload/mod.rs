@@ -134,7 +134,10 @@ pub fn from_json(origin: &str, text: &str) -> Result<Workload, String> {
     let raw: RawWorkload =
         serde_json::from_str(text).map_err(|e| format!("{origin}: not a workload: {e}"))?;
     if raw.format != FORMAT {
-        return Err(format!("{origin}: format `{}`, expected `{FORMAT}`", raw.format));
+        return Err(format!(
+            "{origin}: format `{}`, expected `{FORMAT}`",
+            raw.format
+        ));
     }
 
     let mut policies = Vec::with_capacity(raw.policies.len());
@@ -166,9 +169,17 @@ pub fn from_json(origin: &str, text: &str) -> Result<Workload, String> {
     let mut bindings = Bindings::default();
     for (role, attached) in raw.roles {
         if let Some(missing) = attached.iter().find(|p| !ids.contains(p.as_str())) {
-            return Err(format!("{origin}: role `{role}` names unknown policy `{missing}`"));
+            return Err(format!(
+                "{origin}: role `{role}` names unknown policy `{missing}`"
+            ));
         }
-        bindings.roles.insert(role, Attachment { policies: attached, boundary: None });
+        bindings.roles.insert(
+            role,
+            Attachment {
+                policies: attached,
+                boundary: None,
+            },
+        );
     }
 
     let now = DateTime::<Utc>::from_timestamp(NOW_EPOCH_SECONDS, 0)
@@ -179,7 +190,12 @@ pub fn from_json(origin: &str, text: &str) -> Result<Workload, String> {
         let roles = raw
             .principals
             .get(&r.principal)
-            .ok_or_else(|| format!("{origin}: requests[{i}]: unknown principal `{}`", r.principal))?
+            .ok_or_else(|| {
+                format!(
+                    "{origin}: requests[{i}]: unknown principal `{}`",
+                    r.principal
+                )
+            })?
             .clone();
         let tags = raw
             .resources
@@ -193,9 +209,16 @@ pub fn from_json(origin: &str, text: &str) -> Result<Workload, String> {
             context.insert(key.as_str(), v);
         }
         requests.push(Request {
-            subject: Subject { id: r.principal, roles, tags: BTreeMap::new() },
+            subject: Subject {
+                id: r.principal,
+                roles,
+                tags: BTreeMap::new(),
+            },
             action: r.action,
-            resource: Resource { id: r.resource, tags },
+            resource: Resource {
+                id: r.resource,
+                tags,
+            },
             context,
             now: Some(now),
         });
@@ -218,9 +241,10 @@ pub fn from_json(origin: &str, text: &str) -> Result<Workload, String> {
 fn scalar(v: &serde_json::Value) -> Result<Scalar, String> {
     match v {
         serde_json::Value::Bool(b) => Ok(Scalar::Bool(*b)),
-        serde_json::Value::Number(n) => {
-            n.as_f64().map(Scalar::Number).ok_or_else(|| format!("number {n} out of range"))
-        }
+        serde_json::Value::Number(n) => n
+            .as_f64()
+            .map(Scalar::Number)
+            .ok_or_else(|| format!("number {n} out of range")),
         serde_json::Value::String(s) => Ok(Scalar::String(s.clone())),
         other => Err(format!("unsupported context value {other}")),
     }
@@ -228,20 +252,26 @@ fn scalar(v: &serde_json::Value) -> Result<Scalar, String> {
 
 fn value(v: &serde_json::Value) -> Result<Value, String> {
     match v {
-        serde_json::Value::Array(items) => {
-            Ok(Value::Many(items.iter().map(scalar).collect::<Result<_, _>>()?))
-        }
+        serde_json::Value::Array(items) => Ok(Value::Many(
+            items.iter().map(scalar).collect::<Result<_, _>>()?,
+        )),
         other => Ok(Value::One(scalar(other)?)),
     }
 }
 
 /// Compiles policies and bindings into a set (what the compile benchmark times).
-pub fn compile(policies: Vec<(String, serde_json::Value)>, bindings: Bindings) -> Result<PolicySet, String> {
+pub fn compile(
+    policies: Vec<(String, serde_json::Value)>,
+    bindings: Bindings,
+) -> Result<PolicySet, String> {
     let mut builder = PolicySet::builder();
     for (id, doc) in policies {
         builder = builder.policy_value(&id, doc);
     }
-    builder.bindings(bindings).build().map_err(|e| e.to_string())
+    builder
+        .bindings(bindings)
+        .build()
+        .map_err(|e| e.to_string())
 }
 
 /// What one pass over a workload's requests found.
@@ -281,13 +311,21 @@ impl Check {
 
 /// The determining statements as sorted `policy#index` names, independent of lookup order.
 fn determining(d: &Decision<'_>) -> Vec<String> {
-    let mut v: Vec<String> = d.determining.iter().map(|s| format!("{}#{}", s.policy, s.index)).collect();
+    let mut v: Vec<String> = d
+        .determining
+        .iter()
+        .map(|s| format!("{}#{}", s.policy, s.index))
+        .collect();
     v.sort();
     v
 }
 
 fn describe(r: &Request) -> String {
-    let ctx: Vec<String> = r.context.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
+    let ctx: Vec<String> = r
+        .context
+        .iter()
+        .map(|(k, v)| format!("{k}={v:?}"))
+        .collect();
     format!(
         "{} (roles {:?}) {} on {} (tags {:?}) [{}]",
         r.subject.id,
