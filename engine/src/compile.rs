@@ -57,7 +57,12 @@ pub(crate) fn compile(builder: PolicySetBuilder) -> Result<PolicySet, CompileErr
     let mut parsed_docs: Vec<(String, &Json)> = Vec::new();
 
     for (name, origin, doc) in &documents {
-        let mut p = Problems { file: origin, statement: None, sid: None, out: &mut errors };
+        let mut p = Problems {
+            file: origin,
+            statement: None,
+            sid: None,
+            out: &mut errors,
+        };
         let doc = match doc {
             Ok(d) => d,
             Err(e) => {
@@ -76,12 +81,19 @@ pub(crate) fn compile(builder: PolicySetBuilder) -> Result<PolicySet, CompileErr
         let start = u32::try_from(statements.len()).unwrap_or(u32::MAX);
         compile_document(name, doc, &mut p, &mut statements, &mut obligations);
         if statements.len() > MAX_STATEMENTS {
-            p.add(None, format!("the set has more than {MAX_STATEMENTS} statements"));
+            p.add(
+                None,
+                format!("the set has more than {MAX_STATEMENTS} statements"),
+            );
             return Err(CompileErrors(errors));
         }
         let end = u32::try_from(statements.len()).unwrap_or(u32::MAX);
         by_name.insert(name.clone(), policies.len());
-        policies.push(PolicyMeta { name: name.clone(), origin: origin.clone(), statements: start..end });
+        policies.push(PolicyMeta {
+            name: name.clone(),
+            origin: origin.clone(),
+            statements: start..end,
+        });
         parsed_docs.push((name.clone(), doc));
     }
 
@@ -99,9 +111,19 @@ pub(crate) fn compile(builder: PolicySetBuilder) -> Result<PolicySet, CompileErr
         }
     };
 
+    let action_ids = crate::set::ActionIds::assign(&mut statements);
     let mut usage = Usage::default();
-    let mut bp = Problems { file: &bindings_origin, statement: None, sid: None, out: &mut errors };
-    let ids_of = |names: &[String], field: &str, bp: &mut Problems<'_>, usage: &mut Vec<usize>| -> Vec<u32> {
+    let mut bp = Problems {
+        file: &bindings_origin,
+        statement: None,
+        sid: None,
+        out: &mut errors,
+    };
+    let ids_of = |names: &[String],
+                  field: &str,
+                  bp: &mut Problems<'_>,
+                  usage: &mut Vec<usize>|
+     -> Vec<u32> {
         let mut ids = Vec::new();
         for n in names {
             match by_name.get(n) {
@@ -117,38 +139,64 @@ pub(crate) fn compile(builder: PolicySetBuilder) -> Result<PolicySet, CompileErr
         ids
     };
 
-    let attach = |kind: &str, name: &str, a: &crate::set::Attachment, bp: &mut Problems<'_>, usage: &mut Usage| {
+    let attach = |kind: &str,
+                  name: &str,
+                  a: &crate::set::Attachment,
+                  bp: &mut Problems<'_>,
+                  usage: &mut Usage| {
         let field = format!("{kind}.{name}.policies");
         let identity = ids_of(&a.policies, &field, bp, &mut usage.identity);
         let boundary = a.boundary.as_ref().map(|b| {
             let field = format!("{kind}.{name}.boundary");
-            build_index(&statements, ids_of(std::slice::from_ref(b), &field, bp, &mut usage.identity))
+            build_index(
+                &statements,
+                &action_ids,
+                ids_of(std::slice::from_ref(b), &field, bp, &mut usage.identity),
+            )
         });
-        CAttachment { identity: build_index(&statements, identity), boundary }
+        CAttachment {
+            identity: build_index(&statements, &action_ids, identity),
+            boundary,
+        }
     };
     let mut roles = HashMap::with_hasher(foldhash::fast::FixedState::default());
     for (name, a) in &bindings.roles {
         let c = attach("roles", name, a, &mut bp, &mut usage);
-        roles.insert(name.as_str().into(), c);
+        roles.insert(compact_str::CompactString::from(name.as_str()), c);
     }
     let mut subjects = HashMap::with_hasher(foldhash::fast::FixedState::default());
     for (name, a) in &bindings.subjects {
         let c = attach("subjects", name, a, &mut bp, &mut usage);
-        subjects.insert(name.as_str().into(), c);
+        subjects.insert(compact_str::CompactString::from(name.as_str()), c);
     }
-    let guard_ids = ids_of(&bindings.guardrails, "guardrails", &mut bp, &mut usage.identity);
-    let guardrails_have_allow = guard_ids
-        .iter()
-        .any(|i| statements.get(*i as usize).is_some_and(|s| s.info.effect == Effect::Allow));
-    let guardrails = build_index(&statements, guard_ids);
+    let guard_ids = ids_of(
+        &bindings.guardrails,
+        "guardrails",
+        &mut bp,
+        &mut usage.identity,
+    );
+    let guardrails_have_allow = guard_ids.iter().any(|i| {
+        statements
+            .get(*i as usize)
+            .is_some_and(|s| s.effect == Effect::Allow)
+    });
+    let guardrails = build_index(&statements, &action_ids, guard_ids);
     let mut resources = Vec::new();
     for (i, r) in bindings.resources.iter().enumerate() {
         let field = format!("resources[{i}]");
         if r.pattern.is_empty() {
             bp.add(Some(&format!("{field}.match")), "resource pattern is empty");
         }
-        let ids = ids_of(&r.policies, &format!("{field}.policies"), &mut bp, &mut usage.resource);
-        resources.push((Pattern::new(&r.pattern, false), build_index(&statements, ids)));
+        let ids = ids_of(
+            &r.policies,
+            &format!("{field}.policies"),
+            &mut bp,
+            &mut usage.resource,
+        );
+        resources.push((
+            Pattern::new(&r.pattern, false),
+            build_index(&statements, &action_ids, ids),
+        ));
     }
 
     // Principal belongs in resource policies only, and resource policies need one.
@@ -156,7 +204,9 @@ pub(crate) fn compile(builder: PolicySetBuilder) -> Result<PolicySet, CompileErr
         let as_identity = usage.identity.contains(&pi);
         let as_resource = usage.resource.contains(&pi);
         for id in meta.statements.clone() {
-            let Some(s) = statements.get(id as usize) else { continue };
+            let Some(s) = statements.get(id as usize) else {
+                continue;
+            };
             let mut p = Problems {
                 file: &meta.origin,
                 statement: Some(s.info.index),
@@ -194,6 +244,7 @@ pub(crate) fn compile(builder: PolicySetBuilder) -> Result<PolicySet, CompileErr
         obligations,
         obligation_keys,
         policies,
+        action_ids,
         roles,
         subjects,
         guardrails,
@@ -218,12 +269,18 @@ fn compile_document(
     obligations: &mut Vec<Obligation>,
 ) {
     let Some(obj) = doc.as_object() else {
-        p.add(None, "a policy document must be an object with `Version` and `Statement`");
+        p.add(
+            None,
+            "a policy document must be an object with `Version` and `Statement`",
+        );
         return;
     };
     for k in obj.keys() {
         if !matches!(k.as_str(), "Version" | "Id" | "Statement") {
-            p.add(Some(k), format!("unknown policy element `{k}` (expected `Version`, `Id`, `Statement`)"));
+            p.add(
+                Some(k),
+                format!("unknown policy element `{k}` (expected `Version`, `Id`, `Statement`)"),
+            );
         }
     }
     let variables = match obj.get("Version") {
@@ -231,7 +288,10 @@ fn compile_document(
         Some(Json::String(v)) if v == "2008-10-17" => false,
         None => false,
         Some(v) => {
-            p.add(Some("Version"), format!("unsupported `Version` {v} (expected `2012-10-17` or `2008-10-17`)"));
+            p.add(
+                Some("Version"),
+                format!("unsupported `Version` {v} (expected `2012-10-17` or `2008-10-17`)"),
+            );
             true
         }
     };
@@ -244,7 +304,10 @@ fn compile_document(
         Some(Json::Array(a)) => a.iter().collect(),
         Some(o @ Json::Object(_)) => vec![o],
         Some(_) => {
-            p.add(Some("Statement"), "`Statement` must be an object or an array of objects");
+            p.add(
+                Some("Statement"),
+                "`Statement` must be an object or an array of objects",
+            );
             return;
         }
         None => {
@@ -255,13 +318,23 @@ fn compile_document(
     let mut sids: BTreeMap<String, usize> = BTreeMap::new();
     for (index, raw) in list.into_iter().enumerate() {
         let sid = raw.get("Sid").and_then(Json::as_str).map(str::to_owned);
-        let mut sp = Problems { file: p.file, statement: Some(index), sid: sid.clone(), out: p.out };
+        let mut sp = Problems {
+            file: p.file,
+            statement: Some(index),
+            sid: sid.clone(),
+            out: p.out,
+        };
         if let Some(s) = &sid {
             if let Some(first) = sids.insert(s.clone(), index) {
-                sp.add(Some("Sid"), format!("duplicate `Sid` `{s}` (also statement {first})"));
+                sp.add(
+                    Some("Sid"),
+                    format!("duplicate `Sid` `{s}` (also statement {first})"),
+                );
             }
         }
-        if let Some(stmt) = compile_statement(name, index, sid, raw, variables, &mut sp, obligations) {
+        if let Some(stmt) =
+            compile_statement(name, index, sid, raw, variables, &mut sp, obligations)
+        {
             statements.push(stmt);
         }
     }
@@ -292,10 +365,19 @@ fn string_list(v: &Json, field: &str, p: &mut Problems<'_>) -> Option<Vec<String
 }
 
 /// Picks exactly one of `a` / `b`.
-fn one_of<'j>(obj: &'j serde_json::Map<String, Json>, a: &str, b: &str, required: bool, p: &mut Problems<'_>) -> Option<(bool, &'j Json)> {
+fn one_of<'j>(
+    obj: &'j serde_json::Map<String, Json>,
+    a: &str,
+    b: &str,
+    required: bool,
+    p: &mut Problems<'_>,
+) -> Option<(bool, &'j Json)> {
     match (obj.get(a), obj.get(b)) {
         (Some(_), Some(_)) => {
-            p.add(Some(a), format!("a statement has either `{a}` or `{b}`, not both"));
+            p.add(
+                Some(a),
+                format!("a statement has either `{a}` or `{b}`, not both"),
+            );
             None
         }
         (Some(v), None) => Some((false, v)),
@@ -325,7 +407,13 @@ fn compile_statement(
     let before = p.out.len();
     for k in obj.keys() {
         if !STATEMENT_KEYS.contains(&k.as_str()) {
-            p.add(Some(k), format!("unknown statement element `{k}` (expected one of {})", STATEMENT_KEYS.join(", ")));
+            p.add(
+                Some(k),
+                format!(
+                    "unknown statement element `{k}` (expected one of {})",
+                    STATEMENT_KEYS.join(", ")
+                ),
+            );
         }
     }
     if let Some(s) = obj.get("Sid") {
@@ -337,7 +425,10 @@ fn compile_statement(
         Some(Json::String(e)) if e == "Allow" => Some(Effect::Allow),
         Some(Json::String(e)) if e == "Deny" => Some(Effect::Deny),
         Some(e) => {
-            p.add(Some("Effect"), format!("`Effect` must be `Allow` or `Deny`, not {e}"));
+            p.add(
+                Some("Effect"),
+                format!("`Effect` must be `Allow` or `Deny`, not {e}"),
+            );
             None
         }
         None => {
@@ -360,7 +451,7 @@ fn compile_statement(
                 p.add(Some(field), format!("`{a}` is not an action: expected `service:Action` (wildcards allowed) or `*`"));
             }
         }
-        Some(Actions { negated, patterns: patterns.into_boxed_slice() })
+        Some(Actions { negated, patterns: patterns.into_boxed_slice(), exact_ids: smallvec::SmallVec::new(), has_wildcards: true })
     });
 
     let resources = one_of(obj, "Resource", "NotResource", true, p).and_then(|(negated, v)| {
@@ -373,11 +464,15 @@ fn compile_statement(
                 Err(e) => p.add(Some(field), e),
             }
         }
-        Some(Resources { negated, patterns: patterns.into_boxed_slice() })
+        Some(Resources {
+            negated,
+            patterns: patterns.into_iter().collect(),
+        })
     });
 
     let principal = one_of(obj, "Principal", "NotPrincipal", false, p)
-        .and_then(|(negated, v)| compile_principal(negated, v, p));
+        .and_then(|(negated, v)| compile_principal(negated, v, p))
+        .map(Box::new);
 
     let mut conditions = Vec::new();
     if let Some(c) = obj.get("Condition") {
@@ -391,7 +486,10 @@ fn compile_statement(
                     p.add(Some(&field), msg);
                 }
             }
-            None => p.add(Some("Condition"), "`Condition` must be an object of operators"),
+            None => p.add(
+                Some("Condition"),
+                "`Condition` must be an object of operators",
+            ),
         }
     }
 
@@ -402,7 +500,8 @@ fn compile_statement(
                 for (i, item) in list.iter().enumerate() {
                     match parse_obligation(item) {
                         Ok(ob) => {
-                            obligation_ids.push(u32::try_from(obligations.len()).unwrap_or(u32::MAX));
+                            obligation_ids
+                                .push(u32::try_from(obligations.len()).unwrap_or(u32::MAX));
                             obligations.push(ob);
                         }
                         Err(e) => p.add(Some(&format!("Obligations[{i}]")), e),
@@ -417,24 +516,30 @@ fn compile_statement(
         return None;
     }
     Some(Stmt {
-        info: StatementInfo { policy: policy.to_owned(), sid, index, effect: effect? },
+        effect: effect?,
+        info: Box::new(StatementInfo {
+            policy: policy.to_owned(),
+            sid,
+            index,
+            effect: effect?,
+        }),
         actions: actions?,
         resources: resources?,
         principal,
         conditions: conditions.into_boxed_slice(),
         obligations: obligation_ids.into_boxed_slice(),
-        condition_digest: obj.get("Condition").map_or(0, |c| {
-            use std::hash::{BuildHasher, Hasher};
-            let mut h = foldhash::fast::FixedState::default().build_hasher();
-            h.write(c.to_string().as_bytes());
-            h.finish()
-        }),
+        condition_digest: obj.get("Condition").map_or(0, crate::set::json_digest),
     })
 }
 
 fn compile_principal(negated: bool, v: &Json, p: &mut Problems<'_>) -> Option<Principals> {
     let field = if negated { "NotPrincipal" } else { "Principal" };
-    let mut out = Principals { negated, anyone: false, users: Box::new([]), roles: Box::new([]) };
+    let mut out = Principals {
+        negated,
+        anyone: false,
+        users: Box::new([]),
+        roles: Box::new([]),
+    };
     let mut users = Vec::new();
     let mut roles = Vec::new();
     match v {
@@ -442,11 +547,16 @@ fn compile_principal(negated: bool, v: &Json, p: &mut Problems<'_>) -> Option<Pr
         Json::Object(map) if !map.is_empty() => {
             for (kind, vals) in map {
                 let kfield = format!("{field}.{kind}");
-                if !matches!(kind.as_str(), "PDP" | "AWS" | "Service" | "Federated" | "CanonicalUser") {
+                if !matches!(
+                    kind.as_str(),
+                    "PDP" | "AWS" | "Service" | "Federated" | "CanonicalUser"
+                ) {
                     p.add(Some(&kfield), format!("unknown principal type `{kind}` (expected `PDP`, `AWS`, `Service`, `Federated` or `CanonicalUser`)"));
                     continue;
                 }
-                let Some(list) = string_list(vals, &kfield, p) else { continue };
+                let Some(list) = string_list(vals, &kfield, p) else {
+                    continue;
+                };
                 for item in list {
                     if item == "*" {
                         out.anyone = true;
@@ -456,7 +566,10 @@ fn compile_principal(negated: bool, v: &Json, p: &mut Problems<'_>) -> Option<Pr
                         } else if let Some(r) = item.strip_prefix("role:") {
                             roles.push(Pattern::new(r, false));
                         } else {
-                            p.add(Some(&kfield), format!("`{item}` must start with `user:` or `role:` (or be `*`)"));
+                            p.add(
+                                Some(&kfield),
+                                format!("`{item}` must start with `user:` or `role:` (or be `*`)"),
+                            );
                         }
                     } else {
                         users.push(Pattern::new(&item, false));

@@ -2,6 +2,7 @@
 //! dates, CIDRs, base64, patterns), and evaluated with IAM's rules for missing keys,
 //! negation, `...IfExists` and the `ForAnyValue:` / `ForAllValues:` set qualifiers.
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 
 use base64::Engine as _;
@@ -133,7 +134,7 @@ pub(crate) fn compile(
     out: &mut Vec<Condition>,
     errors: &mut Vec<(String, String)>,
 ) {
-    let field = format!("Condition.{operator}");
+    let field = || format!("Condition.{operator}");
     let (qualifier, base) = if let Some(rest) = operator.strip_prefix("ForAnyValue:") {
         (Qualifier::ForAnyValue, rest)
     } else if let Some(rest) = operator.strip_prefix("ForAllValues:") {
@@ -151,45 +152,56 @@ pub(crate) fn compile(
             .find(|(n, _, _)| n.eq_ignore_ascii_case(base))
             .map(|(n, _, _)| format!(" (did you mean `{n}`?)"))
             .unwrap_or_default();
-        errors.push((field, format!("unknown condition operator `{operator}`{hint}")));
+        errors.push((
+            field(),
+            format!("unknown condition operator `{operator}`{hint}"),
+        ));
         return;
     };
     if family == Family::Null && (if_exists || qualifier != Qualifier::None) {
         errors.push((
-            field,
+            field(),
             format!("`Null` takes neither `IfExists` nor a set qualifier (got `{operator}`)"),
         ));
         return;
     }
     let Some(map) = body.as_object() else {
-        errors.push((field, "must be an object of condition keys to values".into()));
+        errors.push((
+            field(),
+            "must be an object of condition keys to values".into(),
+        ));
         return;
     };
     if map.is_empty() {
-        errors.push((field.clone(), "names no condition key".into()));
+        errors.push((field(), "names no condition key".into()));
     }
     for (key_name, raw) in map {
-        let vfield = format!("{field}.{key_name}");
+        let vfield = || format!("Condition.{operator}.{key_name}");
         if key_name.trim().is_empty() {
-            errors.push((vfield, "condition key name is empty".into()));
+            errors.push((vfield(), "condition key name is empty".into()));
             continue;
         }
-        let raws: Vec<&serde_json::Value> = match raw {
-            serde_json::Value::Array(a) => a.iter().collect(),
-            v => vec![v],
+        let raws: &[serde_json::Value] = match raw {
+            serde_json::Value::Array(a) => a,
+            v => std::slice::from_ref(v),
         };
         if raws.is_empty() {
-            errors.push((vfield, "has no values".into()));
+            errors.push((vfield(), "has no values".into()));
             continue;
         }
-        let mut texts = Vec::with_capacity(raws.len());
+        let mut texts: smallvec::SmallVec<[Cow<'_, str>; 2]> = smallvec::SmallVec::new();
         for v in raws {
             match v {
-                serde_json::Value::String(s) => texts.push(s.clone()),
-                serde_json::Value::Number(n) => texts.push(n.to_string()),
-                serde_json::Value::Bool(b) => texts.push(b.to_string()),
+                serde_json::Value::String(s) => texts.push(Cow::Borrowed(s)),
+                serde_json::Value::Number(n) => texts.push(Cow::Owned(n.to_string())),
+                serde_json::Value::Bool(b) => {
+                    texts.push(Cow::Borrowed(if *b { "true" } else { "false" }))
+                }
                 _ => {
-                    errors.push((vfield.clone(), format!("value `{v}` must be a string, number or boolean")));
+                    errors.push((
+                        vfield(),
+                        format!("value `{v}` must be a string, number or boolean"),
+                    ));
                 }
             }
         }
@@ -203,14 +215,25 @@ pub(crate) fn compile(
                 if_exists,
                 values,
             }),
-            Err(e) => errors.push((vfield, e)),
+            Err(e) => errors.push((vfield(), e)),
         }
     }
 }
 
-fn compile_values(family: Family, texts: &[String], variables: bool) -> Result<Values, String> {
-    fn each<T>(texts: &[String], f: impl Fn(&str) -> Result<T, String>) -> Result<Box<[T]>, String> {
-        texts.iter().map(|t| f(t)).collect::<Result<Vec<_>, _>>().map(Vec::into_boxed_slice)
+fn compile_values(
+    family: Family,
+    texts: &[Cow<'_, str>],
+    variables: bool,
+) -> Result<Values, String> {
+    fn each<T>(
+        texts: &[Cow<'_, str>],
+        f: impl Fn(&str) -> Result<T, String>,
+    ) -> Result<Box<[T]>, String> {
+        texts
+            .iter()
+            .map(|t| f(t))
+            .collect::<Result<Vec<_>, _>>()
+            .map(Vec::into_boxed_slice)
     }
     Ok(match family {
         Family::Str => Values::Str(each(texts, |t| str_val(t, variables, false))?),
@@ -219,7 +242,9 @@ fn compile_values(family: Family, texts: &[String], variables: bool) -> Result<V
         Family::Arn => Values::Arn(each(texts, |t| pat_val(t, variables, true))?),
         Family::Num(c) => Values::Num(
             c,
-            each(texts, |t| parse_number(t).ok_or_else(|| format!("`{t}` is not a number")))?,
+            each(texts, |t| {
+                parse_number(t).ok_or_else(|| format!("`{t}` is not a number"))
+            })?,
         ),
         Family::Date(c) => Values::Date(
             c,
@@ -230,7 +255,9 @@ fn compile_values(family: Family, texts: &[String], variables: bool) -> Result<V
             })?,
         ),
         Family::Bool | Family::Null => {
-            let v = each(texts, |t| parse_bool(t).ok_or_else(|| format!("`{t}` is not `true` or `false`")))?;
+            let v = each(texts, |t| {
+                parse_bool(t).ok_or_else(|| format!("`{t}` is not `true` or `false`"))
+            })?;
             if family == Family::Bool {
                 Values::Bool(v)
             } else {
@@ -286,7 +313,9 @@ fn arn_matches(parts: &[Pattern], text: &str) -> bool {
         return joined.len() == 1 && joined.first().is_some_and(|p| p.matches(text));
     }
     let mut pieces = text.splitn(6, ':');
-    parts.iter().all(|p| pieces.next().is_some_and(|piece| p.matches(piece)))
+    parts
+        .iter()
+        .all(|p| pieces.next().is_some_and(|piece| p.matches(piece)))
 }
 
 pub(crate) fn parse_number(t: &str) -> Option<f64> {
@@ -313,13 +342,22 @@ fn parse_ip(t: &str) -> Option<IpNet> {
 /// Parses ISO 8601 (with or without offset; date only) or epoch seconds into epoch millis.
 pub(crate) fn parse_date(t: &str) -> Option<i64> {
     let t = t.trim();
-    if !t.is_empty() && t.trim_start_matches('-').bytes().all(|b| b.is_ascii_digit()) {
+    if !t.is_empty()
+        && t.trim_start_matches('-')
+            .bytes()
+            .all(|b| b.is_ascii_digit())
+    {
         return t.parse::<i64>().ok()?.checked_mul(1000);
     }
     if let Ok(d) = DateTime::parse_from_rfc3339(t) {
         return Some(d.timestamp_millis());
     }
-    for fmt in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M", "%Y%m%dT%H%M%SZ", "%Y-%m-%dT%H:%MZ"] {
+    for fmt in [
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M",
+        "%Y%m%dT%H%M%SZ",
+        "%Y-%m-%dT%H:%MZ",
+    ] {
         if let Ok(d) = NaiveDateTime::parse_from_str(t, fmt) {
             return Some(d.and_utc().timestamp_millis());
         }
@@ -374,10 +412,16 @@ impl Condition {
         match &self.values {
             Values::Str(vals) => with_str(v, |s| vals.iter().any(|pv| str_eq(pv, s, ctx, false))),
             Values::StrIc(vals) => with_str(v, |s| vals.iter().any(|pv| str_eq(pv, s, ctx, true))),
-            Values::Like(vals) => with_str(v, |s| vals.iter().any(|pv| pat_match(pv, s, ctx, false))),
+            Values::Like(vals) => {
+                with_str(v, |s| vals.iter().any(|pv| pat_match(pv, s, ctx, false)))
+            }
             Values::Arn(vals) => with_str(v, |s| vals.iter().any(|pv| pat_match(pv, s, ctx, true))),
-            Values::Num(cmp, vals) => as_number(v).is_some_and(|n| vals.iter().any(|p| compare(*cmp, n, *p))),
-            Values::Date(cmp, vals) => as_date(v).is_some_and(|d| vals.iter().any(|p| compare(*cmp, d, *p))),
+            Values::Num(cmp, vals) => {
+                as_number(v).is_some_and(|n| vals.iter().any(|p| compare(*cmp, n, *p)))
+            }
+            Values::Date(cmp, vals) => {
+                as_date(v).is_some_and(|d| vals.iter().any(|p| compare(*cmp, d, *p)))
+            }
             Values::Bool(vals) => as_bool(v).is_some_and(|b| vals.contains(&b)),
             Values::Binary(vals) => match v {
                 Val::Str(s) => base64::engine::general_purpose::STANDARD
@@ -386,7 +430,9 @@ impl Condition {
                 _ => false,
             },
             Values::Ip(nets) => match v {
-                Val::Str(s) => s.trim().parse::<IpAddr>().is_ok_and(|ip| nets.iter().any(|n| n.contains(&ip))),
+                Val::Str(s) => ctx
+                    .ip(s)
+                    .is_some_and(|ip| nets.iter().any(|n| n.contains(&ip))),
                 _ => false,
             },
             Values::Null(_) => false,
@@ -429,7 +475,7 @@ fn pat_match(pv: &PatVal, s: &str, ctx: &EvalCtx<'_>, arn: bool) -> bool {
             if arn {
                 arn_matches(&arn_pattern(toks), s)
             } else {
-                glob(&toks, s, false)
+                glob(&toks, s)
             }
         }),
     }
@@ -530,12 +576,20 @@ mod tests {
 
     #[test]
     fn arn_patterns_match_component_wise() {
-        let parts = arn_pattern("arn:aws:iam::*:role/Admin*".chars().map(|c| match c {
-            '*' => Tok::Star,
-            c => Tok::Lit(c),
-        }).collect());
+        let parts = arn_pattern(
+            "arn:aws:iam::*:role/Admin*"
+                .chars()
+                .map(|c| match c {
+                    '*' => Tok::Star,
+                    c => Tok::Lit(c),
+                })
+                .collect(),
+        );
         assert!(arn_matches(&parts, "arn:aws:iam::123456789012:role/AdminX"));
-        assert!(!arn_matches(&parts, "arn:aws:iam::123456789012:user/AdminX"));
+        assert!(!arn_matches(
+            &parts,
+            "arn:aws:iam::123456789012:user/AdminX"
+        ));
         assert!(!arn_matches(&parts, "not-an-arn"));
         // `*` in the account part does not cross into the resource part.
         assert!(!arn_matches(&parts, "arn:aws:iam::1:2:role/Admin"));

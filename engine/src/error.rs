@@ -41,7 +41,11 @@ pub struct CompileErrors(pub Vec<CompileError>);
 impl fmt::Display for CompileErrors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let n = self.0.len();
-        write!(f, "policy set rejected: {n} problem{}", if n == 1 { "" } else { "s" })?;
+        write!(
+            f,
+            "policy set rejected: {n} problem{}",
+            if n == 1 { "" } else { "s" }
+        )?;
         for e in &self.0 {
             write!(f, "\n  {e}")?;
         }

@@ -5,7 +5,7 @@
 use smallvec::SmallVec;
 
 use crate::keys::EvalCtx;
-use crate::pattern::glob;
+use crate::pattern::{fold_into, glob};
 use crate::request::Request;
 use crate::set::{CAttachment, Index, PolicySet, Principals, ResPat, Stmt};
 use crate::types::{Decision, Effect, Reason};
@@ -33,36 +33,49 @@ enum Lookup {
     Scan,
 }
 
+/// The request action's ids in the set's [`crate::set::ActionIds`], looked up once.
+#[derive(Clone, Copy)]
+struct ActionKey {
+    lookup: Lookup,
+    action: Option<u32>,
+    service: Option<u32>,
+}
+
 impl Index {
-    /// Calls `f` with every statement that could match `action`.
-    fn each(&self, action: &str, lookup: Lookup, mut f: impl FnMut(u32)) {
-        if lookup == Lookup::Scan {
-            self.all.iter().copied().for_each(f);
+    /// Calls `f` with every statement that could match the action (a statement may come
+    /// twice when both its exact action and its service pattern match).
+    fn each(&self, key: ActionKey, mut f: impl FnMut(u32)) {
+        if key.lookup == Lookup::Scan {
+            self.all().iter().copied().for_each(f);
             return;
         }
-        let service = action.split_once(':').map_or(action, |(s, _)| s);
-        let found = self.services.binary_search_by(|(k, _)| {
-            k.bytes().cmp(service.bytes().map(|b| b.to_ascii_lowercase()))
-        });
-        if let Ok(i) = found {
-            if let Some((_, ids)) = self.services.get(i) {
-                ids.iter().copied().for_each(&mut f);
-            }
+        if let Some(a) = key.action {
+            self.exact(a).iter().copied().for_each(&mut f);
         }
-        self.wildcard.iter().copied().for_each(f);
+        if let Some(s) = key.service {
+            self.service(s).iter().copied().for_each(&mut f);
+        }
+        self.wildcard().iter().copied().for_each(f);
     }
 }
 
 impl Stmt {
     fn applies(&self, ctx: &EvalCtx<'_>) -> bool {
         let req = ctx.req;
-        let action_hit = self.actions.patterns.iter().any(|p| p.matches(&req.action));
+        let a = &self.actions;
+        let action_hit = ctx.action_id.is_some_and(|id| a.exact_ids.contains(&id))
+            || (a.has_wildcards
+                && a.patterns
+                    .iter()
+                    .any(|p| !p.is_exact() && p.matches(ctx.action)));
         if action_hit == self.actions.negated {
             return false;
         }
         let resource_hit = self.resources.patterns.iter().any(|p| match p {
             ResPat::Static(p) => p.matches(&req.resource.id),
-            ResPat::Dynamic(t) => t.resolve(ctx).is_some_and(|toks| glob(&toks, &req.resource.id, false)),
+            ResPat::Dynamic(t) => t
+                .resolve(ctx)
+                .is_some_and(|toks| glob(&toks, &req.resource.id)),
         });
         if resource_hit == self.resources.negated {
             return false;
@@ -127,14 +140,32 @@ impl PolicySet {
     }
 
     fn decide_with(&self, request: &Request, lookup: Lookup) -> Decision<'_> {
-        let ctx = EvalCtx::new(request);
-        let action = request.action.as_str();
+        let mut buf = SmallVec::new();
+        let action = fold_into(&request.action, &mut buf);
+        let ids = &self.action_ids;
+        let action_id = ids.actions.get(action).copied();
+        let ctx = EvalCtx::new(request, action, action_id);
+        let key = ActionKey {
+            lookup,
+            action: action_id,
+            service: ids
+                .services
+                .get(
+                    action
+                        .as_bytes()
+                        .iter()
+                        .position(|b| *b == b':')
+                        .and_then(|i| action.get(..i))
+                        .unwrap_or(action),
+                )
+                .copied(),
+        };
         let mut acc = Acc::default();
 
-        self.guardrails.each(action, lookup, |id| {
+        self.guardrails.each(key, |id| {
             if let Some(s) = self.stmt(id) {
                 if s.applies(&ctx) {
-                    match s.info.effect {
+                    match s.effect {
                         Effect::Deny => push_unique(&mut acc.denies, id),
                         Effect::Allow => push_unique(&mut acc.guard_allows, id),
                     }
@@ -143,23 +174,32 @@ impl PolicySet {
         });
 
         let mut allowed = false;
-        for role in request.subject.roles.iter().filter(|_| !self.roles.is_empty()) {
+        for role in request
+            .subject
+            .roles
+            .iter()
+            .filter(|_| !self.roles.is_empty())
+        {
             if let Some(att) = self.roles.get(role.as_str()) {
-                allowed |= self.attachment(att, &ctx, lookup, &mut acc);
+                allowed |= self.attachment(att, &ctx, key, &mut acc);
             }
         }
-        let direct = if self.subjects.is_empty() { None } else { self.subjects.get(request.subject.id.as_str()) };
+        let direct = if self.subjects.is_empty() {
+            None
+        } else {
+            self.subjects.get(request.subject.id.as_str())
+        };
         if let Some(att) = direct {
-            allowed |= self.attachment(att, &ctx, lookup, &mut acc);
+            allowed |= self.attachment(att, &ctx, key, &mut acc);
         }
         for (pattern, index) in self.resources.candidates(&request.resource.id) {
             if !pattern.matches(&request.resource.id) {
                 continue;
             }
-            index.each(action, lookup, |id| {
+            index.each(key, |id| {
                 if let Some(s) = self.stmt(id) {
                     if s.applies(&ctx) {
-                        match s.info.effect {
+                        match s.effect {
                             Effect::Deny => push_unique(&mut acc.denies, id),
                             Effect::Allow => {
                                 allowed = true;
@@ -186,13 +226,18 @@ impl PolicySet {
     }
 
     /// Evaluates one identity attachment; returns whether it allows (with its boundary).
-    fn attachment(&self, att: &CAttachment, ctx: &EvalCtx<'_>, lookup: Lookup, acc: &mut Acc) -> bool {
-        let action = ctx.req.action.as_str();
+    fn attachment(
+        &self,
+        att: &CAttachment,
+        ctx: &EvalCtx<'_>,
+        key: ActionKey,
+        acc: &mut Acc,
+    ) -> bool {
         let mut allows = Ids::new();
-        att.identity.each(action, lookup, |id| {
+        att.identity.each(key, |id| {
             if let Some(s) = self.stmt(id) {
                 if s.applies(ctx) {
-                    match s.info.effect {
+                    match s.effect {
                         Effect::Deny => push_unique(&mut acc.denies, id),
                         Effect::Allow => push_unique(&mut allows, id),
                     }
@@ -201,10 +246,10 @@ impl PolicySet {
         });
         if let Some(boundary) = &att.boundary {
             let mut boundary_allows = Ids::new();
-            boundary.each(action, lookup, |id| {
+            boundary.each(key, |id| {
                 if let Some(s) = self.stmt(id) {
                     if s.applies(ctx) {
-                        match s.info.effect {
+                        match s.effect {
                             Effect::Deny => push_unique(&mut acc.denies, id),
                             Effect::Allow => push_unique(&mut boundary_allows, id),
                         }
@@ -230,7 +275,7 @@ impl PolicySet {
         let mut obligations: SmallVec<[_; 2]> = SmallVec::new();
         let mut seen: SmallVec<[u32; 4]> = SmallVec::new();
         for s in ids.iter().filter_map(|id| self.stmt(*id)) {
-            determining.push(&s.info);
+            determining.push(&*s.info);
             for &o in s.obligations.iter() {
                 let key = self.obligation_keys.get(o as usize).copied().unwrap_or(o);
                 if !seen.contains(&key) {
@@ -241,6 +286,12 @@ impl PolicySet {
                 }
             }
         }
-        Decision { allowed, reason, determining, obligations, revision: &self.revision }
+        Decision {
+            allowed,
+            reason,
+            determining,
+            obligations,
+            revision: &self.revision,
+        }
     }
 }

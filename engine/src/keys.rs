@@ -3,8 +3,10 @@
 //! `Resource` and condition values are parsed at compile time and filled in at decision time.
 
 use std::cell::Cell;
+use std::net::IpAddr;
 
 use chrono::{DateTime, SecondsFormat, Utc};
+use compact_str::CompactString;
 
 use crate::pattern::{literal_toks, wildcard_toks, Tok};
 use crate::request::{Request, Scalar};
@@ -17,15 +19,15 @@ pub(crate) enum Key {
     /// `aws:userid`: the subject id.
     Userid,
     /// `aws:PrincipalTag/<k>` (tag key stored lower-case).
-    PrincipalTag(Box<str>),
+    PrincipalTag(CompactString),
     /// `aws:ResourceTag/<k>` (tag key stored lower-case).
-    ResourceTag(Box<str>),
+    ResourceTag(CompactString),
     /// `aws:CurrentTime`.
     CurrentTime,
     /// `aws:EpochTime`.
     EpochTime,
     /// Any other key, looked up in the request context (stored lower-case).
-    Context(Box<str>),
+    Context(CompactString),
 }
 
 const PRINCIPAL_TAG: &str = "aws:principaltag/";
@@ -46,7 +48,7 @@ impl Key {
                 } else if let Some(tag) = lower.strip_prefix(RESOURCE_TAG) {
                     Key::ResourceTag(tag.into())
                 } else {
-                    Key::Context(lower.into_boxed_str())
+                    Key::Context(lower.into())
                 }
             }
         }
@@ -115,15 +117,38 @@ pub(crate) fn number_to_string(n: f64) -> String {
 #[derive(Debug)]
 pub(crate) struct EvalCtx<'a> {
     pub(crate) req: &'a Request,
+    /// The request's action, folded for case-insensitive matching.
+    pub(crate) action: &'a str,
+    /// The action's id among the set's exact action names, if any statement names it.
+    pub(crate) action_id: Option<u32>,
     now_ms: Cell<Option<i64>>,
+    /// The last text parsed as an IP address (by address and length) and the result: the
+    /// same `aws:SourceIp` is usually tested by several statements.
+    ip_cache: Cell<Option<(usize, usize, Option<IpAddr>)>>,
 }
 
 impl<'a> EvalCtx<'a> {
-    pub(crate) fn new(req: &'a Request) -> Self {
+    pub(crate) fn new(req: &'a Request, action: &'a str, action_id: Option<u32>) -> Self {
         EvalCtx {
             req,
+            action,
+            action_id,
             now_ms: Cell::new(req.now.map(|t| t.timestamp_millis())),
+            ip_cache: Cell::new(None),
         }
+    }
+
+    /// Parses request text as an IP address, once per distinct text per decision.
+    pub(crate) fn ip(&self, text: &str) -> Option<IpAddr> {
+        let key = (text.as_ptr() as usize, text.len());
+        if let Some((p, l, ip)) = self.ip_cache.get() {
+            if (p, l) == key {
+                return ip;
+            }
+        }
+        let ip = text.trim().parse::<IpAddr>().ok();
+        self.ip_cache.set(Some((key.0, key.1, ip)));
+        ip
     }
 
     fn now_ms(&self) -> i64 {
@@ -153,10 +178,7 @@ impl<'a> EvalCtx<'a> {
     }
 }
 
-fn tag<'a>(
-    tags: &'a std::collections::BTreeMap<String, String>,
-    key: &str,
-) -> Option<Found<'a>> {
+fn tag<'a>(tags: &'a std::collections::BTreeMap<String, String>, key: &str) -> Option<Found<'a>> {
     tags.iter()
         .find(|(k, _)| k.eq_ignore_ascii_case(key))
         .map(|(_, v)| Found::One(Val::Str(v)))
@@ -205,7 +227,9 @@ pub(crate) fn parse_text(text: &str, wildcards: bool, variables: bool) -> Result
         push_text(rest.get(..start).unwrap_or_default(), &mut current);
         let after = rest.get(start + 2..).unwrap_or_default();
         let Some(end) = after.find('}') else {
-            return Err(format!("policy variable in `{text}` is missing its closing `}}`"));
+            return Err(format!(
+                "policy variable in `{text}` is missing its closing `}}`"
+            ));
         };
         let inner = after.get(..end).unwrap_or_default().trim();
         match inner {
@@ -218,7 +242,9 @@ pub(crate) fn parse_text(text: &str, wildcards: bool, variables: bool) -> Result
                     None => (inner, None),
                 };
                 if name.is_empty() || name.contains(char::is_whitespace) {
-                    return Err(format!("policy variable `${{{inner}}}` in `{text}` has no valid key name"));
+                    return Err(format!(
+                        "policy variable `${{{inner}}}` in `{text}` has no valid key name"
+                    ));
                 }
                 if !current.is_empty() {
                     parts.push(Part::Toks(std::mem::take(&mut current)));
@@ -309,8 +335,11 @@ mod tests {
     fn derived_keys_win_over_context() {
         let mut r = req();
         r.context.insert("aws:username", "mallory");
-        let ctx = EvalCtx::new(&r);
-        assert!(matches!(ctx.lookup(&Key::parse("AWS:UserName")), Some(Found::One(Val::Str("alice")))));
+        let ctx = EvalCtx::new(&r, "", None);
+        assert!(matches!(
+            ctx.lookup(&Key::parse("AWS:UserName")),
+            Some(Found::One(Val::Str("alice")))
+        ));
         assert!(matches!(
             ctx.lookup(&Key::parse("aws:PrincipalTag/team")),
             Some(Found::One(Val::Str("blue")))
@@ -321,8 +350,13 @@ mod tests {
     #[test]
     fn templates_substitute_literally_with_defaults_and_escapes() -> Result<(), String> {
         let r = req();
-        let ctx = EvalCtx::new(&r);
-        let Parsed::Dynamic(t) = parse_text("home/${aws:username}/${*}/${aws:PrincipalTag/x, 'none'}", true, true)? else {
+        let ctx = EvalCtx::new(&r, "", None);
+        let Parsed::Dynamic(t) = parse_text(
+            "home/${aws:username}/${*}/${aws:PrincipalTag/x, 'none'}",
+            true,
+            true,
+        )?
+        else {
             return Err("expected a template".into());
         };
         let toks = t.resolve(&ctx).ok_or("resolves")?;

@@ -68,7 +68,11 @@ impl fmt::Display for Finding {
                 write!(f, " (Sid `{sid}`)")?;
             }
         }
-        write!(f, ": {} [{}]\n    fix: {}", self.message, self.code, self.fix)
+        write!(
+            f,
+            ": {} [{}]\n    fix: {}",
+            self.message, self.code, self.fix
+        )
     }
 }
 
@@ -95,18 +99,48 @@ pub fn from_compile_errors(errors: &CompileErrors) -> Vec<Finding> {
 
 /// Condition keys every request may carry, beyond service-specific ones (lower-case).
 const KNOWN_KEYS: &[&str] = &[
-    "aws:sourceip", "aws:multifactorauthpresent", "aws:multifactorauthage", "aws:securetransport",
-    "aws:tagkeys", "aws:principalarn", "aws:principalaccount", "aws:principalorgid",
-    "aws:principalorgpaths", "aws:principaltype", "aws:principalisawsservice",
-    "aws:principalservicename", "aws:sourcevpc", "aws:sourcevpce", "aws:vpcsourceip",
-    "aws:sourcearn", "aws:sourceaccount", "aws:sourceorgid", "aws:sourceorgpaths",
-    "aws:sourceidentity", "aws:referer", "aws:useragent", "aws:requestedregion",
-    "aws:tokenissuetime", "aws:viaawsservice", "aws:calledvia", "aws:calledviafirst",
-    "aws:calledvialast", "aws:federatedprovider", "aws:resourceaccount", "aws:resourceorgid",
-    "aws:resourceorgpaths", "aws:ec2instancesourcevpc", "aws:ec2instancesourceprivateipv4",
+    "aws:sourceip",
+    "aws:multifactorauthpresent",
+    "aws:multifactorauthage",
+    "aws:securetransport",
+    "aws:tagkeys",
+    "aws:principalarn",
+    "aws:principalaccount",
+    "aws:principalorgid",
+    "aws:principalorgpaths",
+    "aws:principaltype",
+    "aws:principalisawsservice",
+    "aws:principalservicename",
+    "aws:sourcevpc",
+    "aws:sourcevpce",
+    "aws:vpcsourceip",
+    "aws:sourcearn",
+    "aws:sourceaccount",
+    "aws:sourceorgid",
+    "aws:sourceorgpaths",
+    "aws:sourceidentity",
+    "aws:referer",
+    "aws:useragent",
+    "aws:requestedregion",
+    "aws:tokenissuetime",
+    "aws:viaawsservice",
+    "aws:calledvia",
+    "aws:calledviafirst",
+    "aws:calledvialast",
+    "aws:federatedprovider",
+    "aws:resourceaccount",
+    "aws:resourceorgid",
+    "aws:resourceorgpaths",
+    "aws:ec2instancesourcevpc",
+    "aws:ec2instancesourceprivateipv4",
     "aws:isMcpServiceAction",
-    "pdp:risklevel", "pdp:riskscore", "pdp:devicecompliant", "pdp:assurancelevel",
-    "pdp:sessionage", "pdp:deviceid", "pdp:sessionid",
+    "pdp:risklevel",
+    "pdp:riskscore",
+    "pdp:devicecompliant",
+    "pdp:assurancelevel",
+    "pdp:sessionage",
+    "pdp:deviceid",
+    "pdp:sessionid",
 ];
 
 /// Verbs of actions that only read.
@@ -121,7 +155,14 @@ struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    fn add(&mut self, s: &Stmt, severity: Severity, code: &'static str, message: String, fix: &str) {
+    fn add(
+        &mut self,
+        s: &Stmt,
+        severity: Severity,
+        code: &'static str,
+        message: String,
+        fix: &str,
+    ) {
         let file = self
             .set
             .policies
@@ -143,7 +184,10 @@ impl Ctx<'_> {
 
 /// Lints a compiled set. Findings come sorted by severity, then file and statement.
 pub fn lint(set: &PolicySet) -> Vec<Finding> {
-    let mut cx = Ctx { set, out: Vec::new() };
+    let mut cx = Ctx {
+        set,
+        out: Vec::new(),
+    };
     let break_glass = break_glass_policies(set);
     for s in &set.statements {
         statement_findings(&mut cx, s, break_glass.contains(&s.info.policy));
@@ -170,7 +214,12 @@ fn break_glass_policies(set: &PolicySet) -> Vec<String> {
         .filter(|p| is_break_glass_name(&p.name))
         .map(|p| p.name.clone())
         .collect();
-    for (name, a) in set.bindings.roles.iter().chain(set.bindings.subjects.iter()) {
+    for (name, a) in set
+        .bindings
+        .roles
+        .iter()
+        .chain(set.bindings.subjects.iter())
+    {
         if is_break_glass_name(name) {
             out.extend(a.policies.iter().cloned());
         }
@@ -179,7 +228,10 @@ fn break_glass_policies(set: &PolicySet) -> Vec<String> {
 }
 
 fn is_write_action(action_text: &str) -> bool {
-    let name = action_text.split_once(':').map_or(action_text, |(_, n)| n).to_ascii_lowercase();
+    let name = action_text
+        .split_once(':')
+        .map_or(action_text, |(_, n)| n)
+        .to_ascii_lowercase();
     !READ_VERBS.iter().any(|v| name.starts_with(v)) || name.starts_with('*')
 }
 
@@ -188,24 +240,46 @@ fn statement_findings(cx: &mut Ctx<'_>, s: &Stmt, break_glass: bool) {
     let actions: Vec<String> = s.actions.patterns.iter().map(|p| p.text()).collect();
     if allow && !s.actions.negated {
         if actions.iter().any(|a| a == "*") {
-            cx.add(s, Severity::SecurityWarning, "ALLOW_ALL_ACTIONS",
+            cx.add(
+                s,
+                Severity::SecurityWarning,
+                "ALLOW_ALL_ACTIONS",
                 "Allow with `Action: \"*\"` grants every action of every service".into(),
-                "list the specific actions the principal needs");
+                "list the specific actions the principal needs",
+            );
         } else {
             for a in actions.iter().filter(|a| a.ends_with(":*")) {
-                cx.add(s, Severity::SecurityWarning, "ALLOW_SERVICE_WILDCARD",
+                cx.add(
+                    s,
+                    Severity::SecurityWarning,
+                    "ALLOW_SERVICE_WILDCARD",
                     format!("Allow with `{a}` grants every action of the service"),
-                    "list the specific actions, or a narrower pattern such as `service:Get*`");
+                    "list the specific actions, or a narrower pattern such as `service:Get*`",
+                );
             }
         }
-        let all_resources = s.resources.patterns.iter().any(|r| matches!(r, ResPat::Static(p) if p.is_any()));
+        let all_resources = s
+            .resources
+            .patterns
+            .iter()
+            .any(|r| matches!(r, ResPat::Static(p) if p.is_any()));
         if !s.resources.negated && all_resources {
             let writes: Vec<&String> = actions.iter().filter(|a| is_write_action(a)).collect();
             if !writes.is_empty() {
-                cx.add(s, Severity::SecurityWarning, "WRITE_ON_ALL_RESOURCES",
-                    format!("Allow of write actions ({}) on `Resource: \"*\"`",
-                        writes.iter().map(|a| format!("`{a}`")).collect::<Vec<_>>().join(", ")),
-                    "scope `Resource` to the ARNs the actions need");
+                cx.add(
+                    s,
+                    Severity::SecurityWarning,
+                    "WRITE_ON_ALL_RESOURCES",
+                    format!(
+                        "Allow of write actions ({}) on `Resource: \"*\"`",
+                        writes
+                            .iter()
+                            .map(|a| format!("`{a}`"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                    "scope `Resource` to the ARNs the actions need",
+                );
             }
         }
     }
@@ -215,20 +289,32 @@ fn statement_findings(cx: &mut Ctx<'_>, s: &Stmt, break_glass: bool) {
             "use `Action` with the actions to allow");
     }
     if allow && s.resources.negated {
-        cx.add(s, Severity::SecurityWarning, "ALLOW_WITH_NOT_RESOURCE",
+        cx.add(
+            s,
+            Severity::SecurityWarning,
+            "ALLOW_WITH_NOT_RESOURCE",
             "Allow with `NotResource` grants access to every resource not listed".into(),
-            "use `Resource` with the resources to allow");
+            "use `Resource` with the resources to allow",
+        );
     }
     if let Some(p) = &s.principal {
         if allow && p.negated {
-            cx.add(s, Severity::SecurityWarning, "ALLOW_WITH_NOT_PRINCIPAL",
+            cx.add(
+                s,
+                Severity::SecurityWarning,
+                "ALLOW_WITH_NOT_PRINCIPAL",
                 "Allow with `NotPrincipal` grants access to everyone not listed".into(),
-                "use `Principal` with the principals to allow");
+                "use `Principal` with the principals to allow",
+            );
         }
         if allow && !p.negated && p.anyone && s.conditions.is_empty() {
-            cx.add(s, Severity::SecurityWarning, "ALLOW_ANY_PRINCIPAL",
+            cx.add(
+                s,
+                Severity::SecurityWarning,
+                "ALLOW_ANY_PRINCIPAL",
                 "resource policy allows any principal (`*`) with no condition".into(),
-                "name the principals, or add conditions that restrict who gets access");
+                "name the principals, or add conditions that restrict who gets access",
+            );
         }
     }
     for c in s.conditions.iter() {
@@ -238,9 +324,16 @@ fn statement_findings(cx: &mut Ctx<'_>, s: &Stmt, break_glass: bool) {
                 "use `ForAnyValue:` or add a `Null` condition requiring the key to be present");
         }
         if c.literal_wildcards() {
-            cx.add(s, Severity::Warning, "WILDCARD_WITHOUT_LIKE",
-                format!("`{}` compares `*`/`?` in its values for `{}` literally", c.operator, c.key_name),
-                "use `StringLike` (or `StringNotLike`) to match wildcards");
+            cx.add(
+                s,
+                Severity::Warning,
+                "WILDCARD_WITHOUT_LIKE",
+                format!(
+                    "`{}` compares `*`/`?` in its values for `{}` literally",
+                    c.operator, c.key_name
+                ),
+                "use `StringLike` (or `StringNotLike`) to match wildcards",
+            );
         }
         for key in c.keys() {
             if let Some(name) = unknown_key(key, &actions) {
@@ -252,20 +345,29 @@ fn statement_findings(cx: &mut Ctx<'_>, s: &Stmt, break_glass: bool) {
     }
     redundant_within(cx, s, &actions);
     if allow && break_glass && s.obligations.is_empty() {
-        cx.add(s, Severity::SecurityWarning, "BREAK_GLASS_WITHOUT_OBLIGATION",
-            "break-glass Allow carries no obligation, so its use is neither notified nor audited".into(),
-            "add `Obligations` with a `notification` and an `audit` entry");
+        cx.add(
+            s,
+            Severity::SecurityWarning,
+            "BREAK_GLASS_WITHOUT_OBLIGATION",
+            "break-glass Allow carries no obligation, so its use is neither notified nor audited"
+                .into(),
+            "add `Obligations` with a `notification` and an `audit` entry",
+        );
     }
 }
 
 fn unknown_key(key: &Key, actions: &[String]) -> Option<String> {
     let Key::Context(name) = key else { return None };
-    if KNOWN_KEYS.iter().any(|k| k.eq_ignore_ascii_case(name)) || name.starts_with("aws:requesttag/") {
+    if KNOWN_KEYS.iter().any(|k| k.eq_ignore_ascii_case(name))
+        || name.starts_with("aws:requesttag/")
+    {
         return None;
     }
     let service = name.split_once(':').map(|(s, _)| s)?;
     let known_service = actions.iter().any(|a| {
-        a == "*" || a.split_once(':').is_some_and(|(svc, _)| svc == service || svc.contains('*'))
+        a == "*"
+            || a.split_once(':')
+                .is_some_and(|(svc, _)| svc == service || svc.contains('*'))
     });
     (service == "aws" || !known_service).then(|| name.to_string())
 }
@@ -273,23 +375,48 @@ fn unknown_key(key: &Key, actions: &[String]) -> Option<String> {
 fn redundant_within(cx: &mut Ctx<'_>, s: &Stmt, actions: &[String]) {
     let pats = &s.actions.patterns;
     for (i, p) in pats.iter().enumerate() {
-        let covered = pats.iter().enumerate().any(|(j, q)| i != j && p.covered_by(q) && !(q.covered_by(p) && j > i));
+        let covered = pats
+            .iter()
+            .enumerate()
+            .any(|(j, q)| i != j && p.covered_by(q) && !(q.covered_by(p) && j > i));
         if covered {
-            cx.add(s, Severity::Suggestion, "REDUNDANT_ACTION",
-                format!("action `{}` is already covered by another action in the statement", actions.get(i).map_or("", String::as_str)),
-                "remove the redundant action");
+            cx.add(
+                s,
+                Severity::Suggestion,
+                "REDUNDANT_ACTION",
+                format!(
+                    "action `{}` is already covered by another action in the statement",
+                    actions.get(i).map_or("", String::as_str)
+                ),
+                "remove the redundant action",
+            );
         }
     }
-    let res: Vec<&crate::pattern::Pattern> = s.resources.patterns.iter().filter_map(|r| match r {
-        ResPat::Static(p) => Some(p),
-        ResPat::Dynamic(_) => None,
-    }).collect();
+    let res: Vec<&crate::pattern::Pattern> = s
+        .resources
+        .patterns
+        .iter()
+        .filter_map(|r| match r {
+            ResPat::Static(p) => Some(p),
+            ResPat::Dynamic(_) => None,
+        })
+        .collect();
     for (i, p) in res.iter().enumerate() {
-        let covered = res.iter().enumerate().any(|(j, q)| i != j && p.covered_by(q) && !(q.covered_by(p) && j > i));
+        let covered = res
+            .iter()
+            .enumerate()
+            .any(|(j, q)| i != j && p.covered_by(q) && !(q.covered_by(p) && j > i));
         if covered {
-            cx.add(s, Severity::Suggestion, "REDUNDANT_RESOURCE",
-                format!("resource `{}` is already covered by another resource in the statement", p.text()),
-                "remove the redundant resource");
+            cx.add(
+                s,
+                Severity::Suggestion,
+                "REDUNDANT_RESOURCE",
+                format!(
+                    "resource `{}` is already covered by another resource in the statement",
+                    p.text()
+                ),
+                "remove the redundant resource",
+            );
         }
     }
 }
@@ -301,30 +428,55 @@ fn redundant_statements(cx: &mut Ctx<'_>) {
     for meta in &set.policies {
         let ids: Vec<u32> = meta.statements.clone().collect();
         for &a in &ids {
-            let Some(sa) = set.statements.get(a as usize) else { continue };
+            let Some(sa) = set.statements.get(a as usize) else {
+                continue;
+            };
             let covered_by = ids.iter().filter(|&&b| b != a).find_map(|&b| {
                 let sb = set.statements.get(b as usize)?;
                 let same_shape = sa.info.effect == sb.info.effect
                     && sa.condition_digest == sb.condition_digest
-                    && !sa.actions.negated && !sb.actions.negated
-                    && !sa.resources.negated && !sb.resources.negated
-                    && sa.principal.is_none() && sb.principal.is_none();
+                    && !sa.actions.negated
+                    && !sb.actions.negated
+                    && !sa.resources.negated
+                    && !sb.resources.negated
+                    && sa.principal.is_none()
+                    && sb.principal.is_none();
                 let covers = same_shape
-                    && sa.actions.patterns.iter().all(|p| sb.actions.patterns.iter().any(|q| p.covered_by(q)))
+                    && sa
+                        .actions
+                        .patterns
+                        .iter()
+                        .all(|p| sb.actions.patterns.iter().any(|q| p.covered_by(q)))
                     && sa.resources.patterns.iter().all(|p| match p {
-                        ResPat::Static(p) => sb.resources.patterns.iter().any(|q| matches!(q, ResPat::Static(q) if p.covered_by(q))),
+                        ResPat::Static(p) => sb
+                            .resources
+                            .patterns
+                            .iter()
+                            .any(|q| matches!(q, ResPat::Static(q) if p.covered_by(q))),
                         ResPat::Dynamic(_) => false,
                     });
                 // Of two identical statements, report only the later one.
-                let mutual = covers && sb.actions.patterns.iter().all(|p| sa.actions.patterns.iter().any(|q| p.covered_by(q)))
+                let mutual = covers
+                    && sb
+                        .actions
+                        .patterns
+                        .iter()
+                        .all(|p| sa.actions.patterns.iter().any(|q| p.covered_by(q)))
                     && sb.resources.patterns.iter().all(|p| match p {
-                        ResPat::Static(p) => sa.resources.patterns.iter().any(|q| matches!(q, ResPat::Static(q) if p.covered_by(q))),
+                        ResPat::Static(p) => sa
+                            .resources
+                            .patterns
+                            .iter()
+                            .any(|q| matches!(q, ResPat::Static(q) if p.covered_by(q))),
                         ResPat::Dynamic(_) => false,
                     });
                 (covers && (!mutual || b < a)).then_some(sb)
             });
             if let Some(sb) = covered_by {
-                let other = sb.info.sid.as_ref().map_or_else(|| format!("statement {}", sb.info.index), |s| format!("`{s}`"));
+                let other = sb.info.sid.as_ref().map_or_else(
+                    || format!("statement {}", sb.info.index),
+                    |s| format!("`{s}`"),
+                );
                 cx.add(sa, Severity::Suggestion, "REDUNDANT_STATEMENT",
                     format!("every action and resource of this statement is already covered by {other} with the same effect and conditions"),
                     "remove the statement or merge it into the other");
@@ -336,10 +488,11 @@ fn redundant_statements(cx: &mut Ctx<'_>) {
 fn unused_policies(cx: &mut Ctx<'_>) {
     let b = &cx.set.bindings;
     for meta in &cx.set.policies {
-        let used = b.roles.values().chain(b.subjects.values()).any(|a| {
-            a.policies.contains(&meta.name) || a.boundary.as_ref() == Some(&meta.name)
-        }) || b.guardrails.contains(&meta.name)
-            || b.resources.iter().any(|r| r.policies.contains(&meta.name));
+        let used =
+            b.roles.values().chain(b.subjects.values()).any(|a| {
+                a.policies.contains(&meta.name) || a.boundary.as_ref() == Some(&meta.name)
+            }) || b.guardrails.contains(&meta.name)
+                || b.resources.iter().any(|r| r.policies.contains(&meta.name));
         if !used {
             cx.out.push(Finding {
                 severity: Severity::Warning,
@@ -360,7 +513,10 @@ mod tests {
     use super::*;
 
     fn codes(policy: &str, bindings: &str) -> Vec<&'static str> {
-        let set = PolicySet::builder().policy_json("p", policy).bindings_yaml("b", bindings).build();
+        let set = PolicySet::builder()
+            .policy_json("p", policy)
+            .bindings_yaml("b", bindings)
+            .build();
         match set {
             Ok(set) => lint(&set).into_iter().map(|f| f.code).collect(),
             Err(e) => vec![if e.0.is_empty() { "" } else { "COMPILE" }],
@@ -371,13 +527,19 @@ mod tests {
 
     #[test]
     fn allow_star_is_a_security_warning() {
-        let c = codes(r#"{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"*","Resource":"arn:aws:s3:::b/*"}}"#, ROLE);
+        let c = codes(
+            r#"{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"*","Resource":"arn:aws:s3:::b/*"}}"#,
+            ROLE,
+        );
         assert!(c.contains(&"ALLOW_ALL_ACTIONS"), "{c:?}");
     }
 
     #[test]
     fn service_wildcard_and_write_on_all_resources_are_flagged() {
-        let c = codes(r#"{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":["s3:*","s3:PutObject"],"Resource":"*"}}"#, ROLE);
+        let c = codes(
+            r#"{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":["s3:*","s3:PutObject"],"Resource":"*"}}"#,
+            ROLE,
+        );
         assert!(c.contains(&"ALLOW_SERVICE_WILDCARD"), "{c:?}");
         assert!(c.contains(&"WRITE_ON_ALL_RESOURCES"), "{c:?}");
         assert!(c.contains(&"REDUNDANT_ACTION"), "{c:?}");
@@ -385,17 +547,28 @@ mod tests {
 
     #[test]
     fn read_actions_on_all_resources_are_fine() {
-        let c = codes(r#"{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":["ec2:Describe*","s3:ListAllMyBuckets"],"Resource":"*"}}"#, ROLE);
+        let c = codes(
+            r#"{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":["ec2:Describe*","s3:ListAllMyBuckets"],"Resource":"*"}}"#,
+            ROLE,
+        );
         assert!(c.is_empty(), "{c:?}");
     }
 
     #[test]
     fn not_elements_and_for_all_values_on_allow_are_flagged() {
-        let c = codes(r#"{"Version":"2012-10-17","Statement":[
+        let c = codes(
+            r#"{"Version":"2012-10-17","Statement":[
             {"Effect":"Allow","NotAction":"iam:*","NotResource":"arn:aws:s3:::x"},
             {"Effect":"Allow","Action":"s3:GetObject","Resource":"arn:aws:s3:::b/*",
-             "Condition":{"ForAllValues:StringEquals":{"aws:TagKeys":["a"]},"StringEquals":{"aws:RequestTag/x":"a*"}}}]}"#, ROLE);
-        for code in ["ALLOW_WITH_NOT_ACTION", "ALLOW_WITH_NOT_RESOURCE", "ALLOW_WITH_FOR_ALL_VALUES", "WILDCARD_WITHOUT_LIKE"] {
+             "Condition":{"ForAllValues:StringEquals":{"aws:TagKeys":["a"]},"StringEquals":{"aws:RequestTag/x":"a*"}}}]}"#,
+            ROLE,
+        );
+        for code in [
+            "ALLOW_WITH_NOT_ACTION",
+            "ALLOW_WITH_NOT_RESOURCE",
+            "ALLOW_WITH_FOR_ALL_VALUES",
+            "WILDCARD_WITHOUT_LIKE",
+        ] {
             assert!(c.contains(&code), "{code} missing from {c:?}");
         }
     }
@@ -410,19 +583,33 @@ mod tests {
             .policy_json("orphan", r#"{"Version":"2012-10-17","Statement":{"Effect":"Deny","Action":"s3:GetObject","Resource":"*"}}"#)
             .bindings_yaml("b", ROLE)
             .build();
-        let Ok(set) = set else { unreachable!("valid set") };
+        let Ok(set) = set else {
+            unreachable!("valid set")
+        };
         let f = lint(&set);
-        let redundant: Vec<_> = f.iter().filter(|f| f.code == "REDUNDANT_STATEMENT").map(|f| f.sid.as_deref()).collect();
+        let redundant: Vec<_> = f
+            .iter()
+            .filter(|f| f.code == "REDUNDANT_STATEMENT")
+            .map(|f| f.sid.as_deref())
+            .collect();
         assert_eq!(redundant, vec![Some("B")]);
-        let unknown: Vec<_> = f.iter().filter(|f| f.code == "UNKNOWN_CONDITION_KEY").map(|f| f.message.clone()).collect();
+        let unknown: Vec<_> = f
+            .iter()
+            .filter(|f| f.code == "UNKNOWN_CONDITION_KEY")
+            .map(|f| f.message.clone())
+            .collect();
         assert_eq!(unknown.len(), 2, "{unknown:?}");
-        assert!(f.iter().any(|f| f.code == "UNUSED_POLICY" && f.policy.as_deref() == Some("orphan")));
+        assert!(f
+            .iter()
+            .any(|f| f.code == "UNUSED_POLICY" && f.policy.as_deref() == Some("orphan")));
     }
 
     #[test]
     fn break_glass_allow_without_obligation_is_flagged() {
-        let c = codes(r#"{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"ec2:StopInstances","Resource":"arn:aws:ec2:*:*:instance/*"}}"#,
-            "roles: { EmergencyRole: { policies: [p] } }");
+        let c = codes(
+            r#"{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"ec2:StopInstances","Resource":"arn:aws:ec2:*:*:instance/*"}}"#,
+            "roles: { EmergencyRole: { policies: [p] } }",
+        );
         assert!(c.contains(&"BREAK_GLASS_WITHOUT_OBLIGATION"), "{c:?}");
     }
 }

@@ -22,14 +22,62 @@ enum Shape {
     Any,
     Exact(Box<str>),
     Prefix(Box<str>),
+    /// Only `*` wildcards: the literal runs between them (at least two; the first and last
+    /// may be empty), matched with prefix, suffix and in-order substring search.
+    Segments(Box<[Box<str>]>),
     Glob(Box<[Tok]>),
 }
 
-/// A compiled wildcard pattern.
+/// A compiled wildcard pattern. A case-insensitive pattern is stored folded (lower-case) and
+/// must be matched against folded text (see [`fold_str`]), so matching itself is always a
+/// plain comparison.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Pattern {
     shape: Shape,
-    case_insensitive: bool,
+    /// A cheap first check kept inline, so that most mismatches are rejected without
+    /// reading the pattern's text from elsewhere in memory.
+    probe: Probe,
+}
+
+/// Length bounds and up to eight literal bytes at a fixed offset that every match has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Probe {
+    min_len: u32,
+    max_len: u32,
+    at: u32,
+    len: u8,
+    bytes: [u8; 8],
+}
+
+impl Probe {
+    fn new(literal_prefix: &str, min_len: usize, max_len: Option<usize>) -> Self {
+        let p = literal_prefix.as_bytes();
+        let n = p.len().min(8);
+        let at = p.len() - n;
+        let mut bytes = [0u8; 8];
+        for (dst, src) in bytes.iter_mut().zip(p.iter().skip(at)) {
+            *dst = *src;
+        }
+        let clamp = |v: usize| u32::try_from(v).unwrap_or(u32::MAX);
+        Probe {
+            min_len: clamp(min_len),
+            max_len: max_len.map_or(u32::MAX, clamp),
+            at: clamp(at),
+            len: u8::try_from(n).unwrap_or(0),
+            bytes,
+        }
+    }
+
+    #[inline]
+    fn admits(&self, text: &str) -> bool {
+        let len = text.len();
+        if len < self.min_len as usize || len > self.max_len as usize {
+            return false;
+        }
+        let at = self.at as usize;
+        let n = usize::from(self.len);
+        text.as_bytes().get(at..at + n) == self.bytes.get(..n)
+    }
 }
 
 /// Tokens of `text` where `*` and `?` are wildcards.
@@ -73,34 +121,44 @@ impl Pattern {
             Shape::Exact(lit_string(&toks))
         } else if literal_len + 1 == toks.len() && toks.last() == Some(&Tok::Star) {
             Shape::Prefix(lit_string(toks.get(..literal_len).unwrap_or_default()))
+        } else if !toks.contains(&Tok::One) {
+            let segments: Vec<Box<str>> = toks.split(|t| *t == Tok::Star).map(lit_string).collect();
+            Shape::Segments(segments.into_boxed_slice())
         } else {
             Shape::Glob(toks.into_boxed_slice())
         };
-        Pattern {
+        let lit_len = |t: &Tok| match t {
+            Tok::Lit(c) => c.len_utf8(),
+            Tok::One => 1,
+            Tok::Star => 0,
+        };
+        let (min_len, max_len) = match &shape {
+            Shape::Any => (0, None),
+            Shape::Exact(s) => (s.len(), Some(s.len())),
+            Shape::Prefix(p) => (p.len(), None),
+            Shape::Segments(segs) => (segs.iter().map(|s| s.len()).sum(), None),
+            Shape::Glob(t) => (t.iter().map(lit_len).sum(), None),
+        };
+        let mut pattern = Pattern {
             shape,
-            case_insensitive,
-        }
+            probe: Probe::new("", 0, None),
+        };
+        pattern.probe = Probe::new(&pattern.literal_prefix(), min_len, max_len);
+        pattern
     }
 
-    /// Whether the pattern matches the whole of `text`.
+    /// Whether the pattern matches the whole of `text` (folded text for a case-insensitive
+    /// pattern).
     pub(crate) fn matches(&self, text: &str) -> bool {
+        if !self.probe.admits(text) {
+            return false;
+        }
         match &self.shape {
             Shape::Any => true,
-            Shape::Exact(s) => {
-                if self.case_insensitive {
-                    eq_fold(s, text)
-                } else {
-                    **s == *text
-                }
-            }
-            Shape::Prefix(p) => {
-                if self.case_insensitive {
-                    text.get(..p.len()).is_some_and(|head| eq_fold(p, head))
-                } else {
-                    text.starts_with(&**p)
-                }
-            }
-            Shape::Glob(toks) => glob(toks, text, self.case_insensitive),
+            Shape::Exact(s) => **s == *text,
+            Shape::Prefix(p) => text.starts_with(&**p),
+            Shape::Segments(segs) => segments_match(segs, text),
+            Shape::Glob(toks) => glob(toks, text),
         }
     }
 
@@ -110,8 +168,14 @@ impl Pattern {
             Shape::Any => "*".to_owned(),
             Shape::Exact(s) => s.to_string(),
             Shape::Prefix(p) => format!("{p}*"),
+            Shape::Segments(segs) => segs.join("*"),
             Shape::Glob(t) => crate::keys::toks_to_string(t),
         }
+    }
+
+    /// Whether this pattern has no wildcard.
+    pub(crate) fn is_exact(&self) -> bool {
+        matches!(self.shape, Shape::Exact(_))
     }
 
     /// Whether this pattern is the lone `*`.
@@ -120,17 +184,20 @@ impl Pattern {
     }
 
     /// The literal text before the first wildcard (lower-cased when case-insensitive).
-    pub(crate) fn literal_prefix(&self) -> String {
+    pub(crate) fn literal_prefix(&self) -> std::borrow::Cow<'_, str> {
+        use std::borrow::Cow;
         match &self.shape {
-            Shape::Any => String::new(),
-            Shape::Exact(s) | Shape::Prefix(s) => s.to_string(),
-            Shape::Glob(t) => t
-                .iter()
-                .map_while(|t| match t {
-                    Tok::Lit(c) => Some(*c),
-                    _ => None,
-                })
-                .collect(),
+            Shape::Any => Cow::Borrowed(""),
+            Shape::Exact(s) | Shape::Prefix(s) => Cow::Borrowed(s),
+            Shape::Segments(segs) => Cow::Borrowed(segs.first().map_or("", |s| s)),
+            Shape::Glob(t) => Cow::Owned(
+                t.iter()
+                    .map_while(|t| match t {
+                        Tok::Lit(c) => Some(*c),
+                        _ => None,
+                    })
+                    .collect(),
+            ),
         }
     }
 
@@ -169,13 +236,59 @@ fn fold(c: char) -> char {
     }
 }
 
-/// `pattern` is already folded; `text` is folded on the fly.
-fn eq_fold(pattern: &str, text: &str) -> bool {
-    if pattern.is_ascii() && text.is_ascii() {
-        return pattern.eq_ignore_ascii_case(text);
+/// Folds text for matching against case-insensitive patterns, into `buf` (reused, so that
+/// ASCII text up to the buffer's inline size costs no allocation).
+pub(crate) fn fold_into<'b>(text: &str, buf: &'b mut smallvec::SmallVec<[u8; 128]>) -> &'b str {
+    buf.clear();
+    if text.is_ascii() {
+        buf.extend(text.bytes().map(|b| b.to_ascii_lowercase()));
+    } else {
+        let mut tmp = [0u8; 4];
+        for c in text.chars() {
+            buf.extend_from_slice(fold(c).encode_utf8(&mut tmp).as_bytes());
+        }
     }
-    let mut t = text.chars().map(fold);
-    pattern.chars().all(|p| t.next() == Some(p)) && t.next().is_none()
+    std::str::from_utf8(buf).unwrap_or_default()
+}
+
+/// Folds text (allocating).
+#[cfg(test)]
+pub(crate) fn fold_str(text: &str) -> String {
+    text.chars().map(fold).collect()
+}
+
+fn segments_match(segs: &[Box<str>], text: &str) -> bool {
+    let (Some(first), Some(last)) = (segs.first(), segs.last()) else {
+        return false;
+    };
+    if text.len() < first.len() + last.len()
+        || !text.starts_with(&**first)
+        || !text.ends_with(&**last)
+    {
+        return false;
+    }
+    let mut window = text
+        .get(first.len()..text.len() - last.len())
+        .unwrap_or_default()
+        .as_bytes();
+    for seg in segs.iter().skip(1).take(segs.len().saturating_sub(2)) {
+        match find(window, seg.as_bytes()) {
+            Some(at) => window = window.get(at + seg.len()..).unwrap_or_default(),
+            None => return false,
+        }
+    }
+    true
+}
+
+/// Leftmost occurrence of `needle` in `hay`. Segments are short, so a first-byte scan beats
+/// the setup cost of a general substring searcher.
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    let Some((&first, rest)) = needle.split_first() else {
+        return Some(0);
+    };
+    let last_start = hay.len().checked_sub(needle.len())?;
+    (0..=last_start)
+        .find(|&i| hay.get(i) == Some(&first) && hay.get(i + 1..i + needle.len()) == Some(rest))
 }
 
 fn char_len_at(text: &str, at: usize) -> usize {
@@ -186,7 +299,7 @@ fn char_len_at(text: &str, at: usize) -> usize {
 
 /// Iterative wildcard match with single-star backtracking: linear in practice, never
 /// exponential (each `*` restart advances the text position).
-pub(crate) fn glob(toks: &[Tok], text: &str, case_insensitive: bool) -> bool {
+pub(crate) fn glob(toks: &[Tok], text: &str) -> bool {
     let (mut pi, mut ti) = (0usize, 0usize);
     let mut restart: Option<(usize, usize)> = None;
     loop {
@@ -206,8 +319,7 @@ pub(crate) fn glob(toks: &[Tok], text: &str, case_insensitive: bool) -> bool {
             }
             Some(Tok::Lit(p)) => {
                 if let Some(c) = rest.chars().next() {
-                    let c2 = if case_insensitive { fold(c) } else { c };
-                    if c2 == *p {
+                    if c == *p {
                         ti += c.len_utf8();
                         pi += 1;
                         continue;
@@ -239,18 +351,27 @@ mod tests {
     #[test]
     fn shapes_are_recognised() {
         assert!(Pattern::new("*", false).is_any());
-        assert_eq!(Pattern::new("s3:Get*", true).shape, Shape::Prefix("s3:get".into()));
+        assert_eq!(
+            Pattern::new("s3:Get*", true).shape,
+            Shape::Prefix("s3:get".into())
+        );
         assert_eq!(Pattern::new("a**", false).shape, Shape::Prefix("a".into()));
-        assert!(matches!(Pattern::new("a*b", false).shape, Shape::Glob(_)));
+        assert!(matches!(
+            Pattern::new("a*b", false).shape,
+            Shape::Segments(_)
+        ));
+        assert!(matches!(Pattern::new("a?b", false).shape, Shape::Glob(_)));
     }
 
     #[test]
     fn case_insensitive_matching_folds_text() {
         let p = Pattern::new("S3:GetObject", true);
-        assert!(p.matches("s3:getobject"));
-        assert!(p.matches("S3:GETOBJECT"));
-        assert!(!p.matches("s3:getobjectx"));
-        assert!(Pattern::new("s3:Get*", true).matches("S3:GETBucket"));
+        assert!(p.matches(&fold_str("s3:getobject")));
+        assert!(p.matches(&fold_str("S3:GETOBJECT")));
+        assert!(!p.matches(&fold_str("s3:getobjectx")));
+        assert!(Pattern::new("s3:Get*", true).matches(&fold_str("S3:GETBucket")));
+        let mut buf = smallvec::SmallVec::new();
+        assert_eq!(fold_into("S3:ÉTAT", &mut buf), "s3:état");
     }
 
     #[test]
@@ -270,6 +391,15 @@ mod tests {
         assert!(Pattern::new("*b*d", false).matches("abcbd"));
         assert!(!Pattern::new("*b*d", false).matches("abcbde"));
         assert!(Pattern::new("", false).matches(""));
+        assert!(Pattern::new("*b*b", false).matches("bb"));
+        assert!(Pattern::new("*bb*b", false).matches("bbb"));
+        assert!(!Pattern::new("*bb*b", false).matches("bb"));
+        assert!(Pattern::new("a*b*c", false).matches("abc"));
+        assert!(!Pattern::new("ab*ba", false).matches("aba"));
+        assert!(Pattern::new("arn:aws:s3:::bkt-096*/data/*", false)
+            .matches("arn:aws:s3:::bkt-0961/data/x/y"));
+        assert!(!Pattern::new("arn:aws:s3:::bkt-096*/data/*", false)
+            .matches("arn:aws:s3:::bkt-0961/tmp/x"));
         assert!(!Pattern::new("", false).matches("a"));
     }
 

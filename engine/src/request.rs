@@ -103,7 +103,11 @@ impl From<i64> for Value {
 }
 impl From<Vec<&str>> for Value {
     fn from(v: Vec<&str>) -> Self {
-        Value::Many(v.into_iter().map(|s| Scalar::String(s.to_owned())).collect())
+        Value::Many(
+            v.into_iter()
+                .map(|s| Scalar::String(s.to_owned()))
+                .collect(),
+        )
     }
 }
 
@@ -123,7 +127,11 @@ impl Context {
     pub fn insert(&mut self, key: impl Into<String>, value: impl Into<Value>) {
         let key = key.into();
         let value = value.into();
-        if let Some(slot) = self.0.iter_mut().find(|(k, _)| k.eq_ignore_ascii_case(&key)) {
+        if let Some(slot) = self
+            .0
+            .iter_mut()
+            .find(|(k, _)| k.eq_ignore_ascii_case(&key))
+        {
             *slot = (key, value);
         } else {
             self.0.push((key, value));

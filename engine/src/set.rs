@@ -71,7 +71,13 @@ pub struct ResourceAttachment {
 #[derive(Debug, Clone)]
 pub(crate) struct Actions {
     pub(crate) negated: bool,
+    /// Every pattern as written (folded).
     pub(crate) patterns: Box<[Pattern]>,
+    /// The [`ActionIds`] of the wildcard-free patterns, inline: matching them is an integer
+    /// comparison that touches no other memory.
+    pub(crate) exact_ids: smallvec::SmallVec<[u32; 4]>,
+    /// Whether any pattern has a wildcard (and must be matched as text).
+    pub(crate) has_wildcards: bool,
 }
 
 /// One `Resource` / `NotResource` entry.
@@ -84,7 +90,8 @@ pub(crate) enum ResPat {
 #[derive(Debug, Clone)]
 pub(crate) struct Resources {
     pub(crate) negated: bool,
-    pub(crate) patterns: Box<[ResPat]>,
+    /// Inline for the common single entry, so it is read with the statement.
+    pub(crate) patterns: smallvec::SmallVec<[ResPat; 1]>,
 }
 
 /// `Principal` / `NotPrincipal`.
@@ -98,34 +105,124 @@ pub(crate) struct Principals {
     pub(crate) roles: Box<[Pattern]>,
 }
 
-/// A compiled statement.
+/// A compiled statement. What a decision reads first (effect, action ids, the first
+/// resource pattern) is inline; the statement's location, which only the outcome needs, is
+/// boxed to keep statements small and dense in memory.
 #[derive(Debug, Clone)]
+// Hot fields first, and each statement starts a cache line: a candidate rejected by its
+// action touches one line, one rejected by its resource two.
+#[repr(C, align(64))]
 pub(crate) struct Stmt {
-    pub(crate) info: StatementInfo,
+    pub(crate) effect: crate::types::Effect,
     pub(crate) actions: Actions,
     pub(crate) resources: Resources,
-    pub(crate) principal: Option<Principals>,
     pub(crate) conditions: Box<[Condition]>,
+    pub(crate) principal: Option<Box<Principals>>,
+    pub(crate) info: Box<StatementInfo>,
     pub(crate) obligations: Box<[u32]>,
     /// A digest of the `Condition` element as written (0 when absent), so the linter can
     /// tell statements with the same conditions apart from others.
     pub(crate) condition_digest: u64,
 }
 
-/// Statement ids grouped by the service part of their actions (lower-case, sorted), with a
-/// bucket for statements whose actions can match any service (`*`, `s*:...`, `NotAction`).
+/// The statements of one attachment that can match an action: by exact action id, by
+/// service id (patterns with a wildcard after the service), and a bucket for statements
+/// whose actions can match any service (`*`, `s*:...`, `NotAction`).
+///
+/// Kept in one allocation so a lookup touches few cache lines:
+/// `[n_exact, n_services, n_wildcard, n_all, (key, start, len) × (n_exact + n_services),
+/// wildcard ids, bucket ids…, all ids]`, with each key list sorted for binary search.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Index {
-    pub(crate) services: Box<[ServiceBucket]>,
-    pub(crate) wildcard: Box<[u32]>,
-    pub(crate) all: Box<[u32]>,
+    pub(crate) data: Box<[u32]>,
 }
 
-/// The statements whose actions name one service.
-pub(crate) type ServiceBucket = (Box<str>, Box<[u32]>);
+const HEADER: usize = 4;
 
 /// A document added to a builder: name, origin, parsed value or parse error.
 pub(crate) type PendingDocument = (String, String, Result<serde_json::Value, String>);
+
+impl Index {
+    fn header(&self, i: usize) -> usize {
+        self.data.get(i).map_or(0, |v| *v as usize)
+    }
+
+    fn range(&self, start: usize, len: usize) -> &[u32] {
+        self.data.get(start..start + len).unwrap_or_default()
+    }
+
+    fn find(&self, first_entry: usize, entries: usize, key: u32) -> &[u32] {
+        let table = self.range(HEADER + first_entry * 3, entries * 3);
+        let (mut lo, mut hi) = (0usize, entries);
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            let k = table.get(mid * 3).copied().unwrap_or(u32::MAX);
+            if k < key {
+                lo = mid + 1;
+            } else if k > key {
+                hi = mid;
+            } else {
+                let start = table.get(mid * 3 + 1).map_or(0, |v| *v as usize);
+                let len = table.get(mid * 3 + 2).map_or(0, |v| *v as usize);
+                return self.range(start, len);
+            }
+        }
+        &[]
+    }
+
+    /// Statements under an exact action id.
+    pub(crate) fn exact(&self, action: u32) -> &[u32] {
+        self.find(0, self.header(0), action)
+    }
+
+    /// Statements under a service id.
+    pub(crate) fn service(&self, service: u32) -> &[u32] {
+        self.find(self.header(0), self.header(1), service)
+    }
+
+    fn wildcard_start(&self) -> usize {
+        HEADER + (self.header(0) + self.header(1)) * 3
+    }
+
+    /// Statements whose actions may be of any service.
+    pub(crate) fn wildcard(&self) -> &[u32] {
+        self.range(self.wildcard_start(), self.header(2))
+    }
+
+    /// Every statement of the attachment.
+    pub(crate) fn all(&self) -> &[u32] {
+        let n_all = self.header(3);
+        self.range(self.data.len().saturating_sub(n_all), n_all)
+    }
+
+    fn build(
+        exact: BTreeMap<u32, BTreeSet<u32>>,
+        services: BTreeMap<u32, BTreeSet<u32>>,
+        wildcard: BTreeSet<u32>,
+        all: BTreeSet<u32>,
+    ) -> Self {
+        let to_u32 = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        let mut data = vec![
+            to_u32(exact.len()),
+            to_u32(services.len()),
+            to_u32(wildcard.len()),
+            to_u32(all.len()),
+        ];
+        let mut ids_at = HEADER + (exact.len() + services.len()) * 3 + wildcard.len();
+        let mut bucket_ids = Vec::new();
+        for (key, ids) in exact.iter().chain(services.iter()) {
+            data.extend([*key, to_u32(ids_at), to_u32(ids.len())]);
+            ids_at += ids.len();
+            bucket_ids.extend(ids.iter().copied());
+        }
+        data.extend(wildcard.iter().copied());
+        data.extend(bucket_ids);
+        data.extend(all.iter().copied());
+        Index {
+            data: data.into_boxed_slice(),
+        }
+    }
+}
 
 /// Resource-policy attachments, bucketed by the first three parts of their pattern
 /// (`arn:aws:s3`) when those are literal, so a request only tries the patterns of its own
@@ -139,7 +236,11 @@ pub(crate) struct ResourceIndex {
 
 /// The text before the third `:` of an ARN-like string (`arn:aws:s3`), if it has one.
 pub(crate) fn arn_service_prefix(s: &str) -> Option<&str> {
-    let mut colons = s.match_indices(':').map(|(i, _)| i);
+    let mut colons = s
+        .bytes()
+        .enumerate()
+        .filter(|(_, b)| *b == b':')
+        .map(|(i, _)| i);
     let third = colons.nth(2)?;
     s.get(..third)
 }
@@ -158,14 +259,22 @@ impl ResourceIndex {
         }
         ResourceIndex {
             entries,
-            by_service: by_service.into_iter().map(|(k, v)| (k.into_boxed_str(), v.into_boxed_slice())).collect(),
+            by_service: by_service
+                .into_iter()
+                .map(|(k, v)| (k.into_boxed_str(), v.into_boxed_slice()))
+                .collect(),
             other: other.into_boxed_slice(),
         }
     }
 
     /// The attachments whose pattern may match `resource`, in any order.
-    pub(crate) fn candidates<'s>(&'s self, resource: &str) -> impl Iterator<Item = &'s (Pattern, Index)> {
-        let bucket = arn_service_prefix(resource)
+    pub(crate) fn candidates<'s>(
+        &'s self,
+        resource: &str,
+    ) -> impl Iterator<Item = &'s (Pattern, Index)> {
+        let bucket = (!self.by_service.is_empty())
+            .then(|| arn_service_prefix(resource))
+            .flatten()
             .and_then(|k| self.by_service.get(k))
             .map_or(&[][..], |b| &b[..]);
         bucket
@@ -190,7 +299,9 @@ pub(crate) struct PolicyMeta {
     pub(crate) statements: std::ops::Range<u32>,
 }
 
-type Map<V> = HashMap<Box<str>, V, FixedState>;
+/// Keys up to 24 bytes (most role names and subject ids) are stored inline, so a lookup
+/// compares them without reading another allocation.
+type Map<V> = HashMap<compact_str::CompactString, V, FixedState>;
 
 /// A compiled, immutable, `Send + Sync` policy set. Build with [`PolicySet::builder`] or
 /// [`PolicySet::load_dir`]; ask with [`PolicySet::decide`].
@@ -201,6 +312,7 @@ pub struct PolicySet {
     /// For each obligation, the index of the first obligation with the same `Id`.
     pub(crate) obligation_keys: Vec<u32>,
     pub(crate) policies: Vec<PolicyMeta>,
+    pub(crate) action_ids: ActionIds,
     pub(crate) roles: Map<CAttachment>,
     pub(crate) subjects: Map<CAttachment>,
     pub(crate) guardrails: Index,
@@ -233,14 +345,22 @@ impl PolicySetBuilder {
     #[must_use]
     pub fn policy_text(mut self, name: &str, origin: &str, format: Format, text: &str) -> Self {
         let parsed = if text.len() > MAX_DOCUMENT_BYTES {
-            Err(format!("document is {} bytes, over the limit of {MAX_DOCUMENT_BYTES}", text.len()))
+            Err(format!(
+                "document is {} bytes, over the limit of {MAX_DOCUMENT_BYTES}",
+                text.len()
+            ))
         } else {
             match format {
-                Format::Json => serde_json::from_str(text).map_err(|e| format!("invalid JSON: {e}")),
-                Format::Yaml => yaml_serde::from_str(text).map_err(|e| format!("invalid YAML: {e}")),
+                Format::Json => {
+                    serde_json::from_str(text).map_err(|e| format!("invalid JSON: {e}"))
+                }
+                Format::Yaml => {
+                    yaml_serde::from_str(text).map_err(|e| format!("invalid YAML: {e}"))
+                }
             }
         };
-        self.documents.push((name.to_owned(), origin.to_owned(), parsed));
+        self.documents
+            .push((name.to_owned(), origin.to_owned(), parsed));
         self
     }
 
@@ -259,7 +379,8 @@ impl PolicySetBuilder {
     /// Adds an already parsed policy document.
     #[must_use]
     pub fn policy_value(mut self, name: &str, document: serde_json::Value) -> Self {
-        self.documents.push((name.to_owned(), name.to_owned(), Ok(document)));
+        self.documents
+            .push((name.to_owned(), name.to_owned(), Ok(document)));
         self
     }
 
@@ -274,7 +395,10 @@ impl PolicySetBuilder {
     #[must_use]
     pub fn bindings_yaml(mut self, origin: &str, text: &str) -> Self {
         let parsed = if text.len() > MAX_DOCUMENT_BYTES {
-            Err(format!("document is {} bytes, over the limit of {MAX_DOCUMENT_BYTES}", text.len()))
+            Err(format!(
+                "document is {} bytes, over the limit of {MAX_DOCUMENT_BYTES}",
+                text.len()
+            ))
         } else if text.trim().is_empty() {
             Ok(Bindings::default())
         } else {
@@ -293,11 +417,17 @@ impl PolicySetBuilder {
     #[allow(clippy::type_complexity)]
     pub(crate) fn into_parts(
         self,
-    ) -> (Vec<PendingDocument>, Result<Bindings, String>, String, Vec<CompileError>) {
+    ) -> (
+        Vec<PendingDocument>,
+        Result<Bindings, String>,
+        String,
+        Vec<CompileError>,
+    ) {
         (
             self.documents,
             self.bindings.unwrap_or_else(|| Ok(Bindings::default())),
-            self.bindings_origin.unwrap_or_else(|| BINDINGS_FILE.to_owned()),
+            self.bindings_origin
+                .unwrap_or_else(|| BINDINGS_FILE.to_owned()),
             self.errors,
         )
     }
@@ -328,8 +458,15 @@ impl PolicySet {
         let mut seen: BTreeMap<String, String> = BTreeMap::new();
         let mut count = 0usize;
         for path in entries {
-            let file_name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_owned();
-            let ext = path.extension().and_then(|e| e.to_str()).unwrap_or_default();
+            let file_name = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default()
+                .to_owned();
+            let ext = path
+                .extension()
+                .and_then(|e| e.to_str())
+                .unwrap_or_default();
             let format = match ext {
                 "json" => Format::Json,
                 "yaml" | "yml" => Format::Yaml,
@@ -352,7 +489,11 @@ impl PolicySet {
                 });
                 break;
             }
-            let name = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default().to_owned();
+            let name = path
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or_default()
+                .to_owned();
             if let Some(other) = seen.insert(name.clone(), origin.clone()) {
                 builder.errors.push(CompileError {
                     file: origin.clone(),
@@ -393,7 +534,7 @@ impl PolicySet {
 
     /// Every statement's location, in order.
     pub fn statements(&self) -> impl Iterator<Item = &StatementInfo> {
-        self.statements.iter().map(|s| &s.info)
+        self.statements.iter().map(|s| &*s.info)
     }
 }
 
@@ -401,7 +542,8 @@ fn read_bounded(path: &Path) -> std::io::Result<String> {
     use std::io::Read;
     let file = std::fs::File::open(path)?;
     let mut text = String::new();
-    file.take(MAX_DOCUMENT_BYTES as u64 + 1).read_to_string(&mut text)?;
+    file.take(MAX_DOCUMENT_BYTES as u64 + 1)
+        .read_to_string(&mut text)?;
     Ok(text)
 }
 
@@ -413,40 +555,119 @@ pub(crate) fn res_pat(text: &str, variables: bool) -> Result<ResPat, String> {
     })
 }
 
+/// Global ids for the exact (folded) action names and the services that statements name, so
+/// a decision hashes its action once and each attachment's index is searched by integer.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ActionIds {
+    pub(crate) actions: Map<u32>,
+    pub(crate) services: Map<u32>,
+}
+
+/// Where a statement's action patterns place it in an index.
+enum Placement {
+    /// Some pattern can match actions of any service (`*`, `s*:...`, `NotAction`).
+    Wildcard,
+    /// Exact action ids and service ids (for patterns with wildcards after the service).
+    Keys(Vec<u32>, Vec<u32>),
+}
+
+impl ActionIds {
+    /// Interns the actions and services of `statements` and records each statement's exact
+    /// action ids.
+    pub(crate) fn assign(statements: &mut [Stmt]) -> Self {
+        let ids = Self::new(statements);
+        for s in statements.iter_mut() {
+            let exact: smallvec::SmallVec<[u32; 4]> = s
+                .actions
+                .patterns
+                .iter()
+                .filter(|p| p.is_exact())
+                .filter_map(|p| ids.actions.get(&*p.literal_prefix()).copied())
+                .collect();
+            s.actions.has_wildcards = s.actions.patterns.iter().any(|p| !p.is_exact());
+            s.actions.exact_ids = exact;
+        }
+        ids
+    }
+
+    fn new(statements: &[Stmt]) -> Self {
+        let mut ids = ActionIds::default();
+        for s in statements {
+            for p in s.actions.patterns.iter() {
+                let prefix = p.literal_prefix();
+                let Some((service, _)) = prefix.split_once(':') else {
+                    continue;
+                };
+                if !p.is_any() {
+                    let n = u32::try_from(ids.services.len()).unwrap_or(u32::MAX);
+                    ids.services.entry(service.into()).or_insert(n);
+                }
+                if p.is_exact() {
+                    let n = u32::try_from(ids.actions.len()).unwrap_or(u32::MAX);
+                    ids.actions.entry(prefix.into()).or_insert(n);
+                }
+            }
+        }
+        ids
+    }
+
+    fn placement(&self, s: &Stmt) -> Placement {
+        if s.actions.negated {
+            return Placement::Wildcard;
+        }
+        let (mut exact, mut services) = (Vec::new(), Vec::new());
+        for p in s.actions.patterns.iter() {
+            let prefix = p.literal_prefix();
+            let service = match prefix.split_once(':') {
+                Some((service, _)) if !p.is_any() => service,
+                _ => return Placement::Wildcard,
+            };
+            if p.is_exact() {
+                match self.actions.get(&*prefix) {
+                    Some(&id) => exact.push(id),
+                    None => return Placement::Wildcard,
+                }
+            } else {
+                match self.services.get(service) {
+                    Some(&id) => services.push(id),
+                    None => return Placement::Wildcard,
+                }
+            }
+        }
+        Placement::Keys(exact, services)
+    }
+}
+
 /// Builds an action index over statement ids.
-pub(crate) fn build_index(statements: &[Stmt], ids: impl IntoIterator<Item = u32>) -> Index {
-    let mut services: BTreeMap<String, BTreeSet<u32>> = BTreeMap::new();
+pub(crate) fn build_index(
+    statements: &[Stmt],
+    ids: &ActionIds,
+    members: impl IntoIterator<Item = u32>,
+) -> Index {
+    let mut exact: BTreeMap<u32, BTreeSet<u32>> = BTreeMap::new();
+    let mut services: BTreeMap<u32, BTreeSet<u32>> = BTreeMap::new();
     let mut wildcard = BTreeSet::new();
     let mut all = BTreeSet::new();
-    for id in ids {
-        let Some(stmt) = statements.get(id as usize) else { continue };
+    for id in members {
+        let Some(stmt) = statements.get(id as usize) else {
+            continue;
+        };
         all.insert(id);
-        let mut stmt_services = BTreeSet::new();
-        let mut any_service = stmt.actions.negated;
-        for p in stmt.actions.patterns.iter() {
-            match p.literal_prefix().split_once(':') {
-                Some((service, _)) if !p.is_any() => {
-                    stmt_services.insert(service.to_ascii_lowercase());
+        match ids.placement(stmt) {
+            Placement::Wildcard => {
+                wildcard.insert(id);
+            }
+            Placement::Keys(actions, svcs) => {
+                for a in actions {
+                    exact.entry(a).or_default().insert(id);
                 }
-                _ => any_service = true,
-            }
-        }
-        if any_service {
-            wildcard.insert(id);
-        } else {
-            for s in stmt_services {
-                services.entry(s).or_default().insert(id);
+                for sv in svcs {
+                    services.entry(sv).or_default().insert(id);
+                }
             }
         }
     }
-    Index {
-        services: services
-            .into_iter()
-            .map(|(k, v)| (k.into_boxed_str(), v.into_iter().collect()))
-            .collect(),
-        wildcard: wildcard.into_iter().collect(),
-        all: all.into_iter().collect(),
-    }
+    Index::build(exact, services, wildcard, all)
 }
 
 /// The revision digest of a set's inputs.
@@ -454,24 +675,55 @@ pub(crate) fn revision_of(docs: &[(String, &serde_json::Value)], bindings: &Bind
     let mut h = Sha256::new();
     let mut sorted: Vec<_> = docs.iter().collect();
     sorted.sort_by(|a, b| a.0.cmp(&b.0));
-    for (name, doc) in sorted {
-        h.update(name.as_bytes());
-        h.update([0]);
-        h.update(doc.to_string().as_bytes());
-        h.update([0]);
+    {
+        use std::io::Write;
+        // Buffered: the serializer writes many small pieces. Writing into a digest cannot fail.
+        let mut w = std::io::BufWriter::with_capacity(1 << 14, &mut h);
+        for (name, doc) in sorted {
+            let _ = w.write_all(name.as_bytes());
+            let _ = w.write_all(&[0]);
+            let _ = serde_json::to_writer(&mut w, doc);
+            let _ = w.write_all(&[0]);
+        }
+        let _ = serde_json::to_writer(&mut w, bindings);
+        let _ = w.flush();
     }
-    h.update(serde_json::to_string(bindings).unwrap_or_default().as_bytes());
     let digest = h.finalize();
     digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
+}
+
+/// A 64-bit digest of a JSON value's serialization, without building the text.
+pub(crate) fn json_digest(v: &serde_json::Value) -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    struct HashWriter<H>(H);
+    impl<H: Hasher> std::io::Write for HashWriter<H> {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.write(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut w = HashWriter(FixedState::default().build_hasher());
+    let _ = serde_json::to_writer(&mut w, v);
+    w.0.finish()
 }
 
 /// Parses an `Obligations` entry.
 pub(crate) fn parse_obligation(v: &serde_json::Value) -> Result<Obligation, String> {
     let Some(obj) = v.as_object() else {
-        return Err("each obligation must be an object with `Id`, `Type` and optional `Properties`".into());
+        return Err(
+            "each obligation must be an object with `Id`, `Type` and optional `Properties`".into(),
+        );
     };
-    if let Some(k) = obj.keys().find(|k| !matches!(k.as_str(), "Id" | "Type" | "Properties")) {
-        return Err(format!("unknown obligation field `{k}` (expected `Id`, `Type`, `Properties`)"));
+    if let Some(k) = obj
+        .keys()
+        .find(|k| !matches!(k.as_str(), "Id" | "Type" | "Properties"))
+    {
+        return Err(format!(
+            "unknown obligation field `{k}` (expected `Id`, `Type`, `Properties`)"
+        ));
     }
     let id = match obj.get("Id") {
         Some(serde_json::Value::String(s)) if !s.trim().is_empty() => s.clone(),
@@ -481,7 +733,11 @@ pub(crate) fn parse_obligation(v: &serde_json::Value) -> Result<Obligation, Stri
         Some(serde_json::Value::String(s)) => ObligationType::parse(s).ok_or_else(|| {
             format!(
                 "obligation `{id}` has unknown `Type` `{s}` (expected one of {})",
-                ObligationType::ALL.iter().map(|(_, n)| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+                ObligationType::ALL
+                    .iter()
+                    .map(|(_, n)| format!("`{n}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )
         })?,
         _ => return Err(format!("obligation `{id}` needs a string `Type`")),
@@ -491,11 +747,30 @@ pub(crate) fn parse_obligation(v: &serde_json::Value) -> Result<Obligation, Stri
         Some(serde_json::Value::Object(m)) => m.clone(),
         Some(_) => return Err(format!("obligation `{id}` `Properties` must be an object")),
     };
-    Ok(Obligation { id, kind, properties })
+    Ok(Obligation {
+        id,
+        kind,
+        properties,
+    })
 }
 
 #[allow(dead_code)]
 fn _assert_send_sync() {
     fn is<T: Send + Sync>() {}
     is::<PolicySet>();
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn hot_structures_stay_small() {
+        let stmt = std::mem::size_of::<super::Stmt>();
+        assert!(stmt <= 256, "Stmt is {stmt} bytes");
+        eprintln!(
+            "Stmt {stmt} ResPat {} Pattern {} Condition {}",
+            std::mem::size_of::<super::ResPat>(),
+            std::mem::size_of::<crate::pattern::Pattern>(),
+            std::mem::size_of::<crate::condition::Condition>()
+        );
+    }
 }

@@ -103,19 +103,25 @@ impl TestFile {
         for (name, doc) in self.policies.iter().flatten() {
             b = b.policy_value(name, doc.clone());
         }
-        b.bindings(self.bindings.clone().unwrap_or_default()).build().map_err(|mut e| {
-            for err in &mut e.0 {
-                if err.file == crate::set::BINDINGS_FILE {
-                    err.file = format!("{origin}: bindings");
+        b.bindings(self.bindings.clone().unwrap_or_default())
+            .build()
+            .map_err(|mut e| {
+                for err in &mut e.0 {
+                    if err.file == crate::set::BINDINGS_FILE {
+                        err.file = format!("{origin}: bindings");
+                    }
                 }
-            }
-            e
-        })
+                e
+            })
     }
 }
 
 /// Runs one case; `Err` describes every mismatch.
-pub fn run_case(set: &PolicySet, file_now: Option<DateTime<Utc>>, case: &TestCase) -> Result<(), String> {
+pub fn run_case(
+    set: &PolicySet,
+    file_now: Option<DateTime<Utc>>,
+    case: &TestCase,
+) -> Result<(), String> {
     let mut req = case.request.clone();
     req.now = case.now.or(file_now).or(req.now);
     let d = set.decide(&req);
@@ -124,13 +130,26 @@ pub fn run_case(set: &PolicySet, file_now: Option<DateTime<Utc>>, case: &TestCas
 
 fn check(d: &Decision<'_>, e: &Expect) -> Result<(), String> {
     let mut problems = Vec::new();
-    let got = if d.allowed { ExpectedDecision::Allow } else { ExpectedDecision::Deny };
+    let got = if d.allowed {
+        ExpectedDecision::Allow
+    } else {
+        ExpectedDecision::Deny
+    };
     if got != e.decision {
-        problems.push(format!("decision: expected {:?}, got {:?} ({})", e.decision, got, d.reason.as_str()));
+        problems.push(format!(
+            "decision: expected {:?}, got {:?} ({})",
+            e.decision,
+            got,
+            d.reason.as_str()
+        ));
     }
     if let Some(r) = e.reason {
         if r != d.reason {
-            problems.push(format!("reason: expected {}, got {}", r.as_str(), d.reason.as_str()));
+            problems.push(format!(
+                "reason: expected {}, got {}",
+                r.as_str(),
+                d.reason.as_str()
+            ));
         }
     }
     if let Some(want) = &e.determining {
@@ -149,14 +168,22 @@ fn check(d: &Decision<'_>, e: &Expect) -> Result<(), String> {
         got.sort();
         got.dedup();
         let strip = |v: &[ExpectedStatement]| -> Vec<(String, Option<String>)> {
-            v.iter().map(|s| (s.policy.clone(), s.sid.clone())).collect()
+            v.iter()
+                .map(|s| (s.policy.clone(), s.sid.clone()))
+                .collect()
         };
         let effects_ok = want.iter().all(|w| {
             w.effect.is_none()
-                || got.iter().any(|g| g.policy == w.policy && g.sid == w.sid && g.effect == w.effect)
+                || got
+                    .iter()
+                    .any(|g| g.policy == w.policy && g.sid == w.sid && g.effect == w.effect)
         });
         if strip(&want) != strip(&got) || !effects_ok {
-            problems.push(format!("determining: expected {}, got {}", fmt_stmts(&want), fmt_stmts(&got)));
+            problems.push(format!(
+                "determining: expected {}, got {}",
+                fmt_stmts(&want),
+                fmt_stmts(&got)
+            ));
         }
     }
     if let Some(want) = &e.obligations {

@@ -13,7 +13,11 @@ fn run(path: &Path, text: String) -> datatest_stable::Result<()> {
     let built = file.build_set(&origin);
     if let Some(needles) = &file.compile_error {
         let errors = match built {
-            Ok(_) => return Err(format!("{origin}: expected the set to be rejected, but it compiled").into()),
+            Ok(_) => {
+                return Err(
+                    format!("{origin}: expected the set to be rejected, but it compiled").into(),
+                )
+            }
             Err(e) => e.to_string(),
         };
         for n in needles {
@@ -31,8 +35,18 @@ fn run(path: &Path, text: String) -> datatest_stable::Result<()> {
     if report.failed.is_empty() {
         return Ok(());
     }
-    let lines: Vec<String> = report.failed.iter().map(|(n, e)| format!("  {n}: {e}")).collect();
-    Err(format!("{origin}: {} of {} cases failed:\n{}", report.failed.len(), file.cases.len(), lines.join("\n")).into())
+    let lines: Vec<String> = report
+        .failed
+        .iter()
+        .map(|(n, e)| format!("  {n}: {e}"))
+        .collect();
+    Err(format!(
+        "{origin}: {} of {} cases failed:\n{}",
+        report.failed.len(),
+        file.cases.len(),
+        lines.join("\n")
+    )
+    .into())
 }
 
 datatest_stable::harness! {

@@ -83,11 +83,19 @@ pub fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => {
             let _ = e.print();
-            return if e.use_stderr() { ExitCode::from(EXIT_USAGE) } else { ExitCode::SUCCESS };
+            return if e.use_stderr() {
+                ExitCode::from(EXIT_USAGE)
+            } else {
+                ExitCode::SUCCESS
+            };
         }
     };
     let code = match cli.command {
-        Command::Eval { policies, now, request } => eval(&policies, now, &request),
+        Command::Eval {
+            policies,
+            now,
+            request,
+        } => eval(&policies, now, &request),
         Command::Policy(PolicyCommand::Validate { dir }) => validate(&dir),
         Command::Policy(PolicyCommand::Test { dir }) => test(&dir),
         Command::Policy(PolicyCommand::Lint { dir, format }) => lint_dir(&dir, format),
@@ -107,13 +115,19 @@ fn load(dir: &Path) -> Result<PolicySet, u8> {
 fn read_request(path: &Path) -> Result<String, String> {
     let mut text = String::new();
     let read = if path == Path::new("-") {
-        std::io::stdin().take(MAX_REQUEST_BYTES + 1).read_to_string(&mut text)
+        std::io::stdin()
+            .take(MAX_REQUEST_BYTES + 1)
+            .read_to_string(&mut text)
     } else {
-        std::fs::File::open(path).and_then(|f| f.take(MAX_REQUEST_BYTES + 1).read_to_string(&mut text))
+        std::fs::File::open(path)
+            .and_then(|f| f.take(MAX_REQUEST_BYTES + 1).read_to_string(&mut text))
     };
     read.map_err(|e| format!("cannot read request `{}`: {e}", path.display()))?;
     if text.len() as u64 > MAX_REQUEST_BYTES {
-        return Err(format!("request `{}` is over {MAX_REQUEST_BYTES} bytes", path.display()));
+        return Err(format!(
+            "request `{}` is over {MAX_REQUEST_BYTES} bytes",
+            path.display()
+        ));
     }
     Ok(text)
 }
@@ -150,7 +164,11 @@ impl<'a> From<&Decision<'a>> for DecisionOutput<'a> {
             determining: d
                 .determining
                 .iter()
-                .map(|s| StatementOutput { policy: &s.policy, sid: s.sid.as_deref(), effect: s.effect.as_str() })
+                .map(|s| StatementOutput {
+                    policy: &s.policy,
+                    sid: s.sid.as_deref(),
+                    effect: s.effect.as_str(),
+                })
                 .collect(),
             obligations: d.obligations.to_vec(),
         }
@@ -237,7 +255,10 @@ fn test(dir: &Path) -> u8 {
     let mut out = std::io::stdout().lock();
     for path in &files {
         let name = path.display();
-        let file = match std::fs::read_to_string(path).map_err(|e| e.to_string()).and_then(|t| TestFile::from_yaml(&t)) {
+        let file = match std::fs::read_to_string(path)
+            .map_err(|e| e.to_string())
+            .and_then(|t| TestFile::from_yaml(&t))
+        {
             Ok(f) => f,
             Err(e) => {
                 let _ = writeln!(out, "FAIL {name}: cannot load test file: {e}");
@@ -282,7 +303,10 @@ fn lint_dir(dir: &Path, format: OutputFormat) -> u8 {
     };
     match format {
         OutputFormat::Json => {
-            println!("{}", serde_json::to_string_pretty(&findings).unwrap_or_else(|_| "[]".into()));
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&findings).unwrap_or_else(|_| "[]".into())
+            );
         }
         OutputFormat::Text => {
             for f in &findings {

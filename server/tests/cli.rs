@@ -1,5 +1,10 @@
 //! The `pdp` binary end to end: real processes over real policy directories.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -26,7 +31,12 @@ fn pdp_stdin(args: &[&str], input: &str) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn pdp");
-    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
     child.wait_with_output().unwrap()
 }
 
@@ -55,13 +65,22 @@ fn eval_allows_the_example_request_and_prints_one_json_object() {
     let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
     assert_eq!(v["decision"], "allow");
     assert_eq!(v["reason"], "allowed");
-    assert!(v["determining"].as_array().unwrap().iter().any(|s| s["policy"] == "app-data" && s["effect"] == "Allow"));
+    assert!(v["determining"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|s| s["policy"] == "app-data" && s["effect"] == "Allow"));
     assert!(v["obligations"].as_array().unwrap().is_empty());
 }
 
 #[test]
 fn eval_explicitly_denies_without_mfa() {
-    let o = pdp(&["eval", "--policies", "policies", "examples/request-denied.json"]);
+    let o = pdp(&[
+        "eval",
+        "--policies",
+        "policies",
+        "examples/request-denied.json",
+    ]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
     assert_eq!(v["decision"], "deny");
@@ -78,26 +97,64 @@ fn eval_reads_stdin_and_reports_obligations() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
     assert_eq!(v["decision"], "allow");
-    let mut ids: Vec<&str> = v["obligations"].as_array().unwrap().iter().map(|o| o["id"].as_str().unwrap()).collect();
+    let mut ids: Vec<&str> = v["obligations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["id"].as_str().unwrap())
+        .collect();
     ids.sort_unstable();
     assert_eq!(ids, ["audit-break-glass", "notify-security"]);
-    assert_eq!(v["obligations"][0]["type"].as_str().map(|t| t == "notification" || t == "audit"), Some(true));
+    assert_eq!(
+        v["obligations"][0]["type"]
+            .as_str()
+            .map(|t| t == "notification" || t == "audit"),
+        Some(true)
+    );
 }
 
 #[test]
 fn eval_now_flag_fixes_the_clock() {
     let dir = write_dir(&[
-        ("p.json", r#"{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"s3:GetObject","Resource":"*",
-            "Condition":{"DateLessThan":{"aws:CurrentTime":"2026-06-01T00:00:00Z"}}}}"#),
+        (
+            "p.json",
+            r#"{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"s3:GetObject","Resource":"*",
+            "Condition":{"DateLessThan":{"aws:CurrentTime":"2026-06-01T00:00:00Z"}}}}"#,
+        ),
         ("bindings.yaml", "roles: { R: { policies: [p] } }"),
-        ("req/req.json", r#"{"subject":{"id":"a","roles":["R"]},"action":"s3:GetObject","resource":{"id":"x"}}"#),
+        (
+            "req/req.json",
+            r#"{"subject":{"id":"a","roles":["R"]},"action":"s3:GetObject","resource":{"id":"x"}}"#,
+        ),
     ]);
     let d = dir.path().to_str().unwrap();
     let req = dir.path().join("req/req.json");
-    let before = pdp(&["eval", "--policies", d, "--now", "2026-05-31T23:59:59Z", req.to_str().unwrap()]);
-    let after = pdp(&["eval", "--policies", d, "--now", "2026-06-01T00:00:00Z", req.to_str().unwrap()]);
-    assert!(stdout(&before).contains(r#""decision":"allow""#), "{}", stdout(&before));
-    assert!(stdout(&after).contains(r#""decision":"deny""#), "{}", stdout(&after));
+    let before = pdp(&[
+        "eval",
+        "--policies",
+        d,
+        "--now",
+        "2026-05-31T23:59:59Z",
+        req.to_str().unwrap(),
+    ]);
+    let after = pdp(&[
+        "eval",
+        "--policies",
+        d,
+        "--now",
+        "2026-06-01T00:00:00Z",
+        req.to_str().unwrap(),
+    ]);
+    assert!(
+        stdout(&before).contains(r#""decision":"allow""#),
+        "{}",
+        stdout(&before)
+    );
+    assert!(
+        stdout(&after).contains(r#""decision":"deny""#),
+        "{}",
+        stdout(&after)
+    );
 }
 
 #[test]
@@ -113,8 +170,16 @@ fn eval_bad_request_exits_4_with_a_message() {
 
 #[test]
 fn eval_with_a_broken_policy_set_exits_3() {
-    let dir = write_dir(&[("p.json", "{not json"), ("req.json", r#"{"action":"s3:GetObject"}"#)]);
-    let o = pdp(&["eval", "--policies", dir.path().to_str().unwrap(), dir.path().join("req.json").to_str().unwrap()]);
+    let dir = write_dir(&[
+        ("p.json", "{not json"),
+        ("req.json", r#"{"action":"s3:GetObject"}"#),
+    ]);
+    let o = pdp(&[
+        "eval",
+        "--policies",
+        dir.path().to_str().unwrap(),
+        dir.path().join("req.json").to_str().unwrap(),
+    ]);
     assert_eq!(o.status.code(), Some(3));
     assert!(stderr(&o).contains("invalid JSON"), "{}", stderr(&o));
 }
@@ -139,9 +204,15 @@ fn validate_reports_every_problem_with_its_location() {
     let out = stdout(&o);
     assert!(out.contains("a.json: statement 1 (Sid `BadNum`): Condition.NumericLessThan.aws:MultiFactorAuthAge: `soon` is not a number"), "{out}");
     assert!(out.contains("a.json: statement 2: Effect:"), "{out}");
-    assert!(out.contains("a.json: statement 2: Action: `s3GetObject` is not an action"), "{out}");
+    assert!(
+        out.contains("a.json: statement 2: Action: `s3GetObject` is not an action"),
+        "{out}"
+    );
     assert!(out.contains("b.yaml: statement 0: Condition.StringEqualz: unknown condition operator `StringEqualz`"), "{out}");
-    assert!(out.contains("bindings.yaml: roles.R.policies: unknown policy `missing-policy`"), "{out}");
+    assert!(
+        out.contains("bindings.yaml: roles.R.policies: unknown policy `missing-policy`"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -163,9 +234,14 @@ fn policy_test_passes_the_example_set() {
 #[test]
 fn policy_test_reports_failures_and_exits_1() {
     let dir = write_dir(&[
-        ("p.json", r#"{"Version":"2012-10-17","Statement":{"Sid":"Read","Effect":"Allow","Action":"s3:GetObject","Resource":"*"}}"#),
+        (
+            "p.json",
+            r#"{"Version":"2012-10-17","Statement":{"Sid":"Read","Effect":"Allow","Action":"s3:GetObject","Resource":"*"}}"#,
+        ),
         ("bindings.yaml", "roles: { R: { policies: [p] } }"),
-        ("tests/t.yaml", r#"
+        (
+            "tests/t.yaml",
+            r#"
 cases:
   - name: read is allowed
     request: { subject: { id: a, roles: [R] }, action: s3:GetObject, resource: { id: x } }
@@ -173,35 +249,68 @@ cases:
   - name: wrongly expects write to be allowed
     request: { subject: { id: a, roles: [R] }, action: s3:PutObject, resource: { id: x } }
     expect: { decision: allow }
-"#),
+"#,
+        ),
     ]);
     let o = pdp(&["policy", "test", dir.path().to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(1));
     let out = stdout(&o);
     assert!(out.contains("FAIL"), "{out}");
-    assert!(out.contains("wrongly expects write to be allowed: decision: expected Allow, got Deny"), "{out}");
+    assert!(
+        out.contains("wrongly expects write to be allowed: decision: expected Allow, got Deny"),
+        "{out}"
+    );
     assert_eq!(out.lines().last(), Some("1 passed, 1 failed"));
 }
 
 #[test]
 fn lint_flags_least_privilege_problems_and_passes_the_example_set() {
     let dir = write_dir(&[
-        ("wide.json", r#"{"Version":"2012-10-17","Statement":[
+        (
+            "wide.json",
+            r#"{"Version":"2012-10-17","Statement":[
             {"Sid":"Everything","Effect":"Allow","Action":"*","Resource":"*"},
-            {"Sid":"AllS3","Effect":"Allow","Action":"s3:*","Resource":"arn:aws:s3:::b/*"}]}"#),
-        ("unused.json", r#"{"Version":"2012-10-17","Statement":{"Effect":"Deny","Action":"s3:GetObject","Resource":"*"}}"#),
+            {"Sid":"AllS3","Effect":"Allow","Action":"s3:*","Resource":"arn:aws:s3:::b/*"}]}"#,
+        ),
+        (
+            "unused.json",
+            r#"{"Version":"2012-10-17","Statement":{"Effect":"Deny","Action":"s3:GetObject","Resource":"*"}}"#,
+        ),
         ("bindings.yaml", "roles: { R: { policies: [wide] } }"),
     ]);
     let o = pdp(&["policy", "lint", dir.path().to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(1));
     let out = stdout(&o);
-    assert!(out.contains("security_warning:") && out.contains("(Sid `Everything`)") && out.contains("[ALLOW_ALL_ACTIONS]"), "{out}");
-    assert!(out.contains("[ALLOW_SERVICE_WILDCARD]") && out.contains("[WRITE_ON_ALL_RESOURCES]"), "{out}");
-    assert!(out.contains("[UNUSED_POLICY]") && out.contains("fix:"), "{out}");
+    assert!(
+        out.contains("security_warning:")
+            && out.contains("(Sid `Everything`)")
+            && out.contains("[ALLOW_ALL_ACTIONS]"),
+        "{out}"
+    );
+    assert!(
+        out.contains("[ALLOW_SERVICE_WILDCARD]") && out.contains("[WRITE_ON_ALL_RESOURCES]"),
+        "{out}"
+    );
+    assert!(
+        out.contains("[UNUSED_POLICY]") && out.contains("fix:"),
+        "{out}"
+    );
 
-    let json = pdp(&["policy", "lint", "--format", "json", dir.path().to_str().unwrap()]);
+    let json = pdp(&[
+        "policy",
+        "lint",
+        "--format",
+        "json",
+        dir.path().to_str().unwrap(),
+    ]);
     let findings: serde_json::Value = serde_json::from_str(&stdout(&json)).unwrap();
-    assert!(findings.as_array().unwrap().iter().any(|f| f["code"] == "ALLOW_ALL_ACTIONS" && f["severity"] == "security_warning" && f["statement"] == 0));
+    assert!(findings
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|f| f["code"] == "ALLOW_ALL_ACTIONS"
+            && f["severity"] == "security_warning"
+            && f["statement"] == 0));
 
     let clean = pdp(&["policy", "lint", "policies"]);
     assert_eq!(clean.status.code(), Some(0), "{}", stdout(&clean));
@@ -210,8 +319,17 @@ fn lint_flags_least_privilege_problems_and_passes_the_example_set() {
 
 #[test]
 fn lint_reports_compile_errors_as_errors() {
-    let dir = write_dir(&[("p.json", r#"{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"s3:GetObject"}}"#)]);
+    let dir = write_dir(&[(
+        "p.json",
+        r#"{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"s3:GetObject"}}"#,
+    )]);
     let o = pdp(&["policy", "lint", dir.path().to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(stdout(&o).contains("error:") && stdout(&o).contains("[INVALID_POLICY]") && stdout(&o).contains("missing `Resource`"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("error:")
+            && stdout(&o).contains("[INVALID_POLICY]")
+            && stdout(&o).contains("missing `Resource`"),
+        "{}",
+        stdout(&o)
+    );
 }
