@@ -8,7 +8,7 @@ use crate::condition;
 use crate::error::{CompileError, CompileErrors};
 use crate::pattern::Pattern;
 use crate::set::{
-    build_index, parse_obligation, res_pat, revision_of, Actions, Bindings, CAttachment,
+    build_index, parse_obligation, res_pat, revision_of, Actions, Bindings, CAttachment, Cold,
     PolicyMeta, PolicySet, PolicySetBuilder, Principals, Resources, Stmt, MAX_STATEMENTS,
 };
 use crate::types::{Effect, Obligation, StatementInfo};
@@ -209,8 +209,8 @@ pub(crate) fn compile(builder: PolicySetBuilder) -> Result<PolicySet, CompileErr
             };
             let mut p = Problems {
                 file: &meta.origin,
-                statement: Some(s.info.index),
-                sid: s.info.sid.clone(),
+                statement: Some(s.cold.info.index),
+                sid: s.cold.info.sid.clone(),
                 out: &mut errors,
             };
             if as_identity && s.principal.is_some() {
@@ -451,7 +451,7 @@ fn compile_statement(
                 p.add(Some(field), format!("`{a}` is not an action: expected `service:Action` (wildcards allowed) or `*`"));
             }
         }
-        Some(Actions { negated, patterns: patterns.into_boxed_slice(), exact_ids: smallvec::SmallVec::new(), has_wildcards: true })
+        Some((negated, patterns.into_boxed_slice()))
     });
 
     let resources = one_of(obj, "Resource", "NotResource", true, p).and_then(|(negated, v)| {
@@ -515,20 +515,28 @@ fn compile_statement(
     if p.out.len() != before {
         return None;
     }
+    let (negated, action_patterns) = actions?;
     Some(Stmt {
         effect: effect?,
-        info: Box::new(StatementInfo {
-            policy: policy.to_owned(),
-            sid,
-            index,
-            effect: effect?,
-        }),
-        actions: actions?,
+        // Exact ids and wildcard patterns are filled in by `ActionIds::assign`.
+        actions: Actions {
+            negated,
+            ..Actions::default()
+        },
         resources: resources?,
         principal,
-        conditions: conditions.into_boxed_slice(),
-        obligations: obligation_ids.into_boxed_slice(),
-        condition_digest: obj.get("Condition").map_or(0, crate::set::json_digest),
+        conditions: conditions.into_iter().collect(),
+        cold: Box::new(Cold {
+            info: StatementInfo {
+                policy: policy.to_owned(),
+                sid,
+                index,
+                effect: effect?,
+            },
+            actions: action_patterns,
+            obligations: obligation_ids.into_boxed_slice(),
+            condition_digest: obj.get("Condition").map_or(0, crate::set::json_digest),
+        }),
     })
 }
 

@@ -64,10 +64,7 @@ impl Stmt {
         let req = ctx.req;
         let a = &self.actions;
         let action_hit = ctx.action_id.is_some_and(|id| a.exact_ids.contains(&id))
-            || (a.has_wildcards
-                && a.patterns
-                    .iter()
-                    .any(|p| !p.is_exact() && p.matches(ctx.action)));
+            || a.wild.iter().any(|p| p.matches(ctx.action));
         if action_hit == self.actions.negated {
             return false;
         }
@@ -275,8 +272,8 @@ impl PolicySet {
         let mut obligations: SmallVec<[_; 2]> = SmallVec::new();
         let mut seen: SmallVec<[u32; 4]> = SmallVec::new();
         for s in ids.iter().filter_map(|id| self.stmt(*id)) {
-            determining.push(&*s.info);
-            for &o in s.obligations.iter() {
+            determining.push(&s.cold.info);
+            for &o in s.cold.obligations.iter() {
                 let key = self.obligation_keys.get(o as usize).copied().unwrap_or(o);
                 if !seen.contains(&key) {
                     if let Some(ob) = self.obligations.get(o as usize) {

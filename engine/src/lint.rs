@@ -167,15 +167,15 @@ impl Ctx<'_> {
             .set
             .policies
             .iter()
-            .find(|p| p.name == s.info.policy)
-            .map_or_else(|| s.info.policy.clone(), |p| p.origin.clone());
+            .find(|p| p.name == s.cold.info.policy)
+            .map_or_else(|| s.cold.info.policy.clone(), |p| p.origin.clone());
         self.out.push(Finding {
             severity,
             code,
             file,
-            policy: Some(s.info.policy.clone()),
-            statement: Some(s.info.index),
-            sid: s.info.sid.clone(),
+            policy: Some(s.cold.info.policy.clone()),
+            statement: Some(s.cold.info.index),
+            sid: s.cold.info.sid.clone(),
             message,
             fix: fix.to_owned(),
         });
@@ -190,7 +190,7 @@ pub fn lint(set: &PolicySet) -> Vec<Finding> {
     };
     let break_glass = break_glass_policies(set);
     for s in &set.statements {
-        statement_findings(&mut cx, s, break_glass.contains(&s.info.policy));
+        statement_findings(&mut cx, s, break_glass.contains(&s.cold.info.policy));
     }
     redundant_statements(&mut cx);
     unused_policies(&mut cx);
@@ -236,8 +236,8 @@ fn is_write_action(action_text: &str) -> bool {
 }
 
 fn statement_findings(cx: &mut Ctx<'_>, s: &Stmt, break_glass: bool) {
-    let allow = s.info.effect == Effect::Allow;
-    let actions: Vec<String> = s.actions.patterns.iter().map(|p| p.text()).collect();
+    let allow = s.cold.info.effect == Effect::Allow;
+    let actions: Vec<String> = s.cold.actions.iter().map(|p| p.text()).collect();
     if allow && !s.actions.negated {
         if actions.iter().any(|a| a == "*") {
             cx.add(
@@ -320,7 +320,7 @@ fn statement_findings(cx: &mut Ctx<'_>, s: &Stmt, break_glass: bool) {
     for c in s.conditions.iter() {
         if allow && c.qualifier == Qualifier::ForAllValues {
             cx.add(s, Severity::SecurityWarning, "ALLOW_WITH_FOR_ALL_VALUES",
-                format!("`{}` on an Allow is true when `{}` is missing or empty, so it can allow requests that carry no values", c.operator, c.key_name),
+                format!("`{}` on an Allow is true when `{}` is missing or empty, so it can allow requests that carry no values", c.operator(), c.key_name()),
                 "use `ForAnyValue:` or add a `Null` condition requiring the key to be present");
         }
         if c.literal_wildcards() {
@@ -330,7 +330,8 @@ fn statement_findings(cx: &mut Ctx<'_>, s: &Stmt, break_glass: bool) {
                 "WILDCARD_WITHOUT_LIKE",
                 format!(
                     "`{}` compares `*`/`?` in its values for `{}` literally",
-                    c.operator, c.key_name
+                    c.operator(),
+                    c.key_name()
                 ),
                 "use `StringLike` (or `StringNotLike`) to match wildcards",
             );
@@ -344,7 +345,7 @@ fn statement_findings(cx: &mut Ctx<'_>, s: &Stmt, break_glass: bool) {
         }
     }
     redundant_within(cx, s, &actions);
-    if allow && break_glass && s.obligations.is_empty() {
+    if allow && break_glass && s.cold.obligations.is_empty() {
         cx.add(
             s,
             Severity::SecurityWarning,
@@ -373,7 +374,7 @@ fn unknown_key(key: &Key, actions: &[String]) -> Option<String> {
 }
 
 fn redundant_within(cx: &mut Ctx<'_>, s: &Stmt, actions: &[String]) {
-    let pats = &s.actions.patterns;
+    let pats = &s.cold.actions;
     for (i, p) in pats.iter().enumerate() {
         let covered = pats
             .iter()
@@ -433,8 +434,8 @@ fn redundant_statements(cx: &mut Ctx<'_>) {
             };
             let covered_by = ids.iter().filter(|&&b| b != a).find_map(|&b| {
                 let sb = set.statements.get(b as usize)?;
-                let same_shape = sa.info.effect == sb.info.effect
-                    && sa.condition_digest == sb.condition_digest
+                let same_shape = sa.cold.info.effect == sb.cold.info.effect
+                    && sa.cold.condition_digest == sb.cold.condition_digest
                     && !sa.actions.negated
                     && !sb.actions.negated
                     && !sa.resources.negated
@@ -443,10 +444,10 @@ fn redundant_statements(cx: &mut Ctx<'_>) {
                     && sb.principal.is_none();
                 let covers = same_shape
                     && sa
+                        .cold
                         .actions
-                        .patterns
                         .iter()
-                        .all(|p| sb.actions.patterns.iter().any(|q| p.covered_by(q)))
+                        .all(|p| sb.cold.actions.iter().any(|q| p.covered_by(q)))
                     && sa.resources.patterns.iter().all(|p| match p {
                         ResPat::Static(p) => sb
                             .resources
@@ -458,10 +459,10 @@ fn redundant_statements(cx: &mut Ctx<'_>) {
                 // Of two identical statements, report only the later one.
                 let mutual = covers
                     && sb
+                        .cold
                         .actions
-                        .patterns
                         .iter()
-                        .all(|p| sa.actions.patterns.iter().any(|q| p.covered_by(q)))
+                        .all(|p| sa.cold.actions.iter().any(|q| p.covered_by(q)))
                     && sb.resources.patterns.iter().all(|p| match p {
                         ResPat::Static(p) => sa
                             .resources
@@ -473,8 +474,8 @@ fn redundant_statements(cx: &mut Ctx<'_>) {
                 (covers && (!mutual || b < a)).then_some(sb)
             });
             if let Some(sb) = covered_by {
-                let other = sb.info.sid.as_ref().map_or_else(
-                    || format!("statement {}", sb.info.index),
+                let other = sb.cold.info.sid.as_ref().map_or_else(
+                    || format!("statement {}", sb.cold.info.index),
                     |s| format!("`{s}`"),
                 );
                 cx.add(sa, Severity::Suggestion, "REDUNDANT_STATEMENT",

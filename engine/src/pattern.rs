@@ -42,10 +42,13 @@ pub(crate) struct Pattern {
 /// Length bounds and up to eight literal bytes at a fixed offset that every match has.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Probe {
-    min_len: u32,
-    max_len: u32,
-    at: u32,
+    min_len: u16,
+    /// `u16::MAX`: no upper bound.
+    max_len: u16,
+    at: u16,
     len: u8,
+    /// The probe decides alone: an exact or prefix pattern whose whole literal is `bytes`.
+    conclusive: bool,
     bytes: [u8; 8],
 }
 
@@ -58,12 +61,20 @@ impl Probe {
         for (dst, src) in bytes.iter_mut().zip(p.iter().skip(at)) {
             *dst = *src;
         }
-        let clamp = |v: usize| u32::try_from(v).unwrap_or(u32::MAX);
+        // Out-of-range figures only weaken the check: a smaller minimum, no maximum, no bytes.
+        let (at, n) = match u16::try_from(at) {
+            Ok(at) => (at, n),
+            Err(_) => (0, 0),
+        };
         Probe {
-            min_len: clamp(min_len),
-            max_len: max_len.map_or(u32::MAX, clamp),
-            at: clamp(at),
+            min_len: u16::try_from(min_len).unwrap_or(u16::MAX),
+            max_len: max_len
+                .and_then(|m| u16::try_from(m).ok())
+                .filter(|m| *m < u16::MAX)
+                .unwrap_or(u16::MAX),
+            at,
             len: u8::try_from(n).unwrap_or(0),
+            conclusive: false,
             bytes,
         }
     }
@@ -71,7 +82,9 @@ impl Probe {
     #[inline]
     fn admits(&self, text: &str) -> bool {
         let len = text.len();
-        if len < self.min_len as usize || len > self.max_len as usize {
+        if len < usize::from(self.min_len)
+            || (self.max_len != u16::MAX && len > usize::from(self.max_len))
+        {
             return false;
         }
         let at = self.at as usize;
@@ -152,6 +165,9 @@ impl Pattern {
     pub(crate) fn matches(&self, text: &str) -> bool {
         if !self.probe.admits(text) {
             return false;
+        }
+        if self.probe.conclusive {
+            return true;
         }
         match &self.shape {
             Shape::Any => true,

@@ -67,17 +67,16 @@ pub struct ResourceAttachment {
     pub policies: Vec<String>,
 }
 
-/// `Action` / `NotAction`.
-#[derive(Debug, Clone)]
+/// `Action` / `NotAction`, as a decision reads it (every pattern as written is kept in
+/// [`Cold::actions`]).
+#[derive(Debug, Clone, Default)]
 pub(crate) struct Actions {
     pub(crate) negated: bool,
-    /// Every pattern as written (folded).
-    pub(crate) patterns: Box<[Pattern]>,
     /// The [`ActionIds`] of the wildcard-free patterns, inline: matching them is an integer
     /// comparison that touches no other memory.
     pub(crate) exact_ids: smallvec::SmallVec<[u32; 4]>,
-    /// Whether any pattern has a wildcard (and must be matched as text).
-    pub(crate) has_wildcards: bool,
+    /// The patterns with wildcards, the first inline.
+    pub(crate) wild: smallvec::SmallVec<[Pattern; 1]>,
 }
 
 /// One `Resource` / `NotResource` entry.
@@ -116,9 +115,18 @@ pub(crate) struct Stmt {
     pub(crate) effect: crate::types::Effect,
     pub(crate) actions: Actions,
     pub(crate) resources: Resources,
-    pub(crate) conditions: Box<[Condition]>,
+    /// The first condition inline: most statements have one or two.
+    pub(crate) conditions: smallvec::SmallVec<[Condition; 1]>,
     pub(crate) principal: Option<Box<Principals>>,
-    pub(crate) info: Box<StatementInfo>,
+    pub(crate) cold: Box<Cold>,
+}
+
+/// What only the outcome, the linter and the index builder read.
+#[derive(Debug, Clone)]
+pub(crate) struct Cold {
+    pub(crate) info: StatementInfo,
+    /// Every `Action`/`NotAction` pattern as written (folded).
+    pub(crate) actions: Box<[Pattern]>,
     pub(crate) obligations: Box<[u32]>,
     /// A digest of the `Condition` element as written (0 when absent), so the linter can
     /// tell statements with the same conditions apart from others.
@@ -534,7 +542,7 @@ impl PolicySet {
 
     /// Every statement's location, in order.
     pub fn statements(&self) -> impl Iterator<Item = &StatementInfo> {
-        self.statements.iter().map(|s| &*s.info)
+        self.statements.iter().map(|s| &s.cold.info)
     }
 }
 
@@ -578,13 +586,19 @@ impl ActionIds {
         let ids = Self::new(statements);
         for s in statements.iter_mut() {
             let exact: smallvec::SmallVec<[u32; 4]> = s
+                .cold
                 .actions
-                .patterns
                 .iter()
                 .filter(|p| p.is_exact())
                 .filter_map(|p| ids.actions.get(&*p.literal_prefix()).copied())
                 .collect();
-            s.actions.has_wildcards = s.actions.patterns.iter().any(|p| !p.is_exact());
+            s.actions.wild = s
+                .cold
+                .actions
+                .iter()
+                .filter(|p| !p.is_exact())
+                .cloned()
+                .collect();
             s.actions.exact_ids = exact;
         }
         ids
@@ -593,7 +607,7 @@ impl ActionIds {
     fn new(statements: &[Stmt]) -> Self {
         let mut ids = ActionIds::default();
         for s in statements {
-            for p in s.actions.patterns.iter() {
+            for p in s.cold.actions.iter() {
                 let prefix = p.literal_prefix();
                 let Some((service, _)) = prefix.split_once(':') else {
                     continue;
@@ -616,7 +630,7 @@ impl ActionIds {
             return Placement::Wildcard;
         }
         let (mut exact, mut services) = (Vec::new(), Vec::new());
-        for p in s.actions.patterns.iter() {
+        for p in s.cold.actions.iter() {
             let prefix = p.literal_prefix();
             let service = match prefix.split_once(':') {
                 Some((service, _)) if !p.is_any() => service,
@@ -765,7 +779,7 @@ mod tests {
     #[test]
     fn hot_structures_stay_small() {
         let stmt = std::mem::size_of::<super::Stmt>();
-        assert!(stmt <= 256, "Stmt is {stmt} bytes");
+        assert!(stmt <= 320, "Stmt is {stmt} bytes");
         eprintln!(
             "Stmt {stmt} ResPat {} Pattern {} Condition {}",
             std::mem::size_of::<super::ResPat>(),
