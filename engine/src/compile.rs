@@ -2,14 +2,14 @@
 //! problem with its file, statement and field), then bindings -> indexed attachments, then
 //! checks that need both (Principal only in resource policies, names that exist).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use crate::condition;
 use crate::error::{CompileError, CompileErrors};
 use crate::pattern::Pattern;
 use crate::set::{
     build_index, parse_obligation, res_pat, revision_of, Actions, Bindings, CAttachment, Cold,
-    PolicyMeta, PolicySet, PolicySetBuilder, Principals, Resources, Stmt, MAX_STATEMENTS,
+    PolicyMeta, PolicySet, Principals, Resources, Stmt, MAX_STATEMENTS,
 };
 use crate::types::{Effect, Obligation, StatementInfo};
 
@@ -32,7 +32,7 @@ const STATEMENT_KEYS: &[&str] = &[
 struct Problems<'a> {
     file: &'a str,
     statement: Option<usize>,
-    sid: Option<String>,
+    sid: Option<&'a str>,
     out: &'a mut Vec<CompileError>,
 }
 
@@ -41,60 +41,98 @@ impl Problems<'_> {
         self.out.push(CompileError {
             file: self.file.to_owned(),
             statement: self.statement,
-            sid: self.sid.clone(),
+            sid: self.sid.map(str::to_owned),
             field: field.map(str::to_owned),
             message: message.into(),
         });
     }
 }
 
-pub(crate) fn compile(builder: PolicySetBuilder) -> Result<PolicySet, CompileErrors> {
-    let (documents, bindings, bindings_origin, mut errors) = builder.into_parts();
-    let mut statements: Vec<Stmt> = Vec::new();
-    let mut obligations: Vec<Obligation> = Vec::new();
-    let mut policies: Vec<PolicyMeta> = Vec::new();
-    let mut by_name: HashMap<String, usize> = HashMap::new();
-    let mut parsed_docs: Vec<(String, &Json)> = Vec::new();
+/// Documents compiled so far, with every problem found in them.
+#[derive(Debug, Default)]
+pub(crate) struct Compiled {
+    statements: Vec<Stmt>,
+    obligations: Vec<Obligation>,
+    policies: Vec<PolicyMeta>,
+    by_name: HashMap<String, usize>,
+    digests: Vec<(String, [u8; 32])>,
+    pub(crate) errors: Vec<CompileError>,
+}
 
-    for (name, origin, doc) in &documents {
+impl Compiled {
+    /// Compiles one document (or records why it could not be read).
+    pub(crate) fn add(&mut self, name: &str, origin: &str, doc: Result<&Json, String>) {
         let mut p = Problems {
             file: origin,
             statement: None,
             sid: None,
-            out: &mut errors,
+            out: &mut self.errors,
         };
         let doc = match doc {
             Ok(d) => d,
             Err(e) => {
-                p.add(None, e.clone());
-                continue;
+                p.add(None, e);
+                return;
             }
         };
         if name.trim().is_empty() {
             p.add(None, "policy name is empty");
-            continue;
+            return;
         }
-        if by_name.contains_key(name) {
+        if self.by_name.contains_key(name) {
             p.add(None, format!("policy name `{name}` is used twice"));
-            continue;
+            return;
         }
-        let start = u32::try_from(statements.len()).unwrap_or(u32::MAX);
-        compile_document(name, doc, &mut p, &mut statements, &mut obligations);
-        if statements.len() > MAX_STATEMENTS {
+        if self.statements.len() > MAX_STATEMENTS {
             p.add(
                 None,
                 format!("the set has more than {MAX_STATEMENTS} statements"),
             );
-            return Err(CompileErrors(errors));
+            return;
         }
-        let end = u32::try_from(statements.len()).unwrap_or(u32::MAX);
-        by_name.insert(name.clone(), policies.len());
-        policies.push(PolicyMeta {
-            name: name.clone(),
-            origin: origin.clone(),
+        let start = u32::try_from(self.statements.len()).unwrap_or(u32::MAX);
+        compile_document(
+            name,
+            doc,
+            &mut p,
+            &mut self.statements,
+            &mut self.obligations,
+        );
+        let end = u32::try_from(self.statements.len()).unwrap_or(u32::MAX);
+        self.by_name.insert(name.to_owned(), self.policies.len());
+        self.policies.push(PolicyMeta {
+            name: name.to_owned(),
+            origin: origin.to_owned(),
             statements: start..end,
         });
-        parsed_docs.push((name.clone(), doc));
+        self.digests
+            .push((name.to_owned(), crate::set::document_digest(doc)));
+    }
+}
+
+/// Adds the bindings to the compiled documents and checks what needs both.
+pub(crate) fn finish(
+    compiled: Compiled,
+    bindings: Result<Bindings, String>,
+    bindings_origin: String,
+) -> Result<PolicySet, CompileErrors> {
+    let Compiled {
+        mut statements,
+        obligations,
+        policies,
+        by_name,
+        mut digests,
+        mut errors,
+    } = compiled;
+    if statements.len() > MAX_STATEMENTS {
+        errors.push(CompileError {
+            file: bindings_origin,
+            statement: None,
+            sid: None,
+            field: None,
+            message: format!("the set has more than {MAX_STATEMENTS} statements"),
+        });
+        return Err(CompileErrors(errors));
     }
 
     let bindings = match bindings {
@@ -200,9 +238,19 @@ pub(crate) fn compile(builder: PolicySetBuilder) -> Result<PolicySet, CompileErr
     }
 
     // Principal belongs in resource policies only, and resource policies need one.
+    let flags = |used: &[usize]| {
+        let mut f = vec![false; policies.len()];
+        for &pi in used {
+            if let Some(slot) = f.get_mut(pi) {
+                *slot = true;
+            }
+        }
+        f
+    };
+    let (identity_use, resource_use) = (flags(&usage.identity), flags(&usage.resource));
     for (pi, meta) in policies.iter().enumerate() {
-        let as_identity = usage.identity.contains(&pi);
-        let as_resource = usage.resource.contains(&pi);
+        let as_identity = identity_use.get(pi).copied().unwrap_or(false);
+        let as_resource = resource_use.get(pi).copied().unwrap_or(false);
         for id in meta.statements.clone() {
             let Some(s) = statements.get(id as usize) else {
                 continue;
@@ -210,7 +258,7 @@ pub(crate) fn compile(builder: PolicySetBuilder) -> Result<PolicySet, CompileErr
             let mut p = Problems {
                 file: &meta.origin,
                 statement: Some(s.cold.info.index),
-                sid: s.cold.info.sid.clone(),
+                sid: s.cold.info.sid.as_deref(),
                 out: &mut errors,
             };
             if as_identity && s.principal.is_some() {
@@ -238,7 +286,7 @@ pub(crate) fn compile(builder: PolicySetBuilder) -> Result<PolicySet, CompileErr
             u32::try_from(first).unwrap_or(0)
         })
         .collect();
-    let revision = revision_of(&parsed_docs, &bindings);
+    let revision = revision_of(&mut digests, &bindings);
     Ok(PolicySet {
         statements,
         obligations,
@@ -315,32 +363,38 @@ fn compile_document(
             return;
         }
     };
-    let mut sids: BTreeMap<String, usize> = BTreeMap::new();
+    let mut sids: HashMap<&str, usize> = HashMap::new();
     for (index, raw) in list.into_iter().enumerate() {
-        let sid = raw.get("Sid").and_then(Json::as_str).map(str::to_owned);
+        let sid = raw.get("Sid").and_then(Json::as_str);
         let mut sp = Problems {
             file: p.file,
             statement: Some(index),
-            sid: sid.clone(),
+            sid,
             out: p.out,
         };
-        if let Some(s) = &sid {
-            if let Some(first) = sids.insert(s.clone(), index) {
+        if let Some(s) = sid {
+            if let Some(first) = sids.insert(s, index) {
                 sp.add(
                     Some("Sid"),
                     format!("duplicate `Sid` `{s}` (also statement {first})"),
                 );
             }
         }
-        if let Some(stmt) =
-            compile_statement(name, index, sid, raw, variables, &mut sp, obligations)
-        {
+        if let Some(stmt) = compile_statement(
+            name,
+            index,
+            sid.map(str::to_owned),
+            raw,
+            variables,
+            &mut sp,
+            obligations,
+        ) {
             statements.push(stmt);
         }
     }
 }
 
-fn string_list(v: &Json, field: &str, p: &mut Problems<'_>) -> Option<Vec<String>> {
+fn string_list<'j>(v: &'j Json, field: &str, p: &mut Problems<'_>) -> Option<Vec<&'j str>> {
     let items: Vec<&Json> = match v {
         Json::String(_) => vec![v],
         Json::Array(a) if !a.is_empty() => a.iter().collect(),
@@ -356,7 +410,7 @@ fn string_list(v: &Json, field: &str, p: &mut Problems<'_>) -> Option<Vec<String
     let mut out = Vec::with_capacity(items.len());
     for i in items {
         match i.as_str() {
-            Some(s) if !s.is_empty() => out.push(s.to_owned()),
+            Some(s) if !s.is_empty() => out.push(s),
             Some(_) => p.add(Some(field), "contains an empty string"),
             None => p.add(Some(field), format!("`{i}` is not a string")),
         }
@@ -442,7 +496,7 @@ fn compile_statement(
         let list = string_list(v, field, p)?;
         let mut patterns = Vec::with_capacity(list.len());
         for a in &list {
-            let valid = a == "*"
+            let valid = *a == "*"
                 || a.split_once(':').is_some_and(|(svc, act)| !svc.is_empty() && !act.is_empty())
                     && !a.contains(char::is_whitespace);
             if valid {

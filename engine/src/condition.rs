@@ -274,6 +274,13 @@ fn compile_values(
 }
 
 fn str_val(text: &str, variables: bool, fold: bool) -> Result<StrVal, String> {
+    if !(variables && text.contains("${")) {
+        return Ok(StrVal::Static(if fold {
+            text.to_lowercase().into()
+        } else {
+            text.into()
+        }));
+    }
     Ok(match parse_text(text, false, variables)? {
         Parsed::Static(_) if fold => StrVal::Static(text.to_lowercase().into()),
         Parsed::Static(t) => StrVal::Static(crate::keys::toks_to_string(&t).into()),
@@ -282,6 +289,9 @@ fn str_val(text: &str, variables: bool, fold: bool) -> Result<StrVal, String> {
 }
 
 fn pat_val(text: &str, variables: bool, arn: bool) -> Result<PatVal, String> {
+    if !arn && !(variables && text.contains("${")) {
+        return Ok(PatVal::Static(Pattern::new(text, false)));
+    }
     Ok(match parse_text(text, true, variables)? {
         Parsed::Static(t) if arn => PatVal::StaticArn(arn_pattern(t)),
         Parsed::Static(t) => PatVal::Static(Pattern::from_toks(t, false)),

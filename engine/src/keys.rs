@@ -36,19 +36,25 @@ const RESOURCE_TAG: &str = "aws:resourcetag/";
 impl Key {
     /// Resolves a key name (case-insensitive).
     pub(crate) fn parse(name: &str) -> Key {
-        let lower = name.to_lowercase();
+        let lower: CompactString = if name.is_ascii() {
+            let mut l = CompactString::from(name);
+            l.make_ascii_lowercase();
+            l
+        } else {
+            name.to_lowercase().into()
+        };
         match lower.as_str() {
             "aws:username" => Key::Username,
             "aws:userid" => Key::Userid,
             "aws:currenttime" => Key::CurrentTime,
             "aws:epochtime" => Key::EpochTime,
-            _ => {
-                if let Some(tag) = lower.strip_prefix(PRINCIPAL_TAG) {
+            l => {
+                if let Some(tag) = l.strip_prefix(PRINCIPAL_TAG) {
                     Key::PrincipalTag(tag.into())
-                } else if let Some(tag) = lower.strip_prefix(RESOURCE_TAG) {
+                } else if let Some(tag) = l.strip_prefix(RESOURCE_TAG) {
                     Key::ResourceTag(tag.into())
                 } else {
-                    Key::Context(lower.into())
+                    Key::Context(lower)
                 }
             }
         }

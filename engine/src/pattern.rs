@@ -110,9 +110,44 @@ pub(crate) fn literal_toks(text: &str, out: &mut Vec<Tok>) {
 impl Pattern {
     /// A pattern from text with `*` and `?` wildcards.
     pub(crate) fn new(text: &str, case_insensitive: bool) -> Self {
-        let mut toks = Vec::with_capacity(text.len());
-        wildcard_toks(text, &mut toks);
-        Self::from_toks(toks, case_insensitive)
+        if text.contains('?') {
+            let mut toks = Vec::with_capacity(text.len());
+            wildcard_toks(text, &mut toks);
+            return Self::from_toks(toks, case_insensitive);
+        }
+        // Only `*` wildcards: build the shape straight from the text.
+        let needs_fold = case_insensitive && text.chars().any(|c| fold(c) != c);
+        let text: std::borrow::Cow<'_, str> = if needs_fold {
+            std::borrow::Cow::Owned(text.chars().map(fold).collect())
+        } else {
+            std::borrow::Cow::Borrowed(text)
+        };
+        // Runs of `*` match the same strings as one.
+        let text: std::borrow::Cow<'_, str> = if text.contains("**") {
+            let mut collapsed = String::with_capacity(text.len());
+            for c in text.chars() {
+                if !(c == '*' && collapsed.ends_with('*')) {
+                    collapsed.push(c);
+                }
+            }
+            std::borrow::Cow::Owned(collapsed)
+        } else {
+            text
+        };
+        let stars = text.bytes().filter(|b| *b == b'*').count();
+        let shape = if stars == 0 {
+            Shape::Exact(match text {
+                std::borrow::Cow::Owned(s) => s.into_boxed_str(),
+                std::borrow::Cow::Borrowed(s) => s.into(),
+            })
+        } else if text == "*" {
+            Shape::Any
+        } else if stars == 1 && text.ends_with('*') {
+            Shape::Prefix(text.trim_end_matches('*').into())
+        } else {
+            Shape::Segments(text.split('*').map(Into::into).collect())
+        };
+        Self::with_shape(shape)
     }
 
     /// A pattern from tokens; literal characters are lower-cased when case-insensitive.
@@ -140,6 +175,10 @@ impl Pattern {
         } else {
             Shape::Glob(toks.into_boxed_slice())
         };
+        Self::with_shape(shape)
+    }
+
+    fn with_shape(shape: Shape) -> Self {
         let lit_len = |t: &Tok| match t {
             Tok::Lit(c) => c.len_utf8(),
             Tok::One => 1,
@@ -157,6 +196,8 @@ impl Pattern {
             probe: Probe::new("", 0, None),
         };
         pattern.probe = Probe::new(&pattern.literal_prefix(), min_len, max_len);
+        pattern.probe.conclusive =
+            matches!(&pattern.shape, Shape::Exact(s) | Shape::Prefix(s) if s.len() <= 8);
         pattern
     }
 
@@ -434,5 +475,56 @@ mod tests {
         let p = Pattern::from_toks(t, false);
         assert!(p.matches("home/*"));
         assert!(!p.matches("home/x"));
+    }
+}
+
+#[cfg(test)]
+mod shape_tests {
+    use super::*;
+
+    /// The text fast path and the token path build the same pattern.
+    #[test]
+    fn text_and_token_construction_agree() {
+        for text in [
+            "",
+            "*",
+            "**",
+            "a",
+            "a*",
+            "a**",
+            "*a",
+            "**a",
+            "a*b",
+            "a**b*",
+            "*a*",
+            "s3:Get*",
+            "arn:aws:s3:::b-0*/data/*",
+            "É*x",
+        ] {
+            for ci in [false, true] {
+                let mut toks = Vec::new();
+                wildcard_toks(text, &mut toks);
+                assert_eq!(
+                    Pattern::new(text, ci),
+                    Pattern::from_toks(toks, ci),
+                    "{text} ci={ci}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn short_literals_are_decided_by_the_probe() {
+        let exact = Pattern::new("ab", false);
+        assert!(exact.probe.conclusive);
+        assert!(exact.matches("ab"));
+        assert!(!exact.matches("abc"));
+        assert!(!exact.matches("ac"));
+        let prefix = Pattern::new("s3:*", true);
+        assert!(prefix.probe.conclusive);
+        assert!(prefix.matches("s3:getobject"));
+        assert!(!prefix.matches("s4:getobject"));
+        assert!(!prefix.matches("s3"));
+        assert!(!Pattern::new("s3:GetObjectTagging", true).probe.conclusive);
     }
 }

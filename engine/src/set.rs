@@ -3,7 +3,7 @@
 //! rejected whole. Statements are stored once and referenced by index from the bindings'
 //! attachments (roles, subjects, guardrails, resource patterns), each with an action index.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use foldhash::fast::FixedState;
@@ -147,9 +147,6 @@ pub(crate) struct Index {
 
 const HEADER: usize = 4;
 
-/// A document added to a builder: name, origin, parsed value or parse error.
-pub(crate) type PendingDocument = (String, String, Result<serde_json::Value, String>);
-
 impl Index {
     fn header(&self, i: usize) -> usize {
         self.data.get(i).map_or(0, |v| *v as usize)
@@ -203,29 +200,37 @@ impl Index {
         self.range(self.data.len().saturating_sub(n_all), n_all)
     }
 
-    fn build(
-        exact: BTreeMap<u32, BTreeSet<u32>>,
-        services: BTreeMap<u32, BTreeSet<u32>>,
-        wildcard: BTreeSet<u32>,
-        all: BTreeSet<u32>,
-    ) -> Self {
+    /// Lays out an index from sorted `(key, statement)` pairs and statement lists.
+    fn build(exact: &[(u32, u32)], services: &[(u32, u32)], wildcard: &[u32], all: &[u32]) -> Self {
         let to_u32 = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
-        let mut data = vec![
-            to_u32(exact.len()),
-            to_u32(services.len()),
+        let groups = |pairs: &[(u32, u32)]| pairs.chunk_by(|a, b| a.0 == b.0).count();
+        let (n_exact, n_services) = (groups(exact), groups(services));
+        let mut data = Vec::with_capacity(
+            HEADER
+                + (n_exact + n_services) * 3
+                + wildcard.len()
+                + exact.len()
+                + services.len()
+                + all.len(),
+        );
+        data.extend([
+            to_u32(n_exact),
+            to_u32(n_services),
             to_u32(wildcard.len()),
             to_u32(all.len()),
-        ];
-        let mut ids_at = HEADER + (exact.len() + services.len()) * 3 + wildcard.len();
-        let mut bucket_ids = Vec::new();
-        for (key, ids) in exact.iter().chain(services.iter()) {
-            data.extend([*key, to_u32(ids_at), to_u32(ids.len())]);
-            ids_at += ids.len();
-            bucket_ids.extend(ids.iter().copied());
+        ]);
+        let mut ids_at = HEADER + (n_exact + n_services) * 3 + wildcard.len();
+        for group in exact
+            .chunk_by(|a, b| a.0 == b.0)
+            .chain(services.chunk_by(|a, b| a.0 == b.0))
+        {
+            let key = group.first().map_or(0, |(k, _)| *k);
+            data.extend([key, to_u32(ids_at), to_u32(group.len())]);
+            ids_at += group.len();
         }
-        data.extend(wildcard.iter().copied());
-        data.extend(bucket_ids);
-        data.extend(all.iter().copied());
+        data.extend_from_slice(wildcard);
+        data.extend(exact.iter().chain(services.iter()).map(|(_, id)| *id));
+        data.extend_from_slice(all);
         Index {
             data: data.into_boxed_slice(),
         }
@@ -339,20 +344,22 @@ pub enum Format {
     Yaml,
 }
 
-/// Collects documents and bindings, then compiles them into a [`PolicySet`].
+/// Collects documents and bindings, then compiles them into a [`PolicySet`]. Each document
+/// is compiled as it is added (so the builder keeps no parsed documents); `build` adds the
+/// bindings and reports every problem found in all of them.
 #[derive(Debug, Default)]
 pub struct PolicySetBuilder {
-    documents: Vec<PendingDocument>,
+    pub(crate) compiled: crate::compile::Compiled,
     bindings: Option<Result<Bindings, String>>,
     bindings_origin: Option<String>,
-    errors: Vec<CompileError>,
 }
 
 impl PolicySetBuilder {
-    /// Adds a policy document from text. `name` is how bindings refer to it.
+    /// Adds a policy document from text. `name` is how bindings refer to it; `origin` (e.g.
+    /// the file path) names it in errors.
     #[must_use]
     pub fn policy_text(mut self, name: &str, origin: &str, format: Format, text: &str) -> Self {
-        let parsed = if text.len() > MAX_DOCUMENT_BYTES {
+        let parsed: Result<serde_json::Value, String> = if text.len() > MAX_DOCUMENT_BYTES {
             Err(format!(
                 "document is {} bytes, over the limit of {MAX_DOCUMENT_BYTES}",
                 text.len()
@@ -367,8 +374,8 @@ impl PolicySetBuilder {
                 }
             }
         };
-        self.documents
-            .push((name.to_owned(), origin.to_owned(), parsed));
+        self.compiled
+            .add(name, origin, parsed.as_ref().map_err(String::clone));
         self
     }
 
@@ -386,9 +393,14 @@ impl PolicySetBuilder {
 
     /// Adds an already parsed policy document.
     #[must_use]
-    pub fn policy_value(mut self, name: &str, document: serde_json::Value) -> Self {
-        self.documents
-            .push((name.to_owned(), name.to_owned(), Ok(document)));
+    pub fn policy_value(self, name: &str, document: serde_json::Value) -> Self {
+        self.policy_document(name, &document)
+    }
+
+    /// Adds an already parsed policy document that the caller keeps.
+    #[must_use]
+    pub fn policy_document(mut self, name: &str, document: &serde_json::Value) -> Self {
+        self.compiled.add(name, name, Ok(document));
         self
     }
 
@@ -419,25 +431,24 @@ impl PolicySetBuilder {
 
     /// Compiles everything added, reporting every problem.
     pub fn build(self) -> Result<PolicySet, CompileErrors> {
-        crate::compile::compile(self)
-    }
-
-    #[allow(clippy::type_complexity)]
-    pub(crate) fn into_parts(
-        self,
-    ) -> (
-        Vec<PendingDocument>,
-        Result<Bindings, String>,
-        String,
-        Vec<CompileError>,
-    ) {
-        (
-            self.documents,
+        crate::compile::finish(
+            self.compiled,
             self.bindings.unwrap_or_else(|| Ok(Bindings::default())),
             self.bindings_origin
                 .unwrap_or_else(|| BINDINGS_FILE.to_owned()),
-            self.errors,
         )
+    }
+
+    pub(crate) fn error(&mut self, e: CompileError) {
+        self.compiled.errors.push(e);
+    }
+
+    pub(crate) fn has_bindings(&self) -> bool {
+        self.bindings.is_some()
+    }
+
+    pub(crate) fn set_bindings_origin(&mut self, origin: String) {
+        self.bindings_origin = Some(origin);
     }
 }
 
@@ -488,7 +499,7 @@ impl PolicySet {
             }
             count += 1;
             if count > MAX_POLICIES {
-                builder.errors.push(CompileError {
+                builder.error(CompileError {
                     file: dir.display().to_string(),
                     statement: None,
                     sid: None,
@@ -503,7 +514,7 @@ impl PolicySet {
                 .unwrap_or_default()
                 .to_owned();
             if let Some(other) = seen.insert(name.clone(), origin.clone()) {
-                builder.errors.push(CompileError {
+                builder.error(CompileError {
                     file: origin.clone(),
                     statement: None,
                     sid: None,
@@ -514,8 +525,8 @@ impl PolicySet {
             }
             builder = builder.policy_text(&name, &origin, format, &text);
         }
-        if builder.bindings.is_none() {
-            builder.bindings_origin = Some(dir.join(BINDINGS_FILE).display().to_string());
+        if !builder.has_bindings() {
+            builder.set_bindings_origin(dir.join(BINDINGS_FILE).display().to_string());
         }
         Ok(builder.build()?)
     }
@@ -557,6 +568,9 @@ fn read_bounded(path: &Path) -> std::io::Result<String> {
 
 /// Compiles `Resource`-like text into a pattern entry.
 pub(crate) fn res_pat(text: &str, variables: bool) -> Result<ResPat, String> {
+    if !(variables && text.contains("${")) {
+        return Ok(ResPat::Static(Pattern::new(text, false)));
+    }
     Ok(match parse_text(text, true, variables)? {
         Parsed::Static(t) => ResPat::Static(Pattern::from_toks(t, false)),
         Parsed::Dynamic(t) => ResPat::Dynamic(t),
@@ -658,52 +672,99 @@ pub(crate) fn build_index(
     ids: &ActionIds,
     members: impl IntoIterator<Item = u32>,
 ) -> Index {
-    let mut exact: BTreeMap<u32, BTreeSet<u32>> = BTreeMap::new();
-    let mut services: BTreeMap<u32, BTreeSet<u32>> = BTreeMap::new();
-    let mut wildcard = BTreeSet::new();
-    let mut all = BTreeSet::new();
-    for id in members {
+    // (key, statement) pairs, sorted and deduplicated: cheaper than ordered maps for the
+    // handful of statements an attachment has.
+    let mut exact: Vec<(u32, u32)> = Vec::new();
+    let mut services: Vec<(u32, u32)> = Vec::new();
+    let mut wildcard: Vec<u32> = Vec::new();
+    let mut all: Vec<u32> = members.into_iter().collect();
+    all.sort_unstable();
+    all.dedup();
+    all.retain(|id| statements.get(*id as usize).is_some());
+    for &id in &all {
         let Some(stmt) = statements.get(id as usize) else {
             continue;
         };
-        all.insert(id);
         match ids.placement(stmt) {
-            Placement::Wildcard => {
-                wildcard.insert(id);
-            }
+            Placement::Wildcard => wildcard.push(id),
             Placement::Keys(actions, svcs) => {
-                for a in actions {
-                    exact.entry(a).or_default().insert(id);
-                }
-                for sv in svcs {
-                    services.entry(sv).or_default().insert(id);
-                }
+                exact.extend(actions.into_iter().map(|a| (a, id)));
+                services.extend(svcs.into_iter().map(|s| (s, id)));
             }
         }
     }
-    Index::build(exact, services, wildcard, all)
+    for v in [&mut exact, &mut services] {
+        v.sort_unstable();
+        v.dedup();
+    }
+    Index::build(&exact, &services, &wildcard, &all)
 }
 
-/// The revision digest of a set's inputs.
-pub(crate) fn revision_of(docs: &[(String, &serde_json::Value)], bindings: &Bindings) -> String {
+/// The revision digest of a set's inputs: its documents' digests in name order, then the
+/// bindings.
+pub(crate) fn revision_of(docs: &mut [(String, [u8; 32])], bindings: &Bindings) -> String {
+    docs.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     let mut h = Sha256::new();
-    let mut sorted: Vec<_> = docs.iter().collect();
-    sorted.sort_by(|a, b| a.0.cmp(&b.0));
-    {
-        use std::io::Write;
-        // Buffered: the serializer writes many small pieces. Writing into a digest cannot fail.
-        let mut w = std::io::BufWriter::with_capacity(1 << 14, &mut h);
-        for (name, doc) in sorted {
-            let _ = w.write_all(name.as_bytes());
-            let _ = w.write_all(&[0]);
-            let _ = serde_json::to_writer(&mut w, doc);
-            let _ = w.write_all(&[0]);
-        }
-        let _ = serde_json::to_writer(&mut w, bindings);
-        let _ = w.flush();
+    for (name, digest) in docs.iter() {
+        h.update((name.len() as u64).to_le_bytes());
+        h.update(name.as_bytes());
+        h.update(digest);
     }
+    // Writing into a digest cannot fail.
+    let _ = serde_json::to_writer(&mut h, bindings);
     let digest = h.finalize();
     digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
+}
+
+/// A SHA-256 digest of a document's structure, walked directly into one buffer (cheaper
+/// than serializing it, and one digest update instead of many small ones).
+pub(crate) fn document_digest(v: &serde_json::Value) -> [u8; 32] {
+    fn feed(out: &mut Vec<u8>, v: &serde_json::Value) {
+        use serde_json::Value as J;
+        let len = |out: &mut Vec<u8>, n: usize| out.extend_from_slice(&(n as u64).to_le_bytes());
+        match v {
+            J::Null => out.push(b'n'),
+            J::Bool(true) => out.push(b't'),
+            J::Bool(false) => out.push(b'f'),
+            J::Number(n) => {
+                out.push(b'#');
+                if let Some(i) = n.as_i64() {
+                    out.push(b'i');
+                    out.extend_from_slice(&i.to_le_bytes());
+                } else if let Some(u) = n.as_u64() {
+                    out.push(b'u');
+                    out.extend_from_slice(&u.to_le_bytes());
+                } else {
+                    out.push(b'f');
+                    out.extend_from_slice(&n.as_f64().unwrap_or_default().to_bits().to_le_bytes());
+                }
+            }
+            J::String(s) => {
+                out.push(b's');
+                len(out, s.len());
+                out.extend_from_slice(s.as_bytes());
+            }
+            J::Array(a) => {
+                out.push(b'[');
+                len(out, a.len());
+                for item in a {
+                    feed(out, item);
+                }
+            }
+            J::Object(m) => {
+                out.push(b'{');
+                len(out, m.len());
+                for (k, item) in m {
+                    len(out, k.len());
+                    out.extend_from_slice(k.as_bytes());
+                    feed(out, item);
+                }
+            }
+        }
+    }
+    let mut buf = Vec::with_capacity(1024);
+    feed(&mut buf, v);
+    Sha256::digest(&buf).into()
 }
 
 /// A 64-bit digest of a JSON value's serialization, without building the text.

@@ -261,12 +261,12 @@ fn value(v: &serde_json::Value) -> Result<Value, String> {
 
 /// Compiles policies and bindings into a set (what the compile benchmark times).
 pub fn compile(
-    policies: Vec<(String, serde_json::Value)>,
+    policies: &[(String, serde_json::Value)],
     bindings: Bindings,
 ) -> Result<PolicySet, String> {
     let mut builder = PolicySet::builder();
     for (id, doc) in policies {
-        builder = builder.policy_value(&id, doc);
+        builder = builder.policy_document(id, doc);
     }
     builder
         .bindings(bindings)
@@ -340,7 +340,7 @@ fn describe(r: &Request) -> String {
 impl Workload {
     /// Builds the set from clones of the policies and bindings.
     pub fn build(&self) -> Result<PolicySet, String> {
-        compile(self.policies.clone(), self.bindings.clone())
+        compile(&self.policies, self.bindings.clone())
     }
 
     /// Checks every request: the indexed decision against `expected` (allowed and reason),
