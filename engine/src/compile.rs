@@ -634,7 +634,7 @@ fn compile_principal(negated: bool, v: &Json, p: &mut Problems<'_>) -> Option<Pr
                             );
                         }
                     } else {
-                        users.push(Pattern::new(&item, false));
+                        users.push(Pattern::new(item, false));
                     }
                 }
             }

@@ -289,7 +289,7 @@ fn str_val(text: &str, variables: bool, fold: bool) -> Result<StrVal, String> {
 }
 
 fn pat_val(text: &str, variables: bool, arn: bool) -> Result<PatVal, String> {
-    if !arn && !(variables && text.contains("${")) {
+    if !(arn || variables && text.contains("${")) {
         return Ok(PatVal::Static(Pattern::new(text, false)));
     }
     Ok(match parse_text(text, true, variables)? {
