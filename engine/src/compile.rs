@@ -276,16 +276,11 @@ pub(crate) fn finish(
         }
     }
 
+    check_obligation_ids(&statements, &obligations, &policies, &mut errors);
     if !errors.is_empty() {
         return Err(CompileErrors(errors));
     }
-    let obligation_keys = obligations
-        .iter()
-        .map(|o| {
-            let first = obligations.iter().position(|x| x.id == o.id).unwrap_or(0);
-            u32::try_from(first).unwrap_or(0)
-        })
-        .collect();
+    let obligation_keys = obligation_keys(&obligations);
     let revision = revision_of(&mut digests, &bindings);
     Ok(PolicySet {
         statements,
@@ -301,6 +296,64 @@ pub(crate) fn finish(
         bindings,
         revision,
     })
+}
+
+/// For each obligation, the index of the first obligation with the same `Id`.
+fn obligation_keys(obligations: &[Obligation]) -> Vec<u32> {
+    let mut first: HashMap<&str, u32> = HashMap::new();
+    obligations
+        .iter()
+        .enumerate()
+        .map(|(i, o)| {
+            *first
+                .entry(o.id.as_str())
+                .or_insert(u32::try_from(i).unwrap_or(u32::MAX))
+        })
+        .collect()
+}
+
+/// Obligations are deduplicated by `Id`, so one `Id` must always mean the same obligation:
+/// otherwise which one a caller receives would depend on statement order.
+fn check_obligation_ids(
+    statements: &[Stmt],
+    obligations: &[Obligation],
+    policies: &[PolicyMeta],
+    errors: &mut Vec<CompileError>,
+) {
+    let mut first: HashMap<&str, (&Obligation, &StatementInfo)> = HashMap::new();
+    for s in statements {
+        let info = &s.cold.info;
+        for (pos, o) in s
+            .cold
+            .obligations
+            .iter()
+            .filter_map(|&o| obligations.get(o as usize))
+            .enumerate()
+        {
+            match first.get(o.id.as_str()) {
+                None => {
+                    first.insert(&o.id, (o, info));
+                }
+                Some((earlier, at)) if *earlier != o => {
+                    let file = policies
+                        .iter()
+                        .find(|p| p.name == info.policy)
+                        .map_or_else(|| info.policy.clone(), |p| p.origin.clone());
+                    errors.push(CompileError {
+                        file,
+                        statement: Some(info.index),
+                        sid: info.sid.clone(),
+                        field: Some(format!("Obligations[{pos}]")),
+                        message: format!(
+                            "obligation `{}` differs from the obligation with the same `Id` in policy `{}` statement {}; obligations are deduplicated by `Id`, so give different obligations different Ids",
+                            o.id, at.policy, at.index
+                        ),
+                    });
+                }
+                Some(_) => {}
+            }
+        }
+    }
 }
 
 #[derive(Default)]

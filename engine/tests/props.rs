@@ -334,7 +334,8 @@ fn render_stmt(s: &GenStmt, sid: &str, kind: Kind) -> Json {
     if let Some(ob) = s.obligation {
         o.insert(
             "Obligations".into(),
-            json!([{"Id": OBLIGATION_IDS[ob], "Type": "audit", "Properties": {"from": sid}}]),
+            // One Id always means one obligation (the engine rejects an Id reused differently).
+            json!([{"Id": OBLIGATION_IDS[ob], "Type": "audit", "Properties": {"id": OBLIGATION_IDS[ob]}}]),
         );
     }
     Json::Object(o)
