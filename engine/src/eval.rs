@@ -7,7 +7,7 @@ use smallvec::SmallVec;
 use crate::keys::EvalCtx;
 use crate::pattern::{fold_into, glob};
 use crate::request::Request;
-use crate::set::{CAttachment, Index, PolicySet, Principals, ResPat, Stmt};
+use crate::set::{admits, CAttachment, Index, PolicySet, Principals, ResPat, Stmt, ENTRY};
 use crate::types::{Decision, Effect, Reason};
 
 type Ids = SmallVec<[u32; 8]>;
@@ -33,29 +33,40 @@ enum Lookup {
     Scan,
 }
 
-/// The request action's ids in the set's [`crate::set::ActionIds`], looked up once.
+/// The request action's ids in the set's [`crate::set::ActionIds`], looked up once, and the
+/// resource for the index entries' prefilters.
 #[derive(Clone, Copy)]
-struct ActionKey {
+struct ActionKey<'r> {
     lookup: Lookup,
     action: Option<u32>,
     service: Option<u32>,
+    resource: &'r [u8],
 }
 
 impl Index {
     /// Calls `f` with every statement that could match the action (a statement may come
     /// twice when both its exact action and its service pattern match).
-    fn each(&self, key: ActionKey, mut f: impl FnMut(u32)) {
+    fn each(&self, key: ActionKey<'_>, mut f: impl FnMut(u32)) {
         if key.lookup == Lookup::Scan {
             self.all().iter().copied().for_each(f);
             return;
         }
+        let mut visit = |entries: &[u32]| {
+            for e in entries.chunks_exact(ENTRY) {
+                if let Some(&id) = e.first() {
+                    if admits(e, key.resource) {
+                        f(id);
+                    }
+                }
+            }
+        };
         if let Some(a) = key.action {
-            self.exact(a).iter().copied().for_each(&mut f);
+            visit(self.exact(a));
         }
         if let Some(s) = key.service {
-            self.service(s).iter().copied().for_each(&mut f);
+            visit(self.service(s));
         }
-        self.wildcard().iter().copied().for_each(f);
+        visit(self.wildcard());
     }
 }
 
@@ -145,6 +156,7 @@ impl PolicySet {
         let key = ActionKey {
             lookup,
             action: action_id,
+            resource: request.resource.id.as_bytes(),
             service: ids
                 .services
                 .get(

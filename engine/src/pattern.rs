@@ -230,6 +230,21 @@ impl Pattern {
         }
     }
 
+    /// The probe's literal bytes as an index prefilter: `[bytes 0..4, bytes 4..8, at | len << 16]`
+    /// (see `set::prefilter`); `[0, 0, 0]` when it has no bytes.
+    pub(crate) fn prefilter(&self) -> [u32; 3] {
+        let p = &self.probe;
+        if p.len == 0 {
+            return [0, 0, 0];
+        }
+        let [a, b, c, d, e, f, g, h] = p.bytes;
+        [
+            u32::from_le_bytes([a, b, c, d]),
+            u32::from_le_bytes([e, f, g, h]),
+            u32::from(p.at) | (u32::from(p.len) << 16),
+        ]
+    }
+
     /// Whether this pattern has no wildcard.
     pub(crate) fn is_exact(&self) -> bool {
         matches!(self.shape, Shape::Exact(_))

@@ -146,6 +146,41 @@ pub(crate) struct Index {
 }
 
 const HEADER: usize = 4;
+/// u32s per index entry: statement id, then its resource prefilter (see [`prefilter`]).
+pub(crate) const ENTRY: usize = 4;
+
+/// A statement's resource prefilter, kept in its index entries so most statements that
+/// cannot match the request's resource are skipped without reading the statement: eight
+/// literal bytes every matching resource has at a fixed offset. `[0, 0, 0]` when the
+/// statement has none (several resources, `NotResource`, variables, a leading wildcard).
+pub(crate) fn prefilter(stmt: &Stmt) -> [u32; 3] {
+    let r = &stmt.resources;
+    match (r.negated, r.patterns.as_slice()) {
+        (false, [ResPat::Static(p)]) => p.prefilter(),
+        _ => [0, 0, 0],
+    }
+}
+
+/// Whether a resource passes an entry's prefilter.
+#[inline]
+pub(crate) fn admits(entry: &[u32], resource: &[u8]) -> bool {
+    let (Some(&lo), Some(&hi), Some(&meta)) = (entry.get(1), entry.get(2), entry.get(3)) else {
+        return true;
+    };
+    let len = ((meta >> 16) & 0xff) as usize;
+    if len == 0 {
+        return true;
+    }
+    let at = (meta & 0xffff) as usize;
+    let mut want = [0u8; 8];
+    for (dst, src) in want
+        .iter_mut()
+        .zip(lo.to_le_bytes().into_iter().chain(hi.to_le_bytes()))
+    {
+        *dst = src;
+    }
+    resource.get(at..at + len) == want.get(..len)
+}
 
 impl Index {
     fn header(&self, i: usize) -> usize {
@@ -156,9 +191,9 @@ impl Index {
         self.data.get(start..start + len).unwrap_or_default()
     }
 
-    fn find(&self, first_entry: usize, entries: usize, key: u32) -> &[u32] {
-        let table = self.range(HEADER + first_entry * 3, entries * 3);
-        let (mut lo, mut hi) = (0usize, entries);
+    fn find(&self, first_group: usize, groups: usize, key: u32) -> &[u32] {
+        let table = self.range(HEADER + first_group * 3, groups * 3);
+        let (mut lo, mut hi) = (0usize, groups);
         while lo < hi {
             let mid = (lo + hi) / 2;
             let k = table.get(mid * 3).copied().unwrap_or(u32::MAX);
@@ -169,48 +204,51 @@ impl Index {
             } else {
                 let start = table.get(mid * 3 + 1).map_or(0, |v| *v as usize);
                 let len = table.get(mid * 3 + 2).map_or(0, |v| *v as usize);
-                return self.range(start, len);
+                return self.range(start, len * ENTRY);
             }
         }
         &[]
     }
 
-    /// Statements under an exact action id.
+    /// Entries under an exact action id.
     pub(crate) fn exact(&self, action: u32) -> &[u32] {
         self.find(0, self.header(0), action)
     }
 
-    /// Statements under a service id.
+    /// Entries under a service id.
     pub(crate) fn service(&self, service: u32) -> &[u32] {
         self.find(self.header(0), self.header(1), service)
     }
 
-    fn wildcard_start(&self) -> usize {
-        HEADER + (self.header(0) + self.header(1)) * 3
-    }
-
-    /// Statements whose actions may be of any service.
+    /// Entries of statements whose actions may be of any service.
     pub(crate) fn wildcard(&self) -> &[u32] {
-        self.range(self.wildcard_start(), self.header(2))
+        let start = HEADER + (self.header(0) + self.header(1)) * 3;
+        self.range(start, self.header(2) * ENTRY)
     }
 
-    /// Every statement of the attachment.
+    /// Every statement id of the attachment.
     pub(crate) fn all(&self) -> &[u32] {
         let n_all = self.header(3);
         self.range(self.data.len().saturating_sub(n_all), n_all)
     }
 
-    /// Lays out an index from sorted `(key, statement)` pairs and statement lists.
-    fn build(exact: &[(u32, u32)], services: &[(u32, u32)], wildcard: &[u32], all: &[u32]) -> Self {
+    /// Lays out an index from sorted `(key, statement)` pairs and statement lists:
+    /// `[n_exact, n_services, n_wildcard, n_all, (key, start, count) per group,
+    /// wildcard entries, group entries…, all ids]`, an entry being `[id, prefilter…]`.
+    fn build(
+        exact: &[(u32, u32)],
+        services: &[(u32, u32)],
+        wildcard: &[u32],
+        all: &[u32],
+        prefilter_of: impl Fn(u32) -> [u32; 3],
+    ) -> Self {
         let to_u32 = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
         let groups = |pairs: &[(u32, u32)]| pairs.chunk_by(|a, b| a.0 == b.0).count();
         let (n_exact, n_services) = (groups(exact), groups(services));
         let mut data = Vec::with_capacity(
             HEADER
                 + (n_exact + n_services) * 3
-                + wildcard.len()
-                + exact.len()
-                + services.len()
+                + (wildcard.len() + exact.len() + services.len()) * ENTRY
                 + all.len(),
         );
         data.extend([
@@ -219,17 +257,25 @@ impl Index {
             to_u32(wildcard.len()),
             to_u32(all.len()),
         ]);
-        let mut ids_at = HEADER + (n_exact + n_services) * 3 + wildcard.len();
+        let mut at = HEADER + (n_exact + n_services) * 3 + wildcard.len() * ENTRY;
         for group in exact
             .chunk_by(|a, b| a.0 == b.0)
             .chain(services.chunk_by(|a, b| a.0 == b.0))
         {
             let key = group.first().map_or(0, |(k, _)| *k);
-            data.extend([key, to_u32(ids_at), to_u32(group.len())]);
-            ids_at += group.len();
+            data.extend([key, to_u32(at), to_u32(group.len())]);
+            at += group.len() * ENTRY;
         }
-        data.extend_from_slice(wildcard);
-        data.extend(exact.iter().chain(services.iter()).map(|(_, id)| *id));
+        let entry = |data: &mut Vec<u32>, id: u32| {
+            data.push(id);
+            data.extend(prefilter_of(id));
+        };
+        for &id in wildcard {
+            entry(&mut data, id);
+        }
+        for &(_, id) in exact.iter().chain(services.iter()) {
+            entry(&mut data, id);
+        }
         data.extend_from_slice(all);
         Index {
             data: data.into_boxed_slice(),
@@ -697,7 +743,9 @@ pub(crate) fn build_index(
         v.sort_unstable();
         v.dedup();
     }
-    Index::build(&exact, &services, &wildcard, &all)
+    Index::build(&exact, &services, &wildcard, &all, |id| {
+        statements.get(id as usize).map_or([0, 0, 0], prefilter)
+    })
 }
 
 /// The revision digest of a set's inputs: its documents' digests in name order, then the
