@@ -5,7 +5,7 @@
 use smallvec::SmallVec;
 
 use crate::keys::EvalCtx;
-use crate::pattern::{fold_into, glob};
+use crate::pattern::{fold, glob};
 use crate::request::Request;
 use crate::set::{admits, CAttachment, Index, PolicySet, Principals, ResPat, Stmt, ENTRY};
 use crate::types::{Decision, Effect, Reason};
@@ -148,8 +148,8 @@ impl PolicySet {
     }
 
     fn decide_with(&self, request: &Request, lookup: Lookup) -> Decision<'_> {
-        let mut buf = SmallVec::new();
-        let action = fold_into(&request.action, &mut buf);
+        let folded = fold(&request.action);
+        let action = folded.as_str();
         let ids = &self.action_ids;
         let action_id = ids.actions.get(action).copied();
         let ctx = EvalCtx::new(request, action, action_id);

@@ -18,15 +18,15 @@ pub(crate) enum Key {
     Username,
     /// `aws:userid`: the subject id.
     Userid,
-    /// `aws:PrincipalTag/<k>` (tag key stored lower-case).
+    /// `aws:PrincipalTag/<k>`.
     PrincipalTag(CompactString),
-    /// `aws:ResourceTag/<k>` (tag key stored lower-case).
+    /// `aws:ResourceTag/<k>`.
     ResourceTag(CompactString),
     /// `aws:CurrentTime`.
     CurrentTime,
     /// `aws:EpochTime`.
     EpochTime,
-    /// Any other key, looked up in the request context (stored lower-case).
+    /// Any other key, looked up in the request context.
     Context(CompactString),
 }
 
@@ -36,25 +36,23 @@ const RESOURCE_TAG: &str = "aws:resourcetag/";
 impl Key {
     /// Resolves a key name (case-insensitive).
     pub(crate) fn parse(name: &str) -> Key {
-        let lower: CompactString = if name.is_ascii() {
-            let mut l = CompactString::from(name);
-            l.make_ascii_lowercase();
-            l
-        } else {
-            name.to_lowercase().into()
-        };
+        let lower = name.to_ascii_lowercase();
         match lower.as_str() {
             "aws:username" => Key::Username,
             "aws:userid" => Key::Userid,
             "aws:currenttime" => Key::CurrentTime,
             "aws:epochtime" => Key::EpochTime,
             l => {
-                if let Some(tag) = l.strip_prefix(PRINCIPAL_TAG) {
-                    Key::PrincipalTag(tag.into())
-                } else if let Some(tag) = l.strip_prefix(RESOURCE_TAG) {
-                    Key::ResourceTag(tag.into())
+                // Keys keep the case they were written in: requests usually use the same
+                // spelling, so a lookup's exact comparison succeeds before the
+                // case-insensitive one is needed.
+                let tail = |prefix: &str| name.get(prefix.len()..).map(CompactString::from);
+                if l.starts_with(PRINCIPAL_TAG) {
+                    Key::PrincipalTag(tail(PRINCIPAL_TAG).unwrap_or_default())
+                } else if l.starts_with(RESOURCE_TAG) {
+                    Key::ResourceTag(tail(RESOURCE_TAG).unwrap_or_default())
                 } else {
-                    Key::Context(lower)
+                    Key::Context(name.into())
                 }
             }
         }
@@ -185,9 +183,13 @@ impl<'a> EvalCtx<'a> {
 }
 
 fn tag<'a>(tags: &'a std::collections::BTreeMap<String, String>, key: &str) -> Option<Found<'a>> {
-    tags.iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case(key))
-        .map(|(_, v)| Found::One(Val::Str(v)))
+    tags.get(key)
+        .or_else(|| {
+            tags.iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(key))
+                .map(|(_, v)| v)
+        })
+        .map(|v| Found::One(Val::Str(v)))
 }
 
 /// One part of a template: fixed tokens or a variable.

@@ -358,8 +358,11 @@ fn statement_findings(cx: &mut Ctx<'_>, s: &Stmt, break_glass: bool) {
 }
 
 fn unknown_key(key: &Key, actions: &[String]) -> Option<String> {
-    let Key::Context(name) = key else { return None };
-    if KNOWN_KEYS.iter().any(|k| k.eq_ignore_ascii_case(name))
+    let Key::Context(written) = key else {
+        return None;
+    };
+    let name = written.to_lowercase();
+    if KNOWN_KEYS.iter().any(|k| k.eq_ignore_ascii_case(&name))
         || name.starts_with("aws:requesttag/")
     {
         return None;
@@ -370,7 +373,7 @@ fn unknown_key(key: &Key, actions: &[String]) -> Option<String> {
             || a.split_once(':')
                 .is_some_and(|(svc, _)| svc == service || svc.contains('*'))
     });
-    (service == "aws" || !known_service).then(|| name.to_string())
+    (service == "aws" || !known_service).then(|| written.to_string())
 }
 
 fn redundant_within(cx: &mut Ctx<'_>, s: &Stmt, actions: &[String]) {

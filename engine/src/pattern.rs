@@ -29,7 +29,7 @@ enum Shape {
 }
 
 /// A compiled wildcard pattern. A case-insensitive pattern is stored folded (lower-case) and
-/// must be matched against folded text (see [`fold_str`]), so matching itself is always a
+/// must be matched against folded text (see [`fold`]), so matching itself is always a
 /// plain comparison.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Pattern {
@@ -116,9 +116,9 @@ impl Pattern {
             return Self::from_toks(toks, case_insensitive);
         }
         // Only `*` wildcards: build the shape straight from the text.
-        let needs_fold = case_insensitive && text.chars().any(|c| fold(c) != c);
+        let needs_fold = case_insensitive && text.chars().any(|c| fold_char(c) != c);
         let text: std::borrow::Cow<'_, str> = if needs_fold {
-            std::borrow::Cow::Owned(text.chars().map(fold).collect())
+            std::borrow::Cow::Owned(text.chars().map(fold_char).collect())
         } else {
             std::borrow::Cow::Borrowed(text)
         };
@@ -155,7 +155,7 @@ impl Pattern {
         if case_insensitive {
             for t in &mut toks {
                 if let Tok::Lit(c) = t {
-                    *c = fold(*c);
+                    *c = fold_char(*c);
                 }
             }
         }
@@ -300,7 +300,7 @@ fn lit_string(toks: &[Tok]) -> Box<str> {
         .into_boxed_str()
 }
 
-fn fold(c: char) -> char {
+fn fold_char(c: char) -> char {
     if c.is_ascii() {
         c.to_ascii_lowercase()
     } else {
@@ -308,25 +308,22 @@ fn fold(c: char) -> char {
     }
 }
 
-/// Folds text for matching against case-insensitive patterns, into `buf` (reused, so that
-/// ASCII text up to the buffer's inline size costs no allocation).
-pub(crate) fn fold_into<'b>(text: &str, buf: &'b mut smallvec::SmallVec<[u8; 128]>) -> &'b str {
-    buf.clear();
+/// Folds text for matching against case-insensitive patterns; text of up to 24 bytes (most
+/// actions) stays inline, costing no allocation.
+pub(crate) fn fold(text: &str) -> compact_str::CompactString {
     if text.is_ascii() {
-        buf.extend(text.bytes().map(|b| b.to_ascii_lowercase()));
+        let mut folded = compact_str::CompactString::from(text);
+        folded.make_ascii_lowercase();
+        folded
     } else {
-        let mut tmp = [0u8; 4];
-        for c in text.chars() {
-            buf.extend_from_slice(fold(c).encode_utf8(&mut tmp).as_bytes());
-        }
+        text.chars().map(fold_char).collect()
     }
-    std::str::from_utf8(buf).unwrap_or_default()
 }
 
 /// Folds text (allocating).
 #[cfg(test)]
 pub(crate) fn fold_str(text: &str) -> String {
-    text.chars().map(fold).collect()
+    text.chars().map(fold_char).collect()
 }
 
 fn segments_match(segs: &[Box<str>], text: &str) -> bool {
@@ -442,8 +439,8 @@ mod tests {
         assert!(p.matches(&fold_str("S3:GETOBJECT")));
         assert!(!p.matches(&fold_str("s3:getobjectx")));
         assert!(Pattern::new("s3:Get*", true).matches(&fold_str("S3:GETBucket")));
-        let mut buf = smallvec::SmallVec::new();
-        assert_eq!(fold_into("S3:ÉTAT", &mut buf), "s3:état");
+        assert_eq!(fold("S3:ÉTAT"), "s3:état");
+        assert_eq!(fold("S3:GetObject"), "s3:getobject");
     }
 
     #[test]
