@@ -425,6 +425,24 @@ fn redundant_within(cx: &mut Ctx<'_>, s: &Stmt, actions: &[String]) {
     }
 }
 
+/// Whether every action and every (fixed) resource of `a` is covered by one of `b`'s.
+fn targets_covered(a: &Stmt, b: &Stmt) -> bool {
+    let actions = a
+        .cold
+        .actions
+        .iter()
+        .all(|p| b.cold.actions.iter().any(|q| p.covered_by(q)));
+    let resources = a.resources.patterns.iter().all(|p| match p {
+        ResPat::Static(p) => b
+            .resources
+            .patterns
+            .iter()
+            .any(|q| matches!(q, ResPat::Static(q) if p.covered_by(q))),
+        ResPat::Dynamic(_) => false,
+    });
+    actions && resources
+}
+
 /// A statement is redundant when another of the same policy, with the same effect and
 /// conditions, covers all its actions and resources.
 fn redundant_statements(cx: &mut Ctx<'_>) {
@@ -445,35 +463,9 @@ fn redundant_statements(cx: &mut Ctx<'_>) {
                     && !sb.resources.negated
                     && sa.principal.is_none()
                     && sb.principal.is_none();
-                let covers = same_shape
-                    && sa
-                        .cold
-                        .actions
-                        .iter()
-                        .all(|p| sb.cold.actions.iter().any(|q| p.covered_by(q)))
-                    && sa.resources.patterns.iter().all(|p| match p {
-                        ResPat::Static(p) => sb
-                            .resources
-                            .patterns
-                            .iter()
-                            .any(|q| matches!(q, ResPat::Static(q) if p.covered_by(q))),
-                        ResPat::Dynamic(_) => false,
-                    });
+                let covers = same_shape && targets_covered(sa, sb);
                 // Of two identical statements, report only the later one.
-                let mutual = covers
-                    && sb
-                        .cold
-                        .actions
-                        .iter()
-                        .all(|p| sa.cold.actions.iter().any(|q| p.covered_by(q)))
-                    && sb.resources.patterns.iter().all(|p| match p {
-                        ResPat::Static(p) => sa
-                            .resources
-                            .patterns
-                            .iter()
-                            .any(|q| matches!(q, ResPat::Static(q) if p.covered_by(q))),
-                        ResPat::Dynamic(_) => false,
-                    });
+                let mutual = covers && targets_covered(sb, sa);
                 (covers && (!mutual || b < a)).then_some(sb)
             });
             if let Some(sb) = covered_by {
