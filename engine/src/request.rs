@@ -138,6 +138,29 @@ impl Context {
         }
     }
 
+    /// A context from entries; of keys equal but for ASCII case, the last wins (in linear
+    /// time, so a large hostile context costs no more than reading it).
+    fn from_entries(entries: Vec<(String, Value)>) -> Self {
+        if entries.len() <= 16 {
+            let mut c = Context::new();
+            for (k, v) in entries {
+                c.insert(k, v);
+            }
+            return c;
+        }
+        let mut last: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+        for (i, (k, _)) in entries.iter().enumerate() {
+            last.insert(k.to_ascii_lowercase(), i);
+        }
+        let kept = entries
+            .into_iter()
+            .enumerate()
+            .filter(|(i, (k, _))| last.get(&k.to_ascii_lowercase()) == Some(i))
+            .map(|(_, e)| e)
+            .collect();
+        Context(kept)
+    }
+
     /// Builder form of [`Context::insert`].
     #[must_use]
     pub fn with(mut self, key: impl Into<String>, value: impl Into<Value>) -> Self {
@@ -171,11 +194,11 @@ impl Context {
 
 impl<K: Into<String>, V: Into<Value>> FromIterator<(K, V)> for Context {
     fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
-        let mut c = Context::new();
-        for (k, v) in iter {
-            c.insert(k, v);
-        }
-        c
+        Context::from_entries(
+            iter.into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        )
     }
 }
 
@@ -293,11 +316,11 @@ impl<'de> Visitor<'de> for ContextVisitor {
         f.write_str("a map of condition keys to values")
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Context, A::Error> {
-        let mut c = Context::new();
-        while let Some((k, v)) = map.next_entry::<String, Value>()? {
-            c.insert(k, v);
+        let mut entries: Vec<(String, Value)> = Vec::new();
+        while let Some(entry) = map.next_entry::<String, Value>()? {
+            entries.push(entry);
         }
-        Ok(c)
+        Ok(Context::from_entries(entries))
     }
 }
 
@@ -332,6 +355,20 @@ mod tests {
                 Scalar::String("y".into())
             ]))
         );
+        Ok(())
+    }
+
+    #[test]
+    fn large_contexts_keep_the_last_of_each_key() -> Result<(), serde_json::Error> {
+        let mut json = String::from("{");
+        for i in 0..40 {
+            json.push_str(&format!("\"k{i}\": {i}, "));
+        }
+        json.push_str("\"K7\": \"last\"}");
+        let c: Context = serde_json::from_str(&json)?;
+        assert_eq!(c.len(), 40);
+        assert_eq!(c.get("k7"), Some(&Value::from("last")));
+        assert_eq!(c.get("k8"), Some(&Value::from(8i64)));
         Ok(())
     }
 
