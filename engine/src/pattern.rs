@@ -349,9 +349,16 @@ fn segments_match(segs: &[Box<str>], text: &str) -> bool {
     true
 }
 
-/// Leftmost occurrence of `needle` in `hay`. Segments are short, so a first-byte scan beats
-/// the setup cost of a general substring searcher.
+/// Leftmost occurrence of `needle` in `hay`. Segments are usually short, so a first-byte
+/// scan beats the setup cost of a general substring searcher; long ones use the standard
+/// library's linear-time search, so matching stays linear in the text.
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    if needle.len() > 16 {
+        let (Ok(hay), Ok(needle)) = (std::str::from_utf8(hay), std::str::from_utf8(needle)) else {
+            return None;
+        };
+        return hay.find(needle);
+    }
     let Some((&first, rest)) = needle.split_first() else {
         return Some(0);
     };
@@ -470,6 +477,18 @@ mod tests {
         assert!(!Pattern::new("arn:aws:s3:::bkt-096*/data/*", false)
             .matches("arn:aws:s3:::bkt-0961/tmp/x"));
         assert!(!Pattern::new("", false).matches("a"));
+    }
+
+    #[test]
+    fn long_segments_are_found() {
+        let p = Pattern::new("a*abcdefghijklmnopqrstu*z", false);
+        assert!(p.matches("axxabcdefghijklmnopqrstuyyz"));
+        assert!(!p.matches("axxabcdefghijklmnopqrstyyz"));
+        let text = format!(
+            "a{}abcdefghijklmnopqrstuz",
+            "abcdefghijklmnopqrst".repeat(1000)
+        );
+        assert!(p.matches(&text));
     }
 
     #[test]
