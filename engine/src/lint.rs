@@ -143,6 +143,52 @@ const KNOWN_KEYS: &[&str] = &[
     "pdp:sessionid",
 ];
 
+/// Global keys that can hold several values in a request.
+const MULTIVALUED_KEYS: &[&str] = &[
+    "aws:TagKeys",
+    "aws:PrincipalOrgPaths",
+    "aws:ResourceOrgPaths",
+    "aws:CalledVia",
+    "aws:PrincipalServiceNamesList",
+    "aws:SourceOrgPaths",
+];
+
+/// Whether a key is single-valued by definition (identity, tags, network, MFA, time).
+fn single_valued(key: &Key) -> bool {
+    match key {
+        Key::Username
+        | Key::Userid
+        | Key::PrincipalTag(_)
+        | Key::ResourceTag(_)
+        | Key::CurrentTime
+        | Key::EpochTime => true,
+        Key::Context(name) => {
+            [
+                "aws:SourceIp",
+                "aws:MultiFactorAuthPresent",
+                "aws:MultiFactorAuthAge",
+                "aws:SecureTransport",
+                "aws:SourceVpc",
+                "aws:SourceVpce",
+                "aws:PrincipalArn",
+                "aws:PrincipalAccount",
+                "aws:PrincipalOrgID",
+                "aws:RequestedRegion",
+                "aws:TokenIssueTime",
+                "aws:UserAgent",
+                "aws:Referer",
+                "aws:SourceArn",
+                "aws:SourceAccount",
+                "aws:PrincipalType",
+                "aws:ViaAWSService",
+            ]
+            .iter()
+            .any(|k| k.eq_ignore_ascii_case(name))
+                || name.to_ascii_lowercase().starts_with("aws:requesttag/")
+        }
+    }
+}
+
 /// Verbs of actions that only read.
 const READ_VERBS: &[&str] = &[
     "get", "list", "describe", "head", "search", "query", "scan", "select", "lookup", "filter",
@@ -335,6 +381,19 @@ fn statement_findings(cx: &mut Ctx<'_>, s: &Stmt, break_glass: bool) {
                 ),
                 "use `StringLike` (or `StringNotLike`) to match wildcards",
             );
+        }
+        let multivalued = MULTIVALUED_KEYS
+            .iter()
+            .any(|k| k.eq_ignore_ascii_case(c.key_name()));
+        if c.qualifier == Qualifier::None && multivalued {
+            cx.add(s, Severity::Warning, "MULTIVALUED_KEY_WITHOUT_SET_OPERATOR",
+                format!("`{}` can hold several values, but `{}` has no `ForAnyValue:`/`ForAllValues:` qualifier", c.key_name(), c.operator()),
+                "say how the values combine: `ForAnyValue:` (at least one) or `ForAllValues:` (every one)");
+        }
+        if c.qualifier != Qualifier::None && single_valued(&c.key) {
+            cx.add(s, Severity::Warning, "SET_OPERATOR_ON_SINGLE_VALUED_KEY",
+                format!("`{}` holds one value, so `{}` can be more permissive than intended (`ForAllValues:` is true when it is missing)", c.key_name(), c.operator()),
+                "drop the `ForAnyValue:`/`ForAllValues:` qualifier");
         }
         for key in c.keys() {
             if let Some(name) = unknown_key(key, &actions) {
@@ -598,6 +657,31 @@ mod tests {
         assert!(f
             .iter()
             .any(|f| f.code == "UNUSED_POLICY" && f.policy.as_deref() == Some("orphan")));
+    }
+
+    #[test]
+    fn set_operators_must_fit_the_key() {
+        let c = codes(
+            r#"{"Version":"2012-10-17","Statement":[
+            {"Effect":"Deny","Action":"s3:PutObject","Resource":"arn:aws:s3:::b/*","Condition":{"StringNotEquals":{"aws:TagKeys":["a"]}}},
+            {"Effect":"Deny","Action":"s3:GetObject","Resource":"arn:aws:s3:::b/*","Condition":{"ForAnyValue:IpAddress":{"aws:SourceIp":"10.0.0.0/8"}}},
+            {"Effect":"Deny","Action":"s3:ListBucket","Resource":"arn:aws:s3:::b","Condition":{"ForAnyValue:StringEquals":{"aws:TagKeys":["a"]}}}]}"#,
+            ROLE,
+        );
+        assert_eq!(
+            c.iter()
+                .filter(|c| **c == "MULTIVALUED_KEY_WITHOUT_SET_OPERATOR")
+                .count(),
+            1,
+            "{c:?}"
+        );
+        assert_eq!(
+            c.iter()
+                .filter(|c| **c == "SET_OPERATOR_ON_SINGLE_VALUED_KEY")
+                .count(),
+            1,
+            "{c:?}"
+        );
     }
 
     #[test]
