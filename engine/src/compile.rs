@@ -15,6 +15,9 @@ use crate::types::{Effect, Obligation, StatementInfo};
 
 type Json = serde_json::Value;
 
+/// Hash maps of names, with a fast (not DoS-resistant; compile input is trusted) hasher.
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::FixedState>;
+
 const STATEMENT_KEYS: &[&str] = &[
     "Sid",
     "Effect",
@@ -54,7 +57,7 @@ pub(crate) struct Compiled {
     statements: Vec<Stmt>,
     obligations: Vec<Obligation>,
     policies: Vec<PolicyMeta>,
-    by_name: HashMap<String, usize>,
+    by_name: FastMap<String, usize>,
     digests: Vec<(String, [u8; 32])>,
     pub(crate) errors: Vec<CompileError>,
 }
@@ -300,7 +303,7 @@ pub(crate) fn finish(
 
 /// For each obligation, the index of the first obligation with the same `Id`.
 fn obligation_keys(obligations: &[Obligation]) -> Vec<u32> {
-    let mut first: HashMap<&str, u32> = HashMap::new();
+    let mut first: FastMap<&str, u32> = FastMap::default();
     obligations
         .iter()
         .enumerate()
@@ -320,7 +323,7 @@ fn check_obligation_ids(
     policies: &[PolicyMeta],
     errors: &mut Vec<CompileError>,
 ) {
-    let mut first: HashMap<&str, (&Obligation, &StatementInfo)> = HashMap::new();
+    let mut first: FastMap<&str, (&Obligation, &StatementInfo)> = FastMap::default();
     for s in statements {
         let info = &s.cold.info;
         for (pos, o) in s
@@ -416,7 +419,7 @@ fn compile_document(
             return;
         }
     };
-    let mut sids: HashMap<&str, usize> = HashMap::new();
+    let mut sids: FastMap<&str, usize> = FastMap::default();
     for (index, raw) in list.into_iter().enumerate() {
         let sid = raw.get("Sid").and_then(Json::as_str);
         let mut sp = Problems {

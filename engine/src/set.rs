@@ -764,73 +764,65 @@ pub(crate) fn revision_of(docs: &mut [(String, [u8; 32])], bindings: &Bindings) 
     digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
 }
 
-/// A SHA-256 digest of a document's structure, walked directly into one buffer (cheaper
-/// than serializing it, and one digest update instead of many small ones).
-pub(crate) fn document_digest(v: &serde_json::Value) -> [u8; 32] {
-    fn feed(out: &mut Vec<u8>, v: &serde_json::Value) {
-        use serde_json::Value as J;
-        let len = |out: &mut Vec<u8>, n: usize| out.extend_from_slice(&(n as u64).to_le_bytes());
-        match v {
-            J::Null => out.push(b'n'),
-            J::Bool(true) => out.push(b't'),
-            J::Bool(false) => out.push(b'f'),
-            J::Number(n) => {
-                out.push(b'#');
-                if let Some(i) = n.as_i64() {
-                    out.push(b'i');
-                    out.extend_from_slice(&i.to_le_bytes());
-                } else if let Some(u) = n.as_u64() {
-                    out.push(b'u');
-                    out.extend_from_slice(&u.to_le_bytes());
-                } else {
-                    out.push(b'f');
-                    out.extend_from_slice(&n.as_f64().unwrap_or_default().to_bits().to_le_bytes());
-                }
+/// Appends an unambiguous encoding of a JSON value's structure (cheaper than serializing
+/// it: no escaping, no number formatting).
+fn encode(out: &mut Vec<u8>, v: &serde_json::Value) {
+    use serde_json::Value as J;
+    let len = |out: &mut Vec<u8>, n: usize| out.extend_from_slice(&(n as u64).to_le_bytes());
+    match v {
+        J::Null => out.push(b'n'),
+        J::Bool(true) => out.push(b't'),
+        J::Bool(false) => out.push(b'f'),
+        J::Number(n) => {
+            out.push(b'#');
+            if let Some(i) = n.as_i64() {
+                out.push(b'i');
+                out.extend_from_slice(&i.to_le_bytes());
+            } else if let Some(u) = n.as_u64() {
+                out.push(b'u');
+                out.extend_from_slice(&u.to_le_bytes());
+            } else {
+                out.push(b'f');
+                out.extend_from_slice(&n.as_f64().unwrap_or_default().to_bits().to_le_bytes());
             }
-            J::String(s) => {
-                out.push(b's');
-                len(out, s.len());
-                out.extend_from_slice(s.as_bytes());
+        }
+        J::String(s) => {
+            out.push(b's');
+            len(out, s.len());
+            out.extend_from_slice(s.as_bytes());
+        }
+        J::Array(a) => {
+            out.push(b'[');
+            len(out, a.len());
+            for item in a {
+                encode(out, item);
             }
-            J::Array(a) => {
-                out.push(b'[');
-                len(out, a.len());
-                for item in a {
-                    feed(out, item);
-                }
-            }
-            J::Object(m) => {
-                out.push(b'{');
-                len(out, m.len());
-                for (k, item) in m {
-                    len(out, k.len());
-                    out.extend_from_slice(k.as_bytes());
-                    feed(out, item);
-                }
+        }
+        J::Object(m) => {
+            out.push(b'{');
+            len(out, m.len());
+            for (k, item) in m {
+                len(out, k.len());
+                out.extend_from_slice(k.as_bytes());
+                encode(out, item);
             }
         }
     }
+}
+
+/// A SHA-256 digest of a document's structure.
+pub(crate) fn document_digest(v: &serde_json::Value) -> [u8; 32] {
     let mut buf = Vec::with_capacity(1024);
-    feed(&mut buf, v);
+    encode(&mut buf, v);
     Sha256::digest(&buf).into()
 }
 
-/// A 64-bit digest of a JSON value's serialization, without building the text.
+/// A 64-bit digest of a JSON value's structure, for telling apart values in the linter.
 pub(crate) fn json_digest(v: &serde_json::Value) -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    struct HashWriter<H>(H);
-    impl<H: Hasher> std::io::Write for HashWriter<H> {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.write(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let mut w = HashWriter(FixedState::default().build_hasher());
-    let _ = serde_json::to_writer(&mut w, v);
-    w.0.finish()
+    use std::hash::BuildHasher;
+    let mut buf = Vec::with_capacity(128);
+    encode(&mut buf, v);
+    FixedState::default().hash_one(&buf)
 }
 
 /// Parses an `Obligations` entry.
