@@ -435,25 +435,32 @@ fn unknown_key(key: &Key, actions: &[String]) -> Option<String> {
     (service == "aws" || !known_service).then(|| written.to_string())
 }
 
+/// Indices of the patterns covered by another in the list (of equal ones, the later).
+fn covered_entries(pats: &[&crate::pattern::Pattern]) -> Vec<usize> {
+    (0..pats.len())
+        .filter(|&i| {
+            pats.get(i).is_some_and(|p| {
+                pats.iter()
+                    .enumerate()
+                    .any(|(j, q)| i != j && p.covered_by(q) && !(q.covered_by(p) && j > i))
+            })
+        })
+        .collect()
+}
+
 fn redundant_within(cx: &mut Ctx<'_>, s: &Stmt, actions: &[String]) {
-    let pats = &s.cold.actions;
-    for (i, p) in pats.iter().enumerate() {
-        let covered = pats
-            .iter()
-            .enumerate()
-            .any(|(j, q)| i != j && p.covered_by(q) && !(q.covered_by(p) && j > i));
-        if covered {
-            cx.add(
-                s,
-                Severity::Suggestion,
-                "REDUNDANT_ACTION",
-                format!(
-                    "action `{}` is already covered by another action in the statement",
-                    actions.get(i).map_or("", String::as_str)
-                ),
-                "remove the redundant action",
-            );
-        }
+    let pats: Vec<&crate::pattern::Pattern> = s.cold.actions.iter().collect();
+    for i in covered_entries(&pats) {
+        cx.add(
+            s,
+            Severity::Suggestion,
+            "REDUNDANT_ACTION",
+            format!(
+                "action `{}` is already covered by another action in the statement",
+                actions.get(i).map_or("", String::as_str)
+            ),
+            "remove the redundant action",
+        );
     }
     let res: Vec<&crate::pattern::Pattern> = s
         .resources
@@ -464,23 +471,15 @@ fn redundant_within(cx: &mut Ctx<'_>, s: &Stmt, actions: &[String]) {
             ResPat::Dynamic(_) => None,
         })
         .collect();
-    for (i, p) in res.iter().enumerate() {
-        let covered = res
-            .iter()
-            .enumerate()
-            .any(|(j, q)| i != j && p.covered_by(q) && !(q.covered_by(p) && j > i));
-        if covered {
-            cx.add(
-                s,
-                Severity::Suggestion,
-                "REDUNDANT_RESOURCE",
-                format!(
-                    "resource `{}` is already covered by another resource in the statement",
-                    p.text()
-                ),
-                "remove the redundant resource",
-            );
-        }
+    for i in covered_entries(&res) {
+        let text = res.get(i).map(|p| p.text()).unwrap_or_default();
+        cx.add(
+            s,
+            Severity::Suggestion,
+            "REDUNDANT_RESOURCE",
+            format!("resource `{text}` is already covered by another resource in the statement"),
+            "remove the redundant resource",
+        );
     }
 }
 
