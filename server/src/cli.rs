@@ -3,7 +3,8 @@
 //!
 //! Exit codes: 0 success (any decision); 1 the checked policies have problems (validate,
 //! test failures, lint errors or security warnings); 2 bad command line; 3 the policy set
-//! cannot be loaded; 4 the request cannot be read or parsed.
+//! cannot be loaded; 4 the request cannot be read or parsed; 5 the server could not start
+//! or failed.
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -23,6 +24,7 @@ const EXIT_PROBLEMS: u8 = 1;
 const EXIT_USAGE: u8 = 2;
 const EXIT_POLICIES: u8 = 3;
 const EXIT_REQUEST: u8 = 4;
+const EXIT_SERVE: u8 = 5;
 
 #[derive(Debug, Parser)]
 #[command(name = "pdp", version, about = "Zero-trust policy decision point")]
@@ -47,6 +49,18 @@ enum Command {
     /// Validate, test and lint policy directories.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Serve decisions over gRPC (`pdp.v1.AuthorizationService`, health, reflection).
+    Serve {
+        /// The policy directory.
+        #[arg(long, default_value = "policies")]
+        policies: PathBuf,
+        /// The address to listen on (port 0 picks a free port).
+        #[arg(long, default_value = "127.0.0.1:50051")]
+        listen: std::net::SocketAddr,
+        /// Most items in one CheckBatch.
+        #[arg(long, default_value_t = 1000)]
+        max_batch_items: usize,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -99,6 +113,11 @@ pub fn main() -> ExitCode {
         Command::Policy(PolicyCommand::Validate { dir }) => validate(&dir),
         Command::Policy(PolicyCommand::Test { dir }) => test(&dir),
         Command::Policy(PolicyCommand::Lint { dir, format }) => lint_dir(&dir, format),
+        Command::Serve {
+            policies,
+            listen,
+            max_batch_items,
+        } => serve(&policies, listen, max_batch_items),
     };
     ExitCode::from(code)
 }
@@ -329,5 +348,78 @@ fn lint_dir(dir: &Path, format: OutputFormat) -> u8 {
         EXIT_PROBLEMS
     } else {
         0
+    }
+}
+
+fn serve(dir: &Path, listen: std::net::SocketAddr, max_batch_items: usize) -> u8 {
+    let set = match load(dir) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return EXIT_SERVE;
+        }
+    };
+    runtime.block_on(async move {
+        let listener = match tokio::net::TcpListener::bind(listen).await {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("error: cannot listen on {listen}: {e}");
+                return EXIT_SERVE;
+            }
+        };
+        let addr = listener
+            .local_addr()
+            .map_or_else(|_| listen.to_string(), |a| a.to_string());
+        eprintln!(
+            "pdp: serving pdp.v1 on {addr} (policies `{}`, revision {}, {} statements)",
+            dir.display(),
+            set.revision(),
+            set.statement_count()
+        );
+        let state = std::sync::Arc::new(crate::grpc::State {
+            set,
+            limits: crate::grpc::convert::DEFAULT_LIMITS,
+            max_batch_items,
+            clock: None,
+        });
+        match crate::serve::serve(listener, state, shutdown_signal()).await {
+            Ok(()) => {
+                eprintln!("pdp: stopped");
+                0
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                EXIT_SERVE
+            }
+        }
+    })
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
     }
 }

@@ -1,3 +1,5 @@
 //! `pdp-server`: the PDP service and the `pdp` command line.
 
 pub mod cli;
+pub mod grpc;
+pub mod serve;

@@ -1,0 +1,395 @@
+//! Protobuf <-> engine conversions, at the edge: `TryFrom`-style functions for inputs (each
+//! error names the field), plain functions for outputs. Protobuf types never enter the engine.
+
+use pdp_engine as engine;
+use pdp_proto::v1 as pb;
+use prost_types::value::Kind;
+
+/// Bounds on one request's fields, so that no input can make a decision expensive.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Longest string field (ids, action, tag keys and values, context strings), in bytes.
+    pub max_field_bytes: usize,
+    /// Most context keys.
+    pub max_context_keys: usize,
+    /// Most values in one multivalued context key.
+    pub max_list_values: usize,
+    /// Most roles or tags.
+    pub max_items: usize,
+}
+
+/// The limits `pdp serve` applies unless configured otherwise.
+pub const DEFAULT_LIMITS: Limits = Limits {
+    max_field_bytes: 4096,
+    max_context_keys: 128,
+    max_list_values: 256,
+    max_items: 128,
+};
+
+/// A request field that cannot be used; becomes `INVALID_ARGUMENT` naming the field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{field}`: {message}")]
+pub struct FieldError {
+    /// The field, e.g. `context.aws:SourceIp`.
+    pub field: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+fn field_error(field: impl Into<String>, message: impl Into<String>) -> FieldError {
+    FieldError {
+        field: field.into(),
+        message: message.into(),
+    }
+}
+
+fn bounded(field: &str, value: &str, limits: &Limits) -> Result<(), FieldError> {
+    if value.len() > limits.max_field_bytes {
+        return Err(field_error(
+            field,
+            format!(
+                "is {} bytes, over the limit of {}",
+                value.len(),
+                limits.max_field_bytes
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The parts of a check request, before defaults are applied (batch items may leave any out).
+#[derive(Debug, Default, Clone)]
+pub struct Parts<'a> {
+    pub subject: Option<&'a pb::Subject>,
+    pub action: &'a str,
+    pub resource: Option<&'a pb::Resource>,
+    pub context: Option<&'a prost_types::Struct>,
+}
+
+/// Builds an engine request. `prefix` names the request in errors (e.g. `items[3].`).
+pub fn request(
+    parts: &Parts<'_>,
+    limits: &Limits,
+    prefix: &str,
+) -> Result<engine::Request, FieldError> {
+    let f = |name: &str| format!("{prefix}{name}");
+    if parts.action.is_empty() {
+        return Err(field_error(f("action"), "is required"));
+    }
+    bounded(&f("action"), parts.action, limits)?;
+    let subject = match parts.subject {
+        Some(s) => subject(s, limits, &f("subject"))?,
+        None => engine::Subject::default(),
+    };
+    let resource = match parts.resource {
+        Some(r) => {
+            bounded(&f("resource.id"), &r.id, limits)?;
+            engine::Resource {
+                id: r.id.clone(),
+                tags: tags(&r.tags, limits, &f("resource.tags"))?,
+            }
+        }
+        None => engine::Resource::default(),
+    };
+    let context = match parts.context {
+        Some(c) => context(c, limits, &f("context"))?,
+        None => engine::Context::new(),
+    };
+    Ok(engine::Request {
+        subject,
+        action: parts.action.to_owned(),
+        resource,
+        context,
+        now: None,
+    })
+}
+
+fn subject(s: &pb::Subject, limits: &Limits, field: &str) -> Result<engine::Subject, FieldError> {
+    bounded(&format!("{field}.id"), &s.id, limits)?;
+    if s.roles.len() > limits.max_items {
+        return Err(field_error(
+            format!("{field}.roles"),
+            format!(
+                "has {} roles, over the limit of {}",
+                s.roles.len(),
+                limits.max_items
+            ),
+        ));
+    }
+    for (i, r) in s.roles.iter().enumerate() {
+        bounded(&format!("{field}.roles[{i}]"), r, limits)?;
+    }
+    Ok(engine::Subject {
+        id: s.id.clone(),
+        roles: s.roles.clone(),
+        tags: tags(&s.tags, limits, &format!("{field}.tags"))?,
+    })
+}
+
+fn tags(
+    t: &std::collections::HashMap<String, String>,
+    limits: &Limits,
+    field: &str,
+) -> Result<std::collections::BTreeMap<String, String>, FieldError> {
+    if t.len() > limits.max_items {
+        return Err(field_error(
+            field,
+            format!(
+                "has {} tags, over the limit of {}",
+                t.len(),
+                limits.max_items
+            ),
+        ));
+    }
+    let mut out = std::collections::BTreeMap::new();
+    for (k, v) in t {
+        bounded(&format!("{field}.{k}"), k, limits)?;
+        bounded(&format!("{field}.{k}"), v, limits)?;
+        out.insert(k.clone(), v.clone());
+    }
+    Ok(out)
+}
+
+fn scalar(
+    v: &prost_types::Value,
+    field: &str,
+    limits: &Limits,
+) -> Result<engine::Scalar, FieldError> {
+    match &v.kind {
+        Some(Kind::StringValue(s)) => {
+            bounded(field, s, limits)?;
+            Ok(engine::Scalar::String(s.clone()))
+        }
+        Some(Kind::NumberValue(n)) if n.is_finite() => Ok(engine::Scalar::Number(*n)),
+        Some(Kind::BoolValue(b)) => Ok(engine::Scalar::Bool(*b)),
+        Some(Kind::NumberValue(_)) => Err(field_error(field, "numbers must be finite")),
+        Some(Kind::NullValue(_)) | None => Err(field_error(field, "null is not a condition value")),
+        Some(Kind::StructValue(_)) => Err(field_error(field, "objects are not condition values")),
+        Some(Kind::ListValue(_)) => Err(field_error(
+            field,
+            "lists inside lists are not condition values",
+        )),
+    }
+}
+
+/// Context values: strings, numbers, booleans, or lists of them.
+pub fn context(
+    c: &prost_types::Struct,
+    limits: &Limits,
+    field: &str,
+) -> Result<engine::Context, FieldError> {
+    if c.fields.len() > limits.max_context_keys {
+        return Err(field_error(
+            field,
+            format!(
+                "has {} keys, over the limit of {}",
+                c.fields.len(),
+                limits.max_context_keys
+            ),
+        ));
+    }
+    let mut entries = Vec::with_capacity(c.fields.len());
+    for (k, v) in &c.fields {
+        let kf = format!("{field}.{k}");
+        bounded(&kf, k, limits)?;
+        let value = match &v.kind {
+            Some(Kind::ListValue(list)) => {
+                if list.values.len() > limits.max_list_values {
+                    return Err(field_error(
+                        kf,
+                        format!(
+                            "has {} values, over the limit of {}",
+                            list.values.len(),
+                            limits.max_list_values
+                        ),
+                    ));
+                }
+                let mut values = Vec::with_capacity(list.values.len());
+                for (i, item) in list.values.iter().enumerate() {
+                    values.push(scalar(item, &format!("{kf}[{i}]"), limits)?);
+                }
+                engine::Value::Many(values)
+            }
+            _ => engine::Value::One(scalar(v, &kf, limits)?),
+        };
+        entries.push((k.clone(), value));
+    }
+    Ok(entries.into_iter().collect())
+}
+
+/// Merges a batch item over the batch defaults: an item's subject, resource and non-empty
+/// action replace the defaults; its context keys are added to (and override) the defaults'.
+pub fn merge_context(
+    defaults: Option<&prost_types::Struct>,
+    item: Option<&prost_types::Struct>,
+) -> Option<prost_types::Struct> {
+    match (defaults, item) {
+        (None, None) => None,
+        (Some(d), None) => Some(d.clone()),
+        (None, Some(i)) => Some(i.clone()),
+        (Some(d), Some(i)) => {
+            let mut merged = d.clone();
+            merged
+                .fields
+                .extend(i.fields.iter().map(|(k, v)| (k.clone(), v.clone())));
+            Some(merged)
+        }
+    }
+}
+
+/// The engine's decision as a response.
+pub fn response(d: &engine::Decision<'_>, decision_id: String) -> pb::CheckResponse {
+    pb::CheckResponse {
+        decision: if d.allowed {
+            pb::Decision::Allow
+        } else {
+            pb::Decision::Deny
+        } as i32,
+        reason: match d.reason {
+            engine::Reason::Allowed => pb::Reason::Allowed,
+            engine::Reason::ExplicitDeny => pb::Reason::ExplicitDeny,
+            engine::Reason::ImplicitDeny => pb::Reason::ImplicitDeny,
+        } as i32,
+        obligations: d.obligations.iter().map(|o| obligation(o)).collect(),
+        determining: d
+            .determining
+            .iter()
+            .map(|s| pb::StatementRef {
+                policy: s.policy.clone(),
+                sid: s.sid.clone().unwrap_or_default(),
+                index: u32::try_from(s.index).unwrap_or(u32::MAX),
+                effect: s.effect.as_str().to_owned(),
+            })
+            .collect(),
+        decision_id,
+        policy_revision: d.revision.to_owned(),
+        ttl: Some(prost_types::Duration {
+            seconds: 0,
+            nanos: 0,
+        }),
+        message: String::new(),
+    }
+}
+
+/// A deny for an identity that could not be verified.
+pub fn invalid_identity(message: &str, revision: &str, decision_id: String) -> pb::CheckResponse {
+    pb::CheckResponse {
+        decision: pb::Decision::Deny as i32,
+        reason: pb::Reason::InvalidIdentity as i32,
+        decision_id,
+        policy_revision: revision.to_owned(),
+        ttl: Some(prost_types::Duration {
+            seconds: 0,
+            nanos: 0,
+        }),
+        message: message.to_owned(),
+        ..Default::default()
+    }
+}
+
+fn obligation(o: &engine::Obligation) -> pb::Obligation {
+    pb::Obligation {
+        id: o.id.clone(),
+        r#type: o.kind.as_str().to_owned(),
+        properties: Some(prost_types::Struct {
+            fields: o
+                .properties
+                .iter()
+                .map(|(k, v)| (k.clone(), json_to_value(v)))
+                .collect(),
+        }),
+    }
+}
+
+fn json_to_value(v: &serde_json::Value) -> prost_types::Value {
+    let kind = match v {
+        serde_json::Value::Null => Kind::NullValue(0),
+        serde_json::Value::Bool(b) => Kind::BoolValue(*b),
+        serde_json::Value::Number(n) => Kind::NumberValue(n.as_f64().unwrap_or_default()),
+        serde_json::Value::String(s) => Kind::StringValue(s.clone()),
+        serde_json::Value::Array(a) => Kind::ListValue(prost_types::ListValue {
+            values: a.iter().map(json_to_value).collect(),
+        }),
+        serde_json::Value::Object(m) => Kind::StructValue(prost_types::Struct {
+            fields: m
+                .iter()
+                .map(|(k, v)| (k.clone(), json_to_value(v)))
+                .collect(),
+        }),
+    };
+    prost_types::Value { kind: Some(kind) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sv(s: &str) -> prost_types::Value {
+        prost_types::Value {
+            kind: Some(Kind::StringValue(s.into())),
+        }
+    }
+
+    #[test]
+    fn nested_context_values_are_rejected_naming_the_field() {
+        let mut c = prost_types::Struct::default();
+        c.fields.insert(
+            "k".into(),
+            prost_types::Value {
+                kind: Some(Kind::StructValue(prost_types::Struct::default())),
+            },
+        );
+        let err = context(&c, &DEFAULT_LIMITS, "context").err();
+        assert_eq!(err.map(|e| e.field), Some("context.k".to_owned()));
+    }
+
+    #[test]
+    fn lists_become_multivalued_keys() -> Result<(), FieldError> {
+        let mut c = prost_types::Struct::default();
+        c.fields.insert(
+            "aws:TagKeys".into(),
+            prost_types::Value {
+                kind: Some(Kind::ListValue(prost_types::ListValue {
+                    values: vec![sv("a"), sv("b")],
+                })),
+            },
+        );
+        let ctx = context(&c, &DEFAULT_LIMITS, "context")?;
+        assert_eq!(
+            ctx.get("aws:tagkeys"),
+            Some(&engine::Value::from(vec!["a", "b"]))
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn oversized_fields_are_rejected() {
+        let parts = Parts {
+            action: "s3:GetObject",
+            ..Default::default()
+        };
+        let big = "x".repeat(DEFAULT_LIMITS.max_field_bytes + 1);
+        let r = pb::Resource {
+            id: big,
+            ..Default::default()
+        };
+        let parts = Parts {
+            resource: Some(&r),
+            ..parts
+        };
+        let err = request(&parts, &DEFAULT_LIMITS, "").err();
+        assert_eq!(err.map(|e| e.field), Some("resource.id".to_owned()));
+    }
+
+    #[test]
+    fn item_context_overrides_defaults_key_by_key() {
+        let mut d = prost_types::Struct::default();
+        d.fields.insert("a".into(), sv("1"));
+        d.fields.insert("b".into(), sv("1"));
+        let mut i = prost_types::Struct::default();
+        i.fields.insert("b".into(), sv("2"));
+        let m = merge_context(Some(&d), Some(&i)).unwrap_or_default();
+        assert_eq!(m.fields.get("a"), Some(&sv("1")));
+        assert_eq!(m.fields.get("b"), Some(&sv("2")));
+    }
+}

@@ -1,0 +1,168 @@
+//! The gRPC transport: `pdp.v1.AuthorizationService` over the engine. Each RPC converts its
+//! input (`convert`), makes one call into the engine, and converts back.
+
+pub mod convert;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use pdp_engine::PolicySet;
+use pdp_proto::v1 as pb;
+use tonic::{Request, Response, Status};
+
+use convert::{Limits, Parts};
+
+/// What every call reads.
+#[derive(Debug)]
+pub struct State {
+    /// The policy set serving.
+    pub set: PolicySet,
+    /// Bounds on request fields.
+    pub limits: Limits,
+    /// Most items in one `CheckBatch`.
+    pub max_batch_items: usize,
+    /// A fixed clock for `aws:CurrentTime` / `aws:EpochTime` (tests replaying cases that
+    /// pin the time); the system clock when `None`.
+    pub clock: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// The `AuthorizationService` implementation.
+#[derive(Debug, Clone)]
+pub struct Authorizer {
+    state: Arc<State>,
+}
+
+impl Authorizer {
+    /// A service deciding with `state`.
+    pub fn new(state: Arc<State>) -> Self {
+        Authorizer { state }
+    }
+}
+
+/// Context keys that carry identity facts: honoured only from callers trusted to assert them.
+const IDENTITY_KEY_PREFIXES: &[&str] =
+    &["aws:multifactorauth", "aws:tokenissuetime", "aws:principal"];
+
+/// Whether a caller may assert the subject's roles, tags and identity facts itself. Until
+/// caller authentication is configurable, only loopback callers (sidecars and apps on the
+/// same host) are.
+fn trusted(peer: Option<SocketAddr>) -> bool {
+    peer.is_some_and(|a| a.ip().is_loopback())
+}
+
+fn decision_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+impl Authorizer {
+    fn decide(
+        &self,
+        parts: &Parts<'_>,
+        trusted: bool,
+        prefix: &str,
+    ) -> Result<pb::CheckResponse, Status> {
+        let set = &self.state.set;
+        if parts.subject.is_some_and(|s| !s.token.is_empty()) {
+            return Ok(convert::invalid_identity(
+                "this PDP does not verify tokens yet: send the subject without a token from a trusted caller",
+                set.revision(),
+                decision_id(),
+            ));
+        }
+        let mut request = convert::request(parts, &self.state.limits, prefix)
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        if !trusted {
+            // Asserted identity from an untrusted caller counts for nothing.
+            request.subject = pdp_engine::Subject::default();
+            let kept: pdp_engine::Context = request
+                .context
+                .iter()
+                .filter(|(k, _)| {
+                    let k = k.to_ascii_lowercase();
+                    !IDENTITY_KEY_PREFIXES.iter().any(|p| k.starts_with(p))
+                })
+                .map(|(k, v)| (k.to_owned(), v.clone()))
+                .collect();
+            request.context = kept;
+        }
+        request.now = self.state.clock;
+        let decision = set.decide(&request);
+        Ok(convert::response(&decision, decision_id()))
+    }
+}
+
+#[tonic::async_trait]
+impl pb::authorization_service_server::AuthorizationService for Authorizer {
+    async fn check(
+        &self,
+        request: Request<pb::CheckRequest>,
+    ) -> Result<Response<pb::CheckResponse>, Status> {
+        let trusted = trusted(request.remote_addr());
+        let pb::CheckRequest {
+            subject,
+            action,
+            resource,
+            context,
+            request_id: _,
+        } = request.into_inner();
+        let parts = Parts {
+            subject: subject.as_ref(),
+            action: &action,
+            resource: resource.as_ref(),
+            context: context.as_ref(),
+        };
+        self.decide(&parts, trusted, "").map(Response::new)
+    }
+
+    async fn check_batch(
+        &self,
+        request: Request<pb::CheckBatchRequest>,
+    ) -> Result<Response<pb::CheckBatchResponse>, Status> {
+        let trusted = trusted(request.remote_addr());
+        let pb::CheckBatchRequest {
+            subject,
+            action,
+            resource,
+            context,
+            items,
+            semantic,
+            request_id: _,
+        } = request.into_inner();
+        if items.len() > self.state.max_batch_items {
+            return Err(Status::invalid_argument(format!(
+                "`items`: {} items, over the limit of {}",
+                items.len(),
+                self.state.max_batch_items
+            )));
+        }
+        let semantic = pb::BatchSemantic::try_from(semantic).map_err(|_| {
+            Status::invalid_argument(format!("`semantic`: unknown value {semantic}"))
+        })?;
+        let mut responses = Vec::with_capacity(items.len());
+        for (i, item) in items.iter().enumerate() {
+            let merged = convert::merge_context(context.as_ref(), item.context.as_ref());
+            let parts = Parts {
+                subject: item.subject.as_ref().or(subject.as_ref()),
+                action: if item.action.is_empty() {
+                    &action
+                } else {
+                    &item.action
+                },
+                resource: item.resource.as_ref().or(resource.as_ref()),
+                context: merged.as_ref(),
+            };
+            let response = self.decide(&parts, trusted, &format!("items[{i}]."))?;
+            let allowed = response.decision == pb::Decision::Allow as i32;
+            responses.push(response);
+            let stop = match semantic {
+                pb::BatchSemantic::ExecuteAll => false,
+                pb::BatchSemantic::DenyOnFirstDeny => !allowed,
+                pb::BatchSemantic::PermitOnFirstPermit => allowed,
+            };
+            if stop {
+                break;
+            }
+        }
+        Ok(Response::new(pb::CheckBatchResponse { responses }))
+    }
+}
