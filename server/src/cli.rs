@@ -60,6 +60,9 @@ enum Command {
         /// Most items in one CheckBatch.
         #[arg(long, default_value_t = 1000)]
         max_batch_items: usize,
+        /// Do not watch the policy directory (reload on SIGHUP only).
+        #[arg(long)]
+        no_watch: bool,
     },
 }
 
@@ -117,7 +120,8 @@ pub fn main() -> ExitCode {
             policies,
             listen,
             max_batch_items,
-        } => serve(&policies, listen, max_batch_items),
+            no_watch,
+        } => serve(&policies, listen, max_batch_items, !no_watch),
     };
     ExitCode::from(code)
 }
@@ -351,7 +355,7 @@ fn lint_dir(dir: &Path, format: OutputFormat) -> u8 {
     }
 }
 
-fn serve(dir: &Path, listen: std::net::SocketAddr, max_batch_items: usize) -> u8 {
+fn serve(dir: &Path, listen: std::net::SocketAddr, max_batch_items: usize, watch: bool) -> u8 {
     let set = match load(dir) {
         Ok(s) => s,
         Err(code) => return code,
@@ -383,12 +387,12 @@ fn serve(dir: &Path, listen: std::net::SocketAddr, max_batch_items: usize) -> u8
             set.revision(),
             set.statement_count()
         );
-        let state = std::sync::Arc::new(crate::grpc::State {
-            set,
-            limits: crate::grpc::convert::DEFAULT_LIMITS,
-            max_batch_items,
-            clock: None,
-        });
+        let state = std::sync::Arc::new(crate::grpc::State::new(set, max_batch_items));
+        let stats = std::sync::Arc::new(crate::reload::ReloadStats::default());
+        if let Err(e) = crate::reload::spawn(dir.to_path_buf(), state.clone(), watch, stats) {
+            eprintln!("error: {e}");
+            return EXIT_SERVE;
+        }
         match crate::serve::serve(listener, state, shutdown_signal()).await {
             Ok(()) => {
                 eprintln!("pdp: stopped");

@@ -2,4 +2,5 @@
 
 pub mod cli;
 pub mod grpc;
+pub mod reload;
 pub mod serve;

@@ -159,10 +159,8 @@ async fn every_corpus_case_decides_the_same_through_the_server() {
         }
         for (clock, cases) in by_clock {
             let state = Arc::new(pdp_server::grpc::State {
-                set: set_for(),
-                limits: pdp_server::grpc::convert::DEFAULT_LIMITS,
-                max_batch_items: 100,
                 clock,
+                ..pdp_server::grpc::State::new(set_for(), 100)
             });
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             let addr = listener.local_addr().unwrap();

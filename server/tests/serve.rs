@@ -19,6 +19,8 @@ use tonic::transport::Channel;
 struct Server {
     child: Child,
     addr: String,
+    /// Everything the server printed on stderr after its first line.
+    log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Drop for Server {
@@ -38,16 +40,46 @@ fn start(extra: &[&str]) -> Server {
         .stderr(Stdio::piped())
         .spawn()
         .expect("start pdp serve");
-    let stderr = child.stderr.take().unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
     let mut line = String::new();
-    BufReader::new(stderr).read_line(&mut line).unwrap();
+    stderr.read_line(&mut line).unwrap();
     let addr = line
         .split(" on ")
         .nth(1)
         .and_then(|rest| rest.split_whitespace().next())
         .unwrap_or_else(|| panic!("no address in `{line}`"))
         .to_owned();
-    Server { child, addr }
+    let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = log.clone();
+    std::thread::spawn(move || {
+        for line in stderr.lines().map_while(Result::ok) {
+            sink.lock().unwrap().push(line);
+        }
+    });
+    Server { child, addr, log }
+}
+
+fn copy_policies() -> tempfile::TempDir {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies");
+    let dir = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(src).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            std::fs::copy(&path, dir.path().join(path.file_name().unwrap())).unwrap();
+        }
+    }
+    dir
+}
+
+/// Polls `check` until it returns true (up to about 5 s).
+async fn eventually(mut check: impl AsyncFnMut() -> bool) -> bool {
+    for _ in 0..100 {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    false
 }
 
 async fn client(server: &Server) -> AuthorizationServiceClient<Channel> {
@@ -333,4 +365,104 @@ fn serve_refuses_a_broken_policy_set() {
         .unwrap();
     assert_eq!(out.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&out.stderr).contains("invalid JSON"));
+}
+
+/// app-data without the statement that allows reading.
+fn without_read(dir: &Path) {
+    let path = dir.join("app-data.json");
+    let mut doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let statements = doc["Statement"].as_array_mut().unwrap();
+    statements.retain(|s| s["Action"] != "s3:GetObject" && s["Sid"] != "ReadData");
+    std::fs::write(&path, serde_json::to_string_pretty(&doc).unwrap()).unwrap();
+}
+
+#[tokio::test]
+async fn policy_changes_are_picked_up_and_broken_sets_never_replace_the_serving_one() {
+    let dir = copy_policies();
+    let server = start(&["--policies", dir.path().to_str().unwrap()]);
+    let mut c = client(&server).await;
+    let before = c.check(readme_request(true)).await.unwrap().into_inner();
+    assert_eq!(before.decision(), pb::Decision::Allow);
+
+    without_read(dir.path());
+    let changed = eventually(async || {
+        let r = c.check(readme_request(true)).await.unwrap().into_inner();
+        r.decision() == pb::Decision::Deny && r.policy_revision != before.policy_revision
+    })
+    .await;
+    assert!(
+        changed,
+        "the edit was not picked up; log: {:?}",
+        server.log.lock().unwrap()
+    );
+    let revision = c
+        .check(readme_request(true))
+        .await
+        .unwrap()
+        .into_inner()
+        .policy_revision;
+
+    std::fs::write(dir.path().join("app-data.json"), "{ not json").unwrap();
+    let reported = eventually(async || {
+        server
+            .log
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.contains("rejected"))
+    })
+    .await;
+    assert!(
+        reported,
+        "the broken set was not reported; log: {:?}",
+        server.log.lock().unwrap()
+    );
+    let after = c.check(readme_request(true)).await.unwrap().into_inner();
+    assert_eq!(
+        after.policy_revision, revision,
+        "a broken set replaced the serving one"
+    );
+    assert_eq!(after.reason(), pb::Reason::ImplicitDeny);
+    assert!(server
+        .log
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|l| l.contains("invalid JSON")));
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn sighup_reloads_when_watching_is_off() {
+    let dir = copy_policies();
+    let server = start(&["--policies", dir.path().to_str().unwrap(), "--no-watch"]);
+    let mut c = client(&server).await;
+    let before = c.check(readme_request(true)).await.unwrap().into_inner();
+    without_read(dir.path());
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    let unchanged = c.check(readme_request(true)).await.unwrap().into_inner();
+    assert_eq!(
+        unchanged.policy_revision, before.policy_revision,
+        "reloaded without SIGHUP"
+    );
+    let status = Command::new("kill")
+        .args(["-HUP", &server.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let reloaded = eventually(async || {
+        c.check(readme_request(true))
+            .await
+            .unwrap()
+            .into_inner()
+            .policy_revision
+            != before.policy_revision
+    })
+    .await;
+    assert!(
+        reloaded,
+        "SIGHUP did not reload; log: {:?}",
+        server.log.lock().unwrap()
+    );
 }

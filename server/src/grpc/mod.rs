@@ -15,8 +15,8 @@ use convert::{Limits, Parts};
 /// What every call reads.
 #[derive(Debug)]
 pub struct State {
-    /// The policy set serving.
-    pub set: PolicySet,
+    /// The policy set serving; replaced whole on reload, so a call reads one set throughout.
+    pub set: arc_swap::ArcSwap<PolicySet>,
     /// Bounds on request fields.
     pub limits: Limits,
     /// Most items in one `CheckBatch`.
@@ -30,6 +30,18 @@ pub struct State {
 #[derive(Debug, Clone)]
 pub struct Authorizer {
     state: Arc<State>,
+}
+
+impl State {
+    /// State serving `set` with the default limits and the system clock.
+    pub fn new(set: PolicySet, max_batch_items: usize) -> Self {
+        State {
+            set: arc_swap::ArcSwap::from_pointee(set),
+            limits: convert::DEFAULT_LIMITS,
+            max_batch_items,
+            clock: None,
+        }
+    }
 }
 
 impl Authorizer {
@@ -61,7 +73,7 @@ impl Authorizer {
         trusted: bool,
         prefix: &str,
     ) -> Result<pb::CheckResponse, Status> {
-        let set = &self.state.set;
+        let set = self.state.set.load();
         if parts.subject.is_some_and(|s| !s.token.is_empty()) {
             return Ok(convert::invalid_identity(
                 "this PDP does not verify tokens yet: send the subject without a token from a trusted caller",

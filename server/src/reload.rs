@@ -1,0 +1,132 @@
+//! Hot reload: the policy directory is watched (and SIGHUP asks for a reload); a changed set
+//! is compiled off the async runtime and swapped in whole. A set with any problem is rejected
+//! with every problem reported, and the set already serving keeps serving.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use notify::Watcher;
+use pdp_engine::PolicySet;
+use tokio::sync::mpsc;
+
+use crate::grpc::State;
+
+/// How long a burst of file events is left to settle before reloading (editors and
+/// deployment tools write several files, or one file several times).
+pub const SETTLE: Duration = Duration::from_millis(200);
+
+/// Reload outcomes, for tests and operators.
+#[derive(Debug, Default)]
+pub struct ReloadStats {
+    /// Sets swapped in.
+    pub reloads: AtomicU64,
+    /// Sets rejected.
+    pub failures: AtomicU64,
+}
+
+/// Why reloading could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    /// The directory cannot be watched.
+    #[error("cannot watch `{dir}`: {source}")]
+    Watch {
+        /// The directory.
+        dir: String,
+        /// The cause.
+        source: notify::Error,
+    },
+}
+
+/// Starts reloading `dir` into `state` on changes (when `watch`) and on SIGHUP; runs until
+/// the runtime stops.
+pub fn spawn(
+    dir: PathBuf,
+    state: Arc<State>,
+    watch: bool,
+    stats: Arc<ReloadStats>,
+) -> Result<(), ReloadError> {
+    // Events only need to say "something changed": a full channel already says so.
+    let (tx, mut rx) = mpsc::channel::<()>(1);
+    let watcher = if watch {
+        let events = tx.clone();
+        let mut w = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+            if event.is_ok() {
+                let _ = events.try_send(());
+            }
+        })
+        .map_err(|source| ReloadError::Watch {
+            dir: dir.display().to_string(),
+            source,
+        })?;
+        w.watch(&dir, notify::RecursiveMode::NonRecursive)
+            .map_err(|source| ReloadError::Watch {
+                dir: dir.display().to_string(),
+                source,
+            })?;
+        Some(w)
+    } else {
+        None
+    };
+    #[cfg(unix)]
+    {
+        let hup = tx.clone();
+        tokio::spawn(async move {
+            let Ok(mut signal) =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            else {
+                eprintln!("pdp: cannot listen for SIGHUP; reloads follow file changes only");
+                return;
+            };
+            while signal.recv().await.is_some() {
+                let _ = hup.send(()).await;
+            }
+        });
+    }
+    drop(tx);
+    tokio::spawn(async move {
+        // The watcher lives as long as this task.
+        let _watcher = watcher;
+        while rx.recv().await.is_some() {
+            tokio::time::sleep(SETTLE).await;
+            while rx.try_recv().is_ok() {}
+            reload(&dir, &state, &stats).await;
+        }
+    });
+    Ok(())
+}
+
+/// Compiles `dir` off the runtime and swaps it in, or reports why not.
+pub async fn reload(dir: &std::path::Path, state: &State, stats: &ReloadStats) {
+    let path = dir.to_path_buf();
+    let loaded = tokio::task::spawn_blocking(move || PolicySet::load_dir(&path)).await;
+    match loaded {
+        Ok(Ok(set)) => {
+            let old = state.set.load().revision().to_owned();
+            if set.revision() == old {
+                return;
+            }
+            eprintln!(
+                "pdp: reloaded `{}`: revision {old} -> {} ({} statements)",
+                dir.display(),
+                set.revision(),
+                set.statement_count()
+            );
+            state.set.store(Arc::new(set));
+            stats.reloads.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(Err(e)) => {
+            stats.failures.fetch_add(1, Ordering::Relaxed);
+            eprintln!(
+                "pdp: reload of `{}` rejected, still serving revision {}: {e}",
+                dir.display(),
+                state.set.load().revision()
+            );
+        }
+        Err(e) => {
+            stats.failures.fetch_add(1, Ordering::Relaxed);
+            eprintln!("pdp: reload of `{}` failed: {e}", dir.display());
+        }
+    }
+}
