@@ -63,7 +63,49 @@ enum Command {
         /// Do not watch the policy directory (reload on SIGHUP only).
         #[arg(long)]
         no_watch: bool,
+        #[command(flatten)]
+        identity: IdentityArgs,
     },
+}
+
+/// How `subject.token` is verified.
+#[derive(Debug, Clone, clap::Args)]
+struct IdentityArgs {
+    /// A JWKS file with the keys that sign subject tokens (no tokens accepted without one).
+    #[arg(long)]
+    jwks: Option<PathBuf>,
+    /// The required token issuer (`iss`).
+    #[arg(long)]
+    issuer: Option<String>,
+    /// The required token audience (`aud`).
+    #[arg(long)]
+    audience: Option<String>,
+    /// Clock skew allowed on `exp`/`nbf`, in seconds.
+    #[arg(long, default_value_t = 30)]
+    token_leeway: u64,
+    /// Claims holding roles (repeatable).
+    #[arg(long = "roles-claim", default_values_t = ["roles".to_owned(), "groups".to_owned()])]
+    roles_claims: Vec<String>,
+    /// The claim holding principal tags (an object of strings).
+    #[arg(long, default_value = "tags")]
+    tags_claim: String,
+}
+
+impl IdentityArgs {
+    fn verifier(&self) -> Result<Option<crate::identity::Verifier>, crate::identity::KeysError> {
+        let Some(jwks) = &self.jwks else {
+            return Ok(None);
+        };
+        let config = crate::identity::IdentityConfig {
+            issuer: self.issuer.clone(),
+            audience: self.audience.clone(),
+            leeway_secs: self.token_leeway,
+            roles_claims: self.roles_claims.clone(),
+            tags_claim: self.tags_claim.clone(),
+            ..Default::default()
+        };
+        crate::identity::Verifier::from_jwks_file(jwks, config).map(Some)
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -121,7 +163,8 @@ pub fn main() -> ExitCode {
             listen,
             max_batch_items,
             no_watch,
-        } => serve(&policies, listen, max_batch_items, !no_watch),
+            identity,
+        } => serve(&policies, listen, max_batch_items, !no_watch, &identity),
     };
     ExitCode::from(code)
 }
@@ -355,10 +398,23 @@ fn lint_dir(dir: &Path, format: OutputFormat) -> u8 {
     }
 }
 
-fn serve(dir: &Path, listen: std::net::SocketAddr, max_batch_items: usize, watch: bool) -> u8 {
+fn serve(
+    dir: &Path,
+    listen: std::net::SocketAddr,
+    max_batch_items: usize,
+    watch: bool,
+    identity: &IdentityArgs,
+) -> u8 {
     let set = match load(dir) {
         Ok(s) => s,
         Err(code) => return code,
+    };
+    let verifier = match identity.verifier() {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_USAGE;
+        }
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -387,7 +443,10 @@ fn serve(dir: &Path, listen: std::net::SocketAddr, max_batch_items: usize, watch
             set.revision(),
             set.statement_count()
         );
-        let state = std::sync::Arc::new(crate::grpc::State::new(set, max_batch_items));
+        let state = std::sync::Arc::new(crate::grpc::State {
+            verifier,
+            ..crate::grpc::State::new(set, max_batch_items)
+        });
         let stats = std::sync::Arc::new(crate::reload::ReloadStats::default());
         if let Err(e) = crate::reload::spawn(dir.to_path_buf(), state.clone(), watch, stats) {
             eprintln!("error: {e}");

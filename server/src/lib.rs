@@ -2,5 +2,6 @@
 
 pub mod cli;
 pub mod grpc;
+pub mod identity;
 pub mod reload;
 pub mod serve;

@@ -315,7 +315,7 @@ async fn bad_input_is_invalid_argument_naming_the_field() {
 }
 
 #[tokio::test]
-async fn a_token_is_denied_as_invalid_identity_until_tokens_are_verified() {
+async fn a_token_is_denied_as_invalid_identity_when_no_keys_are_configured() {
     let server = start(&[]);
     let mut c = client(&server).await;
     let mut with_token = readme_request(true);

@@ -24,6 +24,8 @@ pub struct State {
     /// A fixed clock for `aws:CurrentTime` / `aws:EpochTime` (tests replaying cases that
     /// pin the time); the system clock when `None`.
     pub clock: Option<chrono::DateTime<chrono::Utc>>,
+    /// Verifies `subject.token`; without one, a request carrying a token is denied.
+    pub verifier: Option<crate::identity::Verifier>,
 }
 
 /// The `AuthorizationService` implementation.
@@ -40,6 +42,7 @@ impl State {
             limits: convert::DEFAULT_LIMITS,
             max_batch_items,
             clock: None,
+            verifier: None,
         }
     }
 }
@@ -74,17 +77,31 @@ impl Authorizer {
         prefix: &str,
     ) -> Result<pb::CheckResponse, Status> {
         let set = self.state.set.load();
-        if parts.subject.is_some_and(|s| !s.token.is_empty()) {
-            return Ok(convert::invalid_identity(
-                "this PDP does not verify tokens yet: send the subject without a token from a trusted caller",
-                set.revision(),
-                decision_id(),
-            ));
-        }
+        let now = self.state.clock.unwrap_or_else(chrono::Utc::now);
+        let token = parts.subject.map_or("", |s| s.token.as_str());
+        let verified = if token.is_empty() {
+            None
+        } else {
+            let checked = match &self.state.verifier {
+                Some(v) => v.verify(token, now.timestamp()).map_err(|e| e.to_string()),
+                None => Err("this PDP verifies no tokens (start it with --jwks): send the subject without a token from a trusted caller".to_owned()),
+            };
+            match checked {
+                Ok(v) => Some(v),
+                Err(message) => {
+                    return Ok(convert::invalid_identity(
+                        &message,
+                        set.revision(),
+                        decision_id(),
+                    ));
+                }
+            }
+        };
         let mut request = convert::request(parts, &self.state.limits, prefix)
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
-        if !trusted {
-            // Asserted identity from an untrusted caller counts for nothing.
+        if !trusted || verified.is_some() {
+            // Identity asserted by the caller counts for nothing unless the caller is trusted
+            // to assert it, and never beside a token.
             request.subject = pdp_engine::Subject::default();
             let kept: pdp_engine::Context = request
                 .context
@@ -96,6 +113,16 @@ impl Authorizer {
                 .map(|(k, v)| (k.to_owned(), v.clone()))
                 .collect();
             request.context = kept;
+        }
+        if let Some(v) = verified {
+            request.subject = pdp_engine::Subject {
+                id: v.id.clone(),
+                roles: v.roles.clone(),
+                tags: v.tags.clone(),
+            };
+            for (key, value) in v.facts(now.timestamp()) {
+                request.context.insert(key, value);
+            }
         }
         request.now = self.state.clock;
         let decision = set.decide(&request);

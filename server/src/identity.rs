@@ -1,0 +1,450 @@
+//! Verified identity: a subject's JWT is checked against configured keys (a JWKS file),
+//! issuer, audience and validity window, with asymmetric algorithms only (`alg: none` and
+//! HMAC, including HMAC "signed" with a public key, are rejected). Claims become the subject
+//! and identity facts (`aws:MultiFactorAuthPresent`, `aws:MultiFactorAuthAge`,
+//! `aws:TokenIssueTime`) that override anything the caller put in the context. Verified
+//! tokens are cached by digest until they expire.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use jsonwebtoken::jwk::{AlgorithmParameters, JwkSet};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use sha2::{Digest, Sha256};
+
+/// Longest token accepted, in bytes.
+pub const MAX_TOKEN_BYTES: usize = 8192;
+/// Algorithms accepted unless configured otherwise.
+pub const DEFAULT_ALGORITHMS: &[Algorithm] = &[
+    Algorithm::RS256,
+    Algorithm::PS256,
+    Algorithm::ES256,
+    Algorithm::ES384,
+    Algorithm::EdDSA,
+];
+
+/// How tokens are checked and mapped.
+#[derive(Debug, Clone)]
+pub struct IdentityConfig {
+    /// Required `iss`, if any.
+    pub issuer: Option<String>,
+    /// Required `aud` (one of), if any.
+    pub audience: Option<String>,
+    /// Clock skew allowed on `exp` and `nbf`, in seconds.
+    pub leeway_secs: u64,
+    /// Claims holding roles (an array of strings, or a space-separated string).
+    pub roles_claims: Vec<String>,
+    /// Claim holding principal tags (an object of strings).
+    pub tags_claim: String,
+    /// Accepted algorithms (asymmetric only).
+    pub algorithms: Vec<Algorithm>,
+}
+
+impl Default for IdentityConfig {
+    fn default() -> Self {
+        IdentityConfig {
+            issuer: None,
+            audience: None,
+            leeway_secs: 30,
+            roles_claims: vec!["roles".into(), "groups".into()],
+            tags_claim: "tags".into(),
+            algorithms: DEFAULT_ALGORITHMS.to_vec(),
+        }
+    }
+}
+
+/// Why a token was not accepted. Messages name the reason, never the token.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IdentityError {
+    /// Not three base64url segments with a JSON header.
+    #[error("the token is not a well-formed JWT: {0}")]
+    Malformed(String),
+    /// Over [`MAX_TOKEN_BYTES`].
+    #[error("the token is {0} bytes, over the limit of {MAX_TOKEN_BYTES}")]
+    TooLong(usize),
+    /// `alg: none`.
+    #[error("unsigned tokens (`alg: none`) are not accepted")]
+    Unsigned,
+    /// An algorithm not configured (always the case for HMAC).
+    #[error("algorithm `{0}` is not accepted")]
+    AlgorithmNotAccepted(String),
+    /// No `kid` and more than one key.
+    #[error("the token names no key (`kid`) and more than one key is configured")]
+    MissingKid,
+    /// `kid` not among the keys.
+    #[error("unknown signing key `{0}`")]
+    UnknownKid(String),
+    /// The key is of another type than the algorithm, or pinned to another algorithm.
+    #[error("key `{kid}` cannot verify `{alg}` signatures")]
+    KeyMismatch {
+        /// The key.
+        kid: String,
+        /// The token's algorithm.
+        alg: String,
+    },
+    /// The signature does not verify.
+    #[error("the signature does not verify")]
+    BadSignature,
+    /// Past `exp`.
+    #[error("the token has expired")]
+    Expired,
+    /// Before `nbf`.
+    #[error("the token is not valid yet")]
+    NotYetValid,
+    /// Wrong `iss`.
+    #[error("the token's issuer is not accepted")]
+    WrongIssuer,
+    /// Wrong `aud`.
+    #[error("the token's audience is not accepted")]
+    WrongAudience,
+    /// A required claim is missing or has the wrong type.
+    #[error("claim `{0}` is missing or invalid")]
+    BadClaim(String),
+    /// Any other verification failure.
+    #[error("the token cannot be verified: {0}")]
+    Other(String),
+}
+
+/// Why the verifier could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum KeysError {
+    /// The JWKS file cannot be read.
+    #[error("cannot read `{path}`: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The JWKS file is not a JWK set.
+    #[error("`{path}` is not a JWK set: {message}")]
+    Invalid {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// An algorithm that is never accepted was configured.
+    #[error("algorithm `{0:?}` cannot be accepted: only asymmetric algorithms are")]
+    Symmetric(Algorithm),
+}
+
+/// A verified identity: the subject and the facts its token proves.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verified {
+    /// `sub`.
+    pub id: String,
+    /// Roles from the configured claims.
+    pub roles: Vec<String>,
+    /// Tags from the configured claim.
+    pub tags: BTreeMap<String, String>,
+    /// `amr` contains `mfa`.
+    pub mfa: bool,
+    /// `auth_time`, epoch seconds.
+    pub auth_time: Option<i64>,
+    /// `iat`, epoch seconds.
+    pub issued_at: Option<i64>,
+    /// `exp`, epoch seconds.
+    pub expires_at: i64,
+}
+
+impl Verified {
+    /// The facts the token proves, as context entries that override the caller's.
+    pub fn facts(&self, now: i64) -> Vec<(&'static str, pdp_engine::Value)> {
+        let mut out = vec![(
+            "aws:MultiFactorAuthPresent",
+            pdp_engine::Value::from(self.mfa),
+        )];
+        if let Some(t) = self.auth_time.filter(|_| self.mfa) {
+            out.push((
+                "aws:MultiFactorAuthAge",
+                pdp_engine::Value::from(now.saturating_sub(t)),
+            ));
+        }
+        if let Some(t) = self
+            .issued_at
+            .and_then(|t| chrono::DateTime::from_timestamp(t, 0))
+        {
+            out.push((
+                "aws:TokenIssueTime",
+                pdp_engine::Value::from(t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+            ));
+        }
+        out
+    }
+}
+
+struct Key {
+    decoding: DecodingKey,
+    /// Algorithms this key may verify: its family, narrowed to its `alg` when the JWK pins one.
+    algorithms: Vec<Algorithm>,
+}
+
+/// Verifies tokens.
+pub struct Verifier {
+    keys: HashMap<String, Key>,
+    config: IdentityConfig,
+    cache: moka::sync::Cache<[u8; 32], Arc<Verified>>,
+}
+
+impl std::fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Verifier")
+            .field("kids", &self.keys.keys().collect::<Vec<_>>())
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+fn is_symmetric(a: Algorithm) -> bool {
+    matches!(a, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512)
+}
+
+impl Verifier {
+    /// A verifier over the keys of a JWKS file.
+    pub fn from_jwks_file(path: &Path, config: IdentityConfig) -> Result<Self, KeysError> {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| KeysError::Io {
+            path: shown.clone(),
+            source,
+        })?;
+        let set: JwkSet = serde_json::from_str(&text).map_err(|e| KeysError::Invalid {
+            path: shown.clone(),
+            message: e.to_string(),
+        })?;
+        Self::new(&set, config).map_err(|e| match e {
+            KeysError::Invalid { message, .. } => KeysError::Invalid {
+                path: shown,
+                message,
+            },
+            other => other,
+        })
+    }
+
+    /// A verifier over a JWK set.
+    pub fn new(set: &JwkSet, config: IdentityConfig) -> Result<Self, KeysError> {
+        if let Some(a) = config.algorithms.iter().copied().find(|a| is_symmetric(*a)) {
+            return Err(KeysError::Symmetric(a));
+        }
+        let invalid = |message: String| KeysError::Invalid {
+            path: String::new(),
+            message,
+        };
+        let mut keys = HashMap::new();
+        for (i, jwk) in set.keys.iter().enumerate() {
+            let kid = jwk.common.key_id.clone().unwrap_or_else(|| format!("#{i}"));
+            let family: &[Algorithm] = match &jwk.algorithm {
+                AlgorithmParameters::RSA(_) => &[
+                    Algorithm::RS256,
+                    Algorithm::RS384,
+                    Algorithm::RS512,
+                    Algorithm::PS256,
+                    Algorithm::PS384,
+                    Algorithm::PS512,
+                ],
+                AlgorithmParameters::EllipticCurve(_) => &[Algorithm::ES256, Algorithm::ES384],
+                AlgorithmParameters::OctetKeyPair(_) => &[Algorithm::EdDSA],
+                // Symmetric and unknown keys are never used.
+                _ => continue,
+            };
+            let pinned = jwk
+                .common
+                .key_algorithm
+                .and_then(|ka| ka.to_string().parse::<Algorithm>().ok());
+            let algorithms = family
+                .iter()
+                .copied()
+                .filter(|a| pinned.is_none_or(|p| p == *a) && config.algorithms.contains(a))
+                .collect();
+            let decoding =
+                DecodingKey::from_jwk(jwk).map_err(|e| invalid(format!("key `{kid}`: {e}")))?;
+            keys.insert(
+                kid,
+                Key {
+                    decoding,
+                    algorithms,
+                },
+            );
+        }
+        if keys.is_empty() {
+            return Err(invalid("no usable (asymmetric) key".into()));
+        }
+        Ok(Verifier {
+            keys,
+            config,
+            cache: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(Duration::from_secs(600))
+                .build(),
+        })
+    }
+
+    /// Verifies a token at `now` (epoch seconds).
+    pub fn verify(&self, token: &str, now: i64) -> Result<Arc<Verified>, IdentityError> {
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err(IdentityError::TooLong(token.len()));
+        }
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        if let Some(hit) = self.cache.get(&digest) {
+            // A cached identity still expires on time.
+            if hit.expires_at + i64::try_from(self.config.leeway_secs).unwrap_or(0) >= now {
+                return Ok(hit);
+            }
+            self.cache.invalidate(&digest);
+            return Err(IdentityError::Expired);
+        }
+        let verified = Arc::new(self.verify_uncached(token)?);
+        self.cache.insert(digest, verified.clone());
+        Ok(verified)
+    }
+
+    fn verify_uncached(&self, token: &str) -> Result<Verified, IdentityError> {
+        let alg_name = header_alg(token)?;
+        if alg_name.eq_ignore_ascii_case("none") {
+            return Err(IdentityError::Unsigned);
+        }
+        let header = jsonwebtoken::decode_header(token).map_err(|e| match e.kind() {
+            jsonwebtoken::errors::ErrorKind::InvalidAlgorithmName => {
+                IdentityError::AlgorithmNotAccepted(alg_name.clone())
+            }
+            _ => IdentityError::Malformed(e.to_string()),
+        })?;
+        let alg = header.alg;
+        if is_symmetric(alg) || !self.config.algorithms.contains(&alg) {
+            return Err(IdentityError::AlgorithmNotAccepted(format!("{alg:?}")));
+        }
+        let (kid, key) = match &header.kid {
+            Some(kid) => (
+                kid.clone(),
+                self.keys
+                    .get(kid)
+                    .ok_or_else(|| IdentityError::UnknownKid(kid.clone()))?,
+            ),
+            None if self.keys.len() == 1 => self
+                .keys
+                .iter()
+                .next()
+                .map(|(k, v)| (k.clone(), v))
+                .ok_or(IdentityError::MissingKid)?,
+            None => return Err(IdentityError::MissingKid),
+        };
+        if !key.algorithms.contains(&alg) {
+            return Err(IdentityError::KeyMismatch {
+                kid,
+                alg: format!("{alg:?}"),
+            });
+        }
+        let mut validation = Validation::new(alg);
+        validation.leeway = self.config.leeway_secs;
+        validation.validate_nbf = true;
+        validation.set_required_spec_claims(&["exp", "sub"]);
+        match &self.config.issuer {
+            Some(iss) => validation.set_issuer(&[iss]),
+            None => validation.iss = None,
+        }
+        match &self.config.audience {
+            Some(aud) => validation.set_audience(&[aud]),
+            None => validation.validate_aud = false,
+        }
+        let data = jsonwebtoken::decode::<serde_json::Map<String, serde_json::Value>>(
+            token,
+            &key.decoding,
+            &validation,
+        )
+        .map_err(|e| {
+            use jsonwebtoken::errors::ErrorKind as K;
+            match e.kind() {
+                K::InvalidSignature => IdentityError::BadSignature,
+                K::ExpiredSignature => IdentityError::Expired,
+                K::ImmatureSignature => IdentityError::NotYetValid,
+                K::InvalidIssuer => IdentityError::WrongIssuer,
+                K::InvalidAudience => IdentityError::WrongAudience,
+                K::MissingRequiredClaim(c) | K::InvalidClaimFormat(c) => {
+                    IdentityError::BadClaim(c.clone())
+                }
+                K::InvalidAlgorithm => IdentityError::KeyMismatch {
+                    kid: kid.clone(),
+                    alg: format!("{alg:?}"),
+                },
+                K::InvalidToken | K::Base64(_) | K::Json(_) | K::Utf8(_) => {
+                    IdentityError::Malformed(e.to_string())
+                }
+                _ => IdentityError::Other(e.to_string()),
+            }
+        })?;
+        self.claims(&data.claims)
+    }
+
+    fn claims(
+        &self,
+        c: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<Verified, IdentityError> {
+        let id = match c.get("sub") {
+            Some(serde_json::Value::String(s)) if !s.is_empty() => s.clone(),
+            _ => return Err(IdentityError::BadClaim("sub".into())),
+        };
+        let expires_at = c
+            .get("exp")
+            .and_then(serde_json::Value::as_i64)
+            .ok_or_else(|| IdentityError::BadClaim("exp".into()))?;
+        let mut roles = Vec::new();
+        for claim in &self.config.roles_claims {
+            match c.get(claim) {
+                Some(serde_json::Value::Array(a)) => {
+                    roles.extend(
+                        a.iter()
+                            .filter_map(serde_json::Value::as_str)
+                            .map(str::to_owned),
+                    );
+                }
+                Some(serde_json::Value::String(s)) => {
+                    roles.extend(s.split_whitespace().map(str::to_owned))
+                }
+                _ => {}
+            }
+        }
+        roles.sort();
+        roles.dedup();
+        let tags = match c.get(&self.config.tags_claim) {
+            Some(serde_json::Value::Object(m)) => m
+                .iter()
+                .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_owned())))
+                .collect(),
+            _ => BTreeMap::new(),
+        };
+        let mfa = matches!(c.get("amr"), Some(serde_json::Value::Array(a)) if a.iter().any(|m| m.as_str() == Some("mfa")));
+        Ok(Verified {
+            id,
+            roles,
+            tags,
+            mfa,
+            auth_time: c.get("auth_time").and_then(serde_json::Value::as_i64),
+            issued_at: c.get("iat").and_then(serde_json::Value::as_i64),
+            expires_at,
+        })
+    }
+}
+
+/// The header's `alg`, read before the library parses it, so that `none` gets its own answer.
+fn header_alg(token: &str) -> Result<String, IdentityError> {
+    let mut parts = token.split('.');
+    let (Some(header), Some(_), Some(_), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(IdentityError::Malformed(
+            "expected three `.`-separated segments".into(),
+        ));
+    };
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(header)
+        .map_err(|_| IdentityError::Malformed("the header is not base64url".into()))?;
+    let json: serde_json::Value = serde_json::from_slice(&bytes)
+        .map_err(|_| IdentityError::Malformed("the header is not JSON".into()))?;
+    json.get("alg")
+        .and_then(serde_json::Value::as_str)
+        .map(str::to_owned)
+        .ok_or_else(|| IdentityError::Malformed("the header has no `alg`".into()))
+}

@@ -1,0 +1,284 @@
+//! Verified identity through `pdp serve`: tokens signed with the test keys in `fixtures/`,
+//! every way a token can be wrong, and identity facts the caller cannot forge.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use base64::Engine as _;
+use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
+use pb::authorization_service_client::AuthorizationServiceClient;
+use pdp_proto::v1 as pb;
+use prost_types::value::Kind;
+use serde_json::json;
+
+const ISSUER: &str = "https://idp.example.test";
+const AUDIENCE: &str = "pdp";
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+struct Server(Child, String);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start() -> Server {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pdp"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--issuer",
+            ISSUER,
+            "--audience",
+            AUDIENCE,
+            "--jwks",
+        ])
+        .arg(fixture("jwks.json"))
+        .current_dir(repo)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stderr.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .split(" on ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap()
+        .to_owned();
+    Server(child, addr)
+}
+
+fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+fn claims(overrides: serde_json::Value) -> serde_json::Value {
+    let mut c = json!({
+        "iss": ISSUER, "aud": AUDIENCE, "sub": "alice", "roles": ["ApplicationRole"],
+        "amr": ["pwd", "mfa"], "iat": now() - 10, "auth_time": now() - 10, "exp": now() + 600,
+    });
+    for (k, v) in overrides.as_object().unwrap() {
+        if v.is_null() {
+            c.as_object_mut().unwrap().remove(k);
+        } else {
+            c[k] = v.clone();
+        }
+    }
+    c
+}
+
+fn sign(alg: Algorithm, kid: &str, key_file: &str, claims: &serde_json::Value) -> String {
+    let pem = std::fs::read(fixture(key_file)).unwrap();
+    let key = match alg {
+        Algorithm::ES256 | Algorithm::ES384 => EncodingKey::from_ec_pem(&pem).unwrap(),
+        Algorithm::EdDSA => EncodingKey::from_ed_pem(&pem).unwrap(),
+        _ => EncodingKey::from_rsa_pem(&pem).unwrap(),
+    };
+    let mut header = Header::new(alg);
+    header.kid = Some(kid.to_owned());
+    encode(&header, claims, &key).unwrap()
+}
+
+fn rs256(claims: &serde_json::Value) -> String {
+    sign(Algorithm::RS256, "rsa-1", "rsa.pem", claims)
+}
+
+/// The README's request, with a token and no identity facts in the context.
+fn request(token: &str, mfa_in_context: Option<bool>) -> pb::CheckRequest {
+    let s = |v: &str| prost_types::Value {
+        kind: Some(Kind::StringValue(v.into())),
+    };
+    let mut fields = std::collections::BTreeMap::new();
+    fields.insert("aws:SourceIp".to_owned(), s("10.1.2.3"));
+    fields.insert("aws:RequestTag/Environment".to_owned(), s("production"));
+    if let Some(m) = mfa_in_context {
+        fields.insert(
+            "aws:MultiFactorAuthPresent".to_owned(),
+            prost_types::Value {
+                kind: Some(Kind::BoolValue(m)),
+            },
+        );
+    }
+    pb::CheckRequest {
+        subject: Some(pb::Subject {
+            token: token.to_owned(),
+            ..Default::default()
+        }),
+        action: "s3:GetObject".into(),
+        resource: Some(pb::Resource {
+            id: "arn:aws:s3:::my-bucket/data/report.csv".into(),
+            ..Default::default()
+        }),
+        context: Some(prost_types::Struct { fields }),
+        request_id: String::new(),
+    }
+}
+
+async fn check(server: &Server, req: pb::CheckRequest) -> pb::CheckResponse {
+    let mut c = AuthorizationServiceClient::connect(format!("http://{}", server.1))
+        .await
+        .unwrap();
+    c.check(req).await.unwrap().into_inner()
+}
+
+async fn expect_invalid(server: &Server, token: &str, fragment: &str) {
+    let r = check(server, request(token, Some(true))).await;
+    assert_eq!(
+        (r.decision(), r.reason()),
+        (pb::Decision::Deny, pb::Reason::InvalidIdentity),
+        "{token}"
+    );
+    assert!(
+        r.message.contains(fragment),
+        "`{}` does not mention `{fragment}`",
+        r.message
+    );
+    assert!(!r.message.contains(token), "the message repeats the token");
+}
+
+#[tokio::test]
+async fn valid_tokens_of_each_algorithm_decide_as_their_subject() {
+    let server = start();
+    for token in [
+        rs256(&claims(json!({}))),
+        sign(Algorithm::PS256, "rsa-1", "rsa.pem", &claims(json!({}))),
+        sign(Algorithm::ES256, "ec-1", "ec.pem", &claims(json!({}))),
+        sign(Algorithm::EdDSA, "ed-1", "ed25519.pem", &claims(json!({}))),
+    ] {
+        // The RSA key's JWK pins RS256: PS256 must be refused with it.
+        let r = check(&server, request(&token, None)).await;
+        let header = jsonwebtoken::decode_header(&token).unwrap();
+        if header.alg == Algorithm::PS256 {
+            assert_eq!(
+                r.reason(),
+                pb::Reason::InvalidIdentity,
+                "PS256 with an RS256-pinned key"
+            );
+            assert!(r.message.contains("cannot verify"), "{}", r.message);
+            continue;
+        }
+        assert_eq!(
+            r.decision(),
+            pb::Decision::Allow,
+            "{:?}: {}",
+            header.alg,
+            r.message
+        );
+        assert_eq!(r.reason(), pb::Reason::Allowed);
+    }
+}
+
+#[tokio::test]
+async fn mfa_comes_from_the_token_not_the_caller() {
+    let server = start();
+    let no_mfa = rs256(&claims(json!({"amr": ["pwd"]})));
+    let r = check(&server, request(&no_mfa, Some(true))).await;
+    assert_eq!(
+        (r.decision(), r.reason()),
+        (pb::Decision::Deny, pb::Reason::ExplicitDeny),
+        "forged MFA was believed"
+    );
+    assert_eq!(r.determining[0].policy, "require-mfa");
+    // Roles come from the token too: a caller-supplied role is ignored beside a token.
+    let mut req = request(&rs256(&claims(json!({"roles": []}))), None);
+    req.subject.as_mut().unwrap().roles = vec!["ApplicationRole".into()];
+    let r = check(&server, req).await;
+    assert_eq!(r.reason(), pb::Reason::ImplicitDeny);
+}
+
+#[tokio::test]
+async fn every_bad_token_is_an_invalid_identity_deny() {
+    let server = start();
+    expect_invalid(
+        &server,
+        &rs256(&claims(json!({"exp": now() - 3600}))),
+        "expired",
+    )
+    .await;
+    expect_invalid(
+        &server,
+        &rs256(&claims(json!({"nbf": now() + 3600}))),
+        "not valid yet",
+    )
+    .await;
+    expect_invalid(
+        &server,
+        &rs256(&claims(json!({"iss": "https://evil.example"}))),
+        "issuer",
+    )
+    .await;
+    expect_invalid(
+        &server,
+        &rs256(&claims(json!({"aud": "someone-else"}))),
+        "audience",
+    )
+    .await;
+    expect_invalid(&server, &rs256(&claims(json!({"sub": null}))), "sub").await;
+    expect_invalid(
+        &server,
+        &sign(
+            Algorithm::RS256,
+            "rsa-1",
+            "rsa-other.pem",
+            &claims(json!({})),
+        ),
+        "signature",
+    )
+    .await;
+    expect_invalid(
+        &server,
+        &sign(Algorithm::RS256, "nope", "rsa.pem", &claims(json!({}))),
+        "unknown signing key",
+    )
+    .await;
+    expect_invalid(
+        &server,
+        &sign(Algorithm::ES256, "rsa-1", "ec.pem", &claims(json!({}))),
+        "cannot verify",
+    )
+    .await;
+
+    let b64 = |v: &serde_json::Value| {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
+    };
+    let unsigned = format!(
+        "{}.{}.",
+        b64(&json!({"alg": "none", "typ": "JWT"})),
+        b64(&claims(json!({})))
+    );
+    expect_invalid(&server, &unsigned, "alg: none").await;
+
+    // Algorithm confusion: HMAC "signed" with the RSA public key as the secret.
+    let public = std::fs::read(fixture("rsa-public.pem")).unwrap();
+    let mut header = Header::new(Algorithm::HS256);
+    header.kid = Some("rsa-1".into());
+    let confused = encode(
+        &header,
+        &claims(json!({})),
+        &EncodingKey::from_secret(&public).unwrap(),
+    )
+    .unwrap();
+    expect_invalid(&server, &confused, "HS256").await;
+
+    expect_invalid(&server, "garbage", "well-formed").await;
+    expect_invalid(&server, &"a".repeat(9000), "over the limit").await;
+}
