@@ -231,7 +231,9 @@ impl PolicySet {
         } else {
             (false, Reason::ImplicitDeny, Ids::new())
         };
-        self.decision(allowed, reason, &ids)
+        let mut decision = self.decision(allowed, reason, &ids);
+        decision.time_dependent = ctx.clock_read.get();
+        decision
     }
 
     /// Evaluates one identity attachment; returns whether it allows (with its boundary).
@@ -301,6 +303,51 @@ impl PolicySet {
             determining,
             obligations,
             revision: &self.revision,
+            time_dependent: false,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{PolicySet, Request, Resource, Subject};
+
+    fn set() -> Result<PolicySet, crate::CompileErrors> {
+        PolicySet::builder()
+            .policy_json(
+                "p",
+                r#"{"Version":"2012-10-17","Statement":[
+                {"Effect":"Allow","Action":"s3:GetObject","Resource":"*",
+                 "Condition":{"DateLessThan":{"aws:CurrentTime":"2100-01-01T00:00:00Z"}}},
+                {"Effect":"Allow","Action":"s3:ListBucket","Resource":"*"}]}"#,
+            )
+            .bindings_yaml("b", "roles: { R: { policies: [p] } }")
+            .build()
+    }
+
+    fn request(action: &str) -> Request {
+        Request {
+            subject: Subject {
+                id: "u".into(),
+                roles: vec!["R".into()],
+                ..Default::default()
+            },
+            action: action.into(),
+            resource: Resource {
+                id: "x".into(),
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn decisions_that_read_the_clock_say_so() -> Result<(), crate::CompileErrors> {
+        let set = set()?;
+        let timed = set.decide(&request("s3:GetObject"));
+        assert!(timed.allowed && timed.time_dependent);
+        let untimed = set.decide(&request("s3:ListBucket"));
+        assert!(untimed.allowed && !untimed.time_dependent);
+        Ok(())
     }
 }

@@ -129,6 +129,8 @@ pub(crate) struct EvalCtx<'a> {
     /// The last text parsed as an IP address (by address and length) and the result: the
     /// same `aws:SourceIp` is usually tested by several statements.
     ip_cache: Cell<Option<(usize, usize, Option<IpAddr>)>>,
+    /// Whether the decision read the clock (`aws:CurrentTime`, `aws:EpochTime`).
+    pub(crate) clock_read: Cell<bool>,
 }
 
 impl<'a> EvalCtx<'a> {
@@ -139,6 +141,7 @@ impl<'a> EvalCtx<'a> {
             action_id,
             now_ms: Cell::new(req.now.map(|t| t.timestamp_millis())),
             ip_cache: Cell::new(None),
+            clock_read: Cell::new(false),
         }
     }
 
@@ -156,6 +159,7 @@ impl<'a> EvalCtx<'a> {
     }
 
     fn now_ms(&self) -> i64 {
+        self.clock_read.set(true);
         if let Some(ms) = self.now_ms.get() {
             return ms;
         }

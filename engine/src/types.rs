@@ -128,6 +128,9 @@ pub struct Decision<'a> {
     pub obligations: smallvec::SmallVec<[&'a Obligation; 2]>,
     /// The revision of the policy set that decided.
     pub revision: &'a str,
+    /// Whether a condition read the clock (`aws:CurrentTime`, `aws:EpochTime`): the same
+    /// request may be decided differently later, so the decision should not be cached.
+    pub time_dependent: bool,
 }
 
 impl Decision<'_> {

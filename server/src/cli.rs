@@ -65,6 +65,15 @@ enum Command {
         no_watch: bool,
         #[command(flatten)]
         identity: IdentityArgs,
+        /// Cache decisions (`on`) or decide every call (`off`).
+        #[arg(long, value_enum, default_value_t = Switch::On)]
+        decision_cache: Switch,
+        /// How long a cached decision may be served, in seconds (also the `ttl` answered).
+        #[arg(long, default_value_t = 10)]
+        decision_cache_ttl: u64,
+        /// Memory the decision cache may use, in MiB.
+        #[arg(long, default_value_t = 64)]
+        decision_cache_mib: u64,
     },
 }
 
@@ -131,6 +140,12 @@ enum PolicyCommand {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Switch {
+    On,
+    Off,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum OutputFormat {
     Text,
     Json,
@@ -164,7 +179,25 @@ pub fn main() -> ExitCode {
             max_batch_items,
             no_watch,
             identity,
-        } => serve(&policies, listen, max_batch_items, !no_watch, &identity),
+            decision_cache,
+            decision_cache_ttl,
+            decision_cache_mib,
+        } => {
+            let cache = (decision_cache == Switch::On && decision_cache_ttl > 0).then(|| {
+                crate::cache::DecisionCache::new(
+                    decision_cache_mib.saturating_mul(1 << 20),
+                    std::time::Duration::from_secs(decision_cache_ttl),
+                )
+            });
+            serve(
+                &policies,
+                listen,
+                max_batch_items,
+                !no_watch,
+                &identity,
+                cache,
+            )
+        }
     };
     ExitCode::from(code)
 }
@@ -404,6 +437,7 @@ fn serve(
     max_batch_items: usize,
     watch: bool,
     identity: &IdentityArgs,
+    cache: Option<crate::cache::DecisionCache>,
 ) -> u8 {
     let set = match load(dir) {
         Ok(s) => s,
@@ -445,6 +479,7 @@ fn serve(
         );
         let state = std::sync::Arc::new(crate::grpc::State {
             verifier,
+            cache,
             ..crate::grpc::State::new(set, max_batch_items)
         });
         let stats = std::sync::Arc::new(crate::reload::ReloadStats::default());

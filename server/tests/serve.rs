@@ -466,3 +466,75 @@ async fn sighup_reloads_when_watching_is_off() {
         server.log.lock().unwrap()
     );
 }
+
+fn ttl_secs(r: &pb::CheckResponse) -> i64 {
+    r.ttl.as_ref().map_or(-1, |d| d.seconds)
+}
+
+#[tokio::test]
+async fn repeated_decisions_are_cached_with_fresh_ids_and_a_ttl() {
+    let server = start(&["--decision-cache-ttl", "7"]);
+    let mut c = client(&server).await;
+    let first = c.check(readme_request(true)).await.unwrap().into_inner();
+    let second = c.check(readme_request(true)).await.unwrap().into_inner();
+    assert_eq!(first.decision(), pb::Decision::Allow);
+    assert_eq!(
+        (second.decision(), second.reason()),
+        (first.decision(), first.reason())
+    );
+    assert_eq!(second.determining, first.determining);
+    assert_ne!(second.decision_id, first.decision_id);
+    assert_eq!((ttl_secs(&first), ttl_secs(&second)), (7, 7));
+}
+
+#[tokio::test]
+async fn decisions_that_read_the_clock_and_uncached_servers_answer_ttl_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("p.json"),
+        r#"{"Version":"2012-10-17","Statement":[
+            {"Effect":"Allow","Action":"s3:GetObject","Resource":"*","Condition":{"DateLessThan":{"aws:CurrentTime":"2100-01-01T00:00:00Z"}}},
+            {"Effect":"Allow","Action":"s3:ListBucket","Resource":"*"}]}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("bindings.yaml"),
+        "roles: { R: { policies: [p] } }",
+    )
+    .unwrap();
+    let ask = |action: &str| pb::CheckRequest {
+        subject: Some(pb::Subject {
+            id: "u".into(),
+            roles: vec!["R".into()],
+            ..Default::default()
+        }),
+        action: action.into(),
+        resource: Some(pb::Resource {
+            id: "x".into(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let cached = start(&["--policies", dir.path().to_str().unwrap()]);
+    let mut c = client(&cached).await;
+    let timed = c.check(ask("s3:GetObject")).await.unwrap().into_inner();
+    assert_eq!(
+        (timed.decision(), ttl_secs(&timed)),
+        (pb::Decision::Allow, 0)
+    );
+    let untimed = c.check(ask("s3:ListBucket")).await.unwrap().into_inner();
+    assert_eq!(
+        (untimed.decision(), ttl_secs(&untimed)),
+        (pb::Decision::Allow, 10)
+    );
+
+    let uncached = start(&[
+        "--policies",
+        dir.path().to_str().unwrap(),
+        "--decision-cache",
+        "off",
+    ]);
+    let mut c = client(&uncached).await;
+    let r = c.check(ask("s3:ListBucket")).await.unwrap().into_inner();
+    assert_eq!((r.decision(), ttl_secs(&r)), (pb::Decision::Allow, 0));
+}

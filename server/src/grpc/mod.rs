@@ -26,6 +26,8 @@ pub struct State {
     pub clock: Option<chrono::DateTime<chrono::Utc>>,
     /// Verifies `subject.token`; without one, a request carrying a token is denied.
     pub verifier: Option<crate::identity::Verifier>,
+    /// Caches decisions; `None` decides every call.
+    pub cache: Option<crate::cache::DecisionCache>,
 }
 
 /// The `AuthorizationService` implementation.
@@ -43,6 +45,7 @@ impl State {
             max_batch_items,
             clock: None,
             verifier: None,
+            cache: None,
         }
     }
 }
@@ -114,6 +117,7 @@ impl Authorizer {
                 .collect();
             request.context = kept;
         }
+        let token_expires_at = verified.as_ref().map(|v| v.expires_at);
         if let Some(v) = verified {
             request.subject = pdp_engine::Subject {
                 id: v.id.clone(),
@@ -125,8 +129,34 @@ impl Authorizer {
             }
         }
         request.now = self.state.clock;
+        let Some(cache) = &self.state.cache else {
+            return Ok(convert::response(&set.decide(&request), decision_id()));
+        };
+        let key = crate::cache::key(set.revision(), &request);
+        if let Some(hit) = cache.get(&key) {
+            let mut response = (*hit).clone();
+            response.decision_id = decision_id();
+            return Ok(response);
+        }
         let decision = set.decide(&request);
-        Ok(convert::response(&decision, decision_id()))
+        let mut response = convert::response(&decision, decision_id());
+        if !decision.time_dependent {
+            // Never beyond the token that proved the identity.
+            let limit = token_expires_at.map(|exp| {
+                std::time::Duration::from_secs(
+                    u64::try_from(exp.saturating_sub(now.timestamp())).unwrap_or(0),
+                )
+            });
+            let lifetime = limit.map_or(cache.ttl(), |l| l.min(cache.ttl()));
+            response.ttl = Some(prost_types::Duration {
+                seconds: i64::try_from(lifetime.as_secs()).unwrap_or(0),
+                nanos: 0,
+            });
+            let mut cached = response.clone();
+            cached.decision_id.clear();
+            cache.insert(key, cached, limit);
+        }
+        Ok(response)
     }
 }
 
