@@ -74,6 +74,12 @@ enum Command {
         /// Memory the decision cache may use, in MiB.
         #[arg(long, default_value_t = 64)]
         decision_cache_mib: u64,
+        /// Calls served at once per connection; more are refused (RESOURCE_EXHAUSTED).
+        #[arg(long, default_value_t = 256)]
+        max_concurrency: usize,
+        /// Cancel a call still running after this many milliseconds.
+        #[arg(long, default_value_t = 2000)]
+        call_timeout_ms: u64,
     },
 }
 
@@ -182,6 +188,8 @@ pub fn main() -> ExitCode {
             decision_cache,
             decision_cache_ttl,
             decision_cache_mib,
+            max_concurrency,
+            call_timeout_ms,
         } => {
             let cache = (decision_cache == Switch::On && decision_cache_ttl > 0).then(|| {
                 crate::cache::DecisionCache::new(
@@ -189,6 +197,10 @@ pub fn main() -> ExitCode {
                     std::time::Duration::from_secs(decision_cache_ttl),
                 )
             });
+            let limits = crate::serve::ServeLimits {
+                concurrency_per_connection: max_concurrency.max(1),
+                call_timeout: std::time::Duration::from_millis(call_timeout_ms.max(1)),
+            };
             serve(
                 &policies,
                 listen,
@@ -196,6 +208,7 @@ pub fn main() -> ExitCode {
                 !no_watch,
                 &identity,
                 cache,
+                limits,
             )
         }
     };
@@ -438,6 +451,7 @@ fn serve(
     watch: bool,
     identity: &IdentityArgs,
     cache: Option<crate::cache::DecisionCache>,
+    limits: crate::serve::ServeLimits,
 ) -> u8 {
     let set = match load(dir) {
         Ok(s) => s,
@@ -487,7 +501,7 @@ fn serve(
             eprintln!("error: {e}");
             return EXIT_SERVE;
         }
-        match crate::serve::serve(listener, state, shutdown_signal()).await {
+        match crate::serve::serve(listener, state, limits, shutdown_signal()).await {
             Ok(()) => {
                 eprintln!("pdp: stopped");
                 0

@@ -24,10 +24,27 @@ pub enum ServeError {
     Reflection(#[from] tonic_reflection::server::Error),
 }
 
+/// Transport limits.
+#[derive(Debug, Clone, Copy)]
+pub struct ServeLimits {
+    /// Calls served at once on one connection; more are refused with `RESOURCE_EXHAUSTED`
+    /// at once, never queued.
+    pub concurrency_per_connection: usize,
+    /// A call still running after this is cancelled.
+    pub call_timeout: std::time::Duration,
+}
+
+/// The limits `pdp serve` applies unless configured otherwise.
+pub const DEFAULT_SERVE_LIMITS: ServeLimits = ServeLimits {
+    concurrency_per_connection: 256,
+    call_timeout: std::time::Duration::from_secs(2),
+};
+
 /// Serves on `listener` until `shutdown` completes, then drains in-flight calls.
 pub async fn serve(
     listener: TcpListener,
     state: Arc<State>,
+    limits: ServeLimits,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
     let (health_reporter, health) = tonic_health::server::health_reporter();
@@ -46,6 +63,10 @@ pub async fn serve(
         pb::authorization_service_server::AuthorizationServiceServer::new(Authorizer::new(state))
             .max_decoding_message_size(MAX_MESSAGE_BYTES);
     tonic::transport::Server::builder()
+        // Shed, don't queue: a call over the limit is refused at once (RESOURCE_EXHAUSTED).
+        .concurrency_limit_per_connection(limits.concurrency_per_connection)
+        .load_shed(true)
+        .timeout(limits.call_timeout)
         .add_service(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)

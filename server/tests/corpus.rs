@@ -165,7 +165,8 @@ async fn every_corpus_case_decides_the_same_through_the_server() {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             let addr = listener.local_addr().unwrap();
             let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-            let server = tokio::spawn(pdp_server::serve::serve(listener, state, async {
+            let limits = pdp_server::serve::DEFAULT_SERVE_LIMITS;
+            let server = tokio::spawn(pdp_server::serve::serve(listener, state, limits, async {
                 let _ = stopped.await;
             }));
             let mut client = AuthorizationServiceClient::connect(format!("http://{addr}"))

@@ -538,3 +538,107 @@ async fn decisions_that_read_the_clock_and_uncached_servers_answer_ttl_zero() {
     let r = c.check(ask("s3:ListBucket")).await.unwrap().into_inner();
     assert_eq!((r.decision(), ttl_secs(&r)), (pb::Decision::Allow, 0));
 }
+
+#[tokio::test]
+async fn calls_over_the_concurrency_limit_are_refused_not_queued() {
+    let server = start(&[
+        "--max-concurrency",
+        "1",
+        "--decision-cache",
+        "off",
+        "--max-batch-items",
+        "5000",
+    ]);
+    let c = client(&server).await;
+    // A long call: thousands of distinct decisions in one batch.
+    let base = readme_request(true);
+    let batch = pb::CheckBatchRequest {
+        subject: base.subject.clone(),
+        action: "s3:GetObject".into(),
+        context: base.context.clone(),
+        items: (0..5000)
+            .map(|i| pb::CheckBatchItem {
+                resource: Some(pb::Resource {
+                    id: format!("arn:aws:s3:::my-bucket/data/{i}.csv"),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })
+            .collect(),
+        ..Default::default()
+    };
+    // Short calls, one at a time, for as long as the long one runs. Should a short call take
+    // the only slot first, the long one is refused itself: try again.
+    let mut refused = 0;
+    for _attempt in 0..5 {
+        let mut long = c.clone();
+        let request = batch.clone();
+        let long_call = tokio::spawn(async move { long.check_batch(request).await });
+        let (mut shed, mut answered) = (0, 0);
+        while !long_call.is_finished() && shed + answered < 10_000 {
+            match c.clone().check(readme_request(true)).await {
+                Ok(r) => {
+                    assert_eq!(r.into_inner().decision(), pb::Decision::Allow);
+                    answered += 1;
+                }
+                Err(e) => {
+                    assert_eq!(e.code(), tonic::Code::ResourceExhausted, "{e:?}");
+                    shed += 1;
+                }
+            }
+        }
+        match long_call.await.unwrap() {
+            Ok(long) => {
+                assert_eq!(long.into_inner().responses.len(), 5000);
+                refused = shed;
+                break;
+            }
+            Err(e) => assert_eq!(e.code(), tonic::Code::ResourceExhausted, "{e:?}"),
+        }
+    }
+    assert!(refused > 0, "no call was refused while the long one ran");
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn sigterm_stops_the_server_cleanly() {
+    let mut server = start(&[]);
+    let mut c = client(&server).await;
+    assert_eq!(
+        c.check(readme_request(true))
+            .await
+            .unwrap()
+            .into_inner()
+            .decision(),
+        pb::Decision::Allow
+    );
+    let pid = server.child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let mut status = None;
+    for _ in 0..100 {
+        if let Some(s) = server.child.try_wait().unwrap() {
+            status = Some(s);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        status.and_then(|s| s.code()),
+        Some(0),
+        "did not exit cleanly"
+    );
+    let stopped = eventually(async || {
+        server
+            .log
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.contains("stopped"))
+    })
+    .await;
+    assert!(stopped, "log: {:?}", server.log.lock().unwrap());
+}
