@@ -50,77 +50,7 @@ enum Command {
     #[command(subcommand)]
     Policy(PolicyCommand),
     /// Serve decisions over gRPC (`pdp.v1.AuthorizationService`, health, reflection).
-    Serve {
-        /// The policy directory.
-        #[arg(long, default_value = "policies")]
-        policies: PathBuf,
-        /// The address to listen on (port 0 picks a free port).
-        #[arg(long, default_value = "127.0.0.1:50051")]
-        listen: std::net::SocketAddr,
-        /// Most items in one CheckBatch.
-        #[arg(long, default_value_t = 1000)]
-        max_batch_items: usize,
-        /// Do not watch the policy directory (reload on SIGHUP only).
-        #[arg(long)]
-        no_watch: bool,
-        #[command(flatten)]
-        identity: IdentityArgs,
-        /// Cache decisions (`on`) or decide every call (`off`).
-        #[arg(long, value_enum, default_value_t = Switch::On)]
-        decision_cache: Switch,
-        /// How long a cached decision may be served, in seconds (also the `ttl` answered).
-        #[arg(long, default_value_t = 10)]
-        decision_cache_ttl: u64,
-        /// Memory the decision cache may use, in MiB.
-        #[arg(long, default_value_t = 64)]
-        decision_cache_mib: u64,
-        /// Calls served at once per connection; more are refused (RESOURCE_EXHAUSTED).
-        #[arg(long, default_value_t = 256)]
-        max_concurrency: usize,
-        /// Cancel a call still running after this many milliseconds.
-        #[arg(long, default_value_t = 2000)]
-        call_timeout_ms: u64,
-    },
-}
-
-/// How `subject.token` is verified.
-#[derive(Debug, Clone, clap::Args)]
-struct IdentityArgs {
-    /// A JWKS file with the keys that sign subject tokens (no tokens accepted without one).
-    #[arg(long)]
-    jwks: Option<PathBuf>,
-    /// The required token issuer (`iss`).
-    #[arg(long)]
-    issuer: Option<String>,
-    /// The required token audience (`aud`).
-    #[arg(long)]
-    audience: Option<String>,
-    /// Clock skew allowed on `exp`/`nbf`, in seconds.
-    #[arg(long, default_value_t = 30)]
-    token_leeway: u64,
-    /// Claims holding roles (repeatable).
-    #[arg(long = "roles-claim", default_values_t = ["roles".to_owned(), "groups".to_owned()])]
-    roles_claims: Vec<String>,
-    /// The claim holding principal tags (an object of strings).
-    #[arg(long, default_value = "tags")]
-    tags_claim: String,
-}
-
-impl IdentityArgs {
-    fn verifier(&self) -> Result<Option<crate::identity::Verifier>, crate::identity::KeysError> {
-        let Some(jwks) = &self.jwks else {
-            return Ok(None);
-        };
-        let config = crate::identity::IdentityConfig {
-            issuer: self.issuer.clone(),
-            audience: self.audience.clone(),
-            leeway_secs: self.token_leeway,
-            roles_claims: self.roles_claims.clone(),
-            tags_claim: self.tags_claim.clone(),
-            ..Default::default()
-        };
-        crate::identity::Verifier::from_jwks_file(jwks, config).map(Some)
-    }
+    Serve(Box<crate::config::ServeArgs>),
 }
 
 #[derive(Debug, Subcommand)]
@@ -143,12 +73,6 @@ enum PolicyCommand {
         #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
         format: OutputFormat,
     },
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum Switch {
-    On,
-    Off,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -179,38 +103,15 @@ pub fn main() -> ExitCode {
         Command::Policy(PolicyCommand::Validate { dir }) => validate(&dir),
         Command::Policy(PolicyCommand::Test { dir }) => test(&dir),
         Command::Policy(PolicyCommand::Lint { dir, format }) => lint_dir(&dir, format),
-        Command::Serve {
-            policies,
-            listen,
-            max_batch_items,
-            no_watch,
-            identity,
-            decision_cache,
-            decision_cache_ttl,
-            decision_cache_mib,
-            max_concurrency,
-            call_timeout_ms,
-        } => {
-            let cache = (decision_cache == Switch::On && decision_cache_ttl > 0).then(|| {
-                crate::cache::DecisionCache::new(
-                    decision_cache_mib.saturating_mul(1 << 20),
-                    std::time::Duration::from_secs(decision_cache_ttl),
-                )
-            });
-            let limits = crate::serve::ServeLimits {
-                concurrency_per_connection: max_concurrency.max(1),
-                call_timeout: std::time::Duration::from_millis(call_timeout_ms.max(1)),
-            };
-            serve(
-                &policies,
-                listen,
-                max_batch_items,
-                !no_watch,
-                &identity,
-                cache,
-                limits,
-            )
-        }
+        Command::Serve(args) => match crate::config::ServeConfig::resolve(&args) {
+            Ok(config) => serve(&config),
+            Err(problems) => {
+                for p in problems {
+                    eprintln!("error: {p}");
+                }
+                EXIT_USAGE
+            }
+        },
     };
     ExitCode::from(code)
 }
@@ -444,26 +345,29 @@ fn lint_dir(dir: &Path, format: OutputFormat) -> u8 {
     }
 }
 
-fn serve(
-    dir: &Path,
-    listen: std::net::SocketAddr,
-    max_batch_items: usize,
-    watch: bool,
-    identity: &IdentityArgs,
-    cache: Option<crate::cache::DecisionCache>,
-    limits: crate::serve::ServeLimits,
-) -> u8 {
+fn serve(config: &crate::config::ServeConfig) -> u8 {
+    let dir = config.policies.as_path();
     let set = match load(dir) {
         Ok(s) => s,
         Err(code) => return code,
     };
-    let verifier = match identity.verifier() {
-        Ok(v) => v,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return EXIT_USAGE;
+    let verifier = match &config.jwks {
+        Some(jwks) => {
+            match crate::identity::Verifier::from_jwks_file(jwks, config.identity.clone()) {
+                Ok(v) => Some(v),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return EXIT_USAGE;
+                }
+            }
         }
+        None => None,
     };
+    let cache = config
+        .cache
+        .map(|(bytes, ttl)| crate::cache::DecisionCache::new(bytes, ttl));
+    let (listen, limits, watch) = (config.listen, config.limits, config.watch);
+    let max_batch_items = config.max_batch_items;
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

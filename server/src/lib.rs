@@ -2,6 +2,7 @@
 
 pub mod cache;
 pub mod cli;
+pub mod config;
 pub mod grpc;
 pub mod identity;
 pub mod reload;

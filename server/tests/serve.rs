@@ -436,7 +436,12 @@ async fn policy_changes_are_picked_up_and_broken_sets_never_replace_the_serving_
 #[tokio::test]
 async fn sighup_reloads_when_watching_is_off() {
     let dir = copy_policies();
-    let server = start(&["--policies", dir.path().to_str().unwrap(), "--no-watch"]);
+    let server = start(&[
+        "--policies",
+        dir.path().to_str().unwrap(),
+        "--watch",
+        "false",
+    ]);
     let mut c = client(&server).await;
     let before = c.check(readme_request(true)).await.unwrap().into_inner();
     without_read(dir.path());
@@ -641,4 +646,74 @@ async fn sigterm_stops_the_server_cleanly() {
     })
     .await;
     assert!(stopped, "log: {:?}", server.log.lock().unwrap());
+}
+
+#[test]
+fn a_bad_configuration_file_is_refused_with_every_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("pdp.toml");
+    std::fs::write(&config, "listen = \"127.0.0.1:0\"\nmax_batch_itemz = 3\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_pdp"))
+        .args(["serve", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("max_batch_itemz") && err.contains("pdp.toml"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn environment_overrides_the_configuration_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("pdp.toml");
+    std::fs::write(
+        &config,
+        "listen = \"127.0.0.1:0\"\nmax_batch_items = 1\n[decision_cache]\nenabled = false\n",
+    )
+    .unwrap();
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pdp"))
+        .args(["serve", "--config"])
+        .arg(&config)
+        .env("PDP_MAX_BATCH_ITEMS", "2")
+        .current_dir(repo)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stderr.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .split(" on ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap()
+        .to_owned();
+    let server = Server {
+        child,
+        addr,
+        log: Default::default(),
+    };
+    let mut c = client(&server).await;
+    let batch = |n: usize| pb::CheckBatchRequest {
+        action: "s3:GetObject".into(),
+        items: vec![pb::CheckBatchItem::default(); n],
+        ..Default::default()
+    };
+    let two = c.check_batch(batch(2)).await.unwrap().into_inner();
+    assert_eq!(two.responses.len(), 2);
+    assert_eq!(
+        ttl_secs(&two.responses[0]),
+        0,
+        "the file turned the cache off"
+    );
+    assert_eq!(
+        c.check_batch(batch(3)).await.unwrap_err().code(),
+        tonic::Code::InvalidArgument
+    );
 }

@@ -1,0 +1,322 @@
+//! `pdp serve` configuration: built-in defaults, then a TOML file (`--config`), then `PDP_*`
+//! environment variables, then command-line flags, each overriding the one before. The file
+//! is parsed into its raw shape (unknown keys are errors), then everything is validated into
+//! [`ServeConfig`], reporting every problem at once.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::identity::IdentityConfig;
+use crate::serve::ServeLimits;
+
+/// Default policy directory.
+pub const DEFAULT_POLICIES: &str = "policies";
+/// Default listen address: loopback only.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:50051";
+/// Default most items in one `CheckBatch`.
+pub const DEFAULT_MAX_BATCH_ITEMS: usize = 1000;
+/// Default decision cache TTL, seconds.
+pub const DEFAULT_CACHE_TTL_SECS: u64 = 10;
+/// Default decision cache size, MiB.
+pub const DEFAULT_CACHE_MIB: u64 = 64;
+
+/// `on` / `off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Switch {
+    /// Enabled.
+    On,
+    /// Disabled.
+    Off,
+}
+
+/// Settings given on the command line or in `PDP_*` variables (flags win).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ServeArgs {
+    /// A TOML configuration file; environment variables and flags override it.
+    #[arg(long, env = "PDP_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// The policy directory [default: policies].
+    #[arg(long, env = "PDP_POLICIES")]
+    pub policies: Option<PathBuf>,
+    /// The address to listen on; port 0 picks a free port [default: 127.0.0.1:50051].
+    #[arg(long, env = "PDP_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Most items in one CheckBatch [default: 1000].
+    #[arg(long, env = "PDP_MAX_BATCH_ITEMS")]
+    pub max_batch_items: Option<usize>,
+    /// Watch the policy directory for changes [default: true] (SIGHUP reloads either way).
+    #[arg(long, env = "PDP_WATCH")]
+    pub watch: Option<bool>,
+    /// A JWKS file with the keys that sign subject tokens (no tokens accepted without one).
+    #[arg(long, env = "PDP_JWKS")]
+    pub jwks: Option<PathBuf>,
+    /// The required token issuer (`iss`).
+    #[arg(long, env = "PDP_ISSUER")]
+    pub issuer: Option<String>,
+    /// The required token audience (`aud`).
+    #[arg(long, env = "PDP_AUDIENCE")]
+    pub audience: Option<String>,
+    /// Clock skew allowed on `exp`/`nbf`, in seconds [default: 30].
+    #[arg(long, env = "PDP_TOKEN_LEEWAY")]
+    pub token_leeway: Option<u64>,
+    /// Claims holding roles (repeatable; comma-separated in the variable) [default: roles, groups].
+    #[arg(long = "roles-claim", env = "PDP_ROLES_CLAIMS", value_delimiter = ',')]
+    pub roles_claims: Option<Vec<String>>,
+    /// The claim holding principal tags [default: tags].
+    #[arg(long, env = "PDP_TAGS_CLAIM")]
+    pub tags_claim: Option<String>,
+    /// Cache decisions [default: on].
+    #[arg(long, value_enum, env = "PDP_DECISION_CACHE")]
+    pub decision_cache: Option<Switch>,
+    /// How long a cached decision may be served, in seconds [default: 10].
+    #[arg(long, env = "PDP_DECISION_CACHE_TTL")]
+    pub decision_cache_ttl: Option<u64>,
+    /// Memory the decision cache may use, in MiB [default: 64].
+    #[arg(long, env = "PDP_DECISION_CACHE_MIB")]
+    pub decision_cache_mib: Option<u64>,
+    /// Calls served at once per connection; more are refused with RESOURCE_EXHAUSTED [default: 256].
+    #[arg(long, env = "PDP_MAX_CONCURRENCY")]
+    pub max_concurrency: Option<usize>,
+    /// Cancel a call still running after this many milliseconds [default: 2000].
+    #[arg(long, env = "PDP_CALL_TIMEOUT_MS")]
+    pub call_timeout_ms: Option<u64>,
+}
+
+/// The TOML file, as written.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    policies: Option<PathBuf>,
+    listen: Option<String>,
+    max_batch_items: Option<usize>,
+    watch: Option<bool>,
+    #[serde(default)]
+    identity: FileIdentity,
+    #[serde(default)]
+    decision_cache: FileCache,
+    #[serde(default)]
+    limits: FileLimits,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileIdentity {
+    jwks: Option<PathBuf>,
+    issuer: Option<String>,
+    audience: Option<String>,
+    token_leeway: Option<u64>,
+    roles_claims: Option<Vec<String>>,
+    tags_claim: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileCache {
+    enabled: Option<bool>,
+    ttl_secs: Option<u64>,
+    max_mib: Option<u64>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileLimits {
+    max_concurrency: Option<usize>,
+    call_timeout_ms: Option<u64>,
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    /// The policy directory.
+    pub policies: PathBuf,
+    /// The address to listen on.
+    pub listen: SocketAddr,
+    /// Most items in one `CheckBatch`.
+    pub max_batch_items: usize,
+    /// Whether to watch the policy directory.
+    pub watch: bool,
+    /// The JWKS file, when tokens are verified.
+    pub jwks: Option<PathBuf>,
+    /// How tokens are checked and mapped.
+    pub identity: IdentityConfig,
+    /// Decision cache size in bytes and TTL; `None` when off.
+    pub cache: Option<(u64, Duration)>,
+    /// Transport limits.
+    pub limits: ServeLimits,
+}
+
+impl ServeConfig {
+    /// Merges defaults, the file named by `args.config`, and `args` (environment and flags),
+    /// reporting every problem.
+    pub fn resolve(args: &ServeArgs) -> Result<Self, Vec<String>> {
+        let mut problems = Vec::new();
+        let file = match &args.config {
+            Some(path) => read_file(path).unwrap_or_else(|e| {
+                problems.push(e);
+                FileConfig::default()
+            }),
+            None => FileConfig::default(),
+        };
+        let listen = match (&args.listen, &file.listen) {
+            (Some(a), _) => Some(*a),
+            (None, Some(text)) => text
+                .parse()
+                .map_err(|e| problems.push(format!("`listen`: `{text}` is not an address: {e}")))
+                .ok(),
+            (None, None) => DEFAULT_LISTEN.parse().ok(),
+        };
+        let positive = |name: &str, v: u64, problems: &mut Vec<String>| {
+            if v == 0 {
+                problems.push(format!("`{name}` must be greater than 0"));
+            }
+            v
+        };
+        let max_batch_items = args
+            .max_batch_items
+            .or(file.max_batch_items)
+            .unwrap_or(DEFAULT_MAX_BATCH_ITEMS);
+        positive("max_batch_items", max_batch_items as u64, &mut problems);
+        let cache_on = match args.decision_cache {
+            Some(s) => s == Switch::On,
+            None => file.decision_cache.enabled.unwrap_or(true),
+        };
+        let ttl = args
+            .decision_cache_ttl
+            .or(file.decision_cache.ttl_secs)
+            .unwrap_or(DEFAULT_CACHE_TTL_SECS);
+        let mib = positive(
+            "decision_cache.max_mib",
+            args.decision_cache_mib
+                .or(file.decision_cache.max_mib)
+                .unwrap_or(DEFAULT_CACHE_MIB),
+            &mut problems,
+        );
+        let concurrency = args
+            .max_concurrency
+            .or(file.limits.max_concurrency)
+            .unwrap_or(256);
+        positive("limits.max_concurrency", concurrency as u64, &mut problems);
+        let timeout_ms = positive(
+            "limits.call_timeout_ms",
+            args.call_timeout_ms
+                .or(file.limits.call_timeout_ms)
+                .unwrap_or(2000),
+            &mut problems,
+        );
+        let roles_claims = args
+            .roles_claims
+            .clone()
+            .or(file.identity.roles_claims.clone())
+            .unwrap_or_else(|| IdentityConfig::default().roles_claims);
+        if roles_claims.iter().any(|c| c.trim().is_empty()) {
+            problems.push("`identity.roles_claims` contains an empty claim name".into());
+        }
+        let identity = IdentityConfig {
+            issuer: args.issuer.clone().or(file.identity.issuer.clone()),
+            audience: args.audience.clone().or(file.identity.audience.clone()),
+            leeway_secs: args
+                .token_leeway
+                .or(file.identity.token_leeway)
+                .unwrap_or(30),
+            roles_claims,
+            tags_claim: args
+                .tags_claim
+                .clone()
+                .or(file.identity.tags_claim.clone())
+                .unwrap_or_else(|| "tags".into()),
+            ..IdentityConfig::default()
+        };
+        let (Some(listen), true) = (listen, problems.is_empty()) else {
+            return Err(problems);
+        };
+        Ok(ServeConfig {
+            policies: args
+                .policies
+                .clone()
+                .or(file.policies)
+                .unwrap_or_else(|| DEFAULT_POLICIES.into()),
+            listen,
+            max_batch_items,
+            watch: args.watch.or(file.watch).unwrap_or(true),
+            jwks: args.jwks.clone().or(file.identity.jwks),
+            identity,
+            cache: (cache_on && ttl > 0)
+                .then(|| (mib.saturating_mul(1 << 20), Duration::from_secs(ttl))),
+            limits: ServeLimits {
+                concurrency_per_connection: concurrency,
+                call_timeout: Duration::from_millis(timeout_ms),
+            },
+        })
+    }
+}
+
+fn read_file(path: &Path) -> Result<FileConfig, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
+    toml::from_str(&text).map_err(|e| format!("`{}`: {e}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(text: &str) -> tempfile::NamedTempFile {
+        let mut f = tempfile::NamedTempFile::new().unwrap_or_else(|e| unreachable!("{e}"));
+        std::io::Write::write_all(&mut f, text.as_bytes()).unwrap_or_else(|e| unreachable!("{e}"));
+        f
+    }
+
+    #[test]
+    fn defaults_serve_policies_on_loopback() -> Result<(), Vec<String>> {
+        let c = ServeConfig::resolve(&ServeArgs::default())?;
+        assert_eq!(c.policies, PathBuf::from("policies"));
+        assert_eq!(c.listen.to_string(), "127.0.0.1:50051");
+        assert!(c.watch && c.jwks.is_none());
+        assert_eq!(c.cache, Some((64 << 20, Duration::from_secs(10))));
+        Ok(())
+    }
+
+    #[test]
+    fn flags_override_the_file() -> Result<(), Vec<String>> {
+        let f = file("listen = \"127.0.0.1:7000\"\nmax_batch_items = 5\n[decision_cache]\nttl_secs = 3\n[identity]\nissuer = \"https://file\"\n");
+        let args = ServeArgs {
+            config: Some(f.path().to_path_buf()),
+            max_batch_items: Some(9),
+            ..Default::default()
+        };
+        let c = ServeConfig::resolve(&args)?;
+        assert_eq!(c.listen.to_string(), "127.0.0.1:7000");
+        assert_eq!(c.max_batch_items, 9);
+        assert_eq!(c.cache.map(|(_, t)| t), Some(Duration::from_secs(3)));
+        assert_eq!(c.identity.issuer.as_deref(), Some("https://file"));
+        Ok(())
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_all_reported() {
+        let f = file("listen = \"nowhere\"\nmistake = 1\n");
+        let errors = ServeConfig::resolve(&ServeArgs {
+            config: Some(f.path().to_path_buf()),
+            ..Default::default()
+        })
+        .err();
+        let text = errors.unwrap_or_default().join("\n");
+        assert!(text.contains("mistake"), "{text}");
+
+        let f = file("listen = \"nowhere\"\n[limits]\nmax_concurrency = 0\n");
+        let errors = ServeConfig::resolve(&ServeArgs {
+            config: Some(f.path().to_path_buf()),
+            ..Default::default()
+        })
+        .err();
+        let text = errors.unwrap_or_default().join("\n");
+        assert!(
+            text.contains("`listen`") && text.contains("max_concurrency"),
+            "{text}"
+        );
+    }
+}
