@@ -43,10 +43,14 @@ fn field_error(field: impl Into<String>, message: impl Into<String>) -> FieldErr
     }
 }
 
-fn bounded(field: &str, value: &str, limits: &Limits) -> Result<(), FieldError> {
+/// Field names are built only when there is an error to report: they are `format!`s, and
+/// the happy path runs on every call.
+type FieldName<'a> = &'a dyn Fn() -> String;
+
+fn bounded(field: FieldName<'_>, value: &str, limits: &Limits) -> Result<(), FieldError> {
     if value.len() > limits.max_field_bytes {
         return Err(field_error(
-            field,
+            field(),
             format!(
                 "is {} bytes, over the limit of {}",
                 value.len(),
@@ -72,9 +76,9 @@ pub fn request(
     limits: &Limits,
     prefix: &str,
 ) -> Result<engine::Request, FieldError> {
-    let f = |name: &str| format!("{prefix}{name}");
+    let f = |name: &'static str| move || format!("{prefix}{name}");
     if parts.action.is_empty() {
-        return Err(field_error(f("action"), "is required"));
+        return Err(field_error(f("action")(), "is required"));
     }
     bounded(&f("action"), parts.action, limits)?;
     let subject = match parts.subject {
@@ -104,11 +108,15 @@ pub fn request(
     })
 }
 
-fn subject(s: &pb::Subject, limits: &Limits, field: &str) -> Result<engine::Subject, FieldError> {
-    bounded(&format!("{field}.id"), &s.id, limits)?;
+fn subject(
+    s: &pb::Subject,
+    limits: &Limits,
+    field: FieldName<'_>,
+) -> Result<engine::Subject, FieldError> {
+    bounded(&|| format!("{}.id", field()), &s.id, limits)?;
     if s.roles.len() > limits.max_items {
         return Err(field_error(
-            format!("{field}.roles"),
+            format!("{}.roles", field()),
             format!(
                 "has {} roles, over the limit of {}",
                 s.roles.len(),
@@ -117,23 +125,23 @@ fn subject(s: &pb::Subject, limits: &Limits, field: &str) -> Result<engine::Subj
         ));
     }
     for (i, r) in s.roles.iter().enumerate() {
-        bounded(&format!("{field}.roles[{i}]"), r, limits)?;
+        bounded(&|| format!("{}.roles[{i}]", field()), r, limits)?;
     }
     Ok(engine::Subject {
         id: s.id.clone(),
         roles: s.roles.clone(),
-        tags: tags(&s.tags, limits, &format!("{field}.tags"))?,
+        tags: tags(&s.tags, limits, &|| format!("{}.tags", field()))?,
     })
 }
 
 fn tags(
     t: &std::collections::HashMap<String, String>,
     limits: &Limits,
-    field: &str,
+    field: FieldName<'_>,
 ) -> Result<std::collections::BTreeMap<String, String>, FieldError> {
     if t.len() > limits.max_items {
         return Err(field_error(
-            field,
+            field(),
             format!(
                 "has {} tags, over the limit of {}",
                 t.len(),
@@ -143,8 +151,9 @@ fn tags(
     }
     let mut out = std::collections::BTreeMap::new();
     for (k, v) in t {
-        bounded(&format!("{field}.{k}"), k, limits)?;
-        bounded(&format!("{field}.{k}"), v, limits)?;
+        let kf = || format!("{}.{k}", field());
+        bounded(&kf, k, limits)?;
+        bounded(&kf, v, limits)?;
         out.insert(k.clone(), v.clone());
     }
     Ok(out)
@@ -152,7 +161,7 @@ fn tags(
 
 fn scalar(
     v: &prost_types::Value,
-    field: &str,
+    field: FieldName<'_>,
     limits: &Limits,
 ) -> Result<engine::Scalar, FieldError> {
     match &v.kind {
@@ -162,11 +171,13 @@ fn scalar(
         }
         Some(Kind::NumberValue(n)) if n.is_finite() => Ok(engine::Scalar::Number(*n)),
         Some(Kind::BoolValue(b)) => Ok(engine::Scalar::Bool(*b)),
-        Some(Kind::NumberValue(_)) => Err(field_error(field, "numbers must be finite")),
-        Some(Kind::NullValue(_)) | None => Err(field_error(field, "null is not a condition value")),
-        Some(Kind::StructValue(_)) => Err(field_error(field, "objects are not condition values")),
+        Some(Kind::NumberValue(_)) => Err(field_error(field(), "numbers must be finite")),
+        Some(Kind::NullValue(_)) | None => {
+            Err(field_error(field(), "null is not a condition value"))
+        }
+        Some(Kind::StructValue(_)) => Err(field_error(field(), "objects are not condition values")),
         Some(Kind::ListValue(_)) => Err(field_error(
-            field,
+            field(),
             "lists inside lists are not condition values",
         )),
     }
@@ -176,11 +187,11 @@ fn scalar(
 pub fn context(
     c: &prost_types::Struct,
     limits: &Limits,
-    field: &str,
+    field: FieldName<'_>,
 ) -> Result<engine::Context, FieldError> {
     if c.fields.len() > limits.max_context_keys {
         return Err(field_error(
-            field,
+            field(),
             format!(
                 "has {} keys, over the limit of {}",
                 c.fields.len(),
@@ -190,13 +201,13 @@ pub fn context(
     }
     let mut entries = Vec::with_capacity(c.fields.len());
     for (k, v) in &c.fields {
-        let kf = format!("{field}.{k}");
+        let kf = || format!("{}.{k}", field());
         bounded(&kf, k, limits)?;
         let value = match &v.kind {
             Some(Kind::ListValue(list)) => {
                 if list.values.len() > limits.max_list_values {
                     return Err(field_error(
-                        kf,
+                        kf(),
                         format!(
                             "has {} values, over the limit of {}",
                             list.values.len(),
@@ -206,7 +217,7 @@ pub fn context(
                 }
                 let mut values = Vec::with_capacity(list.values.len());
                 for (i, item) in list.values.iter().enumerate() {
-                    values.push(scalar(item, &format!("{kf}[{i}]"), limits)?);
+                    values.push(scalar(item, &|| format!("{}[{i}]", kf()), limits)?);
                 }
                 engine::Value::Many(values)
             }
@@ -339,7 +350,7 @@ mod tests {
                 kind: Some(Kind::StructValue(prost_types::Struct::default())),
             },
         );
-        let err = context(&c, &DEFAULT_LIMITS, "context").err();
+        let err = context(&c, &DEFAULT_LIMITS, &|| "context".to_owned()).err();
         assert_eq!(err.map(|e| e.field), Some("context.k".to_owned()));
     }
 
@@ -354,7 +365,7 @@ mod tests {
                 })),
             },
         );
-        let ctx = context(&c, &DEFAULT_LIMITS, "context")?;
+        let ctx = context(&c, &DEFAULT_LIMITS, &|| "context".to_owned())?;
         assert_eq!(
             ctx.get("aws:tagkeys"),
             Some(&engine::Value::from(vec!["a", "b"]))

@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# Server CPU per Check and latency at one request in flight: `pdp serve` (decision cache off,
+# the example policies, the README's request) against the empty-handler floor
+# (`empty-server`), measured in the same run with h2load (Debian package nghttp2-client)
+# over h2c on loopback. The server is pinned to CPU 0 and h2load to CPU 1.
+#
+#   loadtest/cpu-per-check.sh            # N=200000 calls, 16 connections x 8 streams
+#   N=50000 C=4 M=4 loadtest/cpu-per-check.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+N=${N:-200000}
+C=${C:-16}
+M=${M:-8}
+LAT_N=${LAT_N:-5000}
+
+command -v h2load >/dev/null || { echo "needs h2load: apt-get install nghttp2-client" >&2; exit 2; }
+cargo build --release -q -p pdp-server -p pdp-loadtest
+bin=target/release
+work=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+"$bin/grpc-frame" "$work/check.bin"
+ticks=$(getconf CLK_TCK)
+
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+wait_port() {
+  for _ in $(seq 1 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    sleep 0.05
+  done
+  echo "nothing listens on port $1" >&2
+  exit 1
+}
+
+h2() {
+  taskset -c 1 h2load "http://127.0.0.1:$1/pdp.v1.AuthorizationService/Check" -d "$work/check.bin" \
+    -H 'content-type: application/grpc' -H 'te: trailers' "${@:2}"
+}
+
+# measure NAME PORT COMMAND...: prints "NAME cpu_us_per_call calls_per_s p50_us"
+measure() {
+  local name=$1 port=$2
+  shift 2
+  taskset -c 0 "$@" 2>"$work/$name.log" &
+  local pid=$!
+  wait_port "$port"
+  # h2load counts HTTP statuses only: check once that the call really succeeds in gRPC terms.
+  if command -v curl >/dev/null; then
+    curl -s --http2-prior-knowledge -H 'content-type: application/grpc' -H 'te: trailers' \
+      --data-binary @"$work/check.bin" -D "$work/$name.headers" -o /dev/null \
+      "http://127.0.0.1:$port/pdp.v1.AuthorizationService/Check"
+    grep -qi '^grpc-status: 0' "$work/$name.headers" || { echo "$name: the call fails:" >&2; cat "$work/$name.headers" >&2; exit 1; }
+  fi
+  h2 "$port" -n 5000 -c "$C" -m "$M" >/dev/null
+  local t0 elapsed t1
+  t0=$(cpu_ticks "$pid")
+  h2 "$port" -n "$N" -c "$C" -m "$M" >"$work/$name.load"
+  t1=$(cpu_ticks "$pid")
+  grep -q "0 failed, 0 errored" "$work/$name.load" || { cat "$work/$name.load" >&2; exit 1; }
+  grep -q "status codes: $N 2xx" "$work/$name.load" || { cat "$work/$name.load" >&2; exit 1; }
+  local rps
+  rps=$(awk '/^finished in/ {gsub(",", "", $4); print $4}' "$work/$name.load")
+  h2 "$port" -n "$LAT_N" -c 1 -m 1 --log-file="$work/$name.lat" >/dev/null
+  local p50
+  p50=$(awk '{print $3}' "$work/$name.lat" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+  kill "$pid"
+  wait "$pid" 2>/dev/null || true
+  awk -v n="$name" -v d="$((t1 - t0))" -v t="$ticks" -v c="$N" -v r="$rps" -v p="$p50" \
+    'BEGIN { printf "%s %.2f %s %s\n", n, d / t * 1e6 / c, r, p }'
+}
+
+empty=$(measure empty 50061 "$bin/empty-server" 127.0.0.1:50061)
+pdp=$(measure pdp 50062 "$bin/pdp" serve --listen 127.0.0.1:50062 --decision-cache off)
+
+echo "calls: $N per server, $C connections x $M streams; latency: $LAT_N calls at 1 in flight"
+echo
+echo "| server | CPU per call (µs) | calls/s on one core | p50 at 1 in flight (µs) |"
+echo "|---|---:|---:|---:|"
+for row in "$empty" "$pdp"; do
+  read -r name cpu rps p50 <<<"$row"
+  echo "| $name | $cpu | $rps | $p50 |"
+done
+read -r _ cpu_empty _ _ <<<"$empty"
+read -r _ cpu_pdp _ p50_pdp <<<"$pdp"
+awk -v a="$cpu_pdp" -v b="$cpu_empty" -v p="$p50_pdp" 'BEGIN {
+  r = a / b
+  printf "\nratio pdp / empty: %.2fx (target <= 1.5x): %s\n", r, (r <= 1.5 ? "PASS" : "FAIL")
+  printf "p50 at 1 in flight: %d us (target <= 100 us): %s\n", p, (p <= 100 ? "PASS" : "FAIL")
+}'
