@@ -367,6 +367,29 @@ fn serve(config: &crate::config::ServeConfig) -> u8 {
         .cache
         .map(|(bytes, ttl)| crate::cache::DecisionCache::new(bytes, ttl));
     let (listen, limits, watch) = (config.listen, config.limits, config.watch);
+    let tls = match &config.tls {
+        Some((cert, key, ca)) => {
+            let read = |p: &Path| {
+                std::fs::read(p).map_err(|e| format!("cannot read `{}`: {e}", p.display()))
+            };
+            let files = (|| -> Result<crate::serve::TlsFiles, String> {
+                Ok(crate::serve::TlsFiles {
+                    cert: read(cert)?,
+                    key: read(key)?,
+                    client_ca: ca.as_deref().map(read).transpose()?,
+                })
+            })();
+            match files {
+                Ok(f) => Some(f),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return EXIT_USAGE;
+                }
+            }
+        }
+        None => None,
+    };
+    let trust = config.trust.clone();
     let max_batch_items = config.max_batch_items;
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -390,7 +413,8 @@ fn serve(config: &crate::config::ServeConfig) -> u8 {
             .local_addr()
             .map_or_else(|_| listen.to_string(), |a| a.to_string());
         eprintln!(
-            "pdp: serving pdp.v1 on {addr} (policies `{}`, revision {}, {} statements)",
+            "pdp: serving pdp.v1 on {addr}{} (policies `{}`, revision {}, {} statements)",
+            if tls.is_some() { " over TLS" } else { "" },
             dir.display(),
             set.revision(),
             set.statement_count()
@@ -398,6 +422,7 @@ fn serve(config: &crate::config::ServeConfig) -> u8 {
         let state = std::sync::Arc::new(crate::grpc::State {
             verifier,
             cache,
+            trust,
             ..crate::grpc::State::new(set, max_batch_items)
         });
         let stats = std::sync::Arc::new(crate::reload::ReloadStats::default());
@@ -405,7 +430,7 @@ fn serve(config: &crate::config::ServeConfig) -> u8 {
             eprintln!("error: {e}");
             return EXIT_SERVE;
         }
-        match crate::serve::serve(listener, state, limits, shutdown_signal()).await {
+        match crate::serve::serve(listener, state, limits, tls.as_ref(), shutdown_signal()).await {
             Ok(()) => {
                 eprintln!("pdp: stopped");
                 0

@@ -84,6 +84,26 @@ pub struct ServeArgs {
     /// Cancel a call still running after this many milliseconds [default: 2000].
     #[arg(long, env = "PDP_CALL_TIMEOUT_MS")]
     pub call_timeout_ms: Option<u64>,
+    /// Serve TLS with this certificate chain (PEM); needs --tls-key.
+    #[arg(long, env = "PDP_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// The TLS private key (PEM).
+    #[arg(long, env = "PDP_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+    /// Require client certificates signed by this CA (PEM): mutual TLS.
+    #[arg(long, env = "PDP_CLIENT_CA")]
+    pub client_ca: Option<PathBuf>,
+    /// Client certificate SANs (SPIFFE IDs, DNS names; a trailing `*` matches a prefix) whose
+    /// holders may assert subjects (repeatable; comma-separated in the variable).
+    #[arg(
+        long = "trusted-caller",
+        env = "PDP_TRUSTED_CALLERS",
+        value_delimiter = ','
+    )]
+    pub trusted_callers: Option<Vec<String>>,
+    /// Let loopback callers assert subjects [default: true].
+    #[arg(long, env = "PDP_TRUST_LOOPBACK")]
+    pub trust_loopback: Option<bool>,
 }
 
 /// The TOML file, as written.
@@ -100,6 +120,25 @@ pub struct FileConfig {
     decision_cache: FileCache,
     #[serde(default)]
     limits: FileLimits,
+    #[serde(default)]
+    tls: FileTls,
+    #[serde(default)]
+    trust: FileTrust,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileTls {
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+    client_ca: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileTrust {
+    loopback: Option<bool>,
+    callers: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -147,6 +186,10 @@ pub struct ServeConfig {
     pub cache: Option<(u64, Duration)>,
     /// Transport limits.
     pub limits: ServeLimits,
+    /// TLS files: certificate chain, key, client CA.
+    pub tls: Option<(PathBuf, PathBuf, Option<PathBuf>)>,
+    /// Which callers may assert subjects.
+    pub trust: crate::trust::TrustPolicy,
 }
 
 impl ServeConfig {
@@ -230,6 +273,40 @@ impl ServeConfig {
                 .unwrap_or_else(|| "tags".into()),
             ..IdentityConfig::default()
         };
+        let cert = args.tls_cert.clone().or(file.tls.cert.clone());
+        let key = args.tls_key.clone().or(file.tls.key.clone());
+        let client_ca = args.client_ca.clone().or(file.tls.client_ca.clone());
+        let tls = match (cert, key) {
+            (Some(c), Some(k)) => Some((c, k, client_ca)),
+            (None, None) => {
+                if client_ca.is_some() {
+                    problems.push("`tls.client_ca` needs `tls.cert` and `tls.key`".into());
+                }
+                None
+            }
+            _ => {
+                problems.push("`tls.cert` and `tls.key` go together".into());
+                None
+            }
+        };
+        let callers = args
+            .trusted_callers
+            .clone()
+            .or(file.trust.callers.clone())
+            .unwrap_or_default();
+        if !callers.is_empty() && tls.as_ref().is_none_or(|t| t.2.is_none()) {
+            problems.push("trusted callers are identified by client certificates: set `tls.client_ca` (with `tls.cert` and `tls.key`)".into());
+        }
+        if callers
+            .iter()
+            .any(|c| c.trim().is_empty() || c.trim() == "*")
+        {
+            problems.push("`trust.callers` may not be empty or `*`".into());
+        }
+        let trust = crate::trust::TrustPolicy {
+            loopback: args.trust_loopback.or(file.trust.loopback).unwrap_or(true),
+            sans: callers,
+        };
         let (Some(listen), true) = (listen, problems.is_empty()) else {
             return Err(problems);
         };
@@ -250,6 +327,8 @@ impl ServeConfig {
                 concurrency_per_connection: concurrency,
                 call_timeout: Duration::from_millis(timeout_ms),
             },
+            tls,
+            trust,
         })
     }
 }

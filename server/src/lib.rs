@@ -7,3 +7,4 @@ pub mod grpc;
 pub mod identity;
 pub mod reload;
 pub mod serve;
+pub mod trust;

@@ -34,6 +34,18 @@ pub struct ServeLimits {
     pub call_timeout: std::time::Duration,
 }
 
+/// TLS for the listener: the server's certificate chain and key, and when client
+/// certificates are required (mutual TLS), the CA that signs them (all PEM).
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    /// Certificate chain.
+    pub cert: Vec<u8>,
+    /// Private key.
+    pub key: Vec<u8>,
+    /// CA for client certificates; `None`: no client certificate asked.
+    pub client_ca: Option<Vec<u8>>,
+}
+
 /// The limits `pdp serve` applies unless configured otherwise.
 pub const DEFAULT_SERVE_LIMITS: ServeLimits = ServeLimits {
     concurrency_per_connection: 256,
@@ -45,6 +57,7 @@ pub async fn serve(
     listener: TcpListener,
     state: Arc<State>,
     limits: ServeLimits,
+    tls: Option<&TlsFiles>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
     let (health_reporter, health) = tonic_health::server::health_reporter();
@@ -62,7 +75,16 @@ pub async fn serve(
     let authorization =
         pb::authorization_service_server::AuthorizationServiceServer::new(Authorizer::new(state))
             .max_decoding_message_size(MAX_MESSAGE_BYTES);
-    tonic::transport::Server::builder()
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = tls {
+        let mut config = tonic::transport::ServerTlsConfig::new()
+            .identity(tonic::transport::Identity::from_pem(&tls.cert, &tls.key));
+        if let Some(ca) = &tls.client_ca {
+            config = config.client_ca_root(tonic::transport::Certificate::from_pem(ca));
+        }
+        builder = builder.tls_config(config)?;
+    }
+    builder
         // Shed, don't queue: a call over the limit is refused at once (RESOURCE_EXHAUSTED).
         .concurrency_limit_per_connection(limits.concurrency_per_connection)
         .load_shed(true)

@@ -166,9 +166,15 @@ async fn every_corpus_case_decides_the_same_through_the_server() {
             let addr = listener.local_addr().unwrap();
             let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
             let limits = pdp_server::serve::DEFAULT_SERVE_LIMITS;
-            let server = tokio::spawn(pdp_server::serve::serve(listener, state, limits, async {
-                let _ = stopped.await;
-            }));
+            let server = tokio::spawn(pdp_server::serve::serve(
+                listener,
+                state,
+                limits,
+                None,
+                async {
+                    let _ = stopped.await;
+                },
+            ));
             let mut client = AuthorizationServiceClient::connect(format!("http://{addr}"))
                 .await
                 .unwrap();

@@ -3,7 +3,6 @@
 
 pub mod convert;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use pdp_engine::PolicySet;
@@ -28,6 +27,8 @@ pub struct State {
     pub verifier: Option<crate::identity::Verifier>,
     /// Caches decisions; `None` decides every call.
     pub cache: Option<crate::cache::DecisionCache>,
+    /// Which callers may assert subjects without a token.
+    pub trust: crate::trust::TrustPolicy,
 }
 
 /// The `AuthorizationService` implementation.
@@ -46,6 +47,7 @@ impl State {
             clock: None,
             verifier: None,
             cache: None,
+            trust: crate::trust::TrustPolicy::default(),
         }
     }
 }
@@ -61,11 +63,14 @@ impl Authorizer {
 const IDENTITY_KEY_PREFIXES: &[&str] =
     &["aws:multifactorauth", "aws:tokenissuetime", "aws:principal"];
 
-/// Whether a caller may assert the subject's roles, tags and identity facts itself. Until
-/// caller authentication is configurable, only loopback callers (sidecars and apps on the
-/// same host) are.
-fn trusted(peer: Option<SocketAddr>) -> bool {
-    peer.is_some_and(|a| a.ip().is_loopback())
+impl Authorizer {
+    /// Whether the caller may assert the subject's roles, tags and identity facts itself.
+    fn trusted<T>(&self, request: &Request<T>) -> bool {
+        let certs = request.peer_certs();
+        self.state
+            .trust
+            .trusts(request.remote_addr(), certs.as_deref().map(Vec::as_slice))
+    }
 }
 
 /// A unique decision id: a random per-process prefix and a counter, in UUID form (no
@@ -173,7 +178,7 @@ impl pb::authorization_service_server::AuthorizationService for Authorizer {
         &self,
         request: Request<pb::CheckRequest>,
     ) -> Result<Response<pb::CheckResponse>, Status> {
-        let trusted = trusted(request.remote_addr());
+        let trusted = self.trusted(&request);
         let pb::CheckRequest {
             subject,
             action,
@@ -194,7 +199,7 @@ impl pb::authorization_service_server::AuthorizationService for Authorizer {
         &self,
         request: Request<pb::CheckBatchRequest>,
     ) -> Result<Response<pb::CheckBatchResponse>, Status> {
-        let trusted = trusted(request.remote_addr());
+        let trusted = self.trusted(&request);
         let pb::CheckBatchRequest {
             subject,
             action,

@@ -1,0 +1,200 @@
+//! Mutual TLS: `pdp serve` with a server certificate and a client CA, trusting callers by the
+//! SPIFFE ID in their client certificate instead of by loopback. Certificates are made for
+//! the test with rcgen.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+use pb::authorization_service_client::AuthorizationServiceClient;
+use pdp_proto::v1 as pb;
+use prost_types::value::Kind;
+use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, Issuer, KeyPair, SanType};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
+
+struct Pki {
+    dir: tempfile::TempDir,
+    ca_pem: String,
+}
+
+fn leaf(ca: &Issuer<'_, KeyPair>, sans: Vec<SanType>) -> (String, String) {
+    let key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.subject_alt_names = sans;
+    let cert = params.signed_by(&key, ca).unwrap();
+    (cert.pem(), key.serialize_pem())
+}
+
+fn pki() -> (Pki, Issuer<'static, KeyPair>) {
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(ca_params.clone(), ca_key).unwrap();
+    let ca_pem = ca.pem();
+    let issuer = Issuer::new(
+        ca_params,
+        KeyPair::try_from(ca.key().serialize_der()).unwrap(),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = leaf(
+        &issuer,
+        vec![SanType::DnsName("localhost".try_into().unwrap())],
+    );
+    std::fs::write(dir.path().join("server.pem"), cert).unwrap();
+    std::fs::write(dir.path().join("server.key"), key).unwrap();
+    std::fs::write(dir.path().join("ca.pem"), &ca_pem).unwrap();
+    (Pki { dir, ca_pem }, issuer)
+}
+
+struct Server(Child, String);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start(pki: &Pki) -> Server {
+    let d = pki.dir.path();
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pdp"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--trust-loopback",
+            "false",
+        ])
+        .args(["--trusted-caller", "spiffe://example.test/sidecar/*"])
+        .arg("--tls-cert")
+        .arg(d.join("server.pem"))
+        .arg("--tls-key")
+        .arg(d.join("server.key"))
+        .arg("--client-ca")
+        .arg(d.join("ca.pem"))
+        .current_dir(repo)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stderr.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(line.contains("over TLS"), "{line}");
+    let addr = line
+        .split(" on ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap()
+        .to_owned();
+    Server(child, addr)
+}
+
+async fn client(
+    server: &Server,
+    pki: &Pki,
+    identity: Option<(String, String)>,
+) -> Result<AuthorizationServiceClient<Channel>, tonic::transport::Error> {
+    let port = server.1.rsplit(':').next().unwrap();
+    let mut tls = ClientTlsConfig::new()
+        .domain_name("localhost")
+        .ca_certificate(Certificate::from_pem(&pki.ca_pem));
+    if let Some((cert, key)) = identity {
+        tls = tls.identity(Identity::from_pem(cert, key));
+    }
+    let channel = Channel::from_shared(format!("https://localhost:{port}"))
+        .unwrap()
+        .tls_config(tls)?
+        .connect()
+        .await?;
+    Ok(AuthorizationServiceClient::new(channel))
+}
+
+fn readme_request() -> pb::CheckRequest {
+    let s = |v: &str| prost_types::Value {
+        kind: Some(Kind::StringValue(v.into())),
+    };
+    let mut fields = std::collections::BTreeMap::new();
+    fields.insert("aws:SourceIp".to_owned(), s("10.1.2.3"));
+    fields.insert("aws:RequestTag/Environment".to_owned(), s("production"));
+    fields.insert(
+        "aws:MultiFactorAuthPresent".to_owned(),
+        prost_types::Value {
+            kind: Some(Kind::BoolValue(true)),
+        },
+    );
+    pb::CheckRequest {
+        subject: Some(pb::Subject {
+            id: "alice".into(),
+            roles: vec!["ApplicationRole".into()],
+            ..Default::default()
+        }),
+        action: "s3:GetObject".into(),
+        resource: Some(pb::Resource {
+            id: "arn:aws:s3:::my-bucket/data/report.csv".into(),
+            ..Default::default()
+        }),
+        context: Some(prost_types::Struct { fields }),
+        request_id: String::new(),
+    }
+}
+
+#[tokio::test]
+async fn only_callers_with_a_trusted_spiffe_id_may_assert_subjects() {
+    let (pki, ca) = pki();
+    let server = start(&pki);
+    let spiffe = |id: &str| vec![SanType::URI(id.try_into().unwrap())];
+
+    let sidecar = leaf(&ca, spiffe("spiffe://example.test/sidecar/orders"));
+    let mut c = client(&server, &pki, Some(sidecar)).await.unwrap();
+    let r = c.check(readme_request()).await.unwrap().into_inner();
+    assert_eq!(
+        (r.decision(), r.reason()),
+        (pb::Decision::Allow, pb::Reason::Allowed)
+    );
+
+    // A valid client certificate with another identity: the asserted subject and MFA are
+    // ignored, so the MFA guardrail denies.
+    let stranger = leaf(&ca, spiffe("spiffe://example.test/batch-job"));
+    let mut c = client(&server, &pki, Some(stranger)).await.unwrap();
+    let r = c.check(readme_request()).await.unwrap().into_inner();
+    assert_eq!(
+        (r.decision(), r.reason()),
+        (pb::Decision::Deny, pb::Reason::ExplicitDeny)
+    );
+    assert_eq!(r.determining[0].policy, "require-mfa");
+}
+
+#[tokio::test]
+async fn a_client_without_a_certificate_cannot_call() {
+    let (pki, _ca) = pki();
+    let server = start(&pki);
+    let refused = match client(&server, &pki, None).await {
+        Err(_) => true,
+        Ok(mut c) => c.check(readme_request()).await.is_err(),
+    };
+    assert!(refused, "a call without a client certificate went through");
+}
+
+#[test]
+fn trusted_callers_without_a_client_ca_are_a_configuration_error() {
+    let out = Command::new(env!("CARGO_BIN_EXE_pdp"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--trusted-caller",
+            "spiffe://x/y",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("client_ca"));
+}
