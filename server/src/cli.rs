@@ -345,7 +345,20 @@ fn lint_dir(dir: &Path, format: OutputFormat) -> u8 {
     }
 }
 
+/// Logs to standard error, filtered by `PDP_LOG` (e.g. `debug`, `pdp_server=debug`;
+/// default `info`).
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PDP_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
 fn serve(config: &crate::config::ServeConfig) -> u8 {
+    init_logging();
     let dir = config.policies.as_path();
     let set = match load(dir) {
         Ok(s) => s,
@@ -432,7 +445,7 @@ fn serve(config: &crate::config::ServeConfig) -> u8 {
         }
         match crate::serve::serve(listener, state, limits, tls.as_ref(), shutdown_signal()).await {
             Ok(()) => {
-                eprintln!("pdp: stopped");
+                tracing::info!("stopped");
                 0
             }
             Err(e) => {

@@ -76,7 +76,7 @@ pub fn spawn(
             let Ok(mut signal) =
                 tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
             else {
-                eprintln!("pdp: cannot listen for SIGHUP; reloads follow file changes only");
+                tracing::warn!("cannot listen for SIGHUP; reloads follow file changes only");
                 return;
             };
             while signal.recv().await.is_some() {
@@ -107,26 +107,27 @@ pub async fn reload(dir: &std::path::Path, state: &State, stats: &ReloadStats) {
             if set.revision() == old {
                 return;
             }
-            eprintln!(
-                "pdp: reloaded `{}`: revision {old} -> {} ({} statements)",
-                dir.display(),
-                set.revision(),
-                set.statement_count()
+            tracing::info!(
+                dir = %dir.display(),
+                from = %old,
+                to = %set.revision(),
+                statements = set.statement_count(),
+                "policy set reloaded"
             );
             state.set.store(Arc::new(set));
             stats.reloads.fetch_add(1, Ordering::Relaxed);
         }
         Ok(Err(e)) => {
             stats.failures.fetch_add(1, Ordering::Relaxed);
-            eprintln!(
-                "pdp: reload of `{}` rejected, still serving revision {}: {e}",
-                dir.display(),
-                state.set.load().revision()
+            tracing::error!(
+                dir = %dir.display(),
+                serving = %state.set.load().revision(),
+                "policy set rejected, the serving set stays: {e}"
             );
         }
         Err(e) => {
             stats.failures.fetch_add(1, Ordering::Relaxed);
-            eprintln!("pdp: reload of `{}` failed: {e}", dir.display());
+            tracing::error!(dir = %dir.display(), "policy reload failed: {e}");
         }
     }
 }

@@ -282,3 +282,53 @@ async fn every_bad_token_is_an_invalid_identity_deny() {
     expect_invalid(&server, "garbage", "well-formed").await;
     expect_invalid(&server, &"a".repeat(9000), "over the limit").await;
 }
+
+#[tokio::test]
+async fn tokens_never_reach_the_log() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pdp"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--issuer",
+            ISSUER,
+            "--audience",
+            AUDIENCE,
+            "--jwks",
+        ])
+        .arg(fixture("jwks.json"))
+        .env("PDP_LOG", "debug")
+        .current_dir(repo)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    stderr.read_line(&mut line).unwrap();
+    let addr = line
+        .split(" on ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap()
+        .to_owned();
+    let server = Server(child, addr);
+    let good = rs256(&claims(json!({})));
+    let expired = rs256(&claims(json!({"exp": now() - 3600})));
+    assert_eq!(
+        check(&server, request(&good, None)).await.decision(),
+        pb::Decision::Allow
+    );
+    assert_eq!(
+        check(&server, request(&expired, None)).await.reason(),
+        pb::Reason::InvalidIdentity
+    );
+    drop(server);
+    let mut log = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut log).unwrap();
+    assert!(log.contains("decided"), "debug logging is not on: {log}");
+    for token in [&good, &expired] {
+        let signature = token.rsplit('.').next().unwrap();
+        assert!(!log.contains(signature), "a token reached the log");
+    }
+}

@@ -142,13 +142,17 @@ impl Authorizer {
         }
         request.now = self.state.clock;
         let Some(cache) = &self.state.cache else {
-            return Ok(convert::response(&set.decide(&request), decision_id()));
+            return Ok(logged(
+                convert::response(&set.decide(&request), decision_id()),
+                &request,
+                false,
+            ));
         };
         let key = crate::cache::key(set.revision(), &request);
         if let Some(hit) = cache.get(&key) {
             let mut response = (*hit).clone();
             response.decision_id = decision_id();
-            return Ok(response);
+            return Ok(logged(response, &request, true));
         }
         let decision = set.decide(&request);
         let mut response = convert::response(&decision, decision_id());
@@ -168,8 +172,28 @@ impl Authorizer {
             cached.decision_id.clear();
             cache.insert(key, cached, limit);
         }
-        Ok(response)
+        Ok(logged(response, &request, false))
     }
+}
+
+/// One debug event per decision (fields only; never tokens or context values).
+fn logged(
+    response: pb::CheckResponse,
+    request: &pdp_engine::Request,
+    cached: bool,
+) -> pb::CheckResponse {
+    tracing::debug!(
+        decision_id = %response.decision_id,
+        subject = %request.subject.id,
+        action = %request.action,
+        resource = %request.resource.id,
+        decision = response.decision().as_str_name(),
+        reason = response.reason().as_str_name(),
+        revision = %response.policy_revision,
+        cached,
+        "decided"
+    );
+    response
 }
 
 #[tonic::async_trait]
