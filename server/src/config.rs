@@ -101,9 +101,17 @@ pub struct ServeArgs {
         value_delimiter = ','
     )]
     pub trusted_callers: Option<Vec<String>>,
-    /// Let loopback callers assert subjects [default: true].
+    /// Let loopback callers assert subjects (and call) [default: true].
     #[arg(long, env = "PDP_TRUST_LOOPBACK")]
     pub trust_loopback: Option<bool>,
+    /// Client certificate SANs allowed to ask for decisions at all (repeatable;
+    /// comma-separated in the variable) [default: anyone who can connect].
+    #[arg(
+        long = "check-caller",
+        env = "PDP_CHECK_CALLERS",
+        value_delimiter = ','
+    )]
+    pub check_callers: Option<Vec<String>>,
 }
 
 /// The TOML file, as written.
@@ -139,6 +147,7 @@ struct FileTls {
 struct FileTrust {
     loopback: Option<bool>,
     callers: Option<Vec<String>>,
+    check_callers: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -303,9 +312,18 @@ impl ServeConfig {
         {
             problems.push("`trust.callers` may not be empty or `*`".into());
         }
+        let check_callers = args
+            .check_callers
+            .clone()
+            .or(file.trust.check_callers.clone())
+            .unwrap_or_default();
+        if !check_callers.is_empty() && tls.as_ref().is_none_or(|t| t.2.is_none()) {
+            problems.push("check callers are identified by client certificates: set `tls.client_ca` (with `tls.cert` and `tls.key`)".into());
+        }
         let trust = crate::trust::TrustPolicy {
             loopback: args.trust_loopback.or(file.trust.loopback).unwrap_or(true),
             sans: callers,
+            check_callers,
         };
         let (Some(listen), true) = (listen, problems.is_empty()) else {
             return Err(problems);

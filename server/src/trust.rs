@@ -15,6 +15,9 @@ pub struct TrustPolicy {
     /// Trusted client certificate SANs: exact, or a prefix ending in `*`
     /// (`spiffe://example.org/sidecar/*`).
     pub sans: Vec<String>,
+    /// Who may call `AuthorizationService` at all: client certificate SANs (as above);
+    /// empty: anyone who can connect. Loopback callers may when `loopback` is set.
+    pub check_callers: Vec<String>,
 }
 
 impl Default for TrustPolicy {
@@ -22,6 +25,7 @@ impl Default for TrustPolicy {
         TrustPolicy {
             loopback: true,
             sans: Vec::new(),
+            check_callers: Vec::new(),
         }
     }
 }
@@ -42,6 +46,26 @@ impl TrustPolicy {
         sans_of(leaf)
             .iter()
             .any(|san| self.sans.iter().any(|p| san_matches(p, san)))
+    }
+}
+
+impl TrustPolicy {
+    /// Whether a caller may call `AuthorizationService`.
+    pub fn may_check(
+        &self,
+        peer: Option<SocketAddr>,
+        certs: Option<&[CertificateDer<'static>]>,
+    ) -> bool {
+        if self.check_callers.is_empty()
+            || (self.loopback && peer.is_some_and(|a| a.ip().is_loopback()))
+        {
+            return true;
+        }
+        certs.and_then(<[_]>::first).is_some_and(|leaf| {
+            sans_of(leaf)
+                .iter()
+                .any(|san| self.check_callers.iter().any(|p| san_matches(p, san)))
+        })
     }
 }
 
@@ -93,6 +117,7 @@ mod tests {
         let strict = TrustPolicy {
             loopback: false,
             sans: vec![],
+            check_callers: vec![],
         };
         assert!(!strict.trusts(Some(local), None));
     }

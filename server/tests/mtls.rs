@@ -62,6 +62,10 @@ impl Drop for Server {
 }
 
 fn start(pki: &Pki) -> Server {
+    start_with(pki, &[])
+}
+
+fn start_with(pki: &Pki, extra: &[&str]) -> Server {
     let d = pki.dir.path();
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let mut child = Command::new(env!("CARGO_BIN_EXE_pdp"))
@@ -79,6 +83,7 @@ fn start(pki: &Pki) -> Server {
         .arg(d.join("server.key"))
         .arg("--client-ca")
         .arg(d.join("ca.pem"))
+        .args(extra)
         .current_dir(repo)
         .stderr(Stdio::piped())
         .spawn()
@@ -197,4 +202,28 @@ fn trusted_callers_without_a_client_ca_are_a_configuration_error() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("client_ca"));
+}
+
+#[tokio::test]
+async fn only_listed_callers_may_ask_when_a_caller_list_is_set() {
+    let (pki, ca) = pki();
+    let server = start_with(&pki, &["--check-caller", "spiffe://example.test/sidecar/*"]);
+    let spiffe = |id: &str| vec![SanType::URI(id.try_into().unwrap())];
+    let mut c = client(
+        &server,
+        &pki,
+        Some(leaf(&ca, spiffe("spiffe://example.test/sidecar/a"))),
+    )
+    .await
+    .unwrap();
+    assert!(c.check(readme_request()).await.is_ok());
+    let mut c = client(
+        &server,
+        &pki,
+        Some(leaf(&ca, spiffe("spiffe://example.test/other"))),
+    )
+    .await
+    .unwrap();
+    let e = c.check(readme_request()).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::PermissionDenied);
 }

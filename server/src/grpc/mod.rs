@@ -64,12 +64,18 @@ const IDENTITY_KEY_PREFIXES: &[&str] =
     &["aws:multifactorauth", "aws:tokenissuetime", "aws:principal"];
 
 impl Authorizer {
-    /// Whether the caller may assert the subject's roles, tags and identity facts itself.
-    fn trusted<T>(&self, request: &Request<T>) -> bool {
+    /// Whether the caller may assert the subject's roles, tags and identity facts itself;
+    /// `PERMISSION_DENIED` when it may not call at all.
+    fn trusted<T>(&self, request: &Request<T>) -> Result<bool, Status> {
         let certs = request.peer_certs();
-        self.state
-            .trust
-            .trusts(request.remote_addr(), certs.as_deref().map(Vec::as_slice))
+        let certs = certs.as_deref().map(Vec::as_slice);
+        let trust = &self.state.trust;
+        if !trust.may_check(request.remote_addr(), certs) {
+            return Err(Status::permission_denied(
+                "this caller may not ask for decisions",
+            ));
+        }
+        Ok(trust.trusts(request.remote_addr(), certs))
     }
 }
 
@@ -202,7 +208,7 @@ impl pb::authorization_service_server::AuthorizationService for Authorizer {
         &self,
         request: Request<pb::CheckRequest>,
     ) -> Result<Response<pb::CheckResponse>, Status> {
-        let trusted = self.trusted(&request);
+        let trusted = self.trusted(&request)?;
         let pb::CheckRequest {
             subject,
             action,
@@ -223,7 +229,7 @@ impl pb::authorization_service_server::AuthorizationService for Authorizer {
         &self,
         request: Request<pb::CheckBatchRequest>,
     ) -> Result<Response<pb::CheckBatchResponse>, Status> {
-        let trusted = self.trusted(&request);
+        let trusted = self.trusted(&request)?;
         let pb::CheckBatchRequest {
             subject,
             action,
