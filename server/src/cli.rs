@@ -436,10 +436,10 @@ fn serve(config: &crate::config::ServeConfig) -> u8 {
             verifier,
             cache,
             trust,
+            policies: Some(dir.to_path_buf()),
             ..crate::grpc::State::new(set, max_batch_items)
         });
-        let stats = std::sync::Arc::new(crate::reload::ReloadStats::default());
-        if let Err(e) = crate::reload::spawn(dir.to_path_buf(), state.clone(), watch, stats) {
+        if let Err(e) = crate::reload::spawn(dir.to_path_buf(), state.clone(), watch) {
             eprintln!("error: {e}");
             return EXIT_SERVE;
         }

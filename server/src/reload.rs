@@ -17,13 +17,28 @@ use crate::grpc::State;
 /// deployment tools write several files, or one file several times).
 pub const SETTLE: Duration = Duration::from_millis(200);
 
-/// Reload outcomes, for tests and operators.
+/// Reload outcomes, for operators (the admin service) and tests.
 #[derive(Debug, Default)]
 pub struct ReloadStats {
     /// Sets swapped in.
     pub reloads: AtomicU64,
     /// Sets rejected.
     pub failures: AtomicU64,
+    /// The last reload tried.
+    pub last: std::sync::Mutex<Option<Outcome>>,
+}
+
+/// What one reload did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// Whether the set was swapped in (or was unchanged).
+    pub accepted: bool,
+    /// The revision now serving.
+    pub revision: String,
+    /// Every problem of a rejected set.
+    pub problems: Vec<String>,
+    /// When.
+    pub at: chrono::DateTime<chrono::Utc>,
 }
 
 /// Why reloading could not be set up.
@@ -41,12 +56,7 @@ pub enum ReloadError {
 
 /// Starts reloading `dir` into `state` on changes (when `watch`) and on SIGHUP; runs until
 /// the runtime stops.
-pub fn spawn(
-    dir: PathBuf,
-    state: Arc<State>,
-    watch: bool,
-    stats: Arc<ReloadStats>,
-) -> Result<(), ReloadError> {
+pub fn spawn(dir: PathBuf, state: Arc<State>, watch: bool) -> Result<(), ReloadError> {
     // Events only need to say "something changed": a full channel already says so.
     let (tx, mut rx) = mpsc::channel::<()>(1);
     let watcher = if watch {
@@ -91,43 +101,79 @@ pub fn spawn(
         while rx.recv().await.is_some() {
             tokio::time::sleep(SETTLE).await;
             while rx.try_recv().is_ok() {}
-            reload(&dir, &state, &stats).await;
+            reload(&dir, &state, &state.reloads).await;
         }
     });
     Ok(())
 }
 
 /// Compiles `dir` off the runtime and swaps it in, or reports why not.
-pub async fn reload(dir: &std::path::Path, state: &State, stats: &ReloadStats) {
+pub async fn reload(dir: &std::path::Path, state: &State, stats: &ReloadStats) -> Outcome {
     let path = dir.to_path_buf();
     let loaded = tokio::task::spawn_blocking(move || PolicySet::load_dir(&path)).await;
-    match loaded {
+    let serving = || state.set.load().revision().to_owned();
+    let outcome = match loaded {
         Ok(Ok(set)) => {
-            let old = state.set.load().revision().to_owned();
-            if set.revision() == old {
-                return;
+            let old = serving();
+            if set.revision() != old {
+                tracing::info!(
+                    dir = %dir.display(),
+                    from = %old,
+                    to = %set.revision(),
+                    statements = set.statement_count(),
+                    "policy set reloaded"
+                );
+                let revision = set.revision().to_owned();
+                state.set.store(Arc::new(set));
+                stats.reloads.fetch_add(1, Ordering::Relaxed);
+                Outcome {
+                    accepted: true,
+                    revision,
+                    problems: Vec::new(),
+                    at: chrono::Utc::now(),
+                }
+            } else {
+                Outcome {
+                    accepted: true,
+                    revision: old,
+                    problems: Vec::new(),
+                    at: chrono::Utc::now(),
+                }
             }
-            tracing::info!(
-                dir = %dir.display(),
-                from = %old,
-                to = %set.revision(),
-                statements = set.statement_count(),
-                "policy set reloaded"
-            );
-            state.set.store(Arc::new(set));
-            stats.reloads.fetch_add(1, Ordering::Relaxed);
         }
         Ok(Err(e)) => {
             stats.failures.fetch_add(1, Ordering::Relaxed);
             tracing::error!(
                 dir = %dir.display(),
-                serving = %state.set.load().revision(),
+                serving = %serving(),
                 "policy set rejected, the serving set stays: {e}"
             );
+            let problems = match e {
+                pdp_engine::LoadError::Compile(errors) => {
+                    errors.0.iter().map(ToString::to_string).collect()
+                }
+                other => vec![other.to_string()],
+            };
+            Outcome {
+                accepted: false,
+                revision: serving(),
+                problems,
+                at: chrono::Utc::now(),
+            }
         }
         Err(e) => {
             stats.failures.fetch_add(1, Ordering::Relaxed);
             tracing::error!(dir = %dir.display(), "policy reload failed: {e}");
+            Outcome {
+                accepted: false,
+                revision: serving(),
+                problems: vec![e.to_string()],
+                at: chrono::Utc::now(),
+            }
         }
+    };
+    if let Ok(mut last) = stats.last.lock() {
+        *last = Some(outcome.clone());
     }
+    outcome
 }

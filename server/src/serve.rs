@@ -72,6 +72,9 @@ pub async fn serve(
     };
     let reflection_v1 = reflection().build_v1()?;
     let reflection_v1alpha = reflection().build_v1alpha()?;
+    let admin = pb::admin_service_server::AdminServiceServer::new(crate::grpc::admin::Admin::new(
+        state.clone(),
+    ));
     let authorization =
         pb::authorization_service_server::AuthorizationServiceServer::new(Authorizer::new(state))
             .max_decoding_message_size(MAX_MESSAGE_BYTES);
@@ -93,6 +96,7 @@ pub async fn serve(
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(authorization)
+        .add_service(admin)
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
         .await?;
     Ok(())

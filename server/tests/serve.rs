@@ -430,6 +430,65 @@ async fn policy_changes_are_picked_up_and_broken_sets_never_replace_the_serving_
         .unwrap()
         .iter()
         .any(|l| l.contains("invalid JSON")));
+
+    // The admin service reports the rejection with its problems.
+    let mut admin =
+        pb::admin_service_client::AdminServiceClient::connect(format!("http://{}", server.addr))
+            .await
+            .unwrap();
+    let status = admin
+        .status(pb::StatusRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(status.revision, revision);
+    assert!(
+        status.reloads >= 1 && status.rejected_reloads >= 1,
+        "{status:?}"
+    );
+    let last = status.last_reload.unwrap();
+    assert!(!last.accepted);
+    assert!(
+        last.problems
+            .iter()
+            .any(|p| p.contains("app-data.json") && p.contains("invalid JSON")),
+        "{last:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_admin_service_reloads_on_demand() {
+    let dir = copy_policies();
+    let server = start(&[
+        "--policies",
+        dir.path().to_str().unwrap(),
+        "--watch",
+        "false",
+    ]);
+    let mut c = client(&server).await;
+    let before = c.check(readme_request(true)).await.unwrap().into_inner();
+    without_read(dir.path());
+    let mut admin =
+        pb::admin_service_client::AdminServiceClient::connect(format!("http://{}", server.addr))
+            .await
+            .unwrap();
+    let outcome = admin
+        .reload(pb::ReloadRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .outcome
+        .unwrap();
+    assert!(
+        outcome.accepted && outcome.problems.is_empty(),
+        "{outcome:?}"
+    );
+    assert_ne!(outcome.revision, before.policy_revision);
+    let after = c.check(readme_request(true)).await.unwrap().into_inner();
+    assert_eq!(
+        (after.policy_revision.clone(), after.decision()),
+        (outcome.revision, pb::Decision::Deny)
+    );
 }
 
 #[cfg(unix)]

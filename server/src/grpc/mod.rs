@@ -1,6 +1,7 @@
 //! The gRPC transport: `pdp.v1.AuthorizationService` over the engine. Each RPC converts its
 //! input (`convert`), makes one call into the engine, and converts back.
 
+pub mod admin;
 pub mod convert;
 
 use std::sync::Arc;
@@ -27,8 +28,12 @@ pub struct State {
     pub verifier: Option<crate::identity::Verifier>,
     /// Caches decisions; `None` decides every call.
     pub cache: Option<crate::cache::DecisionCache>,
-    /// Which callers may assert subjects without a token.
+    /// Which callers may assert subjects without a token (and may call the admin service).
     pub trust: crate::trust::TrustPolicy,
+    /// The policy directory reloads read; `None` for sets built in memory.
+    pub policies: Option<std::path::PathBuf>,
+    /// Reload outcomes.
+    pub reloads: Arc<crate::reload::ReloadStats>,
 }
 
 /// The `AuthorizationService` implementation.
@@ -48,6 +53,8 @@ impl State {
             verifier: None,
             cache: None,
             trust: crate::trust::TrustPolicy::default(),
+            policies: None,
+            reloads: Arc::default(),
         }
     }
 }

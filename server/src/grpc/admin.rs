@@ -1,0 +1,93 @@
+//! `pdp.v1.AdminService`: the serving set and the last reload's outcome, and reload on
+//! demand. Only trusted callers (loopback, or a trusted client certificate) may call it.
+
+use std::sync::Arc;
+
+use pdp_proto::v1 as pb;
+use tonic::{Request, Response, Status};
+
+use super::State;
+use crate::reload::Outcome;
+
+/// The `AdminService` implementation.
+#[derive(Debug, Clone)]
+pub struct Admin {
+    state: Arc<State>,
+}
+
+impl Admin {
+    /// An admin service over `state`.
+    pub fn new(state: Arc<State>) -> Self {
+        Admin { state }
+    }
+
+    fn authorize<T>(&self, request: &Request<T>) -> Result<(), Status> {
+        let certs = request.peer_certs();
+        if self
+            .state
+            .trust
+            .trusts(request.remote_addr(), certs.as_deref().map(Vec::as_slice))
+        {
+            Ok(())
+        } else {
+            Err(Status::permission_denied(
+                "only trusted callers may use the admin service",
+            ))
+        }
+    }
+}
+
+fn outcome(o: &Outcome) -> pb::ReloadOutcome {
+    pb::ReloadOutcome {
+        accepted: o.accepted,
+        revision: o.revision.clone(),
+        problems: o.problems.clone(),
+        at: o.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    }
+}
+
+#[tonic::async_trait]
+impl pb::admin_service_server::AdminService for Admin {
+    async fn status(
+        &self,
+        request: Request<pb::StatusRequest>,
+    ) -> Result<Response<pb::StatusResponse>, Status> {
+        self.authorize(&request)?;
+        let set = self.state.set.load();
+        let reloads = &self.state.reloads;
+        let last = reloads
+            .last
+            .lock()
+            .ok()
+            .and_then(|l| l.as_ref().map(outcome));
+        Ok(Response::new(pb::StatusResponse {
+            revision: set.revision().to_owned(),
+            statements: set.statement_count() as u64,
+            policies: self
+                .state
+                .policies
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
+            last_reload: last,
+            reloads: reloads.reloads.load(std::sync::atomic::Ordering::Relaxed),
+            rejected_reloads: reloads.failures.load(std::sync::atomic::Ordering::Relaxed),
+        }))
+    }
+
+    async fn reload(
+        &self,
+        request: Request<pb::ReloadRequest>,
+    ) -> Result<Response<pb::ReloadResponse>, Status> {
+        self.authorize(&request)?;
+        let Some(dir) = &self.state.policies else {
+            return Err(Status::failed_precondition(
+                "this set was not loaded from a directory",
+            ));
+        };
+        let o = crate::reload::reload(dir, &self.state, &self.state.reloads).await;
+        Ok(Response::new(pb::ReloadResponse {
+            outcome: Some(outcome(&o)),
+        }))
+    }
+}
