@@ -364,7 +364,7 @@ fn serve(config: &crate::config::ServeConfig) -> u8 {
         Ok(s) => s,
         Err(code) => return code,
     };
-    let verifier = match &config.jwks {
+    let mut verifier = match &config.jwks {
         Some(jwks) => {
             match crate::identity::Verifier::from_jwks_file(jwks, config.identity.clone()) {
                 Ok(v) => Some(v),
@@ -415,6 +415,20 @@ fn serve(config: &crate::config::ServeConfig) -> u8 {
         }
     };
     runtime.block_on(async move {
+        if let Some((url, _, _)) = &config.jwks_url {
+            let keys = match crate::jwks::fetch(url).await {
+                Ok(set) => crate::identity::Verifier::new(&set, config.identity.clone())
+                    .map_err(|e| e.to_string()),
+                Err(e) => Err(e),
+            };
+            match keys {
+                Ok(v) => verifier = Some(v),
+                Err(e) => {
+                    eprintln!("error: cannot load the signing keys: {e}");
+                    return EXIT_USAGE;
+                }
+            }
+        }
         let listener = match tokio::net::TcpListener::bind(listen).await {
             Ok(l) => l,
             Err(e) => {
@@ -439,6 +453,9 @@ fn serve(config: &crate::config::ServeConfig) -> u8 {
             policies: Some(dir.to_path_buf()),
             ..crate::grpc::State::new(set, max_batch_items)
         });
+        if let Some((url, every, gap)) = &config.jwks_url {
+            crate::jwks::spawn_refresher(state.clone(), url.clone(), *every, *gap);
+        }
         if let Err(e) = crate::reload::spawn(dir.to_path_buf(), state.clone(), watch) {
             eprintln!("error: {e}");
             return EXIT_SERVE;

@@ -54,6 +54,16 @@ pub struct ServeArgs {
     /// A JWKS file with the keys that sign subject tokens (no tokens accepted without one).
     #[arg(long, env = "PDP_JWKS")]
     pub jwks: Option<PathBuf>,
+    /// A URL serving the JWKS (fetched at start, every --jwks-refresh-secs, and soon after a
+    /// token names an unknown key); instead of --jwks.
+    #[arg(long, env = "PDP_JWKS_URL")]
+    pub jwks_url: Option<String>,
+    /// How often the JWKS URL is fetched again, in seconds [default: 300].
+    #[arg(long, env = "PDP_JWKS_REFRESH_SECS")]
+    pub jwks_refresh_secs: Option<u64>,
+    /// The least time between two fetches of the JWKS URL, in seconds [default: 10].
+    #[arg(long, env = "PDP_JWKS_MIN_GAP_SECS")]
+    pub jwks_min_gap_secs: Option<u64>,
     /// The required token issuer (`iss`).
     #[arg(long, env = "PDP_ISSUER")]
     pub issuer: Option<String>,
@@ -154,6 +164,9 @@ struct FileTrust {
 #[serde(deny_unknown_fields)]
 struct FileIdentity {
     jwks: Option<PathBuf>,
+    jwks_url: Option<String>,
+    jwks_refresh_secs: Option<u64>,
+    jwks_min_gap_secs: Option<u64>,
     issuer: Option<String>,
     audience: Option<String>,
     token_leeway: Option<u64>,
@@ -187,8 +200,10 @@ pub struct ServeConfig {
     pub max_batch_items: usize,
     /// Whether to watch the policy directory.
     pub watch: bool,
-    /// The JWKS file, when tokens are verified.
+    /// The JWKS file, when tokens are verified with fixed keys.
     pub jwks: Option<PathBuf>,
+    /// The JWKS URL, when keys are fetched; with its refresh period and least gap.
+    pub jwks_url: Option<(String, Duration, Duration)>,
     /// How tokens are checked and mapped.
     pub identity: IdentityConfig,
     /// Decision cache size in bytes and TTL; `None` when off.
@@ -325,6 +340,26 @@ impl ServeConfig {
             sans: callers,
             check_callers,
         };
+        let jwks = args.jwks.clone().or(file.identity.jwks.clone());
+        let jwks_url = args.jwks_url.clone().or(file.identity.jwks_url.clone());
+        if jwks.is_some() && jwks_url.is_some() {
+            problems.push("`identity.jwks` and `identity.jwks_url` exclude each other".into());
+        }
+        let jwks_url = jwks_url.map(|url| {
+            let every = args
+                .jwks_refresh_secs
+                .or(file.identity.jwks_refresh_secs)
+                .unwrap_or(300);
+            let gap = args
+                .jwks_min_gap_secs
+                .or(file.identity.jwks_min_gap_secs)
+                .unwrap_or(10);
+            (
+                url,
+                Duration::from_secs(every.max(1)),
+                Duration::from_secs(gap),
+            )
+        });
         let (Some(listen), true) = (listen, problems.is_empty()) else {
             return Err(problems);
         };
@@ -337,7 +372,8 @@ impl ServeConfig {
             listen,
             max_batch_items,
             watch: args.watch.or(file.watch).unwrap_or(true),
-            jwks: args.jwks.clone().or(file.identity.jwks),
+            jwks,
+            jwks_url,
             identity,
             cache: (cache_on && ttl > 0)
                 .then(|| (mib.saturating_mul(1 << 20), Duration::from_secs(ttl))),

@@ -185,15 +185,22 @@ struct Key {
 
 /// Verifies tokens.
 pub struct Verifier {
-    keys: HashMap<String, Key>,
+    /// Replaced whole when keys are refreshed.
+    keys: arc_swap::ArcSwap<HashMap<String, Key>>,
     config: IdentityConfig,
     cache: moka::sync::Cache<[u8; 32], Arc<Verified>>,
+    /// Signalled when a token names an unknown key, so that a key source that can be
+    /// refreshed (a JWKS URL) is fetched again.
+    unknown_kid: tokio::sync::Notify,
 }
 
 impl std::fmt::Debug for Verifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Verifier")
-            .field("kids", &self.keys.keys().collect::<Vec<_>>())
+            .field(
+                "kids",
+                &self.keys.load().keys().cloned().collect::<Vec<_>>(),
+            )
             .field("config", &self.config)
             .finish_non_exhaustive()
     }
@@ -229,6 +236,35 @@ impl Verifier {
         if let Some(a) = config.algorithms.iter().copied().find(|a| is_symmetric(*a)) {
             return Err(KeysError::Symmetric(a));
         }
+        let keys = build_keys(set, &config)?;
+        Ok(Verifier {
+            keys: arc_swap::ArcSwap::from_pointee(keys),
+            config,
+            cache: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(Duration::from_secs(600))
+                .build(),
+            unknown_kid: tokio::sync::Notify::new(),
+        })
+    }
+
+    /// Replaces the keys (e.g. after fetching a JWKS URL again); returns how many are usable.
+    /// Tokens already verified stay cached until they expire.
+    pub fn replace_keys(&self, set: &JwkSet) -> Result<usize, KeysError> {
+        let keys = build_keys(set, &self.config)?;
+        let n = keys.len();
+        self.keys.store(Arc::new(keys));
+        Ok(n)
+    }
+
+    /// Completes when a token named a key this verifier does not have.
+    pub async fn unknown_kid_seen(&self) {
+        self.unknown_kid.notified().await;
+    }
+}
+
+fn build_keys(set: &JwkSet, config: &IdentityConfig) -> Result<HashMap<String, Key>, KeysError> {
+    {
         let invalid = |message: String| KeysError::Invalid {
             path: String::new(),
             message,
@@ -272,16 +308,11 @@ impl Verifier {
         if keys.is_empty() {
             return Err(invalid("no usable (asymmetric) key".into()));
         }
-        Ok(Verifier {
-            keys,
-            config,
-            cache: moka::sync::Cache::builder()
-                .max_capacity(100_000)
-                .time_to_live(Duration::from_secs(600))
-                .build(),
-        })
+        Ok(keys)
     }
+}
 
+impl Verifier {
     /// Verifies a token at `now` (epoch seconds).
     pub fn verify(&self, token: &str, now: i64) -> Result<Arc<Verified>, IdentityError> {
         if token.len() > MAX_TOKEN_BYTES {
@@ -316,15 +347,16 @@ impl Verifier {
         if is_symmetric(alg) || !self.config.algorithms.contains(&alg) {
             return Err(IdentityError::AlgorithmNotAccepted(format!("{alg:?}")));
         }
+        let keys = self.keys.load();
         let (kid, key) = match &header.kid {
-            Some(kid) => (
-                kid.clone(),
-                self.keys
-                    .get(kid)
-                    .ok_or_else(|| IdentityError::UnknownKid(kid.clone()))?,
-            ),
-            None if self.keys.len() == 1 => self
-                .keys
+            Some(kid) => match keys.get(kid) {
+                Some(key) => (kid.clone(), key),
+                None => {
+                    self.unknown_kid.notify_one();
+                    return Err(IdentityError::UnknownKid(kid.clone()));
+                }
+            },
+            None if keys.len() == 1 => keys
                 .iter()
                 .next()
                 .map(|(k, v)| (k.clone(), v))

@@ -5,6 +5,7 @@ pub mod cli;
 pub mod config;
 pub mod grpc;
 pub mod identity;
+pub mod jwks;
 pub mod reload;
 pub mod serve;
 pub mod trust;

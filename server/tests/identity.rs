@@ -332,3 +332,117 @@ async fn tokens_never_reach_the_log() {
         assert!(!log.contains(signature), "a token reached the log");
     }
 }
+
+/// A JWKS endpoint on loopback serving whatever `body` holds, counting the fetches.
+fn jwks_endpoint(
+    body: std::sync::Arc<std::sync::Mutex<String>>,
+) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/jwks.json", listener.local_addr().unwrap());
+    let fetches = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = fetches.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let (body, counter) = (body.clone(), counter.clone());
+            // One thread per connection: a connection that sends nothing blocks no other.
+            std::thread::spawn(move || {
+                // Read the whole request head before answering: closing a socket with unread
+                // bytes resets the connection instead of ending it.
+                let mut head = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let json = body.lock().unwrap().clone();
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{json}",
+                    json.len()
+                );
+            });
+        }
+    });
+    (url, fetches)
+}
+
+#[tokio::test]
+async fn keys_from_a_url_are_fetched_again_when_a_token_names_an_unknown_key() {
+    let all: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture("jwks.json")).unwrap()).unwrap();
+    let only_ec = json!({"keys": all["keys"].as_array().unwrap().iter().filter(|k| k["kid"] == "ec-1").collect::<Vec<_>>()});
+    let body = std::sync::Arc::new(std::sync::Mutex::new(only_ec.to_string()));
+    let (url, fetches) = jwks_endpoint(body.clone());
+
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pdp"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--issuer",
+            ISSUER,
+            "--audience",
+            AUDIENCE,
+        ])
+        .args([
+            "--jwks-url",
+            &url,
+            "--jwks-refresh-secs",
+            "3600",
+            "--jwks-min-gap-secs",
+            "0",
+        ])
+        .current_dir(repo)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stderr.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .split(" on ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap_or_else(|| panic!("{line}"))
+        .to_owned();
+    let server = Server(child, addr);
+    assert_eq!(
+        fetches.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "fetched once at start"
+    );
+
+    let ec = sign(Algorithm::ES256, "ec-1", "ec.pem", &claims(json!({})));
+    assert_eq!(
+        check(&server, request(&ec, None)).await.decision(),
+        pb::Decision::Allow
+    );
+    let rsa = rs256(&claims(json!({})));
+    let r = check(&server, request(&rsa, None)).await;
+    assert_eq!(r.reason(), pb::Reason::InvalidIdentity);
+    assert!(r.message.contains("unknown signing key"), "{}", r.message);
+
+    // The provider rotates in the RSA key; the unknown kid makes the PDP fetch again.
+    *body.lock().unwrap() = all.to_string();
+    let mut allowed = false;
+    for _ in 0..100 {
+        if check(&server, request(&rsa, None)).await.decision() == pb::Decision::Allow {
+            allowed = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(
+        allowed,
+        "the new key was never fetched ({} fetches)",
+        fetches.load(std::sync::atomic::Ordering::SeqCst)
+    );
+    assert!(fetches.load(std::sync::atomic::Ordering::SeqCst) >= 2);
+}
