@@ -315,10 +315,9 @@ async fn tokens_never_reach_the_log() {
     let server = Server(child, addr);
     let good = rs256(&claims(json!({})));
     let expired = rs256(&claims(json!({"exp": now() - 3600})));
-    assert_eq!(
-        check(&server, request(&good, None)).await.decision(),
-        pb::Decision::Allow
-    );
+    let mut tagged = request(&good, None);
+    tagged.request_id = "req-42".into();
+    assert_eq!(check(&server, tagged).await.decision(), pb::Decision::Allow);
     assert_eq!(
         check(&server, request(&expired, None)).await.reason(),
         pb::Reason::InvalidIdentity
@@ -327,6 +326,10 @@ async fn tokens_never_reach_the_log() {
     let mut log = String::new();
     std::io::Read::read_to_string(&mut stderr, &mut log).unwrap();
     assert!(log.contains("decided"), "debug logging is not on: {log}");
+    assert!(
+        log.contains("req-42"),
+        "the request id is not logged: {log}"
+    );
     for token in [&good, &expired] {
         let signature = token.rsplit('.').next().unwrap();
         assert!(!log.contains(signature), "a token reached the log");

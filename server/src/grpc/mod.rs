@@ -117,6 +117,7 @@ impl Authorizer {
             match checked {
                 Ok(v) => Some(v),
                 Err(message) => {
+                    tracing::debug!(reason = "REASON_INVALID_IDENTITY", "{message}");
                     return Ok(convert::invalid_identity(
                         &message,
                         set.revision(),
@@ -189,6 +190,23 @@ impl Authorizer {
     }
 }
 
+/// The span a call's events are logged in, carrying its request id (the caller's, or one
+/// made up when it sent none). Costs nothing when debug logging is off.
+fn request_span(name: &'static str, request_id: &str) -> tracing::Span {
+    if !tracing::enabled!(tracing::Level::DEBUG) {
+        return tracing::Span::none();
+    }
+    let id = if request_id.is_empty() {
+        decision_id()
+    } else {
+        request_id.to_owned()
+    };
+    match name {
+        "check_batch" => tracing::debug_span!("check_batch", request_id = %id),
+        _ => tracing::debug_span!("check", request_id = %id),
+    }
+}
+
 /// One debug event per decision (fields only; never tokens or context values).
 fn logged(
     response: pb::CheckResponse,
@@ -221,7 +239,7 @@ impl pb::authorization_service_server::AuthorizationService for Authorizer {
             action,
             resource,
             context,
-            request_id: _,
+            request_id,
         } = request.into_inner();
         let parts = Parts {
             subject: subject.as_ref(),
@@ -229,7 +247,9 @@ impl pb::authorization_service_server::AuthorizationService for Authorizer {
             resource: resource.as_ref(),
             context: context.as_ref(),
         };
-        self.decide(&parts, trusted, "").map(Response::new)
+        request_span("check", &request_id)
+            .in_scope(|| self.decide(&parts, trusted, ""))
+            .map(Response::new)
     }
 
     async fn check_batch(
@@ -244,8 +264,10 @@ impl pb::authorization_service_server::AuthorizationService for Authorizer {
             context,
             items,
             semantic,
-            request_id: _,
+            request_id,
         } = request.into_inner();
+        let span = request_span("check_batch", &request_id);
+        let _entered = span.enter();
         if items.len() > self.state.max_batch_items {
             return Err(Status::invalid_argument(format!(
                 "`items`: {} items, over the limit of {}",
