@@ -8,9 +8,9 @@
     clippy::indexing_slicing
 )]
 
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Command, Stdio};
+mod common;
+
+use std::process::Command;
 
 const README_REQUEST: &str = r#"{"subject":{"id":"alice","roles":["ApplicationRole"]},"action":"s3:GetObject","resource":{"id":"arn:aws:s3:::my-bucket/data/report.csv"},"context":{"aws:SourceIp":"10.1.2.3","aws:MultiFactorAuthPresent":true,"aws:RequestTag/Environment":"production"}}"#;
 
@@ -31,23 +31,8 @@ fn grpcurl(args: &[&str]) -> String {
 
 #[test]
 fn readme_grpcurl_calls_work_through_reflection() {
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_pdp"))
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .current_dir(repo)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stderr.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .split(" on ")
-        .nth(1)
-        .and_then(|r| r.split_whitespace().next())
-        .unwrap()
-        .to_owned();
+    let server = common::start_pdp(std::iter::empty::<&str>(), &[]);
+    let addr = server.addr.clone();
 
     let services = grpcurl(&["-plaintext", &addr, "list"]);
     assert!(
@@ -82,7 +67,4 @@ fn readme_grpcurl_calls_work_through_reflection() {
 
     let health = grpcurl(&["-plaintext", &addr, "grpc.health.v1.Health/Check"]);
     assert!(health.contains("SERVING"), "{health}");
-
-    let _ = child.kill();
-    let _ = child.wait();
 }

@@ -7,9 +7,7 @@
     clippy::indexing_slicing
 )]
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 
 use base64::Engine as _;
 use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
@@ -27,44 +25,23 @@ fn fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
-struct Server(Child, String);
+mod common;
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use common::Server;
 
 fn start() -> Server {
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_pdp"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
+    let jwks = fixture("jwks.json");
+    common::start_pdp(
+        [
             "--issuer",
             ISSUER,
             "--audience",
             AUDIENCE,
             "--jwks",
-        ])
-        .arg(fixture("jwks.json"))
-        .current_dir(repo)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stderr.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .split(" on ")
-        .nth(1)
-        .and_then(|r| r.split_whitespace().next())
-        .unwrap()
-        .to_owned();
-    Server(child, addr)
+            jwks.to_str().unwrap(),
+        ],
+        &[],
+    )
 }
 
 fn now() -> i64 {
@@ -134,7 +111,7 @@ fn request(token: &str, mfa_in_context: Option<bool>) -> pb::CheckRequest {
 }
 
 async fn check(server: &Server, req: pb::CheckRequest) -> pb::CheckResponse {
-    let mut c = AuthorizationServiceClient::connect(format!("http://{}", server.1))
+    let mut c = AuthorizationServiceClient::connect(format!("http://{}", server.addr))
         .await
         .unwrap();
     c.check(req).await.unwrap().into_inner()
@@ -285,34 +262,18 @@ async fn every_bad_token_is_an_invalid_identity_deny() {
 
 #[tokio::test]
 async fn tokens_never_reach_the_log() {
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_pdp"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
+    let jwks = fixture("jwks.json");
+    let server = common::start_pdp(
+        [
             "--issuer",
             ISSUER,
             "--audience",
             AUDIENCE,
             "--jwks",
-        ])
-        .arg(fixture("jwks.json"))
-        .env("PDP_LOG", "debug")
-        .current_dir(repo)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    stderr.read_line(&mut line).unwrap();
-    let addr = line
-        .split(" on ")
-        .nth(1)
-        .and_then(|r| r.split_whitespace().next())
-        .unwrap()
-        .to_owned();
-    let server = Server(child, addr);
+            jwks.to_str().unwrap(),
+        ],
+        &[("PDP_LOG", "debug")],
+    );
     let good = rs256(&claims(json!({})));
     let expired = rs256(&claims(json!({"exp": now() - 3600})));
     let mut tagged = request(&good, None);
@@ -322,9 +283,7 @@ async fn tokens_never_reach_the_log() {
         check(&server, request(&expired, None)).await.reason(),
         pb::Reason::InvalidIdentity
     );
-    drop(server);
-    let mut log = String::new();
-    std::io::Read::read_to_string(&mut stderr, &mut log).unwrap();
+    let log = server.stop();
     assert!(log.contains("decided"), "debug logging is not on: {log}");
     assert!(
         log.contains("req-42"),
@@ -382,40 +341,21 @@ async fn keys_from_a_url_are_fetched_again_when_a_token_names_an_unknown_key() {
     let body = std::sync::Arc::new(std::sync::Mutex::new(only_ec.to_string()));
     let (url, fetches) = jwks_endpoint(body.clone());
 
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_pdp"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
+    let server = common::start_pdp(
+        [
             "--issuer",
             ISSUER,
             "--audience",
             AUDIENCE,
-        ])
-        .args([
             "--jwks-url",
             &url,
             "--jwks-refresh-secs",
             "3600",
             "--jwks-min-gap-secs",
             "0",
-        ])
-        .current_dir(repo)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stderr.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .split(" on ")
-        .nth(1)
-        .and_then(|r| r.split_whitespace().next())
-        .unwrap_or_else(|| panic!("{line}"))
-        .to_owned();
-    let server = Server(child, addr);
+        ],
+        &[],
+    );
     assert_eq!(
         fetches.load(std::sync::atomic::Ordering::SeqCst),
         1,

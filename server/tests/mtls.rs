@@ -8,9 +8,7 @@
     clippy::indexing_slicing
 )]
 
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
 use pb::authorization_service_client::AuthorizationServiceClient;
 use pdp_proto::v1 as pb;
@@ -52,14 +50,9 @@ fn pki() -> (Pki, Issuer<'static, KeyPair>) {
     (Pki { dir, ca_pem }, issuer)
 }
 
-struct Server(Child, String);
+mod common;
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use common::Server;
 
 fn start(pki: &Pki) -> Server {
     start_with(pki, &[])
@@ -67,39 +60,23 @@ fn start(pki: &Pki) -> Server {
 
 fn start_with(pki: &Pki, extra: &[&str]) -> Server {
     let d = pki.dir.path();
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_pdp"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--trust-loopback",
-            "false",
-        ])
-        .args(["--trusted-caller", "spiffe://example.test/sidecar/*"])
-        .arg("--tls-cert")
-        .arg(d.join("server.pem"))
-        .arg("--tls-key")
-        .arg(d.join("server.key"))
-        .arg("--client-ca")
-        .arg(d.join("ca.pem"))
-        .args(extra)
-        .current_dir(repo)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stderr.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert!(line.contains("over TLS"), "{line}");
-    let addr = line
-        .split(" on ")
-        .nth(1)
-        .and_then(|r| r.split_whitespace().next())
-        .unwrap()
-        .to_owned();
-    Server(child, addr)
+    let path = |f: &str| d.join(f).to_str().unwrap().to_owned();
+    let mut args = vec![
+        "--trust-loopback".to_owned(),
+        "false".to_owned(),
+        "--trusted-caller".to_owned(),
+        "spiffe://example.test/sidecar/*".to_owned(),
+        "--tls-cert".to_owned(),
+        path("server.pem"),
+        "--tls-key".to_owned(),
+        path("server.key"),
+        "--client-ca".to_owned(),
+        path("ca.pem"),
+    ];
+    args.extend(extra.iter().map(|a| (*a).to_owned()));
+    let server = common::start_pdp(args, &[]);
+    assert!(server.banner.contains("over TLS"), "{}", server.banner);
+    server
 }
 
 async fn client(
@@ -107,7 +84,7 @@ async fn client(
     pki: &Pki,
     identity: Option<(String, String)>,
 ) -> Result<AuthorizationServiceClient<Channel>, tonic::transport::Error> {
-    let port = server.1.rsplit(':').next().unwrap();
+    let port = server.addr.rsplit(':').next().unwrap();
     let mut tls = ClientTlsConfig::new()
         .domain_name("localhost")
         .ca_certificate(Certificate::from_pem(&pki.ca_pem));

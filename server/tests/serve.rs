@@ -7,56 +7,20 @@
     clippy::indexing_slicing
 )]
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
 use pb::authorization_service_client::AuthorizationServiceClient;
 use pdp_proto::v1 as pb;
 use prost_types::value::Kind;
 use tonic::transport::Channel;
 
-struct Server {
-    child: Child,
-    addr: String,
-    /// Everything the server printed on stderr after its first line.
-    log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
-}
+mod common;
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use common::Server;
 
 fn start(extra: &[&str]) -> Server {
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_pdp"))
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .args(extra)
-        .current_dir(repo)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start pdp serve");
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    stderr.read_line(&mut line).unwrap();
-    let addr = line
-        .split(" on ")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .unwrap_or_else(|| panic!("no address in `{line}`"))
-        .to_owned();
-    let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let sink = log.clone();
-    std::thread::spawn(move || {
-        for line in stderr.lines().map_while(Result::ok) {
-            sink.lock().unwrap().push(line);
-        }
-    });
-    Server { child, addr, log }
+    common::start_pdp(extra, &[])
 }
 
 fn copy_policies() -> tempfile::TempDir {
@@ -734,30 +698,8 @@ async fn environment_overrides_the_configuration_file() {
         "listen = \"127.0.0.1:0\"\nmax_batch_items = 1\n[decision_cache]\nenabled = false\n",
     )
     .unwrap();
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_pdp"))
-        .args(["serve", "--config"])
-        .arg(&config)
-        .env("PDP_MAX_BATCH_ITEMS", "2")
-        .current_dir(repo)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stderr.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .split(" on ")
-        .nth(1)
-        .and_then(|r| r.split_whitespace().next())
-        .unwrap()
-        .to_owned();
-    let server = Server {
-        child,
-        addr,
-        log: Default::default(),
-    };
+    let config = config.to_str().unwrap();
+    let server = common::start_pdp(["--config", config], &[("PDP_MAX_BATCH_ITEMS", "2")]);
     let mut c = client(&server).await;
     let batch = |n: usize| pb::CheckBatchRequest {
         action: "s3:GetObject".into(),

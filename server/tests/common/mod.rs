@@ -1,0 +1,84 @@
+//! What the server's end-to-end tests share: starting the real `pdp serve` on a free
+//! loopback port and reading its log.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::ffi::OsStr;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+
+/// A running `pdp serve`, killed on drop.
+pub struct Server {
+    pub child: Child,
+    /// `127.0.0.1:PORT`.
+    pub addr: String,
+    /// The first line it printed (`pdp: serving pdp.v1 on ADDR ...`).
+    pub banner: String,
+    /// Every line it printed on stderr after that.
+    pub log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    /// Stops the server and returns everything it logged.
+    pub fn stop(mut self) -> String {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        // The reader thread sees end of file once the process is gone.
+        for _ in 0..50 {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            if Arc::strong_count(&self.log) == 1 {
+                break;
+            }
+        }
+        self.log.lock().unwrap().join("\n")
+    }
+}
+
+/// Starts `pdp serve --listen 127.0.0.1:0 ARGS` in the repository root with extra
+/// environment variables, and waits for it to say where it listens.
+pub fn start_pdp<I, S>(args: I, envs: &[(&str, &str)]) -> Server
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pdp"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(args)
+        .envs(envs.iter().copied())
+        .current_dir(repo)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start pdp serve");
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut banner = String::new();
+    stderr.read_line(&mut banner).unwrap();
+    let addr = banner
+        .split(" on ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no address in `{banner}`"))
+        .to_owned();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let sink = log.clone();
+    std::thread::spawn(move || {
+        for line in stderr.lines().map_while(Result::ok) {
+            sink.lock().unwrap().push(line);
+        }
+    });
+    Server {
+        child,
+        addr,
+        banner,
+        log,
+    }
+}
