@@ -13,7 +13,6 @@ use base64::Engine as _;
 use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
 use pb::authorization_service_client::AuthorizationServiceClient;
 use pdp_proto::v1 as pb;
-use prost_types::value::Kind;
 use serde_json::json;
 
 const ISSUER: &str = "https://idp.example.test";
@@ -30,6 +29,11 @@ mod common;
 use common::Server;
 
 fn start() -> Server {
+    start_with_env(&[])
+}
+
+/// `pdp serve` verifying tokens signed with the fixture keys.
+fn start_with_env(envs: &[(&str, &str)]) -> Server {
     let jwks = fixture("jwks.json");
     common::start_pdp(
         [
@@ -40,7 +44,7 @@ fn start() -> Server {
             "--jwks",
             jwks.to_str().unwrap(),
         ],
-        &[],
+        envs,
     )
 }
 
@@ -81,32 +85,12 @@ fn rs256(claims: &serde_json::Value) -> String {
 
 /// The README's request, with a token and no identity facts in the context.
 fn request(token: &str, mfa_in_context: Option<bool>) -> pb::CheckRequest {
-    let s = |v: &str| prost_types::Value {
-        kind: Some(Kind::StringValue(v.into())),
-    };
-    let mut fields = std::collections::BTreeMap::new();
-    fields.insert("aws:SourceIp".to_owned(), s("10.1.2.3"));
-    fields.insert("aws:RequestTag/Environment".to_owned(), s("production"));
-    if let Some(m) = mfa_in_context {
-        fields.insert(
-            "aws:MultiFactorAuthPresent".to_owned(),
-            prost_types::Value {
-                kind: Some(Kind::BoolValue(m)),
-            },
-        );
-    }
     pb::CheckRequest {
         subject: Some(pb::Subject {
             token: token.to_owned(),
             ..Default::default()
         }),
-        action: "s3:GetObject".into(),
-        resource: Some(pb::Resource {
-            id: "arn:aws:s3:::my-bucket/data/report.csv".into(),
-            ..Default::default()
-        }),
-        context: Some(prost_types::Struct { fields }),
-        request_id: String::new(),
+        ..common::readme_request(mfa_in_context)
     }
 }
 
@@ -262,18 +246,7 @@ async fn every_bad_token_is_an_invalid_identity_deny() {
 
 #[tokio::test]
 async fn tokens_never_reach_the_log() {
-    let jwks = fixture("jwks.json");
-    let server = common::start_pdp(
-        [
-            "--issuer",
-            ISSUER,
-            "--audience",
-            AUDIENCE,
-            "--jwks",
-            jwks.to_str().unwrap(),
-        ],
-        &[("PDP_LOG", "debug")],
-    );
+    let server = start_with_env(&[("PDP_LOG", "debug")]);
     let good = rs256(&claims(json!({})));
     let expired = rs256(&claims(json!({"exp": now() - 3600})));
     let mut tagged = request(&good, None);

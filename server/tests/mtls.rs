@@ -12,7 +12,6 @@ use std::process::Command;
 
 use pb::authorization_service_client::AuthorizationServiceClient;
 use pdp_proto::v1 as pb;
-use prost_types::value::Kind;
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, Issuer, KeyPair, SanType};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 
@@ -100,32 +99,7 @@ async fn client(
 }
 
 fn readme_request() -> pb::CheckRequest {
-    let s = |v: &str| prost_types::Value {
-        kind: Some(Kind::StringValue(v.into())),
-    };
-    let mut fields = std::collections::BTreeMap::new();
-    fields.insert("aws:SourceIp".to_owned(), s("10.1.2.3"));
-    fields.insert("aws:RequestTag/Environment".to_owned(), s("production"));
-    fields.insert(
-        "aws:MultiFactorAuthPresent".to_owned(),
-        prost_types::Value {
-            kind: Some(Kind::BoolValue(true)),
-        },
-    );
-    pb::CheckRequest {
-        subject: Some(pb::Subject {
-            id: "alice".into(),
-            roles: vec!["ApplicationRole".into()],
-            ..Default::default()
-        }),
-        action: "s3:GetObject".into(),
-        resource: Some(pb::Resource {
-            id: "arn:aws:s3:::my-bucket/data/report.csv".into(),
-            ..Default::default()
-        }),
-        context: Some(prost_types::Struct { fields }),
-        request_id: String::new(),
-    }
+    common::readme_request(Some(true))
 }
 
 #[tokio::test]

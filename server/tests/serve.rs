@@ -84,29 +84,9 @@ fn context(pairs: &[(&str, prost_types::Value)]) -> Option<prost_types::Struct> 
     })
 }
 
-/// The README's example request.
+/// The README's example request, with or without MFA in the context.
 fn readme_request(mfa: bool) -> pb::CheckRequest {
-    let mut ctx = vec![
-        ("aws:SourceIp", s("10.1.2.3")),
-        ("aws:RequestTag/Environment", s("production")),
-    ];
-    if mfa {
-        ctx.push(("aws:MultiFactorAuthPresent", b(true)));
-    }
-    pb::CheckRequest {
-        subject: Some(pb::Subject {
-            id: "alice".into(),
-            roles: vec!["ApplicationRole".into()],
-            ..Default::default()
-        }),
-        action: "s3:GetObject".into(),
-        resource: Some(pb::Resource {
-            id: "arn:aws:s3:::my-bucket/data/report.csv".into(),
-            ..Default::default()
-        }),
-        context: context(&ctx),
-        request_id: String::new(),
-    }
+    common::readme_request(mfa.then_some(true))
 }
 
 #[tokio::test]

@@ -82,3 +82,40 @@ where
         log,
     }
 }
+
+/// The README's example request: alice in ApplicationRole reading her data from the
+/// corporate network, with `aws:MultiFactorAuthPresent` set to `mfa` (absent when `None`).
+pub fn readme_request(mfa: Option<bool>) -> pdp_proto::v1::CheckRequest {
+    use pdp_proto::v1 as pb;
+    use prost_types::value::Kind;
+    let value = |kind| prost_types::Value { kind: Some(kind) };
+    let mut fields = std::collections::BTreeMap::new();
+    fields.insert(
+        "aws:SourceIp".to_owned(),
+        value(Kind::StringValue("10.1.2.3".into())),
+    );
+    fields.insert(
+        "aws:RequestTag/Environment".to_owned(),
+        value(Kind::StringValue("production".into())),
+    );
+    if let Some(m) = mfa {
+        fields.insert(
+            "aws:MultiFactorAuthPresent".to_owned(),
+            value(Kind::BoolValue(m)),
+        );
+    }
+    pb::CheckRequest {
+        subject: Some(pb::Subject {
+            id: "alice".into(),
+            roles: vec!["ApplicationRole".into()],
+            ..Default::default()
+        }),
+        action: "s3:GetObject".into(),
+        resource: Some(pb::Resource {
+            id: "arn:aws:s3:::my-bucket/data/report.csv".into(),
+            ..Default::default()
+        }),
+        context: Some(prost_types::Struct { fields }),
+        request_id: String::new(),
+    }
+}
