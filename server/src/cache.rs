@@ -4,17 +4,17 @@
 //! that proved the subject's identity; decisions that read the clock are not cached. Bounded
 //! in bytes.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pdp_engine::{Request, Scalar, Value};
 use pdp_proto::v1 as pb;
 
-/// A cached response and how long it may be served.
+/// A cached response, when it was cached and how long it may be served.
 #[derive(Debug, Clone)]
 struct Entry {
     response: Arc<pb::CheckResponse>,
+    inserted: Instant,
     lifetime: Duration,
 }
 
@@ -31,14 +31,10 @@ impl moka::Expiry<Vec<u8>, Entry> for EntryExpiry {
     }
 }
 
-/// Decision cache with hit and miss counts.
+/// Decision cache.
 pub struct DecisionCache {
     cache: moka::sync::Cache<Vec<u8>, Entry>,
     ttl: Duration,
-    /// Lookups answered from the cache.
-    pub hits: AtomicU64,
-    /// Lookups that had to decide.
-    pub misses: AtomicU64,
 }
 
 impl std::fmt::Debug for DecisionCache {
@@ -64,42 +60,36 @@ impl DecisionCache {
                 .expire_after(EntryExpiry)
                 .build(),
             ttl,
-            hits: AtomicU64::new(0),
-            misses: AtomicU64::new(0),
         }
     }
 
-    /// The TTL entries get.
-    pub fn ttl(&self) -> Duration {
-        self.ttl
-    }
-
-    /// A cached response for `key`.
-    pub fn get(&self, key: &[u8]) -> Option<Arc<pb::CheckResponse>> {
-        let hit = self.cache.get(key).map(|e| e.response);
-        let counter = if hit.is_some() {
-            &self.hits
-        } else {
-            &self.misses
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
-        hit
+    /// A cached response for `key` and how much longer it may be served.
+    pub fn get(&self, key: &[u8]) -> Option<(Arc<pb::CheckResponse>, Duration)> {
+        self.cache
+            .get(key)
+            .map(|e| (e.response, e.lifetime.saturating_sub(e.inserted.elapsed())))
     }
 
     /// Caches a response for at most the TTL and at most `limit` (e.g. until the token
-    /// expires).
-    pub fn insert(&self, key: Vec<u8>, response: pb::CheckResponse, limit: Option<Duration>) {
+    /// expires), and says for how long (zero: not cached).
+    pub fn insert(
+        &self,
+        key: Vec<u8>,
+        response: pb::CheckResponse,
+        limit: Option<Duration>,
+    ) -> Duration {
         let lifetime = limit.map_or(self.ttl, |l| l.min(self.ttl));
-        if lifetime.is_zero() {
-            return;
+        if !lifetime.is_zero() {
+            self.cache.insert(
+                key,
+                Entry {
+                    response: Arc::new(response),
+                    inserted: Instant::now(),
+                    lifetime,
+                },
+            );
         }
-        self.cache.insert(
-            key,
-            Entry {
-                response: Arc::new(response),
-                lifetime,
-            },
-        );
+        lifetime
     }
 }
 

@@ -480,3 +480,49 @@ fn header_alg(token: &str) -> Result<String, IdentityError> {
         .map(str::to_owned)
         .ok_or_else(|| IdentityError::Malformed("the header has no `alg`".into()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> std::path::PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures")
+            .join(name)
+    }
+
+    fn token(exp: i64) -> Result<String, Box<dyn std::error::Error>> {
+        let pem = std::fs::read(fixture("rsa.pem"))?;
+        let mut header = jsonwebtoken::Header::new(Algorithm::RS256);
+        header.kid = Some("rsa-1".into());
+        let claims = serde_json::json!({"sub": "alice", "exp": exp});
+        Ok(jsonwebtoken::encode(
+            &header,
+            &claims,
+            &jsonwebtoken::EncodingKey::from_rsa_pem(&pem)?,
+        )?)
+    }
+
+    #[test]
+    fn a_cached_token_still_expires_on_time() -> Result<(), Box<dyn std::error::Error>> {
+        let config = IdentityConfig {
+            leeway_secs: 0,
+            ..IdentityConfig::default()
+        };
+        let verifier = Verifier::from_jwks_file(&fixture("jwks.json"), config)?;
+        let now = chrono::Utc::now().timestamp();
+        let t = token(now + 60)?;
+        assert_eq!(
+            verifier.verify(&t, now).map(|v| v.id.clone()),
+            Ok("alice".to_owned())
+        );
+        // Served from the cache while valid...
+        assert!(verifier.verify(&t, now + 59).is_ok());
+        // ...and refused once past `exp`, without another signature check.
+        assert_eq!(
+            verifier.verify(&t, now + 61).err(),
+            Some(IdentityError::Expired)
+        );
+        Ok(())
+    }
+}

@@ -362,3 +362,20 @@ async fn keys_from_a_url_are_fetched_again_when_a_token_names_an_unknown_key() {
     );
     assert!(fetches.load(std::sync::atomic::Ordering::SeqCst) >= 2);
 }
+
+#[tokio::test]
+async fn cached_decisions_never_outlive_the_token() {
+    let server = start();
+    // Without MFA the token's facts do not change by the second, so both tokens below make
+    // the same cache key: the second call is answered from the entry the first one cached.
+    let (iat, exp) = (now() - 10, now() + 4);
+    let long = rs256(&claims(json!({"amr": ["pwd"], "iat": iat})));
+    // The decision cache TTL is 10 s by default; this token expires in 4.
+    let short = rs256(&claims(json!({"amr": ["pwd"], "iat": iat, "exp": exp})));
+    let first = check(&server, request(&long, None)).await;
+    assert_eq!(first.ttl.map_or(-1, |d| d.seconds), 10, "{}", first.message);
+    let second = check(&server, request(&short, None)).await;
+    assert_eq!(second.decision(), first.decision(), "{}", second.message);
+    let ttl = second.ttl.map_or(-1, |d| d.seconds);
+    assert!((1..=4).contains(&ttl), "ttl {ttl}");
+}

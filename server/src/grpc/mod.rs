@@ -162,29 +162,27 @@ impl Authorizer {
                 false,
             ));
         };
+        // A decision is served no longer than the token that proved the identity lives.
+        let token_life = token_expires_at.map(|exp| {
+            std::time::Duration::from_secs(
+                u64::try_from(exp.saturating_sub(now.timestamp())).unwrap_or(0),
+            )
+        });
+        let ttl = |life: std::time::Duration| prost_types::Duration::try_from(life).ok();
         let key = crate::cache::key(set.revision(), &request);
-        if let Some(hit) = cache.get(&key) {
+        if let Some((hit, remaining)) = cache.get(&key) {
+            // The entry may have been cached for a token that outlives this one.
             let mut response = (*hit).clone();
             response.decision_id = decision_id();
+            response.ttl = ttl(token_life.map_or(remaining, |l| l.min(remaining)));
             return Ok(logged(response, &request, true));
         }
         let decision = set.decide(&request);
         let mut response = convert::response(&decision, decision_id());
         if !decision.time_dependent {
-            // Never beyond the token that proved the identity.
-            let limit = token_expires_at.map(|exp| {
-                std::time::Duration::from_secs(
-                    u64::try_from(exp.saturating_sub(now.timestamp())).unwrap_or(0),
-                )
-            });
-            let lifetime = limit.map_or(cache.ttl(), |l| l.min(cache.ttl()));
-            response.ttl = Some(prost_types::Duration {
-                seconds: i64::try_from(lifetime.as_secs()).unwrap_or(0),
-                nanos: 0,
-            });
             let mut cached = response.clone();
             cached.decision_id.clear();
-            cache.insert(key, cached, limit);
+            response.ttl = ttl(cache.insert(key, cached, token_life));
         }
         Ok(logged(response, &request, false))
     }
