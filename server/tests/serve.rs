@@ -586,9 +586,10 @@ async fn calls_over_the_concurrency_limit_are_refused_not_queued() {
         ..Default::default()
     };
     // Short calls, one at a time, for as long as the long one runs. Should a short call take
-    // the only slot first, the long one is refused itself: try again.
+    // the only slot first, the long one is refused itself; should the long one finish before
+    // a short call is refused (a busy machine can schedule it so): try again.
     let mut refused = 0;
-    for _attempt in 0..5 {
+    for _attempt in 0..10 {
         let mut long = c.clone();
         let request = batch.clone();
         let long_call = tokio::spawn(async move { long.check_batch(request).await });
@@ -609,7 +610,9 @@ async fn calls_over_the_concurrency_limit_are_refused_not_queued() {
             Ok(long) => {
                 assert_eq!(long.into_inner().responses.len(), 5000);
                 refused = shed;
-                break;
+                if refused > 0 {
+                    break;
+                }
             }
             Err(e) => assert_eq!(e.code(), tonic::Code::ResourceExhausted, "{e:?}"),
         }
