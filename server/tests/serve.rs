@@ -46,6 +46,24 @@ async fn eventually(mut check: impl AsyncFnMut() -> bool) -> bool {
     false
 }
 
+/// `pdp serve` on a copy of the example policies that it does not watch.
+fn start_unwatched() -> (tempfile::TempDir, Server) {
+    let dir = copy_policies();
+    let server = start(&[
+        "--policies",
+        dir.path().to_str().unwrap(),
+        "--watch",
+        "false",
+    ]);
+    (dir, server)
+}
+
+async fn admin(server: &Server) -> pb::admin_service_client::AdminServiceClient<Channel> {
+    pb::admin_service_client::AdminServiceClient::connect(format!("http://{}", server.addr))
+        .await
+        .unwrap()
+}
+
 async fn client(server: &Server) -> AuthorizationServiceClient<Channel> {
     let url = format!("http://{}", server.addr);
     for _ in 0..50 {
@@ -376,10 +394,7 @@ async fn policy_changes_are_picked_up_and_broken_sets_never_replace_the_serving_
         .any(|l| l.contains("invalid JSON")));
 
     // The admin service reports the rejection with its problems.
-    let mut admin =
-        pb::admin_service_client::AdminServiceClient::connect(format!("http://{}", server.addr))
-            .await
-            .unwrap();
+    let mut admin = admin(&server).await;
     let status = admin
         .status(pb::StatusRequest {})
         .await
@@ -402,20 +417,11 @@ async fn policy_changes_are_picked_up_and_broken_sets_never_replace_the_serving_
 
 #[tokio::test]
 async fn the_admin_service_reloads_on_demand() {
-    let dir = copy_policies();
-    let server = start(&[
-        "--policies",
-        dir.path().to_str().unwrap(),
-        "--watch",
-        "false",
-    ]);
+    let (dir, server) = start_unwatched();
     let mut c = client(&server).await;
     let before = c.check(readme_request(true)).await.unwrap().into_inner();
     without_read(dir.path());
-    let mut admin =
-        pb::admin_service_client::AdminServiceClient::connect(format!("http://{}", server.addr))
-            .await
-            .unwrap();
+    let mut admin = admin(&server).await;
     let outcome = admin
         .reload(pb::ReloadRequest {})
         .await
@@ -438,13 +444,7 @@ async fn the_admin_service_reloads_on_demand() {
 #[cfg(unix)]
 #[tokio::test]
 async fn sighup_reloads_when_watching_is_off() {
-    let dir = copy_policies();
-    let server = start(&[
-        "--policies",
-        dir.path().to_str().unwrap(),
-        "--watch",
-        "false",
-    ]);
+    let (dir, server) = start_unwatched();
     let mut c = client(&server).await;
     let before = c.check(readme_request(true)).await.unwrap().into_inner();
     without_read(dir.path());
