@@ -77,9 +77,9 @@ measure() {
 }
 
 empty=$(measure empty 50061 "$bin/empty-server" 127.0.0.1:50061)
-pdp=$(measure pdp 50062 "$bin/pdp" serve --listen 127.0.0.1:50062 --decision-cache off)
+pdp=$(measure pdp 50062 "$bin/pdp" serve --http-listen off --listen 127.0.0.1:50062 --decision-cache off)
 FRAME=$work/check-token.bin
-token=$(measure pdp-token 50063 "$bin/pdp" serve --listen 127.0.0.1:50063 --decision-cache off \
+token=$(measure pdp-token 50063 "$bin/pdp" serve --http-listen off --listen 127.0.0.1:50063 --decision-cache off \
   --jwks server/tests/fixtures/jwks.json --issuer https://idp.example.test --audience pdp)
 
 echo "calls: $N per server, $C connections x $M streams; latency: $LAT_N calls at 1 in flight"

@@ -161,6 +161,11 @@ impl Context {
         Context(kept)
     }
 
+    /// Keeps only the entries for which `keep` is true.
+    pub fn retain(&mut self, mut keep: impl FnMut(&str, &Value) -> bool) {
+        self.0.retain(|(k, v)| keep(k, v));
+    }
+
     /// Builder form of [`Context::insert`].
     #[must_use]
     pub fn with(mut self, key: impl Into<String>, value: impl Into<Value>) -> Self {

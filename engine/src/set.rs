@@ -582,6 +582,18 @@ impl PolicySet {
         &self.revision
     }
 
+    /// Whether any condition reads the context key `name` (case-insensitive), as its key or
+    /// in a policy variable. Walks every statement: callers keep the answer per revision.
+    pub fn reads_context_key(&self, name: &str) -> bool {
+        self.statements.iter().any(|s| {
+            s.conditions.iter().any(|c| {
+                c.keys().iter().any(
+                    |k| matches!(k, crate::keys::Key::Context(n) if n.eq_ignore_ascii_case(name)),
+                )
+            })
+        })
+    }
+
     /// The number of statements.
     pub fn statement_count(&self) -> usize {
         self.statements.len()

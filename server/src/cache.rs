@@ -93,16 +93,18 @@ impl DecisionCache {
     }
 }
 
-/// The canonical key of a request decided by a set of `revision`: every field the decision
+/// The canonical key of a request decided by a set of `revision` with the subject's,
+/// session's and device's signal `generation` (a signal makes older entries unreachable): every field the decision
 /// can depend on, length-prefixed, with roles sorted and context keys in a case-insensitive
 /// order (as the engine compares them).
-pub fn key(revision: &str, r: &Request) -> Vec<u8> {
+pub fn key(revision: &str, generation: u64, r: &Request) -> Vec<u8> {
     let mut out = Vec::with_capacity(256);
     let mut put = |bytes: &[u8]| {
         out.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
         out.extend_from_slice(bytes);
     };
     put(revision.as_bytes());
+    put(&generation.to_le_bytes());
     put(r.subject.id.as_bytes());
     let mut roles: Vec<&str> = r.subject.roles.iter().map(String::as_str).collect();
     roles.sort_unstable();
@@ -173,16 +175,26 @@ mod tests {
 
     #[test]
     fn keys_ignore_role_and_context_order_but_nothing_else() {
-        let a = key("r1", &req(&["A", "B"], &[("x", "1"), ("Y", "2")]));
-        let b = key("r1", &req(&["B", "A"], &[("y", "2"), ("X", "1")]));
+        let a = key("r1", 0, &req(&["A", "B"], &[("x", "1"), ("Y", "2")]));
+        let b = key("r1", 0, &req(&["B", "A"], &[("y", "2"), ("X", "1")]));
         assert_eq!(a, b);
-        assert_ne!(a, key("r2", &req(&["A", "B"], &[("x", "1"), ("Y", "2")])));
-        assert_ne!(a, key("r1", &req(&["A"], &[("x", "1"), ("Y", "2")])));
-        assert_ne!(a, key("r1", &req(&["A", "B"], &[("x", "1"), ("Y", "3")])));
+        assert_ne!(
+            a,
+            key("r1", 7, &req(&["A", "B"], &[("x", "1"), ("Y", "2")]))
+        );
+        assert_ne!(
+            a,
+            key("r2", 0, &req(&["A", "B"], &[("x", "1"), ("Y", "2")]))
+        );
+        assert_ne!(a, key("r1", 0, &req(&["A"], &[("x", "1"), ("Y", "2")])));
+        assert_ne!(
+            a,
+            key("r1", 0, &req(&["A", "B"], &[("x", "1"), ("Y", "3")]))
+        );
         // Length prefixes keep field boundaries: "ab" + "c" differs from "a" + "bc".
         assert_ne!(
-            key("r", &req(&["ab", "c"], &[])),
-            key("r", &req(&["a", "bc"], &[]))
+            key("r", 0, &req(&["ab", "c"], &[])),
+            key("r", 0, &req(&["a", "bc"], &[]))
         );
     }
 

@@ -404,6 +404,54 @@ fn serve(config: &crate::config::ServeConfig) -> u8 {
     };
     let trust = config.trust.clone();
     let max_batch_items = config.max_batch_items;
+    let signals = match crate::signals::shared::Signals::new(&config.signals) {
+        Ok(s) => std::sync::Arc::new(s),
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    let ssf = if config.transmitters.is_empty() {
+        None
+    } else {
+        let mut transmitters = Vec::new();
+        for t in &config.transmitters {
+            let keys = std::fs::read_to_string(&t.jwks)
+                .map_err(|e| e.to_string())
+                .and_then(|text| serde_json::from_str(&text).map_err(|e| e.to_string()));
+            match keys {
+                Ok(keys) => transmitters.push(crate::signals::ssf::Transmitter {
+                    issuer: t.issuer.clone(),
+                    audience: t.audience.clone(),
+                    keys,
+                }),
+                Err(e) => {
+                    eprintln!(
+                        "error: transmitter `{}`: cannot read the keys `{}`: {e}",
+                        t.issuer,
+                        t.jwks.display()
+                    );
+                    return EXIT_USAGE;
+                }
+            }
+        }
+        match crate::signals::ssf::SetVerifier::new(
+            transmitters,
+            config.set_max_age,
+            config.identity.roles_claims.clone(),
+            config.identity.tags_claim.clone(),
+        ) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                eprintln!("error: `signals.transmitters`: {e}");
+                return EXIT_USAGE;
+            }
+        }
+    };
+    let claims = (
+        config.identity.roles_claims.clone(),
+        config.identity.tags_claim.clone(),
+    );
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -439,20 +487,49 @@ fn serve(config: &crate::config::ServeConfig) -> u8 {
         let addr = listener
             .local_addr()
             .map_or_else(|_| listen.to_string(), |a| a.to_string());
+        let http = match config.http_listen {
+            Some(a) => match tokio::net::TcpListener::bind(a).await {
+                Ok(l) => Some(l),
+                Err(e) => {
+                    eprintln!("error: cannot listen for HTTP on {a}: {e}");
+                    return EXIT_SERVE;
+                }
+            },
+            None => None,
+        };
+        signals.start(std::time::Duration::from_secs(2)).await;
         eprintln!(
-            "pdp: serving pdp.v1 on {addr}{} (policies `{}`, revision {}, {} statements)",
+            "pdp: serving pdp.v1 on {addr}{} (policies `{}`, revision {}, {} statements; signals {}){}",
             if tls.is_some() { " over TLS" } else { "" },
             dir.display(),
             set.revision(),
-            set.statement_count()
+            set.statement_count(),
+            signals.kind(),
+            http.as_ref()
+                .and_then(|l| l.local_addr().ok())
+                .map(|a| format!(", HTTP on {a}"))
+                .unwrap_or_default()
         );
         let state = std::sync::Arc::new(crate::grpc::State {
             verifier,
             cache,
             trust,
             policies: Some(dir.to_path_buf()),
+            signals,
+            ssf,
+            claims,
             ..crate::grpc::State::new(set, max_batch_items)
         });
+        if let Some(listener) = http {
+            let state = state.clone();
+            tokio::spawn(async move {
+                if let Err(e) =
+                    crate::http::serve(listener, state, std::future::pending()).await
+                {
+                    tracing::error!("the HTTP port stopped: {e}");
+                }
+            });
+        }
         if let Some((url, every, gap)) = &config.jwks_url {
             crate::jwks::spawn_refresher(state.clone(), url.clone(), *every, *gap);
         }

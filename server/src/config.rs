@@ -122,6 +122,29 @@ pub struct ServeArgs {
         value_delimiter = ','
     )]
     pub check_callers: Option<Vec<String>>,
+    /// The address of the HTTP port (SSF push delivery, health), or `off` [default:
+    /// 127.0.0.1:8180].
+    #[arg(long, env = "PDP_HTTP_LISTEN")]
+    pub http_listen: Option<String>,
+    /// Where signals live: `memory` (this replica only) or a `redis://` URL shared by
+    /// replicas [default: memory].
+    #[arg(long, env = "PDP_SIGNALS")]
+    pub signals: Option<String>,
+    /// Deny sensitive actions once the shared signal store has been out of reach this many
+    /// milliseconds [default: 10000].
+    #[arg(long, env = "PDP_SIGNALS_STALE_AFTER_MS")]
+    pub signals_stale_after_ms: Option<u64>,
+    /// Sensitive actions (`service:Action` patterns; repeatable; comma-separated in the
+    /// variable) [default: iam:*, *:Delete*].
+    #[arg(
+        long = "sensitive-action",
+        env = "PDP_SENSITIVE_ACTIONS",
+        value_delimiter = ','
+    )]
+    pub sensitive_actions: Option<Vec<String>>,
+    /// Raise a subject's risk when it accumulates denies or sensitive actions [default: off].
+    #[arg(long, value_enum, env = "PDP_DETECTION")]
+    pub detection: Option<Switch>,
 }
 
 /// The TOML file, as written.
@@ -142,6 +165,48 @@ pub struct FileConfig {
     tls: FileTls,
     #[serde(default)]
     trust: FileTrust,
+    http_listen: Option<String>,
+    #[serde(default)]
+    signals: FileSignals,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileSignals {
+    store: Option<String>,
+    redis_prefix: Option<String>,
+    stale_after_ms: Option<u64>,
+    sensitive_actions: Option<Vec<String>>,
+    retention_secs: Option<u64>,
+    max_entries: Option<usize>,
+    set_max_age_secs: Option<u64>,
+    #[serde(default)]
+    detection: FileDetection,
+    #[serde(default)]
+    transmitters: Vec<FileTransmitter>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileDetection {
+    enabled: Option<bool>,
+    window_secs: Option<u64>,
+    max_denies: Option<u32>,
+    max_sensitive: Option<u32>,
+    raise_to: Option<String>,
+    hold_secs: Option<u64>,
+}
+
+/// An SSF transmitter allowed to push signed events.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileTransmitter {
+    /// The SETs' `iss`.
+    pub issuer: String,
+    /// The `aud` the SETs must carry (this PDP).
+    pub audience: String,
+    /// The transmitter's signing keys (a JWKS file).
+    pub jwks: PathBuf,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -214,6 +279,14 @@ pub struct ServeConfig {
     pub tls: Option<(PathBuf, PathBuf, Option<PathBuf>)>,
     /// Which callers may assert subjects.
     pub trust: crate::trust::TrustPolicy,
+    /// The HTTP port's address; `None`: off.
+    pub http_listen: Option<SocketAddr>,
+    /// How signals are kept and shared.
+    pub signals: crate::signals::shared::SignalsConfig,
+    /// SSF transmitters.
+    pub transmitters: Vec<FileTransmitter>,
+    /// Oldest SET accepted (and how long `jti`s are remembered).
+    pub set_max_age: Duration,
 }
 
 impl ServeConfig {
@@ -360,6 +433,31 @@ impl ServeConfig {
                 Duration::from_secs(gap),
             )
         });
+        let http_listen = match args.http_listen.as_ref().or(file.http_listen.as_ref()) {
+            Some(text) if text == "off" => None,
+            Some(text) => text
+                .parse()
+                .map_err(|e| {
+                    problems.push(format!(
+                        "`http_listen`: `{text}` is not an address or `off`: {e}"
+                    ))
+                })
+                .ok(),
+            None => DEFAULT_HTTP_LISTEN.parse().ok(),
+        };
+        let signals = signals_config(args, &file.signals, &mut problems);
+        for (i, t) in file.signals.transmitters.iter().enumerate() {
+            if t.issuer.is_empty() || t.audience.is_empty() {
+                problems.push(format!(
+                    "`signals.transmitters[{i}]`: `issuer` and `audience` may not be empty"
+                ));
+            }
+        }
+        let set_max_age = Duration::from_secs(positive(
+            "signals.set_max_age_secs",
+            file.signals.set_max_age_secs.unwrap_or(3600),
+            &mut problems,
+        ));
         let (Some(listen), true) = (listen, problems.is_empty()) else {
             return Err(problems);
         };
@@ -383,7 +481,97 @@ impl ServeConfig {
             },
             tls,
             trust,
+            http_listen,
+            signals,
+            transmitters: file.signals.transmitters,
+            set_max_age,
         })
+    }
+}
+
+/// Default HTTP listen address: loopback only.
+pub const DEFAULT_HTTP_LISTEN: &str = "127.0.0.1:8180";
+
+fn signals_config(
+    args: &ServeArgs,
+    file: &FileSignals,
+    problems: &mut Vec<String>,
+) -> crate::signals::shared::SignalsConfig {
+    use crate::signals::detect::DetectionRule;
+    use crate::signals::shared::SignalsConfig;
+    let defaults = SignalsConfig::default();
+    let redis = match args.signals.as_ref().or(file.store.as_ref()) {
+        None => None,
+        Some(s) if s == "memory" => None,
+        Some(s) if s.starts_with("redis://") || s.starts_with("rediss://") => Some(s.clone()),
+        Some(s) => {
+            problems.push(format!(
+                "`signals.store`: `{s}` is neither `memory` nor a `redis://` URL"
+            ));
+            None
+        }
+    };
+    let stale_after_ms = args
+        .signals_stale_after_ms
+        .or(file.stale_after_ms)
+        .unwrap_or(10_000);
+    if stale_after_ms == 0 {
+        problems.push("`signals.stale_after_ms` must be greater than 0".into());
+    }
+    let sensitive_actions = args
+        .sensitive_actions
+        .clone()
+        .or(file.sensitive_actions.clone())
+        .unwrap_or(defaults.sensitive_actions);
+    for a in &sensitive_actions {
+        if !a.contains(':') && a != "*" {
+            problems.push(format!(
+                "`signals.sensitive_actions`: `{a}` is not a `service:Action` pattern"
+            ));
+        }
+    }
+    let d = &file.detection;
+    let enabled = match args.detection {
+        Some(s) => s == Switch::On,
+        None => d.enabled.unwrap_or(false),
+    };
+    let raise_to = d.raise_to.as_deref().unwrap_or("high");
+    let raise_to = crate::signals::RiskLevel::parse(raise_to).unwrap_or_else(|| {
+        problems.push(format!(
+            "`signals.detection.raise_to`: `{raise_to}` is not low, medium or high"
+        ));
+        crate::signals::RiskLevel::High
+    });
+    let rule = DetectionRule {
+        window: Duration::from_secs(d.window_secs.unwrap_or(60).max(1)),
+        max_denies: d.max_denies.unwrap_or(20),
+        max_sensitive: d.max_sensitive.unwrap_or(10),
+        raise_to,
+        hold: Duration::from_secs(d.hold_secs.unwrap_or(900)),
+    };
+    if enabled && rule.max_denies == 0 && rule.max_sensitive == 0 {
+        problems.push(
+            "`signals.detection`: `max_denies` and `max_sensitive` are both 0, nothing is counted"
+                .into(),
+        );
+    }
+    let store = crate::signals::store::StoreConfig {
+        max_entries: file.max_entries.unwrap_or(defaults.store.max_entries),
+        retention_secs: i64::try_from(file.retention_secs.unwrap_or(86_400)).unwrap_or(i64::MAX),
+        ..defaults.store
+    };
+    if store.max_entries == 0 || store.retention_secs == 0 {
+        problems.push(
+            "`signals.max_entries` and `signals.retention_secs` must be greater than 0".into(),
+        );
+    }
+    SignalsConfig {
+        store,
+        redis,
+        redis_prefix: file.redis_prefix.clone().unwrap_or(defaults.redis_prefix),
+        stale_after: Duration::from_millis(stale_after_ms),
+        sensitive_actions,
+        detection: enabled.then_some(rule),
     }
 }
 

@@ -149,6 +149,8 @@ pub struct Verified {
     pub issued_at: Option<i64>,
     /// `exp`, epoch seconds.
     pub expires_at: i64,
+    /// `sid`: the session the token belongs to.
+    pub session: Option<String>,
 }
 
 impl Verified {
@@ -177,10 +179,10 @@ impl Verified {
     }
 }
 
-struct Key {
-    decoding: DecodingKey,
+pub(crate) struct Key {
+    pub(crate) decoding: DecodingKey,
     /// Algorithms this key may verify: its family, narrowed to its `alg` when the JWK pins one.
-    algorithms: Vec<Algorithm>,
+    pub(crate) algorithms: Vec<Algorithm>,
 }
 
 /// Verifies tokens.
@@ -206,7 +208,7 @@ impl std::fmt::Debug for Verifier {
     }
 }
 
-fn is_symmetric(a: Algorithm) -> bool {
+pub(crate) fn is_symmetric(a: Algorithm) -> bool {
     matches!(a, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512)
 }
 
@@ -263,7 +265,10 @@ impl Verifier {
     }
 }
 
-fn build_keys(set: &JwkSet, config: &IdentityConfig) -> Result<HashMap<String, Key>, KeysError> {
+pub(crate) fn build_keys(
+    set: &JwkSet,
+    config: &IdentityConfig,
+) -> Result<HashMap<String, Key>, KeysError> {
     {
         let invalid = |message: String| KeysError::Invalid {
             path: String::new(),
@@ -456,12 +461,17 @@ impl Verifier {
             auth_time: c.get("auth_time").and_then(serde_json::Value::as_i64),
             issued_at: c.get("iat").and_then(serde_json::Value::as_i64),
             expires_at,
+            session: c
+                .get("sid")
+                .and_then(serde_json::Value::as_str)
+                .filter(|s| !s.is_empty() && s.len() <= crate::signals::MAX_FIELD_BYTES)
+                .map(str::to_owned),
         })
     }
 }
 
 /// The header's `alg`, read before the library parses it, so that `none` gets its own answer.
-fn header_alg(token: &str) -> Result<String, IdentityError> {
+pub(crate) fn header_alg(token: &str) -> Result<String, IdentityError> {
     let mut parts = token.split('.');
     let (Some(header), Some(_), Some(_), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())

@@ -124,7 +124,8 @@ pub async fn reload(dir: &std::path::Path, state: &State, stats: &ReloadStats) -
                     "policy set reloaded"
                 );
                 let revision = set.revision().to_owned();
-                state.set.store(Arc::new(set));
+                state.set_policies(set);
+                state.signals.store.policy_changed(&revision);
                 stats.reloads.fetch_add(1, Ordering::Relaxed);
                 Outcome {
                     accepted: true,

@@ -70,11 +70,41 @@ pub async fn serve(
             .register_encoded_file_descriptor_set(pdp_proto::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
     };
+    // `pdp.v1.SignalService` is NOT_SERVING while the shared signal store is stale.
+    let signals = state.signals.clone();
+    let reporter = health_reporter.clone();
+    tokio::spawn(async move {
+        let mut was_stale = None;
+        loop {
+            let stale = signals.stale();
+            if was_stale != Some(stale) {
+                if stale {
+                    reporter
+                        .set_not_serving::<pb::signal_service_server::SignalServiceServer<
+                            crate::grpc::signals::SignalService,
+                        >>()
+                        .await;
+                } else {
+                    reporter
+                        .set_serving::<pb::signal_service_server::SignalServiceServer<
+                            crate::grpc::signals::SignalService,
+                        >>()
+                        .await;
+                }
+                was_stale = Some(stale);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        }
+    });
     let reflection_v1 = reflection().build_v1()?;
     let reflection_v1alpha = reflection().build_v1alpha()?;
     let admin = pb::admin_service_server::AdminServiceServer::new(crate::grpc::admin::Admin::new(
         state.clone(),
     ));
+    let signal_service = pb::signal_service_server::SignalServiceServer::new(
+        crate::grpc::signals::SignalService::new(state.clone()),
+    )
+    .max_decoding_message_size(MAX_MESSAGE_BYTES);
     let authorization =
         pb::authorization_service_server::AuthorizationServiceServer::new(Authorizer::new(state))
             .max_decoding_message_size(MAX_MESSAGE_BYTES);
@@ -97,6 +127,7 @@ pub async fn serve(
         .add_service(reflection_v1alpha)
         .add_service(authorization)
         .add_service(admin)
+        .add_service(signal_service)
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
         .await?;
     Ok(())

@@ -321,7 +321,14 @@ fn serve_refuses_a_broken_policy_set() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("p.json"), "{broken").unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_pdp"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--policies"])
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "off",
+            "--policies",
+        ])
         .arg(dir.path())
         .output()
         .unwrap();
@@ -670,7 +677,7 @@ fn a_bad_configuration_file_is_refused_with_every_problem() {
     let config = dir.path().join("pdp.toml");
     std::fs::write(&config, "listen = \"127.0.0.1:0\"\nmax_batch_itemz = 3\n").unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_pdp"))
-        .args(["serve", "--config"])
+        .args(["serve", "--http-listen", "off", "--config"])
         .arg(&config)
         .output()
         .unwrap();

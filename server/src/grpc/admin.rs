@@ -37,6 +37,30 @@ impl Admin {
     }
 }
 
+fn signals_status(s: &crate::signals::shared::Signals) -> pb::SignalsStatus {
+    let (subjects, sessions, devices) = s.store.counts();
+    pb::SignalsStatus {
+        store: s.kind().to_owned(),
+        connected: s.connected(),
+        stale: s.stale(),
+        since_contact_ms: s
+            .since_contact()
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+        subjects: subjects as u64,
+        sessions: sessions as u64,
+        devices: devices as u64,
+        applied: s.store.applied(),
+        cursor: s.store.cursor(),
+        watchers: s.watchers.load(std::sync::atomic::Ordering::Relaxed),
+        verifications: s.verifications.load(std::sync::atomic::Ordering::Relaxed),
+        last_verification_state: s
+            .last_verification
+            .lock()
+            .map(|v| v.clone())
+            .unwrap_or_default(),
+    }
+}
+
 fn outcome(o: &Outcome) -> pb::ReloadOutcome {
     pb::ReloadOutcome {
         accepted: o.accepted,
@@ -72,6 +96,7 @@ impl pb::admin_service_server::AdminService for Admin {
             last_reload: last,
             reloads: reloads.reloads.load(std::sync::atomic::Ordering::Relaxed),
             rejected_reloads: reloads.failures.load(std::sync::atomic::Ordering::Relaxed),
+            signals: Some(signals_status(&self.state.signals)),
         }))
     }
 

@@ -284,9 +284,20 @@ pub fn response(d: &engine::Decision<'_>, decision_id: String) -> pb::CheckRespo
 
 /// A deny for an identity that could not be verified.
 pub fn invalid_identity(message: &str, revision: &str, decision_id: String) -> pb::CheckResponse {
+    refused(pb::Reason::InvalidIdentity, message, revision, decision_id)
+}
+
+/// A deny the PDP gives before any policy is consulted (the identity, or a signal), with a
+/// message saying why; never cached.
+pub fn refused(
+    reason: pb::Reason,
+    message: &str,
+    revision: &str,
+    decision_id: String,
+) -> pb::CheckResponse {
     pb::CheckResponse {
         decision: pb::Decision::Deny as i32,
-        reason: pb::Reason::InvalidIdentity as i32,
+        reason: reason as i32,
         decision_id,
         policy_revision: revision.to_owned(),
         ttl: Some(prost_types::Duration {
@@ -309,6 +320,24 @@ fn obligation(o: &engine::Obligation) -> pb::Obligation {
                 .map(|(k, v)| (k.clone(), json_to_value(v)))
                 .collect(),
         }),
+    }
+}
+
+/// A protobuf value as JSON (numbers that are not finite become `null`).
+pub fn value_to_json(v: &prost_types::Value) -> serde_json::Value {
+    use serde_json::Value as J;
+    match &v.kind {
+        None | Some(Kind::NullValue(_)) => J::Null,
+        Some(Kind::BoolValue(b)) => J::Bool(*b),
+        Some(Kind::NumberValue(n)) => serde_json::Number::from_f64(*n).map_or(J::Null, J::Number),
+        Some(Kind::StringValue(s)) => J::String(s.clone()),
+        Some(Kind::ListValue(l)) => J::Array(l.values.iter().map(value_to_json).collect()),
+        Some(Kind::StructValue(s)) => J::Object(
+            s.fields
+                .iter()
+                .map(|(k, v)| (k.clone(), value_to_json(v)))
+                .collect(),
+        ),
     }
 }
 

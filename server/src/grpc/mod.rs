@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod convert;
+pub mod signals;
 
 use std::sync::Arc;
 
@@ -10,6 +11,7 @@ use pdp_engine::PolicySet;
 use pdp_proto::v1 as pb;
 use tonic::{Request, Response, Status};
 
+use crate::signals::store::{Facts, Guard};
 use convert::{Limits, Parts};
 
 /// What every call reads.
@@ -34,6 +36,15 @@ pub struct State {
     pub policies: Option<std::path::PathBuf>,
     /// Reload outcomes.
     pub reloads: Arc<crate::reload::ReloadStats>,
+    /// Security signals: request facts, built-in guards, invalidations.
+    pub signals: Arc<crate::signals::shared::Signals>,
+    /// Whether the serving set reads `pdp:SessionAge` (a value that changes every second,
+    /// so it is only computed, and only splits cache keys, when a policy reads it).
+    pub reads_session_age: std::sync::atomic::AtomicBool,
+    /// Verifies SSF push deliveries; `None`: no transmitter configured.
+    pub ssf: Option<crate::signals::ssf::SetVerifier>,
+    /// Roles and tags claims, for `token-claims-change` signals.
+    pub claims: (Vec<String>, String),
 }
 
 /// The `AuthorizationService` implementation.
@@ -45,8 +56,14 @@ pub struct Authorizer {
 impl State {
     /// State serving `set` with the default limits and the system clock.
     pub fn new(set: PolicySet, max_batch_items: usize) -> Self {
+        let reads_session_age = set.reads_context_key(SESSION_AGE);
+        let identity = crate::identity::IdentityConfig::default();
         State {
             set: arc_swap::ArcSwap::from_pointee(set),
+            signals: Arc::new(crate::signals::shared::Signals::in_memory()),
+            reads_session_age: reads_session_age.into(),
+            ssf: None,
+            claims: (identity.roles_claims, identity.tags_claim),
             limits: convert::DEFAULT_LIMITS,
             max_batch_items,
             clock: None,
@@ -58,6 +75,19 @@ impl State {
         }
     }
 }
+
+impl State {
+    /// Serves `set` from now on.
+    pub fn set_policies(&self, set: PolicySet) {
+        self.reads_session_age.store(
+            set.reads_context_key(SESSION_AGE),
+            std::sync::atomic::Ordering::Release,
+        );
+        self.set.store(Arc::new(set));
+    }
+}
+
+const SESSION_AGE: &str = "pdp:SessionAge";
 
 impl Authorizer {
     /// A service deciding with `state`.
@@ -143,7 +173,28 @@ impl Authorizer {
                 .collect();
             request.context = kept;
         }
+        // Signal facts come from the PDP only, whoever the caller.
+        if request
+            .context
+            .iter()
+            .any(|(k, _)| k.len() > 4 && k[..4].eq_ignore_ascii_case("pdp:"))
+        {
+            request
+                .context
+                .retain(|k, _| !SIGNAL_KEYS.iter().any(|s| s.eq_ignore_ascii_case(k)));
+        }
         let token_expires_at = verified.as_ref().map(|v| v.expires_at);
+        let subject = parts.subject;
+        let session = verified
+            .as_ref()
+            .and_then(|v| v.session.clone())
+            .or_else(|| subject.map(|s| s.session_id.clone()))
+            .unwrap_or_default();
+        let device = subject.map_or("", |s| s.device_id.as_str());
+        let issued_at = match &verified {
+            Some(v) => v.issued_at.or(v.auth_time),
+            None => issue_time(&request.context),
+        };
         if let Some(v) = verified {
             request.subject = pdp_engine::Subject {
                 id: v.id.clone(),
@@ -154,10 +205,52 @@ impl Authorizer {
                 request.context.insert(key, value);
             }
         }
+        let signals = &self.state.signals;
+        let facts = signals.store.lookup(
+            &crate::signals::store::Query {
+                subject: &request.subject.id,
+                session: &session,
+                device,
+                issued_at,
+            },
+            now.timestamp(),
+        );
+        if let Some((guard, message)) = &facts.guard {
+            let reason = match guard {
+                Guard::SessionRevoked => pb::Reason::SessionRevoked,
+                Guard::CredentialChanged => pb::Reason::CredentialChanged,
+            };
+            tracing::debug!(reason = reason.as_str_name(), "{message}");
+            let response = convert::refused(reason, message, set.revision(), decision_id());
+            self.observe(&request, false, now);
+            return Ok(logged(response, &request, false));
+        }
+        if signals.stale() && signals.is_sensitive(&request.action) {
+            let response = convert::refused(
+                pb::Reason::SignalsStale,
+                "the signal store has been out of reach longer than the staleness bound, and this action is sensitive",
+                set.revision(),
+                decision_id(),
+            );
+            self.observe(&request, false, now);
+            return Ok(logged(response, &request, false));
+        }
+        apply_facts(&mut request, facts.clone(), &session, device);
+        if let Some(start) = issued_at.filter(|_| {
+            self.state
+                .reads_session_age
+                .load(std::sync::atomic::Ordering::Acquire)
+        }) {
+            request
+                .context
+                .insert(SESSION_AGE, now.timestamp().saturating_sub(start));
+        }
         request.now = self.state.clock;
         let Some(cache) = &self.state.cache else {
+            let decision = set.decide(&request);
+            self.observe(&request, decision.allowed, now);
             return Ok(logged(
-                convert::response(&set.decide(&request), decision_id()),
+                convert::response(&decision, decision_id()),
                 &request,
                 false,
             ));
@@ -169,15 +262,21 @@ impl Authorizer {
             )
         });
         let ttl = |life: std::time::Duration| prost_types::Duration::try_from(life).ok();
-        let key = crate::cache::key(set.revision(), &request);
+        let key = crate::cache::key(set.revision(), facts.generation, &request);
         if let Some((hit, remaining)) = cache.get(&key) {
             // The entry may have been cached for a token that outlives this one.
             let mut response = (*hit).clone();
             response.decision_id = decision_id();
             response.ttl = ttl(token_life.map_or(remaining, |l| l.min(remaining)));
+            self.observe(
+                &request,
+                response.decision == pb::Decision::Allow as i32,
+                now,
+            );
             return Ok(logged(response, &request, true));
         }
         let decision = set.decide(&request);
+        self.observe(&request, decision.allowed, now);
         let mut response = convert::response(&decision, decision_id());
         if !decision.time_dependent {
             let mut cached = response.clone();
@@ -185,6 +284,99 @@ impl Authorizer {
             response.ttl = ttl(cache.insert(key, cached, token_life));
         }
         Ok(logged(response, &request, false))
+    }
+}
+
+/// Context keys only the PDP sets (from signals and verified facts); callers' are dropped.
+const SIGNAL_KEYS: &[&str] = &[
+    "pdp:RiskLevel",
+    "pdp:RiskScore",
+    "pdp:DeviceCompliant",
+    "pdp:AssuranceLevel",
+    "pdp:AssuranceNamespace",
+    "pdp:SessionAge",
+    "pdp:SessionId",
+    "pdp:DeviceId",
+];
+
+/// `aws:TokenIssueTime` as epoch seconds (RFC 3339 in the context, as trusted callers send
+/// it).
+fn issue_time(context: &pdp_engine::Context) -> Option<i64> {
+    match context.get("aws:TokenIssueTime")? {
+        pdp_engine::Value::One(pdp_engine::Scalar::String(s)) => {
+            chrono::DateTime::parse_from_rfc3339(s)
+                .ok()
+                .map(|t| t.timestamp())
+        }
+        _ => None,
+    }
+}
+
+/// Puts what the signals say into the request: claims overrides replace roles and tags,
+/// the rest become `pdp:` condition keys.
+fn apply_facts(request: &mut pdp_engine::Request, facts: Facts, session: &str, device: &str) {
+    if let Some(claims) = facts.claims {
+        if let Some(roles) = claims.roles {
+            request.subject.roles = roles;
+        }
+        if let Some(tags) = claims.tags {
+            request.subject.tags = tags;
+        }
+    }
+    if let Some(risk) = facts.risk {
+        request.context.insert("pdp:RiskLevel", risk.as_str());
+        request.context.insert("pdp:RiskScore", risk.score());
+    }
+    if let Some(compliant) = facts.compliant {
+        request.context.insert("pdp:DeviceCompliant", compliant);
+    }
+    if let Some((namespace, level)) = facts.assurance {
+        request.context.insert("pdp:AssuranceNamespace", namespace);
+        request.context.insert("pdp:AssuranceLevel", level);
+    }
+    if !session.is_empty() {
+        request.context.insert("pdp:SessionId", session);
+    }
+    if !device.is_empty() {
+        request.context.insert("pdp:DeviceId", device);
+    }
+}
+
+impl Authorizer {
+    /// Counts a decision for internal detection, publishing the risk it raises.
+    fn observe(
+        &self,
+        request: &pdp_engine::Request,
+        allowed: bool,
+        now: chrono::DateTime<chrono::Utc>,
+    ) {
+        let signals = &self.state.signals;
+        let Some(detector) = &signals.detector else {
+            return;
+        };
+        let sensitive = signals.is_sensitive(&request.action);
+        let Some(raised) = detector.observe(
+            &request.subject.id,
+            !allowed,
+            sensitive,
+            now.timestamp_millis(),
+        ) else {
+            return;
+        };
+        tracing::warn!(subject = %raised.subject, "{}", raised.reason);
+        let signals = signals.clone();
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(async move {
+                    if let Err(e) = signals.publish(std::slice::from_ref(&raised)).await {
+                        tracing::warn!("a detected risk was not shared: {e}");
+                    }
+                });
+            }
+            Err(_) => {
+                let _ = signals.store.apply(&raised);
+            }
+        }
     }
 }
 

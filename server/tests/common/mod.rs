@@ -13,6 +13,8 @@ pub struct Server {
     pub child: Child,
     /// `127.0.0.1:PORT`.
     pub addr: String,
+    /// The HTTP port's `127.0.0.1:PORT`.
+    pub http: String,
     /// The first line it printed (`pdp: serving pdp.v1 on ADDR ...`).
     pub banner: String,
     /// Every line it printed on stderr after that.
@@ -42,7 +44,7 @@ impl Server {
     }
 }
 
-/// Starts `pdp serve --listen 127.0.0.1:0 ARGS` in the repository root with extra
+/// Starts `pdp serve --listen 127.0.0.1:0 --http-listen 127.0.0.1:0 ARGS` in the repository root with extra
 /// environment variables, and waits for it to say where it listens.
 pub fn start_pdp<I, S>(args: I, envs: &[(&str, &str)]) -> Server
 where
@@ -51,7 +53,13 @@ where
 {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let mut child = Command::new(env!("CARGO_BIN_EXE_pdp"))
-        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "127.0.0.1:0",
+        ])
         .args(args)
         .envs(envs.iter().copied())
         .current_dir(repo)
@@ -68,6 +76,11 @@ where
         .and_then(|rest| rest.split_whitespace().next())
         .unwrap_or_else(|| panic!("no address in `{banner}`"))
         .to_owned();
+    let http = banner
+        .split("HTTP on ")
+        .nth(1)
+        .map(|rest| rest.trim().to_owned())
+        .unwrap_or_default();
     let log = Arc::new(Mutex::new(Vec::new()));
     let sink = log.clone();
     std::thread::spawn(move || {
@@ -78,6 +91,7 @@ where
     Server {
         child,
         addr,
+        http,
         banner,
         log,
     }
