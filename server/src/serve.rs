@@ -93,7 +93,7 @@ pub async fn serve(
                 }
                 was_stale = Some(stale);
             }
-            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
     });
     let reflection_v1 = reflection().build_v1()?;

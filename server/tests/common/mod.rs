@@ -68,8 +68,16 @@ where
         .spawn()
         .expect("start pdp serve");
     let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    // Lines logged before the banner (e.g. loading signals) are kept in the log.
+    let mut early = Vec::new();
     let mut banner = String::new();
-    stderr.read_line(&mut banner).unwrap();
+    loop {
+        banner.clear();
+        if stderr.read_line(&mut banner).unwrap() == 0 || banner.starts_with("pdp: serving") {
+            break;
+        }
+        early.push(banner.trim_end().to_owned());
+    }
     let addr = banner
         .split(" on ")
         .nth(1)
@@ -81,7 +89,7 @@ where
         .nth(1)
         .map(|rest| rest.trim().to_owned())
         .unwrap_or_default();
-    let log = Arc::new(Mutex::new(Vec::new()));
+    let log = Arc::new(Mutex::new(early));
     let sink = log.clone();
     std::thread::spawn(move || {
         for line in stderr.lines().map_while(Result::ok) {

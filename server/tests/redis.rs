@@ -1,0 +1,307 @@
+//! Replicas sharing signals through a real `redis-server`: a signal published to one replica
+//! is enforced by the other; a replica that loses Redis keeps serving, denies sensitive
+//! actions after the staleness bound, and recovers; a replica that starts loads what the
+//! others published.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use pdp_proto::v1 as pb;
+use tonic::transport::Channel;
+
+mod common;
+
+use common::{readme_request, start_pdp, Server};
+
+/// A `redis-server` on a free loopback port, persisting every write to its append-only
+/// file so a restart keeps the state. Killed on drop.
+struct Redis {
+    child: Child,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl Redis {
+    fn start() -> Redis {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let dir = tempfile::tempdir().unwrap();
+        Redis::start_on(port, dir)
+    }
+
+    fn start_on(port: u16, dir: tempfile::TempDir) -> Redis {
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+                "--dir",
+                dir.path().to_str().unwrap(),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot run redis-server ({e}): install it (`apt-get install redis-server`); .ci/run does")
+            });
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Redis { child, port, dir }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Kills the server (SIGKILL: nothing is flushed that was not already written).
+    fn kill(mut self) -> (u16, tempfile::TempDir) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let port = self.port;
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
+        (port, dir)
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn replica(redis: &str, extra: &[&str]) -> Server {
+    let mut args = vec!["--signals", redis];
+    args.extend_from_slice(extra);
+    start_pdp(args, &[])
+}
+
+async fn channel(server: &Server) -> Channel {
+    let url = format!("http://{}", server.addr);
+    for _ in 0..50 {
+        if let Ok(c) = Channel::from_shared(url.clone()).unwrap().connect().await {
+            return c;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("cannot connect to {url}");
+}
+
+async fn check(c: &Channel, request: pb::CheckRequest) -> pb::CheckResponse {
+    pb::authorization_service_client::AuthorizationServiceClient::new(c.clone())
+        .check(request)
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+async fn publish(c: &Channel, signal: pb::Signal) -> Result<pb::PublishResponse, tonic::Status> {
+    pb::signal_service_client::SignalServiceClient::new(c.clone())
+        .publish(pb::PublishRequest {
+            signals: vec![signal],
+        })
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+async fn signals_status(c: &Channel) -> pb::SignalsStatus {
+    pb::admin_service_client::AdminServiceClient::new(c.clone())
+        .status(pb::StatusRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .signals
+        .unwrap()
+}
+
+fn revoke(session: &str) -> pb::Signal {
+    pb::Signal {
+        r#type: pb::SignalType::SessionRevoked as i32,
+        session_id: session.into(),
+        ..Default::default()
+    }
+}
+
+fn in_session(session: &str) -> pb::CheckRequest {
+    let mut r = readme_request(Some(true));
+    r.subject.as_mut().unwrap().session_id = session.into();
+    r
+}
+
+/// alice reading her own IAM user: allowed, and sensitive (`iam:*`).
+fn sensitive() -> pb::CheckRequest {
+    let mut r = readme_request(Some(true));
+    r.subject.as_mut().unwrap().roles.clear();
+    r.action = "iam:GetUser".into();
+    r.resource.as_mut().unwrap().id = "arn:aws:iam::123456789012:user/alice".into();
+    r
+}
+
+/// Polls until `decided` holds for the answer to `request`, up to `limit`; the time taken.
+async fn until(
+    c: &Channel,
+    request: &pb::CheckRequest,
+    limit: Duration,
+    decided: impl Fn(&pb::CheckResponse) -> bool,
+) -> Option<Duration> {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if decided(&check(c, request.clone()).await) {
+            return Some(start.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    None
+}
+
+async fn health(c: &Channel, service: &str) -> i32 {
+    tonic_health::pb::health_client::HealthClient::new(c.clone())
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: service.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .status
+}
+
+#[tokio::test]
+async fn a_signal_published_to_one_replica_is_enforced_by_the_other() {
+    let redis = Redis::start();
+    let a = replica(&redis.url(), &[]);
+    let b = replica(&redis.url(), &[]);
+    assert!(a.banner.contains("signals redis"), "{}", a.banner);
+    let (ca, cb) = (channel(&a).await, channel(&b).await);
+    for i in 0..20 {
+        let session = format!("s-{i}");
+        let allowed = check(&cb, in_session(&session)).await;
+        assert_eq!(allowed.decision(), pb::Decision::Allow);
+        assert!(allowed.ttl.unwrap().seconds > 0, "the allow is cached on b");
+        publish(&ca, revoke(&session)).await.unwrap();
+        let took = until(&cb, &in_session(&session), Duration::from_secs(2), |r| {
+            r.reason() == pb::Reason::SessionRevoked
+        })
+        .await;
+        let took = took.expect("b enforces a's revocation");
+        assert!(took < Duration::from_millis(500), "took {took:?}");
+    }
+    let s = signals_status(&cb).await;
+    assert_eq!(
+        (s.store.as_str(), s.connected, s.stale),
+        ("redis", true, false)
+    );
+    assert_eq!(s.sessions, 20);
+}
+
+#[tokio::test]
+async fn losing_redis_denies_sensitive_actions_after_the_bound_and_recovers() {
+    let redis = Redis::start();
+    let url = redis.url();
+    let a = replica(&url, &["--signals-stale-after-ms", "700"]);
+    let ca = channel(&a).await;
+    publish(&ca, revoke("before-outage")).await.unwrap();
+    assert_eq!(
+        check(&ca, sensitive()).await.decision(),
+        pb::Decision::Allow
+    );
+    let signal_service = "pdp.v1.SignalService";
+    assert_eq!(health(&ca, signal_service).await, 1, "SERVING");
+
+    let (port, dir) = redis.kill();
+    // Within the bound, sensitive actions are still decided on the last known state.
+    assert_eq!(
+        check(&ca, sensitive()).await.decision(),
+        pb::Decision::Allow
+    );
+    let stale = until(&ca, &sensitive(), Duration::from_secs(5), |r| {
+        r.reason() == pb::Reason::SignalsStale
+    })
+    .await;
+    assert!(stale.is_some(), "sensitive actions are denied once stale");
+    // Other actions are still served, revocations still enforced.
+    assert_eq!(
+        check(&ca, in_session("x")).await.decision(),
+        pb::Decision::Allow
+    );
+    assert_eq!(
+        check(&ca, in_session("before-outage")).await.reason(),
+        pb::Reason::SessionRevoked
+    );
+    let s = signals_status(&ca).await;
+    assert!(!s.connected && s.stale, "{s:?}");
+    let mut not_serving = false;
+    for _ in 0..50 {
+        if health(&ca, signal_service).await == 2 {
+            not_serving = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(not_serving, "health says NOT_SERVING for {signal_service}");
+    // Publishing now fails (the signal is in force here only) and says so.
+    let e = publish(&ca, revoke("during-outage")).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::Unavailable);
+    assert_eq!(
+        check(&ca, in_session("during-outage")).await.reason(),
+        pb::Reason::SessionRevoked
+    );
+
+    // Redis comes back with what it had persisted: the replica reconnects and recovers.
+    let redis = Redis::start_on(port, dir);
+    let recovered = until(&ca, &sensitive(), Duration::from_secs(10), |r| {
+        r.decision() == pb::Decision::Allow
+    })
+    .await;
+    assert!(recovered.is_some(), "sensitive actions are allowed again");
+    assert!(signals_status(&ca).await.connected);
+
+    // A replica starting now loads the state the others published.
+    let c = replica(&redis.url(), &[]);
+    let cc = channel(&c).await;
+    assert_eq!(
+        check(&cc, in_session("before-outage")).await.reason(),
+        pb::Reason::SessionRevoked
+    );
+    assert_eq!(
+        check(&cc, in_session("fresh")).await.decision(),
+        pb::Decision::Allow
+    );
+}
+
+#[tokio::test]
+async fn a_replica_that_cannot_reach_redis_at_start_serves_but_denies_sensitive_actions() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let a = replica(&format!("redis://127.0.0.1:{port}"), &[]);
+    let ca = channel(&a).await;
+    assert_eq!(
+        check(&ca, in_session("x")).await.decision(),
+        pb::Decision::Allow
+    );
+    assert_eq!(
+        check(&ca, sensitive()).await.reason(),
+        pb::Reason::SignalsStale
+    );
+}
