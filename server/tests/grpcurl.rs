@@ -67,4 +67,35 @@ fn readme_grpcurl_calls_work_through_reflection() {
 
     let health = grpcurl(&["-plaintext", &addr, "grpc.health.v1.Health/Check"]);
     assert!(health.contains("SERVING"), "{health}");
+
+    // The README's Publish call, taken from the README itself, revokes session s-42.
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+    let line = readme
+        .lines()
+        .find(|l| l.contains("grpcurl") && l.contains("SignalService/Publish"))
+        .expect("README shows a Publish call");
+    let publish = line.split('\'').nth(1).expect("the call's -d JSON");
+    let published: serde_json::Value = serde_json::from_str(&grpcurl(&[
+        "-plaintext",
+        "-d",
+        publish,
+        &addr,
+        "pdp.v1.SignalService/Publish",
+    ]))
+    .unwrap();
+    assert_eq!(published["applied"], 1, "{published}");
+    let in_session = README_REQUEST.replace(
+        r#""roles":["ApplicationRole"]"#,
+        r#""roles":["ApplicationRole"],"session_id":"s-42""#,
+    );
+    let revoked: serde_json::Value = serde_json::from_str(&grpcurl(&[
+        "-plaintext",
+        "-d",
+        &in_session,
+        &addr,
+        "pdp.v1.AuthorizationService/Check",
+    ]))
+    .unwrap();
+    assert_eq!(revoked["reason"], "REASON_SESSION_REVOKED", "{revoked}");
 }
