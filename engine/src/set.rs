@@ -890,6 +890,22 @@ fn _assert_send_sync() {
 #[cfg(test)]
 mod tests {
     #[test]
+    fn context_keys_read_by_conditions_and_variables_are_known() {
+        let policy = r#"{"Version": "2012-10-17", "Statement": {"Effect": "Allow", "Action": "s3:*",
+            "Resource": "arn:aws:s3:::b/${pdp:DeviceId}/*",
+            "Condition": {"NumericLessThan": {"pdp:SessionAge": "3600"}}}}"#;
+        let set = super::PolicySet::builder()
+            .policy_json("p", policy)
+            .build()
+            .unwrap_or_else(|e| unreachable!("{e}"));
+        assert!(set.reads_context_key("pdp:sessionage"));
+        assert!(set.reads_context_key("PDP:SessionAge"));
+        assert!(!set.reads_context_key("pdp:RiskLevel"));
+        // Resource patterns are not conditions.
+        assert!(!set.reads_context_key("pdp:DeviceId"));
+    }
+
+    #[test]
     fn hot_structures_stay_small() {
         let stmt = std::mem::size_of::<super::Stmt>();
         assert!(stmt <= 320, "Stmt is {stmt} bytes");

@@ -440,6 +440,23 @@ fn ssf_server() -> (tempfile::TempDir, Server) {
 }
 
 const SET_TYPE: &str = "application/secevent+jwt";
+
+/// A SET whose payload is not JSON (signed, so only the JSON is wrong).
+fn malformed_json_set() -> String {
+    use base64::Engine as _;
+    let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+    let header = b64(br#"{"alg":"RS256","kid":"rsa-1","typ":"secevent+jwt"}"#);
+    let payload = b64(br#"{"iss": "https://idp.example.com", "events": {"#);
+    let message = format!("{header}.{payload}");
+    let pem = std::fs::read(fixture("rsa.pem")).unwrap();
+    let signature = jsonwebtoken::crypto::sign(
+        message.as_bytes(),
+        &jsonwebtoken::EncodingKey::from_rsa_pem(&pem).unwrap(),
+        jsonwebtoken::Algorithm::RS256,
+    )
+    .unwrap();
+    format!("{message}.{signature}")
+}
 const AUD: &str = "https://pdp.example.com";
 
 #[tokio::test]
@@ -514,6 +531,7 @@ async fn bad_sets_are_refused_with_the_rfc_error_codes_and_change_nothing() {
             "invalid_request",
         ),
         ("{not a jwt".into(), SET_TYPE, "invalid_request"),
+        (malformed_json_set(), SET_TYPE, "invalid_request"),
         (good.clone(), "application/json", "invalid_request"),
     ];
     for (body, content_type, code) in cases {
