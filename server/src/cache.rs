@@ -58,6 +58,7 @@ impl DecisionCache {
                         .unwrap_or(u32::MAX)
                 })
                 .expire_after(EntryExpiry)
+                .eviction_listener(|_, _, cause| evicted("decision", cause))
                 .build(),
             ttl,
         }
@@ -90,6 +91,16 @@ impl DecisionCache {
             );
         }
         lifetime
+    }
+}
+
+/// Counts an entry removed for size or expiry (not one replaced or invalidated).
+pub fn evicted(cache: &'static str, cause: moka::notification::RemovalCause) {
+    if cause.was_evicted() {
+        crate::metrics::metrics()
+            .cache_evictions
+            .get_or_create(&crate::metrics::CacheName { cache })
+            .inc();
     }
 }
 

@@ -1,5 +1,5 @@
-//! The HTTP port: SSF push delivery (RFC 8935) at `POST /ssf/push`, and `/healthz`,
-//! `/readyz`.
+//! The HTTP port: SSF push delivery (RFC 8935) at `POST /ssf/push`, Prometheus metrics at
+//! `/metrics`, and `/healthz`, `/readyz`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,6 +23,7 @@ pub fn router(state: Arc<State>) -> Router {
         .route("/ssf/push", post(push))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }
@@ -102,7 +103,7 @@ async fn push(
             "signal received by SSF push"
         );
     }
-    match state.signals.publish(&signals).await {
+    match state.signals.publish(&signals, "ssf").await {
         Ok(_) => StatusCode::ACCEPTED.into_response(),
         Err(PublishError::Full(f)) => error(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -118,7 +119,7 @@ async fn push(
                 let mut wait = Duration::from_millis(200);
                 for _ in 0..40 {
                     tokio::time::sleep(wait).await;
-                    if shared.publish(&signals).await.is_ok() {
+                    if shared.share(&signals).await.is_ok() {
                         return;
                     }
                     wait = (wait * 2).min(Duration::from_secs(60));
@@ -128,6 +129,18 @@ async fn push(
             StatusCode::ACCEPTED.into_response()
         }
     }
+}
+
+/// The Prometheus text exposition.
+async fn metrics() -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        crate::metrics::metrics().render(),
+    )
+        .into_response()
 }
 
 async fn healthz() -> &'static str {

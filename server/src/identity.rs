@@ -108,6 +108,28 @@ pub enum IdentityError {
     Other(String),
 }
 
+impl IdentityError {
+    /// A short name of the failure, for metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            IdentityError::Malformed(_) => "malformed",
+            IdentityError::TooLong(_) => "too_long",
+            IdentityError::Unsigned => "unsigned",
+            IdentityError::AlgorithmNotAccepted(_) => "algorithm",
+            IdentityError::MissingKid => "missing_kid",
+            IdentityError::UnknownKid(_) => "unknown_kid",
+            IdentityError::KeyMismatch { .. } => "key_mismatch",
+            IdentityError::BadSignature => "bad_signature",
+            IdentityError::Expired => "expired",
+            IdentityError::NotYetValid => "not_yet_valid",
+            IdentityError::WrongIssuer => "issuer",
+            IdentityError::WrongAudience => "audience",
+            IdentityError::BadClaim(_) => "claim",
+            IdentityError::Other(_) => "other",
+        }
+    }
+}
+
 /// Why the verifier could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum KeysError {
@@ -245,6 +267,7 @@ impl Verifier {
             cache: moka::sync::Cache::builder()
                 .max_capacity(100_000)
                 .time_to_live(Duration::from_secs(600))
+                .eviction_listener(|_, _, cause| crate::cache::evicted("token", cause))
                 .build(),
             unknown_kid: tokio::sync::Notify::new(),
         })
@@ -324,7 +347,9 @@ impl Verifier {
             return Err(IdentityError::TooLong(token.len()));
         }
         let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-        if let Some(hit) = self.cache.get(&digest) {
+        let cached = self.cache.get(&digest);
+        crate::metrics::metrics().cache_lookup("token", cached.is_some());
+        if let Some(hit) = cached {
             // A cached identity still expires on time.
             if hit.expires_at + i64::try_from(self.config.leeway_secs).unwrap_or(0) >= now {
                 return Ok(hit);

@@ -124,6 +124,7 @@ pub async fn reload(dir: &std::path::Path, state: &State, stats: &ReloadStats) -
                     "policy set reloaded"
                 );
                 let revision = set.revision().to_owned();
+                crate::metrics::metrics().policy_serving(&revision, set.statement_count());
                 state.set_policies(set);
                 state.signals.store.policy_changed(&revision);
                 stats.reloads.fetch_add(1, Ordering::Relaxed);
@@ -173,6 +174,16 @@ pub async fn reload(dir: &std::path::Path, state: &State, stats: &ReloadStats) -
             }
         }
     };
+    crate::metrics::metrics()
+        .reloads
+        .get_or_create(&crate::metrics::ResultLabel {
+            result: if outcome.accepted {
+                "accepted"
+            } else {
+                "rejected"
+            },
+        })
+        .inc();
     if let Ok(mut last) = stats.last.lock() {
         *last = Some(outcome.clone());
     }

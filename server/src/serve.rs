@@ -77,6 +77,9 @@ pub async fn serve(
         let mut was_stale = None;
         loop {
             let stale = signals.stale();
+            crate::metrics::metrics()
+                .signals_stale
+                .set(i64::from(stale));
             if was_stale != Some(stale) {
                 if stale {
                     reporter
@@ -118,10 +121,11 @@ pub async fn serve(
         builder = builder.tls_config(config)?;
     }
     builder
-        // Shed, don't queue: a call over the limit is refused at once (RESOURCE_EXHAUSTED).
-        .concurrency_limit_per_connection(limits.concurrency_per_connection)
-        .load_shed(true)
         .timeout(limits.call_timeout)
+        // Shed, don't queue: a call over the limit is refused at once (RESOURCE_EXHAUSTED).
+        .layer(crate::shed::ShedLayer::new(
+            limits.concurrency_per_connection,
+        ))
         .add_service(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)

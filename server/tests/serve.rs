@@ -625,6 +625,11 @@ async fn calls_over_the_concurrency_limit_are_refused_not_queued() {
         }
     }
     assert!(refused > 0, "no call was refused while the long one ran");
+    let counted = common::metric(&server, "pdp_load_shed_total");
+    assert!(
+        counted >= f64::from(refused),
+        "{counted} shed calls counted, {refused} seen"
+    );
 }
 
 #[cfg(unix)]

@@ -57,6 +57,7 @@ impl State {
     /// State serving `set` with the default limits and the system clock.
     pub fn new(set: PolicySet, max_batch_items: usize) -> Self {
         let reads_session_age = set.reads_context_key(SESSION_AGE);
+        crate::metrics::metrics().policy_serving(set.revision(), set.statement_count());
         let identity = crate::identity::IdentityConfig::default();
         State {
             set: arc_swap::ArcSwap::from_pointee(set),
@@ -127,7 +128,41 @@ fn decision_id() -> String {
     uuid::Uuid::from_u64_pair(prefix, COUNTER.fetch_add(1, Ordering::Relaxed)).to_string()
 }
 
+/// The `reason` label of a response.
+pub fn reason_label(reason: pb::Reason) -> &'static str {
+    match reason {
+        pb::Reason::Unspecified => "unspecified",
+        pb::Reason::Allowed => "allowed",
+        pb::Reason::ExplicitDeny => "explicit_deny",
+        pb::Reason::ImplicitDeny => "implicit_deny",
+        pb::Reason::InvalidIdentity => "invalid_identity",
+        pb::Reason::SessionRevoked => "session_revoked",
+        pb::Reason::CredentialChanged => "credential_changed",
+        pb::Reason::SignalsStale => "signals_stale",
+    }
+}
+
 impl Authorizer {
+    /// [`Self::decide`], counted and timed.
+    fn decide_counted(
+        &self,
+        parts: &Parts<'_>,
+        trusted: bool,
+        prefix: &str,
+        api: &'static str,
+    ) -> Result<pb::CheckResponse, Status> {
+        let started = std::time::Instant::now();
+        let response = self.decide(parts, trusted, prefix)?;
+        let m = crate::metrics::metrics();
+        m.check_duration.observe(started.elapsed().as_secs_f64());
+        m.decided(
+            response.decision == pb::Decision::Allow as i32,
+            reason_label(response.reason()),
+            api,
+        );
+        Ok(response)
+    }
+
     fn decide(
         &self,
         parts: &Parts<'_>,
@@ -141,12 +176,18 @@ impl Authorizer {
             None
         } else {
             let checked = match &self.state.verifier {
-                Some(v) => v.verify(token, now.timestamp()).map_err(|e| e.to_string()),
-                None => Err("this PDP verifies no tokens (start it with --jwks): send the subject without a token from a trusted caller".to_owned()),
+                Some(v) => v
+                    .verify(token, now.timestamp())
+                    .map_err(|e| (e.kind(), e.to_string())),
+                None => Err(("no_keys", "this PDP verifies no tokens (start it with --jwks): send the subject without a token from a trusted caller".to_owned())),
             };
             match checked {
                 Ok(v) => Some(v),
-                Err(message) => {
+                Err((kind, message)) => {
+                    crate::metrics::metrics()
+                        .token_failures
+                        .get_or_create(&crate::metrics::KindLabel { kind })
+                        .inc();
                     tracing::debug!(reason = "REASON_INVALID_IDENTITY", "{message}");
                     return Ok(convert::invalid_identity(
                         &message,
@@ -263,7 +304,9 @@ impl Authorizer {
         });
         let ttl = |life: std::time::Duration| prost_types::Duration::try_from(life).ok();
         let key = crate::cache::key(set.revision(), facts.generation, &request);
-        if let Some((hit, remaining)) = cache.get(&key) {
+        let cached = cache.get(&key);
+        crate::metrics::metrics().cache_lookup("decision", cached.is_some());
+        if let Some((hit, remaining)) = cached {
             // The entry may have been cached for a token that outlives this one.
             let mut response = (*hit).clone();
             response.decision_id = decision_id();
@@ -368,7 +411,10 @@ impl Authorizer {
         match tokio::runtime::Handle::try_current() {
             Ok(runtime) => {
                 runtime.spawn(async move {
-                    if let Err(e) = signals.publish(std::slice::from_ref(&raised)).await {
+                    if let Err(e) = signals
+                        .publish(std::slice::from_ref(&raised), "detection")
+                        .await
+                    {
                         tracing::warn!("a detected risk was not shared: {e}");
                     }
                 });
@@ -438,7 +484,7 @@ impl pb::authorization_service_server::AuthorizationService for Authorizer {
             context: context.as_ref(),
         };
         request_span("check", &request_id)
-            .in_scope(|| self.decide(&parts, trusted, ""))
+            .in_scope(|| self.decide_counted(&parts, trusted, "", "check"))
             .map(Response::new)
     }
 
@@ -481,7 +527,8 @@ impl pb::authorization_service_server::AuthorizationService for Authorizer {
                 resource: item.resource.as_ref().or(resource.as_ref()),
                 context: merged.as_ref(),
             };
-            let response = self.decide(&parts, trusted, &format!("items[{i}]."))?;
+            let response =
+                self.decide_counted(&parts, trusted, &format!("items[{i}]."), "check_batch")?;
             let allowed = response.decision == pb::Decision::Allow as i32;
             responses.push(response);
             let stop = match semantic {

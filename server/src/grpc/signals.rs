@@ -133,6 +133,7 @@ struct Watching(Arc<State>);
 impl Drop for Watching {
     fn drop(&mut self) {
         self.0.signals.watchers.fetch_sub(1, Ordering::AcqRel);
+        crate::metrics::metrics().watchers.dec();
     }
 }
 
@@ -178,7 +179,7 @@ impl pb::signal_service_server::SignalService for SignalService {
         let applied = self
             .state
             .signals
-            .publish(&parsed)
+            .publish(&parsed, "publish")
             .await
             .map_err(|e| match e {
                 crate::signals::shared::PublishError::Full(f) => {
@@ -206,6 +207,7 @@ impl pb::signal_service_server::SignalService for SignalService {
                 "{MAX_WATCHERS} Watch streams are open, the limit"
             )));
         }
+        crate::metrics::metrics().watchers.inc();
         let watching = Watching(self.state.clone());
         let pb::WatchRequest { cursor } = request.into_inner();
         let store = signals.store.clone();

@@ -214,13 +214,24 @@ impl Signals {
 
     /// Puts signals in force on this replica and, with Redis, writes them there for the
     /// others; returns how many changed state here.
-    pub async fn publish(&self, signals: &[Signal]) -> Result<usize, PublishError> {
+    pub async fn publish(
+        &self,
+        signals: &[Signal],
+        source: &'static str,
+    ) -> Result<usize, PublishError> {
         let mut applied = 0;
         for s in signals {
+            received(s, source);
             if self.store.apply(s)? {
                 applied += 1;
             }
         }
+        self.share(signals).await?;
+        Ok(applied)
+    }
+
+    /// Writes signals to Redis for the other replicas (nothing to do in memory).
+    pub async fn share(&self, signals: &[Signal]) -> Result<(), PublishError> {
         if let Some(r) = &self.redis {
             for s in signals {
                 self.write(r, s)
@@ -228,7 +239,7 @@ impl Signals {
                     .map_err(|e| PublishError::Unavailable(e.to_string()))?;
             }
         }
-        Ok(applied)
+        Ok(())
     }
 
     async fn write(&self, r: &RedisLink, s: &Signal) -> redis::RedisResult<()> {
@@ -403,17 +414,30 @@ impl Signals {
     fn apply_json(&self, json: &str) {
         match serde_json::from_str::<Signal>(json) {
             Ok(s) => {
-                if let Err(e) = s
+                match s
                     .validate()
-                    .map_err(|e| e.to_string())
-                    .and_then(|()| self.store.apply(&s).map(|_| ()).map_err(|e| e.to_string()))
+                    .and_then(|()| self.store.apply(&s).map_err(|e| e.to_string()))
                 {
-                    tracing::warn!("a shared signal was not applied: {e}");
+                    // Counted where it changed something: the publishing replica counted it.
+                    Ok(true) => received(&s, "shared"),
+                    Ok(false) => {}
+                    Err(e) => tracing::warn!("a shared signal was not applied: {e}"),
                 }
             }
             Err(e) => tracing::warn!("the shared signal store holds an unreadable signal: {e}"),
         }
     }
+}
+
+/// Counts a signal received.
+fn received(s: &Signal, source: &'static str) {
+    crate::metrics::metrics()
+        .signals
+        .get_or_create(&crate::metrics::SignalLabels {
+            r#type: s.kind.as_str(),
+            source,
+        })
+        .inc();
 }
 
 fn connection_config(response_timeout: Duration) -> redis::AsyncConnectionConfig {

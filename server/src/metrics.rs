@@ -1,0 +1,282 @@
+//! Prometheus metrics, served at `/metrics` on the HTTP port (text exposition format). One
+//! registry per process; names follow the Prometheus and OpenTelemetry conventions (`pdp_`
+//! prefix, base units, `_total` counters). Label values are static strings, so recording
+//! allocates nothing.
+
+use std::sync::{Mutex, OnceLock};
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+/// `decision`, `reason` and the API that asked.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DecisionLabels {
+    /// `allow` or `deny`.
+    pub decision: &'static str,
+    /// The reason, e.g. `explicit_deny`.
+    pub reason: &'static str,
+    /// `check`, `check_batch`.
+    pub api: &'static str,
+}
+
+/// A cache and the outcome of a lookup.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CacheLabels {
+    /// `decision` or `token`.
+    pub cache: &'static str,
+    /// `hit` or `miss`.
+    pub result: &'static str,
+}
+
+/// A cache.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CacheName {
+    /// `decision` or `token`.
+    pub cache: &'static str,
+}
+
+/// A kind (of failure, of signal).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabel {
+    /// The kind.
+    pub kind: &'static str,
+}
+
+/// A signal's type and where it came from.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SignalLabels {
+    /// The CAEP event type, e.g. `session-revoked`.
+    pub r#type: &'static str,
+    /// `publish`, `ssf`, `detection` or `shared` (read from Redis).
+    pub source: &'static str,
+}
+
+/// An outcome.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabel {
+    /// `accepted` or `rejected`.
+    pub result: &'static str,
+}
+
+/// The policy set serving.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RevisionLabel {
+    /// Its revision.
+    pub revision: String,
+}
+
+/// Every metric of the process.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    /// `pdp_decisions_total`.
+    pub decisions: Family<DecisionLabels, Counter>,
+    /// `pdp_check_duration_seconds`: time to answer one Check (or one CheckBatch item).
+    pub check_duration: Histogram,
+    /// `pdp_cache_lookups_total`.
+    pub cache_lookups: Family<CacheLabels, Counter>,
+    /// `pdp_cache_evictions_total`: entries removed for size or expiry.
+    pub cache_evictions: Family<CacheName, Counter>,
+    /// `pdp_token_verification_failures_total`.
+    pub token_failures: Family<KindLabel, Counter>,
+    /// `pdp_policy_reloads_total`.
+    pub reloads: Family<ResultLabel, Counter>,
+    /// `pdp_policy_statements`.
+    pub statements: Gauge,
+    /// `pdp_policy_revision_info`: 1 for the serving revision.
+    pub revision: Family<RevisionLabel, Gauge>,
+    serving_revision: Mutex<String>,
+    /// `pdp_signals_received_total`.
+    pub signals: Family<SignalLabels, Counter>,
+    /// `pdp_signals_stale`: 1 while the shared signal store is stale.
+    pub signals_stale: Gauge,
+    /// `pdp_watch_subscribers`.
+    pub watchers: Gauge,
+    /// `pdp_load_shed_total`: calls refused because a connection had too many in flight.
+    pub load_shed: Counter,
+    /// `pdp_decision_log_records_total`.
+    pub log_written: Counter,
+    /// `pdp_decision_log_dropped_total`: records dropped because the log could not keep up.
+    pub log_dropped: Counter,
+    /// `pdp_decision_log_refused_total`: decisions turned into denies because the log could
+    /// not keep up (`overflow = "deny"`).
+    pub log_refused: Counter,
+}
+
+impl Metrics {
+    fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("pdp");
+        let m = Metrics {
+            registry: Registry::default(),
+            decisions: Family::default(),
+            check_duration: Histogram::new(exponential_buckets(0.000_010, 2.0, 16)),
+            cache_lookups: Family::default(),
+            cache_evictions: Family::default(),
+            token_failures: Family::default(),
+            reloads: Family::default(),
+            statements: Gauge::default(),
+            revision: Family::default(),
+            serving_revision: Mutex::new(String::new()),
+            signals: Family::default(),
+            signals_stale: Gauge::default(),
+            watchers: Gauge::default(),
+            load_shed: Counter::default(),
+            log_written: Counter::default(),
+            log_dropped: Counter::default(),
+            log_refused: Counter::default(),
+        };
+        registry.register("decisions", "Decisions made", m.decisions.clone());
+        registry.register_with_unit(
+            "check_duration",
+            "Time to answer one decision request",
+            prometheus_client::registry::Unit::Seconds,
+            m.check_duration.clone(),
+        );
+        registry.register(
+            "cache_lookups",
+            "Cache lookups by cache and result",
+            m.cache_lookups.clone(),
+        );
+        registry.register(
+            "cache_evictions",
+            "Cache entries removed for size or expiry",
+            m.cache_evictions.clone(),
+        );
+        registry.register(
+            "token_verification_failures",
+            "Subject tokens refused, by kind",
+            m.token_failures.clone(),
+        );
+        registry.register("policy_reloads", "Policy reloads tried", m.reloads.clone());
+        registry.register(
+            "policy_statements",
+            "Statements in the serving policy set",
+            m.statements.clone(),
+        );
+        registry.register(
+            "policy_revision_info",
+            "The serving policy revision (value 1)",
+            m.revision.clone(),
+        );
+        registry.register(
+            "signals_received",
+            "Security signals received, by type and source",
+            m.signals.clone(),
+        );
+        registry.register(
+            "signals_stale",
+            "1 while the shared signal store has been out of reach past the staleness bound",
+            m.signals_stale.clone(),
+        );
+        registry.register(
+            "watch_subscribers",
+            "Open SignalService/Watch streams",
+            m.watchers.clone(),
+        );
+        registry.register(
+            "load_shed",
+            "Calls refused because their connection had too many in flight",
+            m.load_shed.clone(),
+        );
+        registry.register(
+            "decision_log_records",
+            "Records written to the decision log",
+            m.log_written.clone(),
+        );
+        registry.register(
+            "decision_log_dropped",
+            "Decision log records dropped because the log could not keep up",
+            m.log_dropped.clone(),
+        );
+        registry.register(
+            "decision_log_refused",
+            "Decisions denied because the decision log could not keep up",
+            m.log_refused.clone(),
+        );
+        Metrics { registry, ..m }
+    }
+
+    /// Records that `revision` with `statements` statements now serves.
+    pub fn policy_serving(&self, revision: &str, statements: usize) {
+        self.statements
+            .set(i64::try_from(statements).unwrap_or(i64::MAX));
+        if let Ok(mut current) = self.serving_revision.lock() {
+            if *current != revision {
+                self.revision.remove(&RevisionLabel {
+                    revision: current.clone(),
+                });
+                self.revision
+                    .get_or_create(&RevisionLabel {
+                        revision: revision.to_owned(),
+                    })
+                    .set(1);
+                revision.clone_into(&mut current);
+            }
+        }
+    }
+
+    /// Counts a decision.
+    pub fn decided(&self, allowed: bool, reason: &'static str, api: &'static str) {
+        self.decisions
+            .get_or_create(&DecisionLabels {
+                decision: if allowed { "allow" } else { "deny" },
+                reason,
+                api,
+            })
+            .inc();
+    }
+
+    /// Counts a cache lookup.
+    pub fn cache_lookup(&self, cache: &'static str, hit: bool) {
+        self.cache_lookups
+            .get_or_create(&CacheLabels {
+                cache,
+                result: if hit { "hit" } else { "miss" },
+            })
+            .inc();
+    }
+
+    /// The exposition text.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}
+
+/// The process's metrics.
+pub fn metrics() -> &'static Metrics {
+    static METRICS: OnceLock<Metrics> = OnceLock::new();
+    METRICS.get_or_init(Metrics::new)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_exposition_names_every_family_with_the_prefix() {
+        let m = metrics();
+        m.decided(true, "allowed", "check");
+        m.cache_lookup("decision", false);
+        m.policy_serving("rev-a", 3);
+        m.policy_serving("rev-b", 4);
+        let text = m.render();
+        for name in [
+            "pdp_decisions_total{decision=\"allow\",reason=\"allowed\",api=\"check\"}",
+            "pdp_check_duration_seconds_bucket",
+            "pdp_cache_lookups_total{cache=\"decision\",result=\"miss\"}",
+            "pdp_policy_statements 4",
+            "pdp_policy_revision_info{revision=\"rev-b\"} 1",
+        ] {
+            assert!(text.contains(name), "{name} missing from\n{text}");
+        }
+        assert!(!text.contains("rev-a"), "the old revision is gone");
+    }
+}
