@@ -26,6 +26,9 @@ const EXIT_POLICIES: u8 = 3;
 const EXIT_REQUEST: u8 = 4;
 const EXIT_SERVE: u8 = 5;
 
+/// How long a stopping server waits for open connections to close.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
 #[derive(Debug, Parser)]
 #[command(name = "pdp", version, about = "Zero-trust policy decision point")]
 struct Cli {
@@ -51,6 +54,30 @@ enum Command {
     Policy(PolicyCommand),
     /// Serve decisions over gRPC (`pdp.v1.AuthorizationService`, health, reflection).
     Serve(Box<crate::config::ServeArgs>),
+    /// Check decision logs.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Verify decision log files (given in order: rotated files first, the current one
+    /// last): every record's hash, the chain, the checkpoints and, with --key, their
+    /// signatures. Exit 0 when intact, 1 with the first problem's file and line.
+    Verify {
+        /// The Ed25519 public key that signs checkpoints (PEM); without it signatures are not
+        /// checked.
+        #[arg(long)]
+        key: Option<PathBuf>,
+        /// The log files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Print the public key (PEM) of an Ed25519 private key (PKCS#8 PEM), for `verify --key`.
+    PublicKey {
+        /// The private key that signs checkpoints.
+        key: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -103,6 +130,8 @@ pub fn main() -> ExitCode {
         Command::Policy(PolicyCommand::Validate { dir }) => validate(&dir),
         Command::Policy(PolicyCommand::Test { dir }) => test(&dir),
         Command::Policy(PolicyCommand::Lint { dir, format }) => lint_dir(&dir, format),
+        Command::Audit(AuditCommand::Verify { key, files }) => audit_verify(key.as_deref(), &files),
+        Command::Audit(AuditCommand::PublicKey { key }) => audit_public_key(&key),
         Command::Serve(args) => match crate::config::ServeConfig::resolve(&args) {
             Ok(config) => serve(&config),
             Err(problems) => {
@@ -345,6 +374,79 @@ fn lint_dir(dir: &Path, format: OutputFormat) -> u8 {
     }
 }
 
+fn audit_verify(key: Option<&Path>, files: &[PathBuf]) -> u8 {
+    use ed25519_dalek::pkcs8::DecodePublicKey;
+    let key = match key {
+        Some(path) => {
+            let read = std::fs::read_to_string(path)
+                .map_err(|e| e.to_string())
+                .and_then(|pem| {
+                    ed25519_dalek::VerifyingKey::from_public_key_pem(&pem)
+                        .map_err(|e| format!("not an Ed25519 public key (PEM): {e}"))
+                });
+            match read {
+                Ok(k) => Some(k),
+                Err(e) => {
+                    eprintln!("error: `{}`: {e}", path.display());
+                    return EXIT_USAGE;
+                }
+            }
+        }
+        None => None,
+    };
+    match crate::audit::verify::verify(files, key.as_ref()) {
+        Ok(r) => {
+            println!(
+                "intact: {} records (seq {}..{}), {} checkpoints, the last at {}; signatures {}",
+                r.records,
+                r.first_seq,
+                r.last_seq,
+                r.checkpoints,
+                r.last_checkpoint,
+                if r.signatures_checked {
+                    "verified"
+                } else {
+                    "not checked (no --key)"
+                }
+            );
+            0
+        }
+        Err(crate::audit::verify::VerifyError::Tampered(t)) => {
+            println!("NOT INTACT: {t}");
+            EXIT_PROBLEMS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            EXIT_USAGE
+        }
+    }
+}
+
+fn audit_public_key(path: &Path) -> u8 {
+    use ed25519_dalek::pkcs8::{spki::der::pem::LineEnding, DecodePrivateKey, EncodePublicKey};
+    let key = std::fs::read_to_string(path)
+        .map_err(|e| e.to_string())
+        .and_then(|pem| {
+            ed25519_dalek::SigningKey::from_pkcs8_pem(&pem)
+                .map_err(|e| format!("not an Ed25519 private key (PKCS#8 PEM): {e}"))
+        })
+        .and_then(|k| {
+            k.verifying_key()
+                .to_public_key_pem(LineEnding::LF)
+                .map_err(|e| e.to_string())
+        });
+    match key {
+        Ok(pem) => {
+            print!("{pem}");
+            0
+        }
+        Err(e) => {
+            eprintln!("error: `{}`: {e}", path.display());
+            EXIT_USAGE
+        }
+    }
+}
+
 /// Logs to standard error, filtered by `PDP_LOG` (e.g. `debug`, `pdp_server=debug`;
 /// default `info`).
 fn init_logging() {
@@ -452,6 +554,18 @@ fn serve(config: &crate::config::ServeConfig) -> u8 {
         config.identity.roles_claims.clone(),
         config.identity.tags_claim.clone(),
     );
+    let audit = match config
+        .decision_log
+        .clone()
+        .map(crate::audit::DecisionLog::open)
+    {
+        None => None,
+        Some(Ok(log)) => Some(log),
+        Some(Err(e)) => {
+            eprintln!("error: the decision log: {e}");
+            return EXIT_USAGE;
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -518,6 +632,7 @@ fn serve(config: &crate::config::ServeConfig) -> u8 {
             signals,
             ssf,
             claims,
+            audit,
             ..crate::grpc::State::new(set, max_batch_items)
         });
         if let Some(listener) = http {
@@ -537,7 +652,28 @@ fn serve(config: &crate::config::ServeConfig) -> u8 {
             eprintln!("error: {e}");
             return EXIT_SERVE;
         }
-        match crate::serve::serve(listener, state, limits, tls.as_ref(), shutdown_signal()).await {
+        // A graceful stop waits for connections to close, but not for ever.
+        let (stopping, mut stop_seen) = tokio::sync::watch::channel(false);
+        let shutdown = async move {
+            shutdown_signal().await;
+            let _ = stopping.send(true);
+        };
+        let grace = async move {
+            let _ = stop_seen.changed().await;
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        };
+        let serving = tokio::select! {
+            r = crate::serve::serve(listener, state.clone(), limits, tls.as_ref(), shutdown) => r,
+            () = grace => {
+                tracing::warn!("connections still open {SHUTDOWN_GRACE:?} after the stop signal: stopping anyway");
+                Ok(())
+            }
+        };
+        if let Some(log) = &state.audit {
+            // The last records and a closing checkpoint.
+            log.close(std::time::Duration::from_secs(5));
+        }
+        match serving {
             Ok(()) => {
                 tracing::info!("stopped");
                 0

@@ -145,6 +145,25 @@ pub struct ServeArgs {
     /// Raise a subject's risk when it accumulates denies or sensitive actions [default: off].
     #[arg(long, value_enum, env = "PDP_DETECTION")]
     pub detection: Option<Switch>,
+    /// Write every decision to this tamper-evident JSON-lines file [default: off].
+    #[arg(long, env = "PDP_DECISION_LOG")]
+    pub decision_log: Option<PathBuf>,
+    /// The Ed25519 private key (PKCS#8 PEM) that signs decision log checkpoints.
+    #[arg(long, env = "PDP_DECISION_LOG_KEY")]
+    pub decision_log_key: Option<PathBuf>,
+    /// When the decision log cannot keep up: `drop` records (counted) or `deny` decisions
+    /// [default: drop].
+    #[arg(long, value_enum, env = "PDP_DECISION_LOG_OVERFLOW")]
+    pub decision_log_overflow: Option<OverflowArg>,
+}
+
+/// `drop` / `deny`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OverflowArg {
+    /// Drop the record, count it.
+    Drop,
+    /// Deny the decision.
+    Deny,
 }
 
 /// The TOML file, as written.
@@ -168,6 +187,22 @@ pub struct FileConfig {
     http_listen: Option<String>,
     #[serde(default)]
     signals: FileSignals,
+    #[serde(default)]
+    decision_log: FileDecisionLog,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileDecisionLog {
+    path: Option<PathBuf>,
+    signing_key: Option<PathBuf>,
+    overflow: Option<crate::audit::Overflow>,
+    queue: Option<usize>,
+    checkpoint_every: Option<u64>,
+    checkpoint_interval_secs: Option<u64>,
+    max_mib: Option<u64>,
+    fields: Option<Vec<String>>,
+    mask: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -287,6 +322,8 @@ pub struct ServeConfig {
     pub transmitters: Vec<FileTransmitter>,
     /// Oldest SET accepted (and how long `jti`s are remembered).
     pub set_max_age: Duration,
+    /// The decision log, when on.
+    pub decision_log: Option<crate::audit::AuditConfig>,
 }
 
 impl ServeConfig {
@@ -458,6 +495,7 @@ impl ServeConfig {
             file.signals.set_max_age_secs.unwrap_or(3600),
             &mut problems,
         ));
+        let decision_log = decision_log_config(args, &file.decision_log, &mut problems);
         let (Some(listen), true) = (listen, problems.is_empty()) else {
             return Err(problems);
         };
@@ -485,8 +523,59 @@ impl ServeConfig {
             signals,
             transmitters: file.signals.transmitters,
             set_max_age,
+            decision_log,
         })
     }
+}
+
+fn decision_log_config(
+    args: &ServeArgs,
+    file: &FileDecisionLog,
+    problems: &mut Vec<String>,
+) -> Option<crate::audit::AuditConfig> {
+    let path = args.decision_log.clone().or(file.path.clone())?;
+    let mut c = crate::audit::AuditConfig::new(path);
+    c.signing_key = args.decision_log_key.clone().or(file.signing_key.clone());
+    c.overflow = match args.decision_log_overflow {
+        Some(OverflowArg::Drop) => crate::audit::Overflow::Drop,
+        Some(OverflowArg::Deny) => crate::audit::Overflow::Deny,
+        None => file.overflow.unwrap_or(crate::audit::Overflow::Drop),
+    };
+    let positive = |name: &str, v: u64, problems: &mut Vec<String>| {
+        if v == 0 {
+            problems.push(format!("`decision_log.{name}` must be greater than 0"));
+        }
+        v
+    };
+    c.queue = usize::try_from(positive(
+        "queue",
+        file.queue.unwrap_or(c.queue) as u64,
+        problems,
+    ))
+    .unwrap_or(usize::MAX);
+    c.checkpoint_every = positive(
+        "checkpoint_every",
+        file.checkpoint_every.unwrap_or(c.checkpoint_every),
+        problems,
+    );
+    c.checkpoint_interval = Duration::from_secs(positive(
+        "checkpoint_interval_secs",
+        file.checkpoint_interval_secs.unwrap_or(10),
+        problems,
+    ));
+    c.max_bytes =
+        positive("max_mib", file.max_mib.unwrap_or(100), problems).saturating_mul(1 << 20);
+    c.fields.clone_from(&file.fields);
+    c.mask = file.mask.clone().unwrap_or_default();
+    for f in c.fields.iter().flatten().chain(&c.mask) {
+        if !crate::audit::FIELDS.contains(&f.as_str()) {
+            problems.push(format!(
+                "`decision_log`: `{f}` is not a field (one of {})",
+                crate::audit::FIELDS.join(", ")
+            ));
+        }
+    }
+    Some(c)
 }
 
 /// Default HTTP listen address: loopback only.

@@ -1,5 +1,6 @@
 //! `pdp-server`: the PDP service and the `pdp` command line.
 
+pub mod audit;
 pub mod cache;
 pub mod cli;
 pub mod config;

@@ -279,4 +279,127 @@ mod tests {
         }
         assert!(!text.contains("rev-a"), "the old revision is gone");
     }
+
+    /// Every metric name in the Grafana dashboard (`deploy/grafana/pdp-dashboard.json`) is a
+    /// sample name this registry exposes, so a renamed metric cannot leave a panel blank.
+    #[test]
+    fn the_grafana_dashboard_only_queries_exposed_metrics() {
+        fn queries(value: &serde_json::Value, out: &mut Vec<String>) {
+            match value {
+                serde_json::Value::Object(map) => {
+                    for (key, v) in map {
+                        match v {
+                            serde_json::Value::String(s)
+                                if key == "expr" || key == "definition" || key == "query" =>
+                            {
+                                out.push(s.clone());
+                            }
+                            _ => queries(v, out),
+                        }
+                    }
+                }
+                serde_json::Value::Array(items) => {
+                    for v in items {
+                        queries(v, out);
+                    }
+                }
+                _ => {}
+            }
+        }
+        // Every identifier starting `pdp_`, taken whole (letters, digits, `_`, `:`), so a
+        // misspelled suffix is not cut down to a valid prefix.
+        fn pdp_names(query: &str) -> Vec<String> {
+            let ident = |c: &char| c.is_ascii_alphanumeric() || *c == '_' || *c == ':';
+            let chars: Vec<char> = query.chars().collect();
+            let mut names = Vec::new();
+            let mut i = 0;
+            while i < chars.len() {
+                let starts = !i
+                    .checked_sub(1)
+                    .and_then(|p| chars.get(p))
+                    .is_some_and(ident);
+                if starts && chars.get(i..i + 4) == Some(&['p', 'd', 'p', '_'][..]) {
+                    let mut j = i + 4;
+                    while chars.get(j).is_some_and(ident) {
+                        j += 1;
+                    }
+                    names.push(chars.get(i..j).unwrap_or_default().iter().collect());
+                    i = j;
+                } else {
+                    i += 1;
+                }
+            }
+            names
+        }
+
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../deploy/grafana/pdp-dashboard.json"
+        );
+        let json = std::fs::read_to_string(path).unwrap_or_else(|e| unreachable!("{path}: {e}"));
+        let dashboard: serde_json::Value =
+            serde_json::from_str(&json).unwrap_or_else(|e| unreachable!("{path}: {e}"));
+        let mut found = Vec::new();
+        queries(&dashboard, &mut found);
+
+        // A family without children is not written at all, so give each labelled family one,
+        // on a registry of its own (the process's is shared with the other tests).
+        let m = Metrics::new();
+        m.decided(false, "explicit_deny", "check");
+        m.cache_lookup("decision", true);
+        m.cache_evictions
+            .get_or_create(&CacheName { cache: "token" })
+            .inc();
+        m.token_failures
+            .get_or_create(&KindLabel { kind: "expired" })
+            .inc();
+        m.reloads
+            .get_or_create(&ResultLabel { result: "accepted" })
+            .inc();
+        m.policy_serving("rev-dashboard", 1);
+        m.signals
+            .get_or_create(&SignalLabels {
+                r#type: "session-revoked",
+                source: "publish",
+            })
+            .inc();
+        // prometheus-client writes `# TYPE <family> <type>`, the family without `_total`.
+        let text = m.render();
+        assert!(text.contains("# TYPE pdp_decisions counter\n"), "{text}");
+        let mut exposed = std::collections::BTreeSet::new();
+        for line in text.lines() {
+            let Some(rest) = line.strip_prefix("# TYPE ") else {
+                continue;
+            };
+            let mut parts = rest.split_whitespace();
+            let (Some(family), Some(kind)) = (parts.next(), parts.next()) else {
+                continue;
+            };
+            let suffixes: &[&str] = match kind {
+                "counter" => &["_total"],
+                "histogram" => &["_bucket", "_sum", "_count"],
+                "info" => &["_info"],
+                _ => &[""],
+            };
+            for suffix in suffixes {
+                exposed.insert(format!("{family}{suffix}"));
+            }
+        }
+
+        let mut used = std::collections::BTreeSet::new();
+        for query in &found {
+            for name in pdp_names(query) {
+                assert!(
+                    exposed.contains(&name),
+                    "the dashboard queries {name}, which the registry does not expose \
+                     (in `{query}`); exposed: {exposed:?}"
+                );
+                used.insert(name);
+            }
+        }
+        assert!(
+            used.len() >= 10,
+            "too few metrics found in {path}: {used:?}"
+        );
+    }
 }

@@ -45,6 +45,8 @@ pub struct State {
     pub ssf: Option<crate::signals::ssf::SetVerifier>,
     /// Roles and tags claims, for `token-claims-change` signals.
     pub claims: (Vec<String>, String),
+    /// The decision log, when on.
+    pub audit: Option<crate::audit::DecisionLog>,
 }
 
 /// The `AuthorizationService` implementation.
@@ -65,6 +67,7 @@ impl State {
             reads_session_age: reads_session_age.into(),
             ssf: None,
             claims: (identity.roles_claims, identity.tags_claim),
+            audit: None,
             limits: convert::DEFAULT_LIMITS,
             max_batch_items,
             clock: None,
@@ -139,6 +142,7 @@ pub fn reason_label(reason: pb::Reason) -> &'static str {
         pb::Reason::SessionRevoked => "session_revoked",
         pb::Reason::CredentialChanged => "credential_changed",
         pb::Reason::SignalsStale => "signals_stale",
+        pb::Reason::AuditUnavailable => "audit_unavailable",
     }
 }
 
@@ -149,16 +153,64 @@ impl Authorizer {
         parts: &Parts<'_>,
         trusted: bool,
         prefix: &str,
-        api: &'static str,
+        call: &Call,
     ) -> Result<pb::CheckResponse, Status> {
         let started = std::time::Instant::now();
-        let response = self.decide(parts, trusted, prefix)?;
+        let mut described = self.state.audit.as_ref().map(|_| Described::default());
+        let mut response = self.decide(parts, trusted, prefix, &mut described)?;
+        let elapsed = started.elapsed();
+        if let (Some(log), Some(d)) = (&self.state.audit, described) {
+            let record = crate::audit::Record {
+                time: chrono::Utc::now(),
+                decision_id: response.decision_id.clone(),
+                trace_id: call.trace_id.clone(),
+                api: call.api,
+                caller: call.caller.clone(),
+                subject: d.subject,
+                action: d.action,
+                resource: d.resource,
+                allowed: response.decision == pb::Decision::Allow as i32,
+                reason: reason_label(response.reason()),
+                determining: response
+                    .determining
+                    .iter()
+                    .map(|s| {
+                        if s.sid.is_empty() {
+                            format!("{}[{}]", s.policy, s.index)
+                        } else {
+                            format!("{}#{}", s.policy, s.sid)
+                        }
+                    })
+                    .collect(),
+                obligations: response.obligations.iter().map(|o| o.id.clone()).collect(),
+                revision: response.policy_revision.clone(),
+                latency_us: u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
+                cached: d.cached,
+            };
+            if !log.submit(record) {
+                let m = crate::metrics::metrics();
+                match log.overflow() {
+                    crate::audit::Overflow::Drop => {
+                        m.log_dropped.inc();
+                    }
+                    crate::audit::Overflow::Deny => {
+                        m.log_refused.inc();
+                        response = convert::refused(
+                            pb::Reason::AuditUnavailable,
+                            "the decision log cannot keep up, and decisions are not made unlogged",
+                            &response.policy_revision,
+                            response.decision_id,
+                        );
+                    }
+                }
+            }
+        }
         let m = crate::metrics::metrics();
-        m.check_duration.observe(started.elapsed().as_secs_f64());
+        m.check_duration.observe(elapsed.as_secs_f64());
         m.decided(
             response.decision == pb::Decision::Allow as i32,
             reason_label(response.reason()),
-            api,
+            call.api,
         );
         Ok(response)
     }
@@ -168,6 +220,7 @@ impl Authorizer {
         parts: &Parts<'_>,
         trusted: bool,
         prefix: &str,
+        described: &mut Option<Described>,
     ) -> Result<pb::CheckResponse, Status> {
         let set = self.state.set.load();
         let now = self.state.clock.unwrap_or_else(chrono::Utc::now);
@@ -189,6 +242,11 @@ impl Authorizer {
                         .get_or_create(&crate::metrics::KindLabel { kind })
                         .inc();
                     tracing::debug!(reason = "REASON_INVALID_IDENTITY", "{message}");
+                    if let Some(d) = described {
+                        d.subject = parts.subject.map(|s| s.id.clone()).unwrap_or_default();
+                        parts.action.clone_into(&mut d.action);
+                        d.resource = parts.resource.map(|r| r.id.clone()).unwrap_or_default();
+                    }
                     return Ok(convert::invalid_identity(
                         &message,
                         set.revision(),
@@ -264,7 +322,7 @@ impl Authorizer {
             tracing::debug!(reason = reason.as_str_name(), "{message}");
             let response = convert::refused(reason, message, set.revision(), decision_id());
             self.observe(&request, false, now);
-            return Ok(logged(response, &request, false));
+            return Ok(logged(response, &request, false, described));
         }
         if signals.stale() && signals.is_sensitive(&request.action) {
             let response = convert::refused(
@@ -274,7 +332,7 @@ impl Authorizer {
                 decision_id(),
             );
             self.observe(&request, false, now);
-            return Ok(logged(response, &request, false));
+            return Ok(logged(response, &request, false, described));
         }
         apply_facts(&mut request, facts.clone(), &session, device);
         if let Some(start) = issued_at.filter(|_| {
@@ -294,6 +352,7 @@ impl Authorizer {
                 convert::response(&decision, decision_id()),
                 &request,
                 false,
+                described,
             ));
         };
         // A decision is served no longer than the token that proved the identity lives.
@@ -316,7 +375,7 @@ impl Authorizer {
                 response.decision == pb::Decision::Allow as i32,
                 now,
             );
-            return Ok(logged(response, &request, true));
+            return Ok(logged(response, &request, true, described));
         }
         let decision = set.decide(&request);
         self.observe(&request, decision.allowed, now);
@@ -326,7 +385,52 @@ impl Authorizer {
             cached.decision_id.clear();
             response.ttl = ttl(cache.insert(key, cached, token_life));
         }
-        Ok(logged(response, &request, false))
+        Ok(logged(response, &request, false, described))
+    }
+}
+
+/// What the decision log says of a request, once identity is resolved.
+#[derive(Debug, Default)]
+struct Described {
+    subject: String,
+    action: String,
+    resource: String,
+    cached: bool,
+}
+
+/// The call a decision belongs to.
+#[derive(Debug)]
+struct Call {
+    api: &'static str,
+    /// Peer address and client certificate SANs (only built when the decision log is on).
+    caller: String,
+    trace_id: String,
+}
+
+impl Authorizer {
+    fn call<T>(&self, request: &Request<T>, api: &'static str) -> Call {
+        let caller = if self.state.audit.is_some() {
+            let mut caller = request
+                .remote_addr()
+                .map(|a| a.to_string())
+                .unwrap_or_default();
+            if let Some(certs) = request.peer_certs() {
+                if let Some(leaf) = certs.first() {
+                    for san in crate::trust::sans_of(leaf) {
+                        caller.push(' ');
+                        caller.push_str(&san);
+                    }
+                }
+            }
+            caller
+        } else {
+            String::new()
+        };
+        Call {
+            api,
+            caller,
+            trace_id: String::new(),
+        }
     }
 }
 
@@ -448,7 +552,14 @@ fn logged(
     response: pb::CheckResponse,
     request: &pdp_engine::Request,
     cached: bool,
+    described: &mut Option<Described>,
 ) -> pb::CheckResponse {
+    if let Some(d) = described {
+        request.subject.id.clone_into(&mut d.subject);
+        request.action.clone_into(&mut d.action);
+        request.resource.id.clone_into(&mut d.resource);
+        d.cached = cached;
+    }
     tracing::debug!(
         decision_id = %response.decision_id,
         subject = %request.subject.id,
@@ -470,6 +581,7 @@ impl pb::authorization_service_server::AuthorizationService for Authorizer {
         request: Request<pb::CheckRequest>,
     ) -> Result<Response<pb::CheckResponse>, Status> {
         let trusted = self.trusted(&request)?;
+        let call = self.call(&request, "check");
         let pb::CheckRequest {
             subject,
             action,
@@ -484,7 +596,7 @@ impl pb::authorization_service_server::AuthorizationService for Authorizer {
             context: context.as_ref(),
         };
         request_span("check", &request_id)
-            .in_scope(|| self.decide_counted(&parts, trusted, "", "check"))
+            .in_scope(|| self.decide_counted(&parts, trusted, "", &call))
             .map(Response::new)
     }
 
@@ -493,6 +605,7 @@ impl pb::authorization_service_server::AuthorizationService for Authorizer {
         request: Request<pb::CheckBatchRequest>,
     ) -> Result<Response<pb::CheckBatchResponse>, Status> {
         let trusted = self.trusted(&request)?;
+        let call = self.call(&request, "check_batch");
         let pb::CheckBatchRequest {
             subject,
             action,
@@ -527,8 +640,7 @@ impl pb::authorization_service_server::AuthorizationService for Authorizer {
                 resource: item.resource.as_ref().or(resource.as_ref()),
                 context: merged.as_ref(),
             };
-            let response =
-                self.decide_counted(&parts, trusted, &format!("items[{i}]."), "check_batch")?;
+            let response = self.decide_counted(&parts, trusted, &format!("items[{i}]."), &call)?;
             let allowed = response.decision == pb::Decision::Allow as i32;
             responses.push(response);
             let stop = match semantic {

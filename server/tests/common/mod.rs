@@ -82,7 +82,11 @@ where
         .split(" on ")
         .nth(1)
         .and_then(|rest| rest.split_whitespace().next())
-        .unwrap_or_else(|| panic!("no address in `{banner}`"))
+        .unwrap_or_else(|| {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("no address in `{banner}` (earlier lines: {early:?})")
+        })
         .to_owned();
     let http = banner
         .split("HTTP on ")

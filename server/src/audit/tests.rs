@@ -1,0 +1,223 @@
+//! The decision log end to end at the file level: written by the writer thread, verified,
+//! then tampered with in each way an attacker could.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ed25519_dalek::pkcs8::DecodePrivateKey;
+
+use super::verify::{verify, VerifyError};
+use super::*;
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+fn public_key() -> ed25519_dalek::VerifyingKey {
+    let pem = std::fs::read_to_string(fixture("ed25519.pem")).unwrap();
+    ed25519_dalek::SigningKey::from_pkcs8_pem(&pem)
+        .unwrap()
+        .verifying_key()
+}
+
+fn record(i: usize) -> Record {
+    Record {
+        time: chrono::Utc::now(),
+        decision_id: format!("d-{i}"),
+        api: "check",
+        caller: "127.0.0.1:1".into(),
+        subject: format!("user-{i}"),
+        action: "s3:GetObject".into(),
+        resource: "arn:aws:s3:::b/k".into(),
+        allowed: i.is_multiple_of(2),
+        reason: if i.is_multiple_of(2) {
+            "allowed"
+        } else {
+            "implicit_deny"
+        },
+        determining: vec!["app-data#ReadData".into()],
+        revision: "rev".into(),
+        latency_us: 7,
+        ..Record::default()
+    }
+}
+
+/// Writes `n` records (checkpoint every 4) and closes the log; returns its path.
+fn write_log(dir: &Path, n: usize, configure: impl FnOnce(&mut AuditConfig)) -> PathBuf {
+    let path = dir.join("decisions.jsonl");
+    let mut config = AuditConfig::new(path.clone());
+    config.checkpoint_every = 4;
+    config.signing_key = Some(fixture("ed25519.pem"));
+    configure(&mut config);
+    let log = DecisionLog::open(config).unwrap();
+    for i in 0..n {
+        assert!(log.submit(record(i)));
+    }
+    log.close(Duration::from_secs(5));
+    path
+}
+
+fn lines(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+fn save(path: &Path, lines: &[String]) {
+    std::fs::write(path, lines.join("\n") + "\n").unwrap();
+}
+
+fn tampered_at(path: &Path) -> (usize, String) {
+    match verify(&[path.to_path_buf()], Some(&public_key())) {
+        Err(VerifyError::Tampered(t)) => (t.line, t.message),
+        other => panic!("expected tampering to be found, got {other:?}"),
+    }
+}
+
+#[test]
+fn an_intact_log_verifies_and_continues_across_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_log(dir.path(), 10, |_| {});
+    let report = verify(std::slice::from_ref(&path), Some(&public_key())).unwrap();
+    assert_eq!(
+        (report.records, report.first_seq, report.last_seq),
+        (10, 1, 10)
+    );
+    // 4, 8, and the closing one.
+    assert_eq!(report.checkpoints, 3);
+    // A restarted PDP continues the same chain.
+    write_log(dir.path(), 3, |_| {});
+    let report = verify(std::slice::from_ref(&path), Some(&public_key())).unwrap();
+    assert_eq!((report.records, report.last_seq), (13, 13));
+    let first: serde_json::Value = serde_json::from_str(&lines(&path)[0]).unwrap();
+    assert_eq!(first["prev"], GENESIS);
+    assert_eq!(first["subject"], "user-0");
+    assert_eq!(first["determining"][0], "app-data#ReadData");
+}
+
+#[test]
+fn an_edited_byte_is_found_on_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_log(dir.path(), 10, |_| {});
+    let mut l = lines(&path);
+    l[6] = l[6].replacen("\"deny\"", "\"allow\"", 1);
+    assert_ne!(l[6], lines(&path)[6], "the test edits something");
+    save(&path, &l);
+    let (line, message) = tampered_at(&path);
+    assert_eq!(line, 7);
+    assert!(message.contains("edited"), "{message}");
+}
+
+#[test]
+fn a_removed_record_is_found_where_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_log(dir.path(), 10, |_| {});
+    let mut l = lines(&path);
+    l.remove(2); // record 3
+    save(&path, &l);
+    let (line, message) = tampered_at(&path);
+    assert_eq!(line, 3);
+    assert!(message.contains("removed"), "{message}");
+}
+
+#[test]
+fn swapped_records_are_found() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_log(dir.path(), 10, |_| {});
+    let mut l = lines(&path);
+    l.swap(1, 2);
+    save(&path, &l);
+    let (line, _) = tampered_at(&path);
+    assert_eq!(line, 2);
+}
+
+#[test]
+fn truncation_after_a_checkpoint_is_found() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_log(dir.path(), 10, |_| {});
+    let l = lines(&path);
+    // Lines: 4 records, checkpoint, 4 records, checkpoint, 2 records, checkpoint.
+    assert!(l[4].starts_with("{\"checkpoint\""));
+    save(&path, &l[..7]);
+    let (line, message) = tampered_at(&path);
+    assert_eq!(line, 8);
+    assert!(
+        message.contains("truncated") && message.contains(":5"),
+        "{message}"
+    );
+}
+
+#[test]
+fn checkpoints_signed_by_another_key_or_edited_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_log(dir.path(), 4, |_| {});
+    let mut l = lines(&path);
+    l[4] = l[4].replacen("\"time\":\"2", "\"time\":\"1", 1);
+    save(&path, &l);
+    let (line, message) = tampered_at(&path);
+    assert_eq!(line, 5);
+    assert!(message.contains("signature"), "{message}");
+    // Without the key the chain is still checked, not the signatures.
+    let report = verify(&[path], None).unwrap();
+    assert!(!report.signatures_checked);
+}
+
+#[test]
+fn rotation_keeps_the_chain_across_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_log(dir.path(), 30, |c| c.max_bytes = 2000);
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p != &path)
+        .collect();
+    files.sort();
+    assert!(files.len() >= 2, "{files:?}");
+    files.push(path);
+    let report = verify(&files, Some(&public_key())).unwrap();
+    assert_eq!(report.records, 30);
+    // A rotated file missing from the middle breaks the chain.
+    let mut gap = files.clone();
+    gap.remove(1);
+    assert!(verify(&gap, Some(&public_key())).is_err());
+}
+
+#[test]
+fn fields_can_be_left_out_and_masked() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_log(dir.path(), 2, |c| {
+        c.fields = Some(vec!["subject".into(), "action".into()]);
+        c.mask = vec!["subject".into()];
+    });
+    let first: serde_json::Value = serde_json::from_str(&lines(&path)[0]).unwrap();
+    assert!(first["subject"].as_str().unwrap().starts_with("sha256:"));
+    assert_eq!(first["action"], "s3:GetObject");
+    assert!(first.get("resource").is_none() && first.get("caller").is_none());
+    assert!(verify(&[path], Some(&public_key())).is_ok());
+    let bad = AuditConfig {
+        mask: vec!["password".into()],
+        ..AuditConfig::new(dir.path().join("x"))
+    };
+    assert!(DecisionLog::open(bad).is_err());
+}
+
+#[test]
+fn a_full_queue_refuses_records_instead_of_blocking() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = AuditConfig::new(dir.path().join("d.jsonl"));
+    config.queue = 1;
+    let log = DecisionLog::open(config).unwrap();
+    let refused = (0..10_000).filter(|i| !log.submit(record(*i))).count();
+    assert!(refused > 0, "a queue of one never filled");
+    log.close(Duration::from_secs(5));
+}
