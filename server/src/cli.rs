@@ -461,6 +461,7 @@ fn init_logging() {
 
 fn serve(config: &crate::config::ServeConfig) -> u8 {
     init_logging();
+    crate::metrics::metrics().set_enabled(config.metrics);
     let dir = config.policies.as_path();
     let set = match load(dir) {
         Ok(s) => s,
@@ -612,6 +613,14 @@ fn serve(config: &crate::config::ServeConfig) -> u8 {
             None => None,
         };
         signals.start(std::time::Duration::from_secs(2)).await;
+        let telemetry = match config.tracing.as_ref().map(crate::telemetry::Telemetry::start) {
+            None => None,
+            Some(Ok(t)) => Some(t),
+            Some(Err(e)) => {
+                eprintln!("error: tracing: {e}");
+                return EXIT_USAGE;
+            }
+        };
         eprintln!(
             "pdp: serving pdp.v1 on {addr}{} (policies `{}`, revision {}, {} statements; signals {}){}",
             if tls.is_some() { " over TLS" } else { "" },
@@ -633,6 +642,7 @@ fn serve(config: &crate::config::ServeConfig) -> u8 {
             ssf,
             claims,
             audit,
+            telemetry,
             ..crate::grpc::State::new(set, max_batch_items)
         });
         if let Some(listener) = http {
@@ -672,6 +682,16 @@ fn serve(config: &crate::config::ServeConfig) -> u8 {
         if let Some(log) = &state.audit {
             // The last records and a closing checkpoint.
             log.close(std::time::Duration::from_secs(5));
+        }
+        if state.telemetry.is_some() {
+            // Export what is buffered (blocking: off the async threads).
+            let state = state.clone();
+            let _ = tokio::task::spawn_blocking(move || {
+                if let Some(t) = &state.telemetry {
+                    t.shutdown();
+                }
+            })
+            .await;
         }
         match serving {
             Ok(()) => {

@@ -155,6 +155,16 @@ pub struct ServeArgs {
     /// [default: drop].
     #[arg(long, value_enum, env = "PDP_DECISION_LOG_OVERFLOW")]
     pub decision_log_overflow: Option<OverflowArg>,
+    /// Export traces over OTLP/gRPC to this endpoint (e.g. http://127.0.0.1:4317) [default:
+    /// no tracing].
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
+    /// The share of new traces recorded (callers' sampled traces always are) [default: 0.1].
+    #[arg(long, env = "PDP_TRACE_SAMPLE_RATIO")]
+    pub trace_sample_ratio: Option<f64>,
+    /// Record per-decision metrics (decisions, latency, cache lookups) [default: on].
+    #[arg(long, value_enum, env = "PDP_METRICS")]
+    pub metrics: Option<Switch>,
 }
 
 /// `drop` / `deny`.
@@ -189,6 +199,17 @@ pub struct FileConfig {
     signals: FileSignals,
     #[serde(default)]
     decision_log: FileDecisionLog,
+    #[serde(default)]
+    tracing: FileTracing,
+    metrics: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileTracing {
+    otlp_endpoint: Option<String>,
+    sample_ratio: Option<f64>,
+    service_name: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -324,6 +345,10 @@ pub struct ServeConfig {
     pub set_max_age: Duration,
     /// The decision log, when on.
     pub decision_log: Option<crate::audit::AuditConfig>,
+    /// Tracing, when on.
+    pub tracing: Option<crate::telemetry::TracingConfig>,
+    /// Per-decision metrics.
+    pub metrics: bool,
 }
 
 impl ServeConfig {
@@ -496,6 +521,36 @@ impl ServeConfig {
             &mut problems,
         ));
         let decision_log = decision_log_config(args, &file.decision_log, &mut problems);
+        let ratio = args
+            .trace_sample_ratio
+            .or(file.tracing.sample_ratio)
+            .unwrap_or(0.1);
+        if !(0.0..=1.0).contains(&ratio) {
+            problems.push(format!(
+                "`tracing.sample_ratio`: {ratio} is not between 0 and 1"
+            ));
+        }
+        let tracing = args
+            .otlp_endpoint
+            .clone()
+            .or(file.tracing.otlp_endpoint.clone())
+            .filter(|e| !e.is_empty())
+            .map(|endpoint| {
+                if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
+                    problems.push(format!(
+                        "`tracing.otlp_endpoint`: `{endpoint}` is not an http:// or https:// URL"
+                    ));
+                }
+                crate::telemetry::TracingConfig {
+                    endpoint,
+                    sample_ratio: ratio,
+                    service_name: file
+                        .tracing
+                        .service_name
+                        .clone()
+                        .unwrap_or_else(|| "pdp".into()),
+                }
+            });
         let (Some(listen), true) = (listen, problems.is_empty()) else {
             return Err(problems);
         };
@@ -524,6 +579,11 @@ impl ServeConfig {
             transmitters: file.signals.transmitters,
             set_max_age,
             decision_log,
+            tracing,
+            metrics: match args.metrics {
+                Some(s) => s == Switch::On,
+                None => file.metrics.unwrap_or(true),
+            },
         })
     }
 }

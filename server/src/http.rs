@@ -60,6 +60,28 @@ async fn push(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
+    // The transmitter's trace, continued when tracing is on.
+    let traced = state.telemetry.as_ref().map(|t| {
+        t.call(
+            "POST /ssf/push",
+            &t.from_headers(&headers),
+            vec![
+                opentelemetry::KeyValue::new("http.request.method", "POST"),
+                opentelemetry::KeyValue::new("http.route", "/ssf/push"),
+            ],
+        )
+    });
+    let response = receive(&state, &headers, &body).await;
+    if let Some(t) = traced {
+        t.set([opentelemetry::KeyValue::new(
+            "http.response.status_code",
+            i64::from(response.status().as_u16()),
+        )]);
+    }
+    response
+}
+
+async fn receive(state: &Arc<State>, headers: &HeaderMap, body: &[u8]) -> Response {
     let Some(verifier) = &state.ssf else {
         return error(
             StatusCode::NOT_FOUND,
@@ -79,7 +101,7 @@ async fn push(
         )));
     }
     let now = chrono::Utc::now().timestamp();
-    let signals = match verifier.verify(&body, now) {
+    let signals = match verifier.verify(body, now) {
         Ok(Delivery::Verification { issuer, state: st }) => {
             tracing::info!(%issuer, "SSF verification event received");
             state

@@ -13,4 +13,5 @@ pub mod reload;
 pub mod serve;
 pub mod shed;
 pub mod signals;
+pub mod telemetry;
 pub mod trust;

@@ -105,6 +105,8 @@ pub struct Metrics {
     /// `pdp_decision_log_refused_total`: decisions turned into denies because the log could
     /// not keep up (`overflow = "deny"`).
     pub log_refused: Counter,
+    /// Whether per-decision metrics are recorded (`--metrics off` turns them off).
+    enabled: std::sync::atomic::AtomicBool,
 }
 
 impl Metrics {
@@ -128,6 +130,7 @@ impl Metrics {
             log_written: Counter::default(),
             log_dropped: Counter::default(),
             log_refused: Counter::default(),
+            enabled: std::sync::atomic::AtomicBool::new(true),
         };
         registry.register("decisions", "Decisions made", m.decisions.clone());
         registry.register_with_unit(
@@ -219,8 +222,22 @@ impl Metrics {
         }
     }
 
-    /// Counts a decision.
-    pub fn decided(&self, allowed: bool, reason: &'static str, api: &'static str) {
+    /// Turns per-decision metrics (decisions, latency, cache lookups) on or off.
+    pub fn set_enabled(&self, on: bool) {
+        self.enabled.store(on, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether per-decision metrics are recorded.
+    pub fn enabled(&self) -> bool {
+        self.enabled.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Counts a decision taking `seconds`.
+    pub fn decided(&self, allowed: bool, reason: &'static str, api: &'static str, seconds: f64) {
+        if !self.enabled() {
+            return;
+        }
+        self.check_duration.observe(seconds);
         self.decisions
             .get_or_create(&DecisionLabels {
                 decision: if allowed { "allow" } else { "deny" },
@@ -232,6 +249,9 @@ impl Metrics {
 
     /// Counts a cache lookup.
     pub fn cache_lookup(&self, cache: &'static str, hit: bool) {
+        if !self.enabled() {
+            return;
+        }
         self.cache_lookups
             .get_or_create(&CacheLabels {
                 cache,
@@ -263,7 +283,7 @@ mod tests {
     #[test]
     fn the_exposition_names_every_family_with_the_prefix() {
         let m = metrics();
-        m.decided(true, "allowed", "check");
+        m.decided(true, "allowed", "check", 0.001);
         m.cache_lookup("decision", false);
         m.policy_serving("rev-a", 3);
         m.policy_serving("rev-b", 4);
@@ -345,7 +365,7 @@ mod tests {
         // A family without children is not written at all, so give each labelled family one,
         // on a registry of its own (the process's is shared with the other tests).
         let m = Metrics::new();
-        m.decided(false, "explicit_deny", "check");
+        m.decided(false, "explicit_deny", "check", 0.001);
         m.cache_lookup("decision", true);
         m.cache_evictions
             .get_or_create(&CacheName { cache: "token" })

@@ -12,7 +12,9 @@ use pdp_proto::v1 as pb;
 use tonic::{Request, Response, Status};
 
 use crate::signals::store::{Facts, Guard};
+use crate::telemetry::{stage, Traced};
 use convert::{Limits, Parts};
+use opentelemetry::KeyValue;
 
 /// What every call reads.
 #[derive(Debug)]
@@ -47,6 +49,8 @@ pub struct State {
     pub claims: (Vec<String>, String),
     /// The decision log, when on.
     pub audit: Option<crate::audit::DecisionLog>,
+    /// Tracing, when on.
+    pub telemetry: Option<crate::telemetry::Telemetry>,
 }
 
 /// The `AuthorizationService` implementation.
@@ -68,6 +72,7 @@ impl State {
             ssf: None,
             claims: (identity.roles_claims, identity.tags_claim),
             audit: None,
+            telemetry: None,
             limits: convert::DEFAULT_LIMITS,
             max_batch_items,
             clock: None,
@@ -131,6 +136,15 @@ fn decision_id() -> String {
     uuid::Uuid::from_u64_pair(prefix, COUNTER.fetch_add(1, Ordering::Relaxed)).to_string()
 }
 
+/// A determining statement as `policy#sid` (`policy[index]` without a Sid).
+fn statement_id(s: &pb::StatementRef) -> String {
+    if s.sid.is_empty() {
+        format!("{}[{}]", s.policy, s.index)
+    } else {
+        format!("{}#{}", s.policy, s.sid)
+    }
+}
+
 /// The `reason` label of a response.
 pub fn reason_label(reason: pb::Reason) -> &'static str {
     match reason {
@@ -154,11 +168,62 @@ impl Authorizer {
         trusted: bool,
         prefix: &str,
         call: &Call,
+        stages: bool,
     ) -> Result<pb::CheckResponse, Status> {
         let started = std::time::Instant::now();
-        let mut described = self.state.audit.as_ref().map(|_| Described::default());
-        let mut response = self.decide(parts, trusted, prefix, &mut described)?;
+        let traced = call.traced.as_ref().filter(|_| stages);
+        let mut described =
+            (self.state.audit.is_some() || traced.is_some()).then(Described::default);
+        let decided = self.decide(parts, trusted, prefix, &mut described, traced);
+        let mut response = match decided {
+            Ok(r) => r,
+            Err(status) => {
+                if let Some(t) = traced {
+                    t.error(status.message().to_owned());
+                }
+                return Err(status);
+            }
+        };
         let elapsed = started.elapsed();
+        if let (Some(t), Some(d)) = (traced, &described) {
+            t.set([
+                KeyValue::new("pdp.decision_id", response.decision_id.clone()),
+                KeyValue::new(
+                    "pdp.decision",
+                    if response.decision == pb::Decision::Allow as i32 {
+                        "allow"
+                    } else {
+                        "deny"
+                    },
+                ),
+                KeyValue::new("pdp.reason", reason_label(response.reason())),
+                KeyValue::new("pdp.action", d.action.clone()),
+                KeyValue::new("pdp.policy.revision", response.policy_revision.clone()),
+                KeyValue::new("pdp.cache.hit", d.cached),
+                KeyValue::new(
+                    "pdp.determining",
+                    opentelemetry::Value::Array(
+                        response
+                            .determining
+                            .iter()
+                            .map(|s| opentelemetry::StringValue::from(statement_id(s)))
+                            .collect::<Vec<_>>()
+                            .into(),
+                    ),
+                ),
+                KeyValue::new(
+                    "pdp.obligations",
+                    opentelemetry::Value::Array(
+                        response
+                            .obligations
+                            .iter()
+                            .map(|o| opentelemetry::StringValue::from(o.id.clone()))
+                            .collect::<Vec<_>>()
+                            .into(),
+                    ),
+                ),
+            ]);
+        }
         if let (Some(log), Some(d)) = (&self.state.audit, described) {
             let record = crate::audit::Record {
                 time: chrono::Utc::now(),
@@ -171,17 +236,7 @@ impl Authorizer {
                 resource: d.resource,
                 allowed: response.decision == pb::Decision::Allow as i32,
                 reason: reason_label(response.reason()),
-                determining: response
-                    .determining
-                    .iter()
-                    .map(|s| {
-                        if s.sid.is_empty() {
-                            format!("{}[{}]", s.policy, s.index)
-                        } else {
-                            format!("{}#{}", s.policy, s.sid)
-                        }
-                    })
-                    .collect(),
+                determining: response.determining.iter().map(statement_id).collect(),
                 obligations: response.obligations.iter().map(|o| o.id.clone()).collect(),
                 revision: response.policy_revision.clone(),
                 latency_us: u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
@@ -205,12 +260,11 @@ impl Authorizer {
                 }
             }
         }
-        let m = crate::metrics::metrics();
-        m.check_duration.observe(elapsed.as_secs_f64());
-        m.decided(
+        crate::metrics::metrics().decided(
             response.decision == pb::Decision::Allow as i32,
             reason_label(response.reason()),
             call.api,
+            elapsed.as_secs_f64(),
         );
         Ok(response)
     }
@@ -221,6 +275,7 @@ impl Authorizer {
         trusted: bool,
         prefix: &str,
         described: &mut Option<Described>,
+        traced: Option<&Traced>,
     ) -> Result<pb::CheckResponse, Status> {
         let set = self.state.set.load();
         let now = self.state.clock.unwrap_or_else(chrono::Utc::now);
@@ -229,8 +284,7 @@ impl Authorizer {
             None
         } else {
             let checked = match &self.state.verifier {
-                Some(v) => v
-                    .verify(token, now.timestamp())
+                Some(v) => stage(traced, "pdp.identity", || v.verify(token, now.timestamp()))
                     .map_err(|e| (e.kind(), e.to_string())),
                 None => Err(("no_keys", "this PDP verifies no tokens (start it with --jwks): send the subject without a token from a trusted caller".to_owned())),
             };
@@ -305,15 +359,17 @@ impl Authorizer {
             }
         }
         let signals = &self.state.signals;
-        let facts = signals.store.lookup(
-            &crate::signals::store::Query {
-                subject: &request.subject.id,
-                session: &session,
-                device,
-                issued_at,
-            },
-            now.timestamp(),
-        );
+        let facts = stage(traced, "pdp.signals", || {
+            signals.store.lookup(
+                &crate::signals::store::Query {
+                    subject: &request.subject.id,
+                    session: &session,
+                    device,
+                    issued_at,
+                },
+                now.timestamp(),
+            )
+        });
         if let Some((guard, message)) = &facts.guard {
             let reason = match guard {
                 Guard::SessionRevoked => pb::Reason::SessionRevoked,
@@ -346,7 +402,7 @@ impl Authorizer {
         }
         request.now = self.state.clock;
         let Some(cache) = &self.state.cache else {
-            let decision = set.decide(&request);
+            let decision = stage(traced, "pdp.evaluate", || set.decide(&request));
             self.observe(&request, decision.allowed, now);
             return Ok(logged(
                 convert::response(&decision, decision_id()),
@@ -363,7 +419,7 @@ impl Authorizer {
         });
         let ttl = |life: std::time::Duration| prost_types::Duration::try_from(life).ok();
         let key = crate::cache::key(set.revision(), facts.generation, &request);
-        let cached = cache.get(&key);
+        let cached = stage(traced, "pdp.cache", || cache.get(&key));
         crate::metrics::metrics().cache_lookup("decision", cached.is_some());
         if let Some((hit, remaining)) = cached {
             // The entry may have been cached for a token that outlives this one.
@@ -377,7 +433,7 @@ impl Authorizer {
             );
             return Ok(logged(response, &request, true, described));
         }
-        let decision = set.decide(&request);
+        let decision = stage(traced, "pdp.evaluate", || set.decide(&request));
         self.observe(&request, decision.allowed, now);
         let mut response = convert::response(&decision, decision_id());
         if !decision.time_dependent {
@@ -405,10 +461,12 @@ struct Call {
     /// Peer address and client certificate SANs (only built when the decision log is on).
     caller: String,
     trace_id: String,
+    /// The call's span, when traced.
+    traced: Option<Traced>,
 }
 
 impl Authorizer {
-    fn call<T>(&self, request: &Request<T>, api: &'static str) -> Call {
+    fn call<T>(&self, request: &Request<T>, api: &'static str, method: &'static str) -> Call {
         let caller = if self.state.audit.is_some() {
             let mut caller = request
                 .remote_addr()
@@ -426,10 +484,23 @@ impl Authorizer {
         } else {
             String::new()
         };
+        let traced = self.state.telemetry.as_ref().map(|t| {
+            let parent = t.from_metadata(request.metadata());
+            t.call(
+                method,
+                &parent,
+                vec![
+                    KeyValue::new("rpc.system", "grpc"),
+                    KeyValue::new("rpc.service", "pdp.v1.AuthorizationService"),
+                    KeyValue::new("rpc.method", api),
+                ],
+            )
+        });
         Call {
             api,
             caller,
-            trace_id: String::new(),
+            trace_id: traced.as_ref().map(Traced::trace_id).unwrap_or_default(),
+            traced,
         }
     }
 }
@@ -581,7 +652,7 @@ impl pb::authorization_service_server::AuthorizationService for Authorizer {
         request: Request<pb::CheckRequest>,
     ) -> Result<Response<pb::CheckResponse>, Status> {
         let trusted = self.trusted(&request)?;
-        let call = self.call(&request, "check");
+        let call = self.call(&request, "check", "pdp.v1.AuthorizationService/Check");
         let pb::CheckRequest {
             subject,
             action,
@@ -596,7 +667,7 @@ impl pb::authorization_service_server::AuthorizationService for Authorizer {
             context: context.as_ref(),
         };
         request_span("check", &request_id)
-            .in_scope(|| self.decide_counted(&parts, trusted, "", &call))
+            .in_scope(|| self.decide_counted(&parts, trusted, "", &call, true))
             .map(Response::new)
     }
 
@@ -605,7 +676,11 @@ impl pb::authorization_service_server::AuthorizationService for Authorizer {
         request: Request<pb::CheckBatchRequest>,
     ) -> Result<Response<pb::CheckBatchResponse>, Status> {
         let trusted = self.trusted(&request)?;
-        let call = self.call(&request, "check_batch");
+        let call = self.call(
+            &request,
+            "check_batch",
+            "pdp.v1.AuthorizationService/CheckBatch",
+        );
         let pb::CheckBatchRequest {
             subject,
             action,
@@ -640,7 +715,8 @@ impl pb::authorization_service_server::AuthorizationService for Authorizer {
                 resource: item.resource.as_ref().or(resource.as_ref()),
                 context: merged.as_ref(),
             };
-            let response = self.decide_counted(&parts, trusted, &format!("items[{i}]."), &call)?;
+            let response =
+                self.decide_counted(&parts, trusted, &format!("items[{i}]."), &call, false)?;
             let allowed = response.decision == pb::Decision::Allow as i32;
             responses.push(response);
             let stop = match semantic {
@@ -651,6 +727,22 @@ impl pb::authorization_service_server::AuthorizationService for Authorizer {
             if stop {
                 break;
             }
+        }
+        if let Some(t) = &call.traced {
+            let allowed = responses
+                .iter()
+                .filter(|r| r.decision == pb::Decision::Allow as i32)
+                .count();
+            t.set([
+                KeyValue::new(
+                    "pdp.items",
+                    i64::try_from(responses.len()).unwrap_or(i64::MAX),
+                ),
+                KeyValue::new(
+                    "pdp.allowed_items",
+                    i64::try_from(allowed).unwrap_or(i64::MAX),
+                ),
+            ]);
         }
         Ok(Response::new(pb::CheckBatchResponse { responses }))
     }

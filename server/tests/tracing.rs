@@ -1,0 +1,246 @@
+//! Tracing end to end: `pdp serve` exports to a real OTLP/gRPC receiver (the collector's
+//! `TraceService`, served by this test); a Check carrying a W3C `traceparent` yields the call
+//! span as a child of the caller's span, and one child span per stage, with the decision's
+//! attributes and never the token.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
+    TraceService, TraceServiceServer,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use opentelemetry_proto::tonic::common::v1::any_value::Value;
+use opentelemetry_proto::tonic::trace::v1::Span;
+use pdp_proto::v1 as pb;
+use tonic::transport::Channel;
+
+mod common;
+
+use common::{readme_request, start_pdp, Server};
+
+#[derive(Clone, Default)]
+struct Sink(Arc<Mutex<Vec<Span>>>);
+
+#[tonic::async_trait]
+impl TraceService for Sink {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportTraceServiceRequest>,
+    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        let mut spans = self.0.lock().unwrap();
+        for rs in request.into_inner().resource_spans {
+            for ss in rs.scope_spans {
+                spans.extend(ss.spans);
+            }
+        }
+        Ok(tonic::Response::new(ExportTraceServiceResponse {
+            partial_success: None,
+        }))
+    }
+}
+
+async fn receiver() -> (Sink, String) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let sink = Sink::default();
+    let service = TraceServiceServer::new(sink.clone());
+    tokio::spawn(async move {
+        tonic::transport::Server::builder()
+            .add_service(service)
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener))
+            .await
+            .unwrap();
+    });
+    (sink, format!("http://{addr}"))
+}
+
+async fn channel(server: &Server) -> Channel {
+    let url = format!("http://{}", server.addr);
+    for _ in 0..50 {
+        if let Ok(c) = Channel::from_shared(url.clone()).unwrap().connect().await {
+            return c;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("cannot connect to {url}");
+}
+
+fn fixture(name: &str) -> String {
+    format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+fn token() -> String {
+    let pem = std::fs::read(fixture("rsa.pem")).unwrap();
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+    header.kid = Some("rsa-1".into());
+    let now = chrono::Utc::now().timestamp();
+    let claims = serde_json::json!({ "sub": "alice", "iat": now, "exp": now + 600, "roles": ["ApplicationRole"], "amr": ["mfa"] });
+    jsonwebtoken::encode(
+        &header,
+        &claims,
+        &jsonwebtoken::EncodingKey::from_rsa_pem(&pem).unwrap(),
+    )
+    .unwrap()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn attribute(span: &Span, key: &str) -> Option<Value> {
+    span.attributes
+        .iter()
+        .find(|kv| kv.key == key)
+        .and_then(|kv| kv.value.clone())
+        .and_then(|v| v.value)
+}
+
+fn string(span: &Span, key: &str) -> String {
+    match attribute(span, key) {
+        Some(Value::StringValue(s)) => s,
+        other => panic!("{key}: {other:?}"),
+    }
+}
+
+async fn spans_of(sink: &Sink, trace_id: &str, at_least: usize) -> Vec<Span> {
+    for _ in 0..100 {
+        let spans: Vec<Span> = sink
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|s| hex(&s.trace_id) == trace_id)
+            .cloned()
+            .collect();
+        if spans.len() >= at_least {
+            return spans;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("fewer than {at_least} spans of trace {trace_id} reached the receiver");
+}
+
+const TRACE_ID: &str = "0af7651916cd43dd8448eb211c80319c";
+const PARENT: &str = "b7ad6b7169203331";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_check_continues_the_callers_trace_with_a_span_per_stage() {
+    let (sink, endpoint) = receiver().await;
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("decisions.jsonl");
+    let server = start_pdp(
+        [
+            "--jwks",
+            &fixture("jwks.json"),
+            "--otlp-endpoint",
+            &endpoint,
+            "--trace-sample-ratio",
+            "1",
+            "--decision-log",
+            log.to_str().unwrap(),
+        ],
+        &[("OTEL_BSP_SCHEDULE_DELAY", "100")],
+    );
+    let c = channel(&server).await;
+    let mut authz = pb::authorization_service_client::AuthorizationServiceClient::new(c);
+    let token = token();
+    let mut request = readme_request(None);
+    request.subject = Some(pb::Subject {
+        token: token.clone(),
+        ..Default::default()
+    });
+    let mut call = tonic::Request::new(request);
+    call.metadata_mut().insert(
+        "traceparent",
+        format!("00-{TRACE_ID}-{PARENT}-01").parse().unwrap(),
+    );
+    call.metadata_mut()
+        .insert("baggage", "tenant=acme".parse().unwrap());
+    let response = authz.check(call).await.unwrap().into_inner();
+    assert_eq!(response.decision(), pb::Decision::Allow);
+
+    let spans = spans_of(&sink, TRACE_ID, 5).await;
+    let root = spans
+        .iter()
+        .find(|s| s.name == "pdp.v1.AuthorizationService/Check")
+        .expect("the call span");
+    assert_eq!(
+        hex(&root.parent_span_id),
+        PARENT,
+        "a child of the caller's span"
+    );
+    assert_eq!(string(root, "pdp.decision"), "allow");
+    assert_eq!(string(root, "pdp.reason"), "allowed");
+    assert_eq!(string(root, "pdp.action"), "s3:GetObject");
+    assert_eq!(
+        string(root, "pdp.policy.revision"),
+        response.policy_revision
+    );
+    assert_eq!(string(root, "pdp.decision_id"), response.decision_id);
+    assert_eq!(
+        attribute(root, "pdp.cache.hit"),
+        Some(Value::BoolValue(false))
+    );
+    match attribute(root, "pdp.determining") {
+        Some(Value::ArrayValue(a)) => assert!(!a.values.is_empty()),
+        other => panic!("pdp.determining: {other:?}"),
+    }
+    for stage in ["pdp.identity", "pdp.signals", "pdp.cache", "pdp.evaluate"] {
+        let s = spans
+            .iter()
+            .find(|s| s.name == stage)
+            .unwrap_or_else(|| panic!("no {stage} span"));
+        assert_eq!(
+            s.parent_span_id, root.span_id,
+            "{stage} is a child of the call"
+        );
+    }
+    let everything = format!("{spans:?}");
+    assert!(!everything.contains(&token), "no token in any span");
+    assert!(
+        !everything.contains("10.1.2.3"),
+        "no context value in any span"
+    );
+
+    // A call without a parent starts a trace of its own (ratio 1: sampled).
+    let root_call = authz
+        .check(readme_request(Some(true)))
+        .await
+        .unwrap()
+        .into_inner();
+    drop(authz);
+    let mut found = None;
+    for _ in 0..100 {
+        found = sink
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|s| {
+                s.parent_span_id.is_empty()
+                    && attribute(s, "pdp.decision_id")
+                        == Some(Value::StringValue(root_call.decision_id.clone()))
+            })
+            .cloned();
+        if found.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(found.is_some(), "a root span for the untraced call");
+    let _ = server.stop();
+
+    // The decision log names the trace.
+    let first = std::fs::read_to_string(&log).unwrap();
+    let record: serde_json::Value = serde_json::from_str(first.lines().next().unwrap()).unwrap();
+    assert_eq!(record["trace_id"], TRACE_ID);
+}
