@@ -4,8 +4,14 @@
 # (`empty-server`), measured in the same run with h2load (Debian package nghttp2-client)
 # over h2c on loopback. The server is pinned to CPU 0 and h2load to CPU 1.
 #
+# With TELEMETRY=1 it also measures the cost of telemetry on the Check path, against
+# `pdp serve --metrics off` in the same run: per-decision metrics; metrics and the decision
+# log; tracing on but unsampled; tracing with every call sampled and exported to `otlp-sink`
+# (a real OTLP/gRPC receiver, on CPU 1 beside h2load).
+#
 #   loadtest/cpu-per-check.sh            # N=200000 calls, 16 connections x 8 streams
 #   N=50000 C=4 M=4 loadtest/cpu-per-check.sh
+#   TELEMETRY=1 loadtest/cpu-per-check.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -96,4 +102,37 @@ read -r _ cpu_token _ p50_token <<<"$token"
 awk -v a="$cpu_pdp" -v t="$cpu_token" -v b="$cpu_empty" -v p="$p50_pdp" -v q="$p50_token" 'BEGIN {
   printf "\nratio pdp / empty: %.2fx, with a (cached) token %.2fx (target <= 1.5x): %s\n", a / b, t / b, (t / b <= 1.5 && a / b <= 1.5 ? "PASS" : "FAIL")
   printf "p50 at 1 in flight: %d us, with a token %d us (target <= 100 us): %s\n", p, q, (p <= 100 && q <= 100 ? "PASS" : "FAIL")
+}'
+
+[ "${TELEMETRY:-0}" = 1 ] || exit 0
+FRAME=$work/check.bin
+taskset -c 1 "$bin/otlp-sink" 127.0.0.1:54317 >"$work/sink.out" &
+sink=$!
+wait_port 54317
+serve=("$bin/pdp" serve --http-listen off --decision-cache off)
+rows=()
+rows+=("$(measure no-telemetry 50064 "${serve[@]}" --listen 127.0.0.1:50064 --metrics off)")
+rows+=("$(measure metrics 50065 "${serve[@]}" --listen 127.0.0.1:50065)")
+rows+=("$(measure metrics+log 50066 "${serve[@]}" --listen 127.0.0.1:50066 --decision-log "$work/decisions.jsonl")")
+rows+=("$(measure tracing-unsampled 50067 "${serve[@]}" --listen 127.0.0.1:50067 --metrics off \
+  --otlp-endpoint http://127.0.0.1:54317 --trace-sample-ratio 0)")
+rows+=("$(measure tracing-sampled 50068 "${serve[@]}" --listen 127.0.0.1:50068 --metrics off \
+  --otlp-endpoint http://127.0.0.1:54317 --trace-sample-ratio 1)")
+kill "$sink"
+wait "$sink" 2>/dev/null || true
+records=$(grep -vc '^{"checkpoint"' "$work/decisions.jsonl" || true)
+echo
+echo "| telemetry | CPU per call (µs) | vs none | calls/s on one core | p50 at 1 in flight (µs) |"
+echo "|---|---:|---:|---:|---:|"
+read -r _ base _ _ <<<"${rows[0]}"
+for row in "${rows[@]}"; do
+  read -r name cpu rps p50 <<<"$row"
+  awk -v n="$name" -v c="$cpu" -v b="$base" -v r="$rps" -v p="$p50" \
+    'BEGIN { printf "| %s | %s | %+.1f%% | %s | %s |\n", n, c, (c / b - 1) * 100, r, p }'
+done
+read -r _ logged _ _ <<<"${rows[2]}"
+echo
+echo "decision log records written: $records; $(cat "$work/sink.out")"
+awk -v l="$logged" -v b="$base" 'BEGIN {
+  printf "metrics + decision log: %+.1f%% CPU per call (target <= +10%%): %s\n", (l / b - 1) * 100, (l / b <= 1.10 ? "PASS" : "FAIL")
 }'

@@ -61,15 +61,13 @@ async fn push(
     body: axum::body::Bytes,
 ) -> Response {
     // The transmitter's trace, continued when tracing is on.
-    let traced = state.telemetry.as_ref().map(|t| {
-        t.call(
-            "POST /ssf/push",
-            &t.from_headers(&headers),
+    let traced = state.telemetry.as_ref().and_then(|t| {
+        t.call("POST /ssf/push", &t.from_headers(&headers), || {
             vec![
                 opentelemetry::KeyValue::new("http.request.method", "POST"),
                 opentelemetry::KeyValue::new("http.route", "/ssf/push"),
-            ],
-        )
+            ]
+        })
     });
     let response = receive(&state, &headers, &body).await;
     if let Some(t) = traced {

@@ -78,18 +78,28 @@ impl Telemetry {
         self.propagator.extract(&Headers(headers))
     }
 
-    /// Starts the span of a call, child of `parent`.
-    pub fn call(&self, name: &'static str, parent: &Context, attributes: Vec<KeyValue>) -> Traced {
+    /// Starts the span of a call, child of `parent`; `None` when the call is not sampled
+    /// (nothing more is spent on it).
+    pub fn call(
+        &self,
+        name: &'static str,
+        parent: &Context,
+        attributes: impl FnOnce() -> Vec<KeyValue>,
+    ) -> Option<Traced> {
         let span = self
             .tracer
             .span_builder(name)
             .with_kind(opentelemetry::trace::SpanKind::Server)
-            .with_attributes(attributes)
             .start_with_context(&self.tracer, parent);
-        Traced {
+        if !span.is_recording() {
+            return None;
+        }
+        let traced = Traced {
             cx: parent.with_span(span),
             tracer: self.tracer.clone(),
-        }
+        };
+        traced.set(attributes());
+        Some(traced)
     }
 
     /// Exports what is buffered and stops.

@@ -12,7 +12,7 @@ mod tests;
 
 use std::io::{BufRead, Seek, Write};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, TrySendError};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -20,6 +20,14 @@ use ed25519_dalek::pkcs8::DecodePrivateKey;
 use ed25519_dalek::Signer;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+
+/// The writer's buffer: records reach the file when it fills, and at least every
+/// [`FLUSH_EVERY`].
+const BUFFER_BYTES: usize = 256 * 1024;
+/// How often the writer drains its queue.
+const TICK: Duration = Duration::from_millis(5);
+/// The longest a written record waits in the buffer.
+pub const FLUSH_EVERY: Duration = Duration::from_millis(100);
 
 /// The `prev` of the first record of a log.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -155,16 +163,23 @@ pub struct CheckpointLine {
 
 /// The hex SHA-256 of `bytes`.
 pub fn sha256_hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let digest = Sha256::digest(bytes);
     let mut out = String::with_capacity(64);
     for b in digest {
-        out.push_str(&format!("{b:02x}"));
+        for nibble in [b >> 4, b & 0xf] {
+            out.push(char::from(
+                *DIGITS.get(usize::from(nibble)).unwrap_or(&b'0'),
+            ));
+        }
     }
     out
 }
 
+// Records travel inline: boxing them would cost an allocation per decision.
+#[allow(clippy::large_enum_variant)]
 enum Message {
-    Record(Box<Record>),
+    Record(Record),
     Close(std::sync::mpsc::Sender<()>),
 }
 
@@ -226,13 +241,16 @@ impl DecisionLog {
         let overflow = config.overflow;
         let writer = Writer {
             size: file.metadata().map(|m| m.len()).unwrap_or(0),
-            out: std::io::BufWriter::new(file),
+            out: std::io::BufWriter::with_capacity(BUFFER_BYTES, file),
             seq,
             head,
             covered: seq,
             key,
             first_uncovered: None,
             checkpointed: false,
+            scratch: Vec::with_capacity(1024),
+            second: std::cell::RefCell::new(None),
+            flushed: Instant::now(),
             config,
         };
         std::thread::Builder::new()
@@ -253,7 +271,7 @@ impl DecisionLog {
     /// Queues a record without waiting; false when the queue is full (the record is not
     /// written) or the writer has stopped.
     pub fn submit(&self, record: Record) -> bool {
-        match self.tx.try_send(Message::Record(Box::new(record))) {
+        match self.tx.try_send(Message::Record(record)) {
             Ok(()) => true,
             Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => false,
         }
@@ -306,47 +324,46 @@ struct Writer {
     first_uncovered: Option<Instant>,
     /// Whether this file already ends the chain so far with a checkpoint.
     checkpointed: bool,
+    /// The line being built (reused).
+    scratch: Vec<u8>,
+    /// The current second, formatted.
+    second: std::cell::RefCell<Option<(i64, String)>>,
+    /// When the buffer was last flushed.
+    flushed: Instant,
     config: AuditConfig,
 }
 
 impl Writer {
+    /// Drains the queue every [`TICK`] rather than waking for each record: a writer woken
+    /// per record would cost the decision path a thread wake-up (and, on a busy core, a
+    /// context switch) per decision.
     fn run(mut self, rx: &Receiver<Message>) {
         loop {
-            let wait = self
-                .first_uncovered
-                .map_or(self.config.checkpoint_interval, |t| {
-                    self.config.checkpoint_interval.saturating_sub(t.elapsed())
-                });
-            match rx.recv_timeout(wait) {
-                Ok(mut message) => loop {
-                    match message {
-                        Message::Record(r) => self.record(&r),
-                        Message::Close(done) => {
-                            self.checkpoint();
-                            self.flush();
-                            let _ = done.send(());
-                        }
-                    }
-                    // Flush once the queue is drained, not per record.
-                    match rx.try_recv() {
-                        Ok(next) => message = next,
-                        Err(_) => {
-                            self.flush();
-                            break;
-                        }
-                    }
-                },
-                Err(RecvTimeoutError::Timeout) => {
-                    if self.seq > self.covered {
+            std::thread::sleep(TICK);
+            loop {
+                match rx.try_recv() {
+                    Ok(Message::Record(r)) => self.record(&r),
+                    Ok(Message::Close(done)) => {
                         self.checkpoint();
+                        self.flush();
+                        let _ = done.send(());
                     }
-                    self.flush();
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => {
+                        self.checkpoint();
+                        self.flush();
+                        return;
+                    }
                 }
-                Err(RecvTimeoutError::Disconnected) => {
-                    self.checkpoint();
-                    self.flush();
-                    return;
-                }
+            }
+            if self
+                .first_uncovered
+                .is_some_and(|t| t.elapsed() >= self.config.checkpoint_interval)
+            {
+                self.checkpoint();
+            }
+            if !self.out.buffer().is_empty() && self.flushed.elapsed() >= FLUSH_EVERY {
+                self.flush();
             }
         }
     }
@@ -359,6 +376,7 @@ impl Writer {
     }
 
     fn flush(&mut self) {
+        self.flushed = Instant::now();
         if let Err(e) = self.out.flush() {
             tracing::error!("the decision log cannot be written: {e}");
         }
@@ -373,14 +391,19 @@ impl Writer {
 
     fn write(&mut self, r: &Record) {
         self.seq += 1;
-        let body = self.body(r);
-        let hash = sha256_hex(body.as_bytes());
-        let mut line = body;
+        let mut line = std::mem::take(&mut self.scratch);
+        line.clear();
+        self.body(r, &mut line);
+        let hash = sha256_hex(&line);
         line.pop();
-        line.push_str(",\"hash\":\"");
-        line.push_str(&hash);
-        line.push_str("\"}\n");
-        self.line(&line);
+        line.extend_from_slice(b",\"hash\":\"");
+        line.extend_from_slice(hash.as_bytes());
+        line.extend_from_slice(b"\"}\n");
+        if let Err(e) = self.out.write_all(&line) {
+            tracing::error!("the decision log cannot be written: {e}");
+        }
+        self.size += line.len() as u64;
+        self.scratch = line;
         self.head = hash;
         self.first_uncovered.get_or_insert_with(Instant::now);
         crate::metrics::metrics().log_written.inc();
@@ -389,68 +412,102 @@ impl Writer {
         }
     }
 
-    /// The record as JSON, fields in a fixed order, ending with `prev`.
-    fn body(&self, r: &Record) -> String {
-        use serde_json::Value as J;
-        let shown = |name: &str| {
-            self.config
-                .fields
-                .as_ref()
-                .is_none_or(|f| f.iter().any(|x| x == name))
+    fn shown(&self, name: &str) -> bool {
+        self.config
+            .fields
+            .as_ref()
+            .is_none_or(|f| f.iter().any(|x| x == name))
+    }
+
+    /// Appends `"name":"value"` (JSON-escaped, masked when configured) and a comma.
+    fn string(&self, out: &mut Vec<u8>, name: &str, value: &str) {
+        out.push(b'"');
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b"\":");
+        self.value(out, name, value);
+        out.push(b',');
+    }
+
+    fn value(&self, out: &mut Vec<u8>, name: &str, value: &str) {
+        let written = if self.config.mask.iter().any(|m| m == name) {
+            let digest = sha256_hex(value.as_bytes());
+            serde_json::to_writer(
+                &mut *out,
+                &format!("sha256:{}", digest.get(..16).unwrap_or_default()),
+            )
+        } else {
+            serde_json::to_writer(&mut *out, value)
         };
-        let masked = |name: &str, v: &str| -> J {
-            if self.config.mask.iter().any(|m| m == name) {
-                J::String(format!("sha256:{}", &sha256_hex(v.as_bytes())[..16]))
-            } else {
-                J::String(v.to_owned())
-            }
+        if written.is_err() {
+            out.extend_from_slice(b"\"\"");
+        }
+    }
+
+    /// The record as one JSON object, fields in a fixed order, ending with `prev` (the hash
+    /// is appended after it).
+    fn body(&self, r: &Record, out: &mut Vec<u8>) {
+        use std::io::Write as _;
+        // RFC 3339 with microseconds; the part up to the second is formatted once a second.
+        let second = r.time.timestamp();
+        let prefix = match self.second.borrow().as_ref() {
+            Some((s, text)) if *s == second => Some(text.clone()),
+            _ => None,
         };
-        let mut m = serde_json::Map::new();
-        m.insert("seq".into(), J::from(self.seq));
-        m.insert(
-            "time".into(),
-            J::String(r.time.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)),
+        let prefix = prefix.unwrap_or_else(|| {
+            let text = r.time.format("%Y-%m-%dT%H:%M:%S").to_string();
+            *self.second.borrow_mut() = Some((second, text.clone()));
+            text
+        });
+        let _ = write!(
+            out,
+            "{{\"seq\":{},\"time\":\"{prefix}.{:06}Z\",",
+            self.seq,
+            r.time.timestamp_subsec_micros().min(999_999)
         );
-        m.insert("decision_id".into(), J::String(r.decision_id.clone()));
-        let strings: [(&str, &str); 7] = [
-            ("trace_id", &r.trace_id),
+        self.string(out, "decision_id", &r.decision_id);
+        for (name, value) in [
+            ("trace_id", r.trace_id.as_str()),
             ("api", r.api),
             ("caller", &r.caller),
             ("subject", &r.subject),
             ("action", &r.action),
             ("resource", &r.resource),
-            ("revision", &r.revision),
-        ];
-        for (name, value) in strings {
-            if shown(name) {
-                m.insert(name.into(), masked(name, value));
+        ] {
+            if self.shown(name) {
+                self.string(out, name, value);
             }
         }
-        m.insert(
-            "decision".into(),
-            J::String(if r.allowed { "allow" } else { "deny" }.into()),
+        let _ = write!(
+            out,
+            "\"decision\":\"{}\",\"reason\":\"{}\",",
+            if r.allowed { "allow" } else { "deny" },
+            r.reason
         );
-        m.insert("reason".into(), J::String(r.reason.into()));
         for (name, list) in [
             ("determining", &r.determining),
             ("obligations", &r.obligations),
         ] {
-            if shown(name) {
-                m.insert(
-                    name.into(),
-                    J::Array(list.iter().map(|v| masked(name, v)).collect()),
-                );
+            if self.shown(name) {
+                let _ = write!(out, "\"{name}\":[");
+                for (i, v) in list.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    self.value(out, name, v);
+                }
+                out.extend_from_slice(b"],");
             }
         }
-        if shown("latency_us") {
-            m.insert("latency_us".into(), J::from(r.latency_us));
+        if self.shown("revision") {
+            self.string(out, "revision", &r.revision);
         }
-        if shown("cached") {
-            m.insert("cached".into(), J::Bool(r.cached));
+        if self.shown("latency_us") {
+            let _ = write!(out, "\"latency_us\":{},", r.latency_us);
         }
-        m.insert("prev".into(), J::String(self.head.clone()));
-        // Verification hashes the line as written, whatever the key order.
-        serde_json::to_string(&J::Object(m)).unwrap_or_default()
+        if self.shown("cached") {
+            let _ = write!(out, "\"cached\":{},", r.cached);
+        }
+        let _ = write!(out, "\"prev\":\"{}\"}}", self.head);
     }
 
     fn checkpoint(&mut self) {
@@ -495,7 +552,7 @@ impl Writer {
         match open_append(&path) {
             Ok(mut file) => {
                 let _ = file.seek(std::io::SeekFrom::End(0));
-                self.out = std::io::BufWriter::new(file);
+                self.out = std::io::BufWriter::with_capacity(BUFFER_BYTES, file);
                 self.size = 0;
                 self.checkpointed = false;
             }

@@ -378,7 +378,7 @@ impl Authorizer {
             tracing::debug!(reason = reason.as_str_name(), "{message}");
             let response = convert::refused(reason, message, set.revision(), decision_id());
             self.observe(&request, false, now);
-            return Ok(logged(response, &request, false, described));
+            return Ok(logged(response, &mut request, false, described));
         }
         if signals.stale() && signals.is_sensitive(&request.action) {
             let response = convert::refused(
@@ -388,7 +388,7 @@ impl Authorizer {
                 decision_id(),
             );
             self.observe(&request, false, now);
-            return Ok(logged(response, &request, false, described));
+            return Ok(logged(response, &mut request, false, described));
         }
         apply_facts(&mut request, facts.clone(), &session, device);
         if let Some(start) = issued_at.filter(|_| {
@@ -404,12 +404,8 @@ impl Authorizer {
         let Some(cache) = &self.state.cache else {
             let decision = stage(traced, "pdp.evaluate", || set.decide(&request));
             self.observe(&request, decision.allowed, now);
-            return Ok(logged(
-                convert::response(&decision, decision_id()),
-                &request,
-                false,
-                described,
-            ));
+            let response = convert::response(&decision, decision_id());
+            return Ok(logged(response, &mut request, false, described));
         };
         // A decision is served no longer than the token that proved the identity lives.
         let token_life = token_expires_at.map(|exp| {
@@ -431,7 +427,7 @@ impl Authorizer {
                 response.decision == pb::Decision::Allow as i32,
                 now,
             );
-            return Ok(logged(response, &request, true, described));
+            return Ok(logged(response, &mut request, true, described));
         }
         let decision = stage(traced, "pdp.evaluate", || set.decide(&request));
         self.observe(&request, decision.allowed, now);
@@ -441,7 +437,7 @@ impl Authorizer {
             cached.decision_id.clear();
             response.ttl = ttl(cache.insert(key, cached, token_life));
         }
-        Ok(logged(response, &request, false, described))
+        Ok(logged(response, &mut request, false, described))
     }
 }
 
@@ -484,17 +480,15 @@ impl Authorizer {
         } else {
             String::new()
         };
-        let traced = self.state.telemetry.as_ref().map(|t| {
+        let traced = self.state.telemetry.as_ref().and_then(|t| {
             let parent = t.from_metadata(request.metadata());
-            t.call(
-                method,
-                &parent,
+            t.call(method, &parent, || {
                 vec![
                     KeyValue::new("rpc.system", "grpc"),
                     KeyValue::new("rpc.service", "pdp.v1.AuthorizationService"),
                     KeyValue::new("rpc.method", api),
-                ],
-            )
+                ]
+            })
         });
         Call {
             api,
@@ -621,16 +615,10 @@ fn request_span(name: &'static str, request_id: &str) -> tracing::Span {
 /// One debug event per decision (fields only; never tokens or context values).
 fn logged(
     response: pb::CheckResponse,
-    request: &pdp_engine::Request,
+    request: &mut pdp_engine::Request,
     cached: bool,
     described: &mut Option<Described>,
 ) -> pb::CheckResponse {
-    if let Some(d) = described {
-        request.subject.id.clone_into(&mut d.subject);
-        request.action.clone_into(&mut d.action);
-        request.resource.id.clone_into(&mut d.resource);
-        d.cached = cached;
-    }
     tracing::debug!(
         decision_id = %response.decision_id,
         subject = %request.subject.id,
@@ -642,6 +630,13 @@ fn logged(
         cached,
         "decided"
     );
+    // The request's last use: its strings move into the description.
+    if let Some(d) = described {
+        d.subject = std::mem::take(&mut request.subject.id);
+        d.action = std::mem::take(&mut request.action);
+        d.resource = std::mem::take(&mut request.resource.id);
+        d.cached = cached;
+    }
     response
 }
 
