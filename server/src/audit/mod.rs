@@ -86,7 +86,7 @@ impl AuditConfig {
     pub fn new(path: PathBuf) -> Self {
         AuditConfig {
             path,
-            queue: 65_536,
+            queue: 8192,
             overflow: Overflow::Drop,
             checkpoint_every: 1000,
             checkpoint_interval: Duration::from_secs(10),

@@ -141,7 +141,11 @@ fn statement_id(s: &pb::StatementRef) -> String {
     if s.sid.is_empty() {
         format!("{}[{}]", s.policy, s.index)
     } else {
-        format!("{}#{}", s.policy, s.sid)
+        let mut id = String::with_capacity(s.policy.len() + 1 + s.sid.len());
+        id.push_str(&s.policy);
+        id.push('#');
+        id.push_str(&s.sid);
+        id
     }
 }
 
@@ -226,7 +230,7 @@ impl Authorizer {
         }
         if let (Some(log), Some(d)) = (&self.state.audit, described) {
             let record = crate::audit::Record {
-                time: chrono::Utc::now(),
+                time: d.time,
                 decision_id: response.decision_id.clone(),
                 trace_id: call.trace_id.clone(),
                 api: call.api,
@@ -279,6 +283,9 @@ impl Authorizer {
     ) -> Result<pb::CheckResponse, Status> {
         let set = self.state.set.load();
         let now = self.state.clock.unwrap_or_else(chrono::Utc::now);
+        if let Some(d) = described.as_mut() {
+            d.time = now;
+        }
         let token = parts.subject.map_or("", |s| s.token.as_str());
         let verified = if token.is_empty() {
             None
@@ -444,6 +451,7 @@ impl Authorizer {
 /// What the decision log says of a request, once identity is resolved.
 #[derive(Debug, Default)]
 struct Described {
+    time: chrono::DateTime<chrono::Utc>,
     subject: String,
     action: String,
     resource: String,
