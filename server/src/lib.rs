@@ -1,6 +1,7 @@
 //! `pdp-server`: the PDP service and the `pdp` command line.
 
 pub mod audit;
+pub mod authzen;
 pub mod cache;
 pub mod cli;
 pub mod config;

@@ -165,6 +165,25 @@ pub fn reason_label(reason: pb::Reason) -> &'static str {
 }
 
 impl Authorizer {
+    /// One decision for a front end other than `AuthorizationService` (AuthZEN, ext_authz):
+    /// the same path as `Check` (identity, signals, cache, engine, metrics, decision log).
+    /// `trusted`: whether the caller may assert the subject's roles, tags and identity
+    /// facts. With `stages`, the stages get spans under `call.traced`.
+    pub fn ask(
+        &self,
+        parts: &Parts<'_>,
+        trusted: bool,
+        call: &Call,
+        stages: bool,
+    ) -> Result<pb::CheckResponse, Status> {
+        self.decide_counted(parts, trusted, "", call, stages)
+    }
+
+    /// The state decisions are made with.
+    pub fn state(&self) -> &Arc<State> {
+        &self.state
+    }
+
     /// [`Self::decide`], counted and timed.
     fn decide_counted(
         &self,
@@ -460,13 +479,29 @@ struct Described {
 
 /// The call a decision belongs to.
 #[derive(Debug)]
-struct Call {
-    api: &'static str,
-    /// Peer address and client certificate SANs (only built when the decision log is on).
-    caller: String,
-    trace_id: String,
+pub struct Call {
+    /// The API asking (`check`, `check_batch`, `authzen`, `ext_authz`, …): a metrics label
+    /// and a decision log field.
+    pub api: &'static str,
+    /// Who asked, for the decision log (peer address, client certificate SANs).
+    pub caller: String,
+    /// The trace the call belongs to (hex), if traced.
+    pub trace_id: String,
     /// The call's span, when traced.
-    traced: Option<Traced>,
+    pub traced: Option<Traced>,
+}
+
+impl Call {
+    /// A call from another front end: `api` names it, `caller` says who asked (only kept
+    /// when the decision log is on), `traced` is its span.
+    pub fn new(api: &'static str, caller: String, traced: Option<Traced>) -> Call {
+        Call {
+            api,
+            caller,
+            trace_id: traced.as_ref().map(Traced::trace_id).unwrap_or_default(),
+            traced,
+        }
+    }
 }
 
 impl Authorizer {
