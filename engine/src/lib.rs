@@ -54,6 +54,6 @@ pub use error::{CompileError, CompileErrors, LoadError};
 pub use request::{Context, Request, Resource, Scalar, Subject, Value};
 pub use set::{
     Attachment, Bindings, Format, PolicySet, PolicySetBuilder, ResourceAttachment, BINDINGS_FILE,
-    MAX_DOCUMENT_BYTES, MAX_POLICIES, MAX_STATEMENTS,
+    MAX_DOCUMENT_BYTES, MAX_POLICIES, MAX_STATEMENTS, ROUTES_FILE,
 };
 pub use types::{Decision, Effect, Obligation, ObligationType, Reason, StatementInfo};

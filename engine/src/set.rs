@@ -25,6 +25,9 @@ pub const MAX_STATEMENTS: usize = 1_000_000;
 
 /// The file name of the bindings in a policy directory.
 pub const BINDINGS_FILE: &str = "bindings.yaml";
+/// The file of a policy directory that maps HTTP requests to decision requests (read by the
+/// server's Envoy ext_authz front end; not a policy).
+pub const ROUTES_FILE: &str = "routes.yaml";
 
 /// How policies attach to requests (`bindings.yaml`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -541,6 +544,9 @@ impl PolicySet {
             let text = read_bounded(&path).map_err(|e| io(&path, e))?;
             if file_name == BINDINGS_FILE || file_name == "bindings.yml" {
                 builder = builder.bindings_yaml(&origin, &text);
+                continue;
+            }
+            if file_name == ROUTES_FILE {
                 continue;
             }
             count += 1;

@@ -251,21 +251,36 @@ fn eval(dir: &Path, now: Option<DateTime<Utc>>, request: &Path) -> u8 {
 }
 
 fn validate(dir: &Path) -> u8 {
+    let routes = crate::extauthz::routes::RouteTable::load_dir(dir);
     match PolicySet::load_dir(dir) {
-        Ok(set) => {
-            println!(
-                "ok: {} policies, {} statements, revision {}",
-                set.policy_names().count(),
-                set.statement_count(),
-                set.revision()
-            );
-            0
-        }
+        Ok(set) => match routes {
+            Ok(routes) => {
+                println!(
+                    "ok: {} policies, {} statements, {} routes, revision {}",
+                    set.policy_names().count(),
+                    set.statement_count(),
+                    routes.len(),
+                    set.revision()
+                );
+                0
+            }
+            Err(problems) => {
+                for p in &problems {
+                    println!("{p}");
+                }
+                eprintln!("{} problem(s) found", problems.len());
+                EXIT_PROBLEMS
+            }
+        },
         Err(LoadError::Compile(errors)) => {
+            let route_problems = routes.err().unwrap_or_default();
             for e in &errors.0 {
                 println!("{e}");
             }
-            eprintln!("{} problem(s) found", errors.0.len());
+            for p in &route_problems {
+                println!("{p}");
+            }
+            eprintln!("{} problem(s) found", errors.0.len() + route_problems.len());
             EXIT_PROBLEMS
         }
         Err(e) => {
@@ -467,6 +482,15 @@ fn serve(config: &crate::config::ServeConfig) -> u8 {
         Ok(s) => s,
         Err(code) => return code,
     };
+    let routes = match crate::extauthz::routes::RouteTable::load_dir(dir) {
+        Ok(r) => r,
+        Err(problems) => {
+            for p in problems {
+                eprintln!("error: {p}");
+            }
+            return EXIT_POLICIES;
+        }
+    };
     let mut verifier = match &config.jwks {
         Some(jwks) => {
             match crate::identity::Verifier::from_jwks_file(jwks, config.identity.clone()) {
@@ -643,6 +667,7 @@ fn serve(config: &crate::config::ServeConfig) -> u8 {
             claims,
             audit,
             telemetry,
+            routes: arc_swap::ArcSwap::from_pointee(routes),
             ..crate::grpc::State::new(set, max_batch_items)
         });
         if let Some(listener) = http {

@@ -110,10 +110,33 @@ pub fn spawn(dir: PathBuf, state: Arc<State>, watch: bool) -> Result<(), ReloadE
 /// Compiles `dir` off the runtime and swaps it in, or reports why not.
 pub async fn reload(dir: &std::path::Path, state: &State, stats: &ReloadStats) -> Outcome {
     let path = dir.to_path_buf();
-    let loaded = tokio::task::spawn_blocking(move || PolicySet::load_dir(&path)).await;
+    let loaded = tokio::task::spawn_blocking(move || {
+        PolicySet::load_dir(&path)
+            .map(|set| (set, crate::extauthz::routes::RouteTable::load_dir(&path)))
+    })
+    .await;
     let serving = || state.set.load().revision().to_owned();
     let outcome = match loaded {
-        Ok(Ok(set)) => {
+        Ok(Ok((_, Err(problems)))) => {
+            stats.failures.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(
+                dir = %dir.display(),
+                serving = %serving(),
+                "routes rejected, the serving set and routes stay: {}",
+                problems.join("; ")
+            );
+            Outcome {
+                accepted: false,
+                revision: serving(),
+                problems,
+                at: chrono::Utc::now(),
+            }
+        }
+        Ok(Ok((set, Ok(routes)))) => {
+            if **state.routes.load() != routes {
+                tracing::info!(dir = %dir.display(), routes = routes.len(), "routes reloaded");
+                state.routes.store(Arc::new(routes));
+            }
             let old = serving();
             if set.revision() != old {
                 tracing::info!(

@@ -104,6 +104,10 @@ pub async fn serve(
     let admin = pb::admin_service_server::AdminServiceServer::new(crate::grpc::admin::Admin::new(
         state.clone(),
     ));
+    let ext_authz = envoy_types::ext_authz::v3::pb::AuthorizationServer::new(
+        crate::extauthz::ExtAuthz::new(state.clone()),
+    )
+    .max_decoding_message_size(MAX_MESSAGE_BYTES);
     let signal_service = pb::signal_service_server::SignalServiceServer::new(
         crate::grpc::signals::SignalService::new(state.clone()),
     )
@@ -132,6 +136,7 @@ pub async fn serve(
         .add_service(authorization)
         .add_service(admin)
         .add_service(signal_service)
+        .add_service(ext_authz)
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
         .await?;
     Ok(())

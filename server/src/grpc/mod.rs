@@ -51,6 +51,9 @@ pub struct State {
     pub audit: Option<crate::audit::DecisionLog>,
     /// Tracing, when on.
     pub telemetry: Option<crate::telemetry::Telemetry>,
+    /// How Envoy's HTTP requests map to decision requests (`routes.yaml`); replaced with the
+    /// policy set.
+    pub routes: arc_swap::ArcSwap<crate::extauthz::routes::RouteTable>,
 }
 
 /// The `AuthorizationService` implementation.
@@ -73,6 +76,7 @@ impl State {
             claims: (identity.roles_claims, identity.tags_claim),
             audit: None,
             telemetry: None,
+            routes: arc_swap::ArcSwap::from_pointee(crate::extauthz::routes::RouteTable::default()),
             limits: convert::DEFAULT_LIMITS,
             max_batch_items,
             clock: None,

@@ -1,0 +1,493 @@
+//! Envoy's external authorization API (`envoy.service.auth.v3.Authorization/Check`) on the
+//! gRPC port, so that any Envoy or Istio sidecar can ask the PDP with configuration alone.
+//! The HTTP request is mapped to a decision request by the policy directory's `routes.yaml`
+//! ([`routes`]); the subject comes from the `authorization: Bearer` JWT (verified), or, from a
+//! trusted sidecar, from the `jwt_authn` filter's verified payload or the downstream peer's
+//! principal (SPIFFE ID). An allow lets the request through with the decision id and the
+//! obligations in upstream headers and dynamic metadata; a deny is a 403 with a JSON body, or
+//! a 401 challenge when the PDP needs a step-up or a valid token.
+
+pub mod routes;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use envoy_types::ext_authz::v3::pb as envoy;
+use envoy_types::ext_authz::v3::{
+    CheckResponseExt as _, DeniedHttpResponseBuilder, OkHttpResponseBuilder,
+};
+use envoy_types::pb::google::protobuf as envoy_pb;
+use pdp_proto::v1 as pb;
+use prost_types::value::Kind;
+use tonic::{Request, Response, Status};
+
+use crate::grpc::convert::Parts;
+use crate::grpc::{Authorizer, Call, State};
+use routes::Unmapped;
+
+/// The metadata namespace Envoy's `jwt_authn` filter writes verified payloads to.
+pub const JWT_AUTHN_NAMESPACE: &str = "envoy.filters.http.jwt_authn";
+/// The namespace of the dynamic metadata the PDP returns.
+pub const METADATA_NAMESPACE: &str = "pdp";
+
+/// The `envoy.service.auth.v3.Authorization` implementation.
+#[derive(Debug, Clone)]
+pub struct ExtAuthz {
+    authorizer: Authorizer,
+}
+
+impl ExtAuthz {
+    /// The service over `state`.
+    pub fn new(state: Arc<State>) -> Self {
+        ExtAuthz {
+            authorizer: Authorizer::new(state),
+        }
+    }
+}
+
+fn string_value(s: impl Into<String>) -> prost_types::Value {
+    prost_types::Value {
+        kind: Some(Kind::StringValue(s.into())),
+    }
+}
+
+/// An envoy `Struct` value as a string, when it is one.
+fn envoy_str(v: &envoy_pb::Value) -> Option<&str> {
+    match &v.kind {
+        Some(envoy_pb::value::Kind::StringValue(s)) => Some(s),
+        _ => None,
+    }
+}
+
+/// Claims of a verified JWT payload (from `jwt_authn`) as a subject and identity facts.
+fn subject_from_payload(
+    payload: &envoy_pb::Struct,
+    claims: &(Vec<String>, String),
+    context: &mut BTreeMap<String, prost_types::Value>,
+) -> Option<pb::Subject> {
+    let sub = payload.fields.get("sub").and_then(envoy_str)?;
+    let mut roles = Vec::new();
+    for name in &claims.0 {
+        match payload.fields.get(name).and_then(|v| v.kind.as_ref()) {
+            Some(envoy_pb::value::Kind::ListValue(l)) => {
+                roles.extend(l.values.iter().filter_map(envoy_str).map(str::to_owned));
+            }
+            Some(envoy_pb::value::Kind::StringValue(s)) => {
+                roles.extend(s.split_whitespace().map(str::to_owned));
+            }
+            _ => {}
+        }
+    }
+    let mut tags = std::collections::HashMap::new();
+    if let Some(Some(envoy_pb::value::Kind::StructValue(t))) =
+        payload.fields.get(&claims.1).map(|v| v.kind.as_ref())
+    {
+        for (k, v) in &t.fields {
+            if let Some(v) = envoy_str(v) {
+                tags.insert(k.clone(), v.to_owned());
+            }
+        }
+    }
+    let mfa = matches!(
+        payload.fields.get("amr").and_then(|v| v.kind.as_ref()),
+        Some(envoy_pb::value::Kind::ListValue(l)) if l.values.iter().any(|v| envoy_str(v) == Some("mfa"))
+    );
+    context.insert(
+        "aws:MultiFactorAuthPresent".into(),
+        prost_types::Value {
+            kind: Some(Kind::BoolValue(mfa)),
+        },
+    );
+    let number = |name: &str| match payload.fields.get(name).and_then(|v| v.kind.as_ref()) {
+        Some(envoy_pb::value::Kind::NumberValue(n)) => Some(*n),
+        _ => None,
+    };
+    if let Some(iat) = number("iat").and_then(|t| chrono::DateTime::from_timestamp(t as i64, 0)) {
+        context.insert(
+            "aws:TokenIssueTime".into(),
+            string_value(iat.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+        );
+    }
+    if let (true, Some(auth_time)) = (mfa, number("auth_time")) {
+        let age = (chrono::Utc::now().timestamp() as f64 - auth_time).max(0.0);
+        context.insert(
+            "aws:MultiFactorAuthAge".into(),
+            prost_types::Value {
+                kind: Some(Kind::NumberValue(age.floor())),
+            },
+        );
+    }
+    Some(pb::Subject {
+        id: sub.to_owned(),
+        roles,
+        tags,
+        session_id: payload
+            .fields
+            .get("sid")
+            .and_then(envoy_str)
+            .unwrap_or_default()
+            .to_owned(),
+        ..Default::default()
+    })
+}
+
+/// The step-up obligation's required `acr`, when the decision carries one.
+fn step_up_acr(response: &pb::CheckResponse) -> Option<String> {
+    response
+        .obligations
+        .iter()
+        .find(|o| o.r#type == "step-up")
+        .map(|o| {
+            o.properties
+                .as_ref()
+                .and_then(|p| p.fields.get("acr"))
+                .and_then(|v| match &v.kind {
+                    Some(Kind::StringValue(s)) => Some(s.clone()),
+                    _ => None,
+                })
+                .unwrap_or_default()
+        })
+}
+
+/// The obligations as JSON (id, type, properties).
+fn obligations_json(response: &pb::CheckResponse) -> serde_json::Value {
+    serde_json::Value::Array(
+        response
+            .obligations
+            .iter()
+            .map(|o| {
+                serde_json::json!({
+                    "id": o.id,
+                    "type": o.r#type,
+                    "properties": o.properties.as_ref().map_or(serde_json::Value::Object(Default::default()), |p| {
+                        serde_json::Value::Object(p.fields.iter().map(|(k, v)| (k.clone(), crate::grpc::convert::value_to_json(v))).collect())
+                    }),
+                })
+            })
+            .collect(),
+    )
+}
+
+/// JSON as an envoy `Value`.
+fn envoy_value(v: &serde_json::Value) -> envoy_pb::Value {
+    use envoy_pb::value::Kind as K;
+    let kind = match v {
+        serde_json::Value::Null => K::NullValue(0),
+        serde_json::Value::Bool(b) => K::BoolValue(*b),
+        serde_json::Value::Number(n) => K::NumberValue(n.as_f64().unwrap_or(0.0)),
+        serde_json::Value::String(s) => K::StringValue(s.clone()),
+        serde_json::Value::Array(a) => K::ListValue(envoy_pb::ListValue {
+            values: a.iter().map(envoy_value).collect(),
+        }),
+        serde_json::Value::Object(o) => K::StructValue(envoy_pb::Struct {
+            fields: o.iter().map(|(k, v)| (k.clone(), envoy_value(v))).collect(),
+        }),
+    };
+    envoy_pb::Value { kind: Some(kind) }
+}
+
+fn denied(
+    status: envoy::HttpStatusCode,
+    body: &serde_json::Value,
+    challenge: Option<String>,
+    grpc: Status,
+) -> envoy::CheckResponse {
+    let mut http = DeniedHttpResponseBuilder::new();
+    http.set_http_status(status)
+        .add_header("content-type", "application/json", None, false)
+        .set_body(body.to_string());
+    if let Some(c) = challenge {
+        http.add_header("www-authenticate", c, None, false);
+    }
+    let mut response = envoy::CheckResponse::with_status(grpc);
+    response.set_http_response(http);
+    response
+}
+
+#[tonic::async_trait]
+impl envoy::Authorization for ExtAuthz {
+    async fn check(
+        &self,
+        request: Request<envoy::CheckRequest>,
+    ) -> Result<Response<envoy::CheckResponse>, Status> {
+        let state = self.authorizer.state().clone();
+        let certs = request.peer_certs();
+        let certs = certs.as_deref().map(Vec::as_slice);
+        if !state.trust.may_check(request.remote_addr(), certs) {
+            return Err(Status::permission_denied(
+                "this caller may not ask for decisions",
+            ));
+        }
+        let trusted_sidecar = state.trust.trusts(request.remote_addr(), certs);
+        let caller = if state.audit.is_some() {
+            request
+                .remote_addr()
+                .map(|a| a.to_string())
+                .unwrap_or_default()
+        } else {
+            String::new()
+        };
+        let traced = state.telemetry.as_ref().and_then(|t| {
+            let parent = t.from_metadata(request.metadata());
+            t.call("envoy.service.auth.v3.Authorization/Check", &parent, || {
+                vec![
+                    opentelemetry::KeyValue::new("rpc.system", "grpc"),
+                    opentelemetry::KeyValue::new(
+                        "rpc.service",
+                        "envoy.service.auth.v3.Authorization",
+                    ),
+                    opentelemetry::KeyValue::new("rpc.method", "Check"),
+                ]
+            })
+        });
+        let check = request.into_inner();
+        let attributes = check.attributes.unwrap_or_default();
+        let http = attributes
+            .request
+            .as_ref()
+            .and_then(|r| r.http.clone())
+            .unwrap_or_default();
+        let routes = state.routes.load();
+        let host = if http.host.is_empty() {
+            http.headers.get(":authority").cloned().unwrap_or_default()
+        } else {
+            http.host.clone()
+        };
+
+        // The route: context extensions may name the action and resource themselves.
+        let ext = &attributes.context_extensions;
+        let matched = match (ext.get("pdp.action"), ext.get("pdp.resource")) {
+            (Some(action), Some(resource)) => Some(routes::Matched {
+                action: action.clone(),
+                resource: resource.clone(),
+                route: String::new(),
+            }),
+            _ => routes.find(&host, &http.method, &http.path),
+        };
+        let Some(matched) = matched else {
+            return Ok(Response::new(match routes.unmapped(&host) {
+                Unmapped::Allow => {
+                    let mut ok = OkHttpResponseBuilder::new();
+                    for h in &routes.headers_to_remove {
+                        ok.remove_header(h.clone());
+                    }
+                    let mut response = envoy::CheckResponse::with_status(Status::ok(""));
+                    response.set_http_response(ok);
+                    response
+                }
+                Unmapped::Deny => {
+                    tracing::debug!(%host, method = %http.method, "no route matches: denied");
+                    denied(
+                        envoy::HttpStatusCode::Forbidden,
+                        &serde_json::json!({ "decision": "deny", "reason": "unmapped_route" }),
+                        None,
+                        Status::permission_denied("no route matches this request"),
+                    )
+                }
+            }));
+        };
+
+        // The context: the request's facts, configured headers, route hints.
+        let mut context: BTreeMap<String, prost_types::Value> = BTreeMap::new();
+        if let Some(ip) = attributes
+            .source
+            .as_ref()
+            .and_then(|p| p.address.as_ref())
+            .and_then(|a| a.address.as_ref())
+            .and_then(|a| match a {
+                envoy_types::pb::envoy::config::core::v3::address::Address::SocketAddress(s) => {
+                    Some(s.address.clone())
+                }
+                _ => None,
+            })
+        {
+            context.insert("aws:SourceIp".into(), string_value(ip));
+        }
+        let secure = http.scheme.eq_ignore_ascii_case("https")
+            || attributes
+                .source
+                .as_ref()
+                .is_some_and(|p| !p.principal.is_empty() || !p.certificate.is_empty());
+        context.insert(
+            "aws:SecureTransport".into(),
+            prost_types::Value {
+                kind: Some(Kind::BoolValue(secure)),
+            },
+        );
+        context.insert("http:Method".into(), string_value(http.method.clone()));
+        context.insert(
+            "http:Path".into(),
+            string_value(http.path.split('?').next().unwrap_or_default()),
+        );
+        context.insert("http:Host".into(), string_value(host.clone()));
+        if !matched.route.is_empty() {
+            context.insert("http:Route".into(), string_value(matched.route.clone()));
+        }
+        for name in &routes.context_headers {
+            if let Some(v) = http.headers.get(name) {
+                context.insert(format!("http:Header/{name}"), string_value(v.clone()));
+            }
+        }
+        for (k, v) in ext {
+            if k != "pdp.action" && k != "pdp.resource" {
+                context.insert(
+                    format!("envoy:ContextExtension/{k}"),
+                    string_value(v.clone()),
+                );
+            }
+        }
+
+        // The subject.
+        let bearer = http
+            .headers
+            .get("authorization")
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
+            .map(str::trim)
+            .filter(|t| !t.is_empty());
+        let subject = match bearer {
+            Some(token) => Some(pb::Subject {
+                token: token.to_owned(),
+                ..Default::default()
+            }),
+            None if trusted_sidecar => {
+                let from_jwt = attributes
+                    .metadata_context
+                    .as_ref()
+                    .and_then(|m| m.filter_metadata.get(JWT_AUTHN_NAMESPACE))
+                    .and_then(|ns| {
+                        ns.fields.values().find_map(|v| match &v.kind {
+                            Some(envoy_pb::value::Kind::StructValue(payload))
+                                if payload.fields.contains_key("sub") =>
+                            {
+                                Some(payload.clone())
+                            }
+                            _ => None,
+                        })
+                    })
+                    .and_then(|payload| {
+                        subject_from_payload(&payload, &state.claims, &mut context)
+                    });
+                from_jwt.or_else(|| {
+                    attributes
+                        .source
+                        .as_ref()
+                        .filter(|p| !p.principal.is_empty())
+                        .map(|p| pb::Subject {
+                            id: p.principal.clone(),
+                            ..Default::default()
+                        })
+                })
+            }
+            None => None,
+        };
+        let context = prost_types::Struct { fields: context };
+        let resource = pb::Resource {
+            id: matched.resource.clone(),
+            ..Default::default()
+        };
+        let parts = Parts {
+            subject: subject.as_ref(),
+            action: &matched.action,
+            resource: Some(&resource),
+            context: Some(&context),
+        };
+        let call = Call::new("ext_authz", caller, traced);
+        let decision = match self.authorizer.ask(&parts, trusted_sidecar, &call, true) {
+            Ok(d) => d,
+            Err(status) => {
+                return Ok(Response::new(denied(
+                    envoy::HttpStatusCode::BadRequest,
+                    &serde_json::json!({ "decision": "deny", "reason": "bad_request", "message": status.message() }),
+                    None,
+                    Status::invalid_argument(status.message()),
+                )))
+            }
+        };
+        let reason = crate::grpc::reason_label(decision.reason());
+        let obligations = obligations_json(&decision);
+        if decision.decision == pb::Decision::Allow as i32 {
+            let mut ok = OkHttpResponseBuilder::new();
+            ok.add_header(
+                "x-pdp-decision-id",
+                decision.decision_id.clone(),
+                None,
+                false,
+            );
+            if !decision.obligations.is_empty() {
+                ok.add_header("x-pdp-obligations", obligations.to_string(), None, false);
+            }
+            for h in &routes.headers_to_remove {
+                ok.remove_header(h.clone());
+            }
+            let mut response = envoy::CheckResponse::with_status(Status::ok(""));
+            response.set_http_response(ok);
+            response.set_dynamic_metadata(Some(envoy_pb::Struct {
+                fields: [
+                    (
+                        "decision_id".to_owned(),
+                        envoy_value(&decision.decision_id.clone().into()),
+                    ),
+                    ("decision".to_owned(), envoy_value(&"allow".into())),
+                    ("reason".to_owned(), envoy_value(&reason.into())),
+                    ("obligations".to_owned(), envoy_value(&obligations)),
+                ]
+                .into_iter()
+                .collect(),
+            }));
+            return Ok(Response::new(response));
+        }
+        let body = serde_json::json!({
+            "decision": "deny",
+            "decision_id": decision.decision_id,
+            "reason": reason,
+        });
+        let mut response = if decision.reason() == pb::Reason::InvalidIdentity {
+            denied(
+                envoy::HttpStatusCode::Unauthorized,
+                &body,
+                Some("Bearer error=\"invalid_token\"".into()),
+                Status::unauthenticated("the token could not be verified"),
+            )
+        } else if let Some(acr) = step_up_acr(&decision) {
+            // RFC 9470: ask the client to authenticate again at the required level.
+            let body = serde_json::json!({
+                "decision": "deny",
+                "decision_id": decision.decision_id,
+                "reason": reason,
+                "acr_values": acr,
+            });
+            denied(
+                envoy::HttpStatusCode::Unauthorized,
+                &body,
+                Some(format!(
+                    "Bearer error=\"insufficient_user_authentication\", error_description=\"a stronger authentication is required\", acr_values=\"{acr}\""
+                )),
+                Status::unauthenticated("step-up authentication required"),
+            )
+        } else {
+            denied(
+                envoy::HttpStatusCode::Forbidden,
+                &body,
+                None,
+                Status::permission_denied("denied"),
+            )
+        };
+        response.set_dynamic_metadata(Some(envoy_pb::Struct {
+            fields: [
+                (
+                    "decision_id".to_owned(),
+                    envoy_value(&decision.decision_id.clone().into()),
+                ),
+                ("decision".to_owned(), envoy_value(&"deny".into())),
+                ("reason".to_owned(), envoy_value(&reason.into())),
+                ("obligations".to_owned(), envoy_value(&obligations)),
+            ]
+            .into_iter()
+            .collect(),
+        }));
+        Ok(Response::new(response))
+    }
+}

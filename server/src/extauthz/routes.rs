@@ -1,0 +1,492 @@
+//! `routes.yaml`: how an HTTP request that Envoy asks about becomes a decision request. Each
+//! route matches a host, methods and a path template (`/orders/{id}`, `/files/{path*}`) and
+//! names the action and the resource (an ARN template filled from the path's captures).
+//! Validated like policies: every problem, with the file, the route and the field.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::Deserialize;
+
+/// Largest routes file read.
+pub const MAX_ROUTES_BYTES: u64 = 1 << 20;
+/// Most routes in a table.
+pub const MAX_ROUTES: usize = 10_000;
+
+/// What to do with a request no route matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Unmapped {
+    /// Deny it (403).
+    #[default]
+    Deny,
+    /// Let it through without a decision.
+    Allow,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTable {
+    #[serde(default)]
+    routes: Vec<RawRoute>,
+    #[serde(default)]
+    unmapped: Unmapped,
+    #[serde(default)]
+    unmapped_hosts: BTreeMap<String, Unmapped>,
+    #[serde(default)]
+    headers_to_remove: Vec<String>,
+    #[serde(default)]
+    context_headers: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRoute {
+    #[serde(default)]
+    host: Option<String>,
+    #[serde(default)]
+    methods: Vec<String>,
+    path: String,
+    action: String,
+    resource: String,
+}
+
+/// One segment of a path template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Segment {
+    Literal(String),
+    /// `{name}`: one segment.
+    One(String),
+    /// `{name*}`: the rest of the path (last only).
+    Rest(String),
+}
+
+/// A piece of a resource template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Piece {
+    Text(String),
+    Capture(String),
+}
+
+/// A route.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    host: Option<String>,
+    methods: Vec<String>,
+    segments: Vec<Segment>,
+    /// The template as written, for errors and docs.
+    pub path: String,
+    /// The action.
+    pub action: String,
+    resource: Vec<Piece>,
+}
+
+/// The route table.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RouteTable {
+    routes: Vec<Route>,
+    unmapped: Unmapped,
+    unmapped_hosts: BTreeMap<String, Unmapped>,
+    /// Request headers removed before the request goes upstream (e.g. `authorization`).
+    pub headers_to_remove: Vec<String>,
+    /// Request headers copied into the context as `http:Header/<name>`.
+    pub context_headers: Vec<String>,
+}
+
+/// A matched route: the action and the resource.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Matched {
+    /// The action.
+    pub action: String,
+    /// The resource id.
+    pub resource: String,
+    /// The route's path template.
+    pub route: String,
+}
+
+/// Headers that never reach the context (credentials).
+const SECRET_HEADERS: &[&str] = &["authorization", "cookie", "proxy-authorization"];
+
+fn host_matches(pattern: &str, host: &str) -> bool {
+    // The port is not part of the match.
+    let host = host.rsplit_once(':').map_or(host, |(h, p)| {
+        if p.bytes().all(|b| b.is_ascii_digit()) {
+            h
+        } else {
+            host
+        }
+    });
+    if pattern == "*" {
+        return true;
+    }
+    match pattern.strip_prefix("*.") {
+        Some(suffix) => host
+            .len()
+            .checked_sub(suffix.len() + 1)
+            .and_then(|cut| host.get(cut..))
+            .is_some_and(|tail| tail.starts_with('.') && tail[1..].eq_ignore_ascii_case(suffix)),
+        None => pattern.eq_ignore_ascii_case(host),
+    }
+}
+
+impl RouteTable {
+    /// Reads `<dir>/routes.yaml`; an empty table (everything unmapped, denied) when absent.
+    pub fn load_dir(dir: &Path) -> Result<RouteTable, Vec<String>> {
+        let path = dir.join(pdp_engine::ROUTES_FILE);
+        let shown = path.display().to_string();
+        match std::fs::metadata(&path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(RouteTable::default()),
+            Err(e) => return Err(vec![format!("{shown}: {e}")]),
+            Ok(m) if m.len() > MAX_ROUTES_BYTES => {
+                return Err(vec![format!(
+                    "{shown}: {} bytes, over the limit of {MAX_ROUTES_BYTES}",
+                    m.len()
+                )])
+            }
+            Ok(_) => {}
+        }
+        let text = std::fs::read_to_string(&path).map_err(|e| vec![format!("{shown}: {e}")])?;
+        RouteTable::parse(&shown, &text)
+    }
+
+    /// Parses a routes document; `origin` names it in errors.
+    pub fn parse(origin: &str, text: &str) -> Result<RouteTable, Vec<String>> {
+        let raw: RawTable =
+            yaml_serde::from_str(text).map_err(|e| vec![format!("{origin}: {e}")])?;
+        let mut problems = Vec::new();
+        if raw.routes.len() > MAX_ROUTES {
+            problems.push(format!(
+                "{origin}: {} routes, over the limit of {MAX_ROUTES}",
+                raw.routes.len()
+            ));
+        }
+        let mut routes = Vec::new();
+        for (i, r) in raw.routes.into_iter().enumerate() {
+            let at =
+                |field: &str, message: String| format!("{origin}: routes[{i}].{field}: {message}");
+            let before = problems.len();
+            let segments = match parse_path(&r.path) {
+                Ok(s) => s,
+                Err(m) => {
+                    problems.push(at("path", m));
+                    Vec::new()
+                }
+            };
+            let captures: Vec<&str> = segments
+                .iter()
+                .filter_map(|s| match s {
+                    Segment::One(n) | Segment::Rest(n) => Some(n.as_str()),
+                    Segment::Literal(_) => None,
+                })
+                .collect();
+            let resource = match parse_template(&r.resource) {
+                Ok(pieces) => {
+                    for p in &pieces {
+                        if let Piece::Capture(name) = p {
+                            if !captures.contains(&name.as_str()) {
+                                problems.push(at(
+                                    "resource",
+                                    format!(
+                                        "`{{{name}}}` is not captured by the path `{}`",
+                                        r.path
+                                    ),
+                                ));
+                            }
+                        }
+                    }
+                    pieces
+                }
+                Err(m) => {
+                    problems.push(at("resource", m));
+                    Vec::new()
+                }
+            };
+            match r.action.split_once(':') {
+                Some((service, name)) if !service.is_empty() && !name.is_empty() => {}
+                _ => problems.push(at(
+                    "action",
+                    format!("`{}` is not `service:Action`", r.action),
+                )),
+            }
+            let methods: Vec<String> = r.methods.iter().map(|m| m.to_ascii_uppercase()).collect();
+            for m in &methods {
+                if m.is_empty() || !m.bytes().all(|b| b.is_ascii_uppercase() || b == b'*') {
+                    problems.push(at("methods", format!("`{m}` is not an HTTP method")));
+                }
+            }
+            if let Some(h) = &r.host {
+                if h.is_empty() || (h.contains('*') && h != "*" && !h.starts_with("*.")) {
+                    problems.push(at("host", format!("`{h}`: a host, `*.suffix` or `*`")));
+                }
+            }
+            if problems.len() == before {
+                routes.push(Route {
+                    host: r.host.filter(|h| h != "*"),
+                    methods: methods.into_iter().filter(|m| m != "*").collect(),
+                    segments,
+                    path: r.path,
+                    action: r.action,
+                    resource,
+                });
+            }
+        }
+        for (field, list) in [
+            ("headers_to_remove", &raw.headers_to_remove),
+            ("context_headers", &raw.context_headers),
+        ] {
+            for h in list {
+                if h.is_empty()
+                    || !h
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                {
+                    problems.push(format!("{origin}: {field}: `{h}` is not a header name"));
+                }
+            }
+        }
+        for h in &raw.context_headers {
+            if SECRET_HEADERS.contains(&h.to_ascii_lowercase().as_str()) {
+                problems.push(format!(
+                    "{origin}: context_headers: `{h}` carries credentials and never enters the context"
+                ));
+            }
+        }
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        Ok(RouteTable {
+            routes,
+            unmapped: raw.unmapped,
+            unmapped_hosts: raw.unmapped_hosts,
+            headers_to_remove: raw
+                .headers_to_remove
+                .iter()
+                .map(|h| h.to_ascii_lowercase())
+                .collect(),
+            context_headers: raw
+                .context_headers
+                .iter()
+                .map(|h| h.to_ascii_lowercase())
+                .collect(),
+        })
+    }
+
+    /// Routes in the table.
+    pub fn len(&self) -> usize {
+        self.routes.len()
+    }
+
+    /// Whether the table has no route.
+    pub fn is_empty(&self) -> bool {
+        self.routes.is_empty()
+    }
+
+    /// The first route matching `host`, `method` and `path` (the query string is ignored).
+    pub fn find(&self, host: &str, method: &str, path: &str) -> Option<Matched> {
+        let path = path.split(['?', '#']).next().unwrap_or_default();
+        let parts: Vec<&str> = path.split('/').skip(1).collect();
+        self.routes.iter().find_map(|r| {
+            if r.host.as_deref().is_some_and(|h| !host_matches(h, host)) {
+                return None;
+            }
+            if !r.methods.is_empty() && !r.methods.iter().any(|m| m.eq_ignore_ascii_case(method)) {
+                return None;
+            }
+            let captures = match_path(&r.segments, &parts)?;
+            let mut resource = String::new();
+            for p in &r.resource {
+                match p {
+                    Piece::Text(t) => resource.push_str(t),
+                    Piece::Capture(name) => resource.push_str(
+                        captures
+                            .iter()
+                            .find(|(n, _)| n == name)
+                            .map_or("", |(_, v)| v.as_str()),
+                    ),
+                }
+            }
+            Some(Matched {
+                action: r.action.clone(),
+                resource,
+                route: r.path.clone(),
+            })
+        })
+    }
+
+    /// What to do with an unmatched request to `host`.
+    pub fn unmapped(&self, host: &str) -> Unmapped {
+        self.unmapped_hosts
+            .iter()
+            .find(|(pattern, _)| host_matches(pattern, host))
+            .map_or(self.unmapped, |(_, u)| *u)
+    }
+}
+
+fn parse_path(path: &str) -> Result<Vec<Segment>, String> {
+    let Some(rest) = path.strip_prefix('/') else {
+        return Err(format!("`{path}` does not start with `/`"));
+    };
+    let parts: Vec<&str> = rest.split('/').collect();
+    let mut out = Vec::with_capacity(parts.len());
+    let mut names: Vec<String> = Vec::new();
+    for (i, p) in parts.iter().enumerate() {
+        let segment = match p.strip_prefix('{').and_then(|x| x.strip_suffix('}')) {
+            Some(inner) => {
+                let (name, rest) = match inner.strip_suffix('*') {
+                    Some(n) => (n, true),
+                    None => (inner, false),
+                };
+                if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                {
+                    return Err(format!("`{{{inner}}}` is not a capture name"));
+                }
+                if names.iter().any(|n| n == name) {
+                    return Err(format!("`{{{name}}}` is captured twice"));
+                }
+                names.push(name.to_owned());
+                if rest && i + 1 != parts.len() {
+                    return Err(format!("`{{{name}*}}` must be the last segment"));
+                }
+                if rest {
+                    Segment::Rest(name.to_owned())
+                } else {
+                    Segment::One(name.to_owned())
+                }
+            }
+            None if p.contains(['{', '}']) => {
+                return Err(format!("`{p}`: a capture must be a whole segment"))
+            }
+            None => Segment::Literal((*p).to_owned()),
+        };
+        out.push(segment);
+    }
+    Ok(out)
+}
+
+fn parse_template(text: &str) -> Result<Vec<Piece>, String> {
+    if text.is_empty() {
+        return Err("is empty".into());
+    }
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(start) = rest.find('{') {
+        if start > 0 {
+            out.push(Piece::Text(rest[..start].to_owned()));
+        }
+        let Some(end) = rest[start..].find('}') else {
+            return Err(format!("`{text}`: an unclosed `{{`"));
+        };
+        out.push(Piece::Capture(rest[start + 1..start + end].to_owned()));
+        rest = &rest[start + end + 1..];
+    }
+    if rest.contains('}') {
+        return Err(format!("`{text}`: a `}}` without `{{`"));
+    }
+    if !rest.is_empty() {
+        out.push(Piece::Text(rest.to_owned()));
+    }
+    Ok(out)
+}
+
+/// The captures of `segments` over the request path's parts, if it matches.
+fn match_path(segments: &[Segment], parts: &[&str]) -> Option<Vec<(String, String)>> {
+    let mut captures = Vec::new();
+    for (i, s) in segments.iter().enumerate() {
+        match s {
+            Segment::Rest(name) => {
+                let rest = parts.get(i..)?.join("/");
+                if rest.is_empty() {
+                    return None;
+                }
+                captures.push((name.clone(), rest));
+                return Some(captures);
+            }
+            Segment::One(name) => {
+                let part = parts.get(i).filter(|p| !p.is_empty())?;
+                captures.push((name.clone(), (*part).to_owned()));
+            }
+            Segment::Literal(l) => {
+                if parts.get(i) != Some(&l.as_str()) {
+                    return None;
+                }
+            }
+        }
+    }
+    (parts.len() == segments.len()).then_some(captures)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TABLE: &str = r#"
+routes:
+  - methods: [GET, head]
+    path: /orders/{id}
+    action: orders:GetOrder
+    resource: "arn:app:orders:::order/{id}"
+  - host: "*.files.example.com"
+    path: /files/{path*}
+    action: files:Read
+    resource: "arn:app:files:::{path}"
+unmapped: deny
+unmapped_hosts: { "public.example.com": allow }
+headers_to_remove: [Authorization]
+context_headers: [x-tenant]
+"#;
+
+    fn table() -> RouteTable {
+        RouteTable::parse("routes.yaml", TABLE).unwrap_or_default()
+    }
+
+    #[test]
+    fn templates_fill_the_resource_from_the_path() {
+        let t = table();
+        assert_eq!(t.len(), 2);
+        let m = t.find("api.example.com", "GET", "/orders/42?expand=1");
+        assert_eq!(
+            m.map(|m| (m.action, m.resource)),
+            Some(("orders:GetOrder".into(), "arn:app:orders:::order/42".into()))
+        );
+        assert!(t.find("api", "POST", "/orders/42").is_none(), "method");
+        assert!(t.find("api", "GET", "/orders/42/items").is_none(), "length");
+        assert!(t.find("api", "GET", "/orders/").is_none(), "empty capture");
+        let f = t.find("eu.files.example.com:8443", "PUT", "/files/a/b/c.txt");
+        assert_eq!(
+            f.map(|m| m.resource),
+            Some("arn:app:files:::a/b/c.txt".into())
+        );
+        assert!(
+            t.find("files.example.com", "GET", "/files/a").is_none(),
+            "host suffix"
+        );
+        assert_eq!(t.unmapped("public.example.com"), Unmapped::Allow);
+        assert_eq!(t.unmapped("other"), Unmapped::Deny);
+        assert_eq!(t.headers_to_remove, ["authorization"]);
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_route_and_field() {
+        let bad = r#"
+routes:
+  - path: orders/{id}
+    action: GetOrder
+    resource: "arn:{nope}"
+  - path: /a/{x*}/b
+    action: a:B
+    resource: "x"
+context_headers: [authorization]
+"#;
+        let problems = RouteTable::parse("r.yaml", bad).err().unwrap_or_default();
+        let text = problems.join("\n");
+        for expected in [
+            "routes[0].path",
+            "routes[0].action",
+            "routes[1].path",
+            "context_headers",
+        ] {
+            assert!(text.contains(expected), "{expected} missing from:\n{text}");
+        }
+        assert!(RouteTable::parse("r.yaml", "routes: []\nmistake: 1\n").is_err());
+    }
+}
