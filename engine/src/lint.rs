@@ -141,6 +141,23 @@ const KNOWN_KEYS: &[&str] = &[
     "pdp:sessionage",
     "pdp:deviceid",
     "pdp:sessionid",
+    "pdp:assurancenamespace",
+    "pdp:subjecttype",
+    "pdp:resourcetype",
+    "http:method",
+    "http:path",
+    "http:host",
+    "http:route",
+];
+
+/// Families of keys every request may carry (lower-case prefixes).
+const KNOWN_PREFIXES: &[&str] = &[
+    "aws:requesttag/",
+    "pdp:subjectproperty/",
+    "pdp:resourceproperty/",
+    "pdp:actionproperty/",
+    "http:header/",
+    "envoy:contextextension/",
 ];
 
 /// Global keys that can hold several values in a request.
@@ -422,7 +439,7 @@ fn unknown_key(key: &Key, actions: &[String]) -> Option<String> {
     };
     let name = written.to_lowercase();
     if KNOWN_KEYS.iter().any(|k| k.eq_ignore_ascii_case(&name))
-        || name.starts_with("aws:requesttag/")
+        || KNOWN_PREFIXES.iter().any(|p| name.starts_with(p))
     {
         return None;
     }
