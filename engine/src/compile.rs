@@ -202,11 +202,40 @@ pub(crate) fn finish(
     };
     let mut roles = HashMap::with_hasher(foldhash::fast::FixedState::default());
     for (name, a) in &bindings.roles {
+        if !a.roles.is_empty() || !a.tags.is_empty() {
+            bp.add(
+                Some(&format!("roles.{name}")),
+                "`roles` and `tags` belong to subjects (the directory), not to roles",
+            );
+        }
         let c = attach("roles", name, a, &mut bp, &mut usage);
         roles.insert(compact_str::CompactString::from(name.as_str()), c);
     }
     let mut subjects = HashMap::with_hasher(foldhash::fast::FixedState::default());
+    let mut directory = HashMap::with_hasher(foldhash::fast::FixedState::default());
     for (name, a) in &bindings.subjects {
+        for role in &a.roles {
+            if !bindings.roles.contains_key(role) {
+                bp.add(
+                    Some(&format!("subjects.{name}.roles")),
+                    format!("role `{role}` is not bound in `roles`"),
+                );
+            }
+        }
+        for key in a.tags.keys() {
+            if key.is_empty() {
+                bp.add(Some(&format!("subjects.{name}.tags")), "a tag key is empty");
+            }
+        }
+        if !a.roles.is_empty() || !a.tags.is_empty() {
+            directory.insert(
+                compact_str::CompactString::from(name.as_str()),
+                crate::set::Directory {
+                    roles: a.roles.clone(),
+                    tags: a.tags.clone(),
+                },
+            );
+        }
         let c = attach("subjects", name, a, &mut bp, &mut usage);
         subjects.insert(compact_str::CompactString::from(name.as_str()), c);
     }
@@ -293,6 +322,7 @@ pub(crate) fn finish(
         action_ids,
         roles,
         subjects,
+        directory,
         guardrails,
         guardrails_have_allow,
         resources: crate::set::ResourceIndex::new(resources),

@@ -133,14 +133,39 @@ impl PolicySet {
     /// # Ok::<(), pdp_engine::CompileErrors>(())
     /// ```
     pub fn decide(&self, request: &Request) -> Decision<'_> {
-        self.decide_with(request, Lookup::Indexed)
+        match self.with_directory(request) {
+            Some(merged) => self.decide_with(&merged, Lookup::Indexed),
+            None => self.decide_with(request, Lookup::Indexed),
+        }
+    }
+
+    /// The request with what the directory knows of its subject (roles added, tags set),
+    /// when it knows anything; `None` otherwise (no copy).
+    fn with_directory(&self, request: &Request) -> Option<Request> {
+        if self.directory.is_empty() {
+            return None;
+        }
+        let entry = self.directory.get(request.subject.id.as_str())?;
+        let mut merged = request.clone();
+        for role in &entry.roles {
+            if !merged.subject.roles.contains(role) {
+                merged.subject.roles.push(role.clone());
+            }
+        }
+        for (k, v) in &entry.tags {
+            merged.subject.tags.insert(k.clone(), v.clone());
+        }
+        Some(merged)
     }
 
     /// The same decision as [`PolicySet::decide`], computed by scanning every attached
     /// statement instead of using the action index. A reference for tests and benchmarks.
     #[doc(hidden)]
     pub fn decide_scan(&self, request: &Request) -> Decision<'_> {
-        self.decide_with(request, Lookup::Scan)
+        match self.with_directory(request) {
+            Some(merged) => self.decide_with(&merged, Lookup::Scan),
+            None => self.decide_with(request, Lookup::Scan),
+        }
     }
 
     fn stmt(&self, id: u32) -> Option<&Stmt> {

@@ -36,7 +36,9 @@ pub struct Bindings {
     /// Role name -> its identity policies and optional permissions boundary.
     #[serde(default)]
     pub roles: BTreeMap<String, Attachment>,
-    /// Subject id -> policies attached directly to it.
+    /// Subject id -> policies attached directly to it, and the subject's directory entry:
+    /// roles and principal tags the PDP knows of it (merged with the request's; directory
+    /// tags win over the request's under the same key).
     #[serde(default)]
     pub subjects: BTreeMap<String, Attachment>,
     /// Policies that apply to every request, like AWS SCPs.
@@ -57,6 +59,12 @@ pub struct Attachment {
     /// Permissions boundary policy name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub boundary: Option<String>,
+    /// Subjects only: roles the subject holds, whatever the request says.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<String>,
+    /// Subjects only: principal tags (`aws:PrincipalTag/<key>`) the PDP knows of the subject.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, String>,
 }
 
 /// Resource policies for resources matching a pattern.
@@ -353,6 +361,13 @@ pub(crate) struct CAttachment {
     pub(crate) boundary: Option<Index>,
 }
 
+/// What the directory says of a subject.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Directory {
+    pub(crate) roles: Vec<String>,
+    pub(crate) tags: BTreeMap<String, String>,
+}
+
 /// Per-policy metadata.
 #[derive(Debug, Clone)]
 pub(crate) struct PolicyMeta {
@@ -377,6 +392,8 @@ pub struct PolicySet {
     pub(crate) action_ids: ActionIds,
     pub(crate) roles: Map<CAttachment>,
     pub(crate) subjects: Map<CAttachment>,
+    /// Subjects with directory roles or tags.
+    pub(crate) directory: Map<Directory>,
     pub(crate) guardrails: Index,
     pub(crate) guardrails_have_allow: bool,
     pub(crate) resources: ResourceIndex,

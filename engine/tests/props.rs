@@ -381,6 +381,7 @@ impl GenSet {
                 .boundary
                 .and_then(|i| pick(&self.boundaries, i))
                 .map(|i| name(Kind::Boundary, i)),
+            ..Attachment::default()
         }
     }
 
@@ -917,6 +918,7 @@ fn index_lookup_agrees_with_full_scan_for_actions_that_unicode_fold_to_ascii() {
                 Attachment {
                     policies: vec!["p".into()],
                     boundary: None,
+                    ..Attachment::default()
                 },
             )]
             .into(),

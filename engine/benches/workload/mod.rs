@@ -178,6 +178,7 @@ pub fn from_json(origin: &str, text: &str) -> Result<Workload, String> {
             Attachment {
                 policies: attached,
                 boundary: None,
+                ..Attachment::default()
             },
         );
     }
