@@ -51,12 +51,21 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
 {
+    start_pdp_on("127.0.0.1:0", args, envs)
+}
+
+/// [`start_pdp`] listening on `listen` (e.g. a fixed port, to restart a server in place).
+pub fn start_pdp_on<I, S>(listen: &str, args: I, envs: &[(&str, &str)]) -> Server
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let mut child = Command::new(env!("CARGO_BIN_EXE_pdp"))
         .args([
             "serve",
             "--listen",
-            "127.0.0.1:0",
+            listen,
             "--http-listen",
             "127.0.0.1:0",
         ])
