@@ -244,3 +244,80 @@ async fn a_check_continues_the_callers_trace_with_a_span_per_stage() {
     let record: serde_json::Value = serde_json::from_str(first.lines().next().unwrap()).unwrap();
     assert_eq!(record["trace_id"], TRACE_ID);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_app_span_the_client_span_and_the_pdp_spans_form_one_trace() {
+    use opentelemetry::trace::{TraceContextExt as _, Tracer as _, TracerProvider as _};
+    use opentelemetry_otlp::WithExportConfig as _;
+
+    let (sink, endpoint) = receiver().await;
+    let server = start_pdp(
+        ["--otlp-endpoint", &endpoint, "--trace-sample-ratio", "1"],
+        &[("OTEL_BSP_SCHEDULE_DELAY", "100")],
+    );
+    // The app: its own tracer provider exporting to the same receiver, and the W3C
+    // propagator the client library injects with.
+    let exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_tonic()
+        .with_endpoint(endpoint.clone())
+        .build()
+        .unwrap();
+    let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
+        .with_simple_exporter(exporter)
+        .build();
+    opentelemetry::global::set_tracer_provider(provider.clone());
+    opentelemetry::global::set_text_map_propagator(
+        opentelemetry_sdk::propagation::TraceContextPropagator::new(),
+    );
+    let pdp = pdp_client::PdpClient::builder()
+        .endpoint(format!("http://{}", server.addr))
+        .no_cache()
+        .build()
+        .unwrap();
+    let app = provider.tracer("app").start("GET /data/report.csv");
+    let cx = opentelemetry::Context::current_with_span(app);
+    let trace_id = cx.span().span_context().trace_id().to_string();
+    let app_span_id = cx.span().span_context().span_id().to_string();
+    let decision = {
+        let request = readme_request(Some(true));
+        let fut = pdp.check(request);
+        opentelemetry::trace::FutureExt::with_context(fut, cx.clone())
+            .await
+            .unwrap()
+    };
+    assert!(decision.is_allowed());
+    cx.span().end();
+
+    let spans = spans_of(&sink, &trace_id, 4).await;
+    let named = |name: &str| {
+        spans.iter().find(|s| s.name == name).unwrap_or_else(|| {
+            panic!(
+                "no `{name}` span in {:?}",
+                spans.iter().map(|s| &s.name).collect::<Vec<_>>()
+            )
+        })
+    };
+    let server_spans: Vec<&Span> = spans
+        .iter()
+        .filter(|s| s.name == "pdp.v1.AuthorizationService/Check")
+        .collect();
+    assert_eq!(server_spans.len(), 2, "the client's span and the PDP's");
+    // The client span is the app span's child; the PDP's call span is the client span's.
+    let (client, pdp_call): (&Span, &Span) = if hex(&server_spans[0].parent_span_id) == app_span_id
+    {
+        (server_spans[0], server_spans[1])
+    } else {
+        (server_spans[1], server_spans[0])
+    };
+    assert_eq!(
+        hex(&client.parent_span_id),
+        app_span_id,
+        "client span under the app span"
+    );
+    assert_eq!(
+        pdp_call.parent_span_id, client.span_id,
+        "PDP span under the client span"
+    );
+    let _ = named("pdp.evaluate");
+    let _ = provider.shutdown();
+}
