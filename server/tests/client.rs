@@ -19,11 +19,15 @@ mod common;
 use common::{metric, start_pdp, start_pdp_on, Server};
 
 fn readme() -> Check {
-    Check::new("alice", "s3:GetObject", "arn:aws:s3:::my-bucket/data/report.csv")
-        .role("ApplicationRole")
-        .context("aws:SourceIp", "10.1.2.3")
-        .context("aws:MultiFactorAuthPresent", true)
-        .context("aws:RequestTag/Environment", "production")
+    Check::new(
+        "alice",
+        "s3:GetObject",
+        "arn:aws:s3:::my-bucket/data/report.csv",
+    )
+    .role("ApplicationRole")
+    .context("aws:SourceIp", "10.1.2.3")
+    .context("aws:MultiFactorAuthPresent", true)
+    .context("aws:RequestTag/Environment", "production")
 }
 
 fn client(server: &Server) -> PdpClient {
@@ -52,10 +56,14 @@ async fn decisions_obligations_and_batches() {
     assert_eq!(allowed.decision_id().len(), 36);
     assert!(!allowed.is_fail_open());
 
-    let no_mfa = Check::new("alice", "s3:GetObject", "arn:aws:s3:::my-bucket/data/report.csv")
-        .role("ApplicationRole")
-        .context("aws:SourceIp", "10.1.2.3")
-        .build();
+    let no_mfa = Check::new(
+        "alice",
+        "s3:GetObject",
+        "arn:aws:s3:::my-bucket/data/report.csv",
+    )
+    .role("ApplicationRole")
+    .context("aws:SourceIp", "10.1.2.3")
+    .build();
     let denied = pdp.check(no_mfa).await.unwrap();
     assert!(!denied.is_allowed());
     assert_eq!(denied.reason(), Reason::ExplicitDeny);
@@ -97,10 +105,7 @@ async fn decisions_obligations_and_batches() {
     assert_eq!(allowed, [true, false]);
 
     // A malformed request is an error, not a decision.
-    let e = pdp
-        .check(pb::CheckRequest::default())
-        .await
-        .unwrap_err();
+    let e = pdp.check(pb::CheckRequest::default()).await.unwrap_err();
     assert!(matches!(e, ClientError::InvalidRequest(_)), "{e:?}");
 }
 
@@ -127,12 +132,10 @@ async fn a_signal_invalidates_the_cached_decision_through_the_watch_stream() {
     let pdp = client(&server);
     assert!(pdp.check(readme().build()).await.unwrap().is_allowed());
     assert!(pdp.check(readme().build()).await.unwrap().is_cached());
-    let mut signals = pb::signal_service_client::SignalServiceClient::connect(format!(
-        "http://{}",
-        server.addr
-    ))
-    .await
-    .unwrap();
+    let mut signals =
+        pb::signal_service_client::SignalServiceClient::connect(format!("http://{}", server.addr))
+            .await
+            .unwrap();
     signals
         .publish(pb::PublishRequest {
             signals: vec![pb::Signal {
@@ -209,7 +212,10 @@ async fn retries_carry_a_call_across_a_restart() {
         async move { pdp.try_check(readme().build()).await }
     });
     tokio::time::sleep(Duration::from_millis(400)).await;
-    assert!(!pending.is_finished(), "still retrying while the server is down");
+    assert!(
+        !pending.is_finished(),
+        "still retrying while the server is down"
+    );
     let _server = start_pdp_on(&addr, Vec::<&str>::new(), &[]);
     let d = tokio::time::timeout(Duration::from_secs(10), pending)
         .await
@@ -256,7 +262,10 @@ async fn the_circuit_breaker_opens_after_failures_and_closes_after_a_good_probe(
 
 #[tokio::test]
 async fn a_call_past_its_deadline_is_a_deadline_error() {
-    let server = start_pdp(["--max-batch-items", "20000", "--decision-cache", "off"], &[]);
+    let server = start_pdp(
+        ["--max-batch-items", "20000", "--decision-cache", "off"],
+        &[],
+    );
     let pdp = PdpClient::builder()
         .endpoint(format!("http://{}", server.addr))
         .no_cache()
@@ -283,7 +292,9 @@ async fn a_call_past_its_deadline_is_a_deadline_error() {
     };
     let answers = pdp.check_batch(slow).await.unwrap();
     assert!(
-        answers.iter().all(|d| d.reason() == Reason::PdpUnavailable && !d.is_allowed()),
+        answers
+            .iter()
+            .all(|d| d.reason() == Reason::PdpUnavailable && !d.is_allowed()),
         "a deadline is a fail-closed answer"
     );
 }

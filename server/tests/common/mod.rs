@@ -62,13 +62,7 @@ where
 {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let mut child = Command::new(env!("CARGO_BIN_EXE_pdp"))
-        .args([
-            "serve",
-            "--listen",
-            listen,
-            "--http-listen",
-            "127.0.0.1:0",
-        ])
+        .args(["serve", "--listen", listen, "--http-listen", "127.0.0.1:0"])
         .args(args)
         .envs(envs.iter().copied())
         .current_dir(repo)
