@@ -178,3 +178,47 @@ async fn only_listed_callers_may_ask_when_a_caller_list_is_set() {
     let e = c.check(readme_request()).await.unwrap_err();
     assert_eq!(e.code(), tonic::Code::PermissionDenied);
 }
+
+#[tokio::test]
+async fn the_client_library_speaks_mutual_tls() {
+    let (pki, ca) = pki();
+    let server = start(&pki);
+    let port = server.addr.rsplit(':').next().unwrap();
+    let (cert, key) = leaf(
+        &ca,
+        vec![SanType::URI(
+            "spiffe://example.test/sidecar/app".try_into().unwrap(),
+        )],
+    );
+    let pdp = pdp_client::PdpClient::builder()
+        .endpoint(format!("https://localhost:{port}"))
+        .tls(
+            ClientTlsConfig::new()
+                .domain_name("localhost")
+                .ca_certificate(Certificate::from_pem(&pki.ca_pem))
+                .identity(Identity::from_pem(cert, key)),
+        )
+        .build()
+        .unwrap();
+    let d = pdp.check(readme_request()).await.unwrap();
+    assert!(d.is_allowed(), "{d:?}");
+    assert!(pdp.check(readme_request()).await.unwrap().is_cached());
+
+    // Without a client certificate the PDP cannot be reached: fail closed.
+    let anonymous = pdp_client::PdpClient::builder()
+        .endpoint(format!("https://localhost:{port}"))
+        .tls(
+            ClientTlsConfig::new()
+                .domain_name("localhost")
+                .ca_certificate(Certificate::from_pem(&pki.ca_pem)),
+        )
+        .retries(pdp_client::RetryPolicy {
+            max_attempts: 1,
+            ..pdp_client::RetryPolicy::default()
+        })
+        .build()
+        .unwrap();
+    let d = anonymous.check(readme_request()).await.unwrap();
+    assert!(!d.is_allowed());
+    assert_eq!(d.reason(), pdp_client::Reason::PdpUnavailable);
+}
