@@ -15,12 +15,16 @@ use pdp_client::{Check, PdpClient};
 const CACHED_TARGET_NS: f64 = 1000.0;
 
 fn request() -> pdp_client::pb::CheckRequest {
-    Check::new("alice", "s3:GetObject", "arn:aws:s3:::my-bucket/data/report.csv")
-        .role("ApplicationRole")
-        .context("aws:SourceIp", "10.1.2.3")
-        .context("aws:MultiFactorAuthPresent", true)
-        .context("aws:RequestTag/Environment", "production")
-        .build()
+    Check::new(
+        "alice",
+        "s3:GetObject",
+        "arn:aws:s3:::my-bucket/data/report.csv",
+    )
+    .role("ApplicationRole")
+    .context("aws:SourceIp", "10.1.2.3")
+    .context("aws:MultiFactorAuthPresent", true)
+    .context("aws:RequestTag/Environment", "production")
+    .build()
 }
 
 /// Median nanoseconds per call over `batches` batches of `n` calls.
@@ -68,12 +72,17 @@ fn main() {
         let _ = child.kill();
         std::process::exit(1);
     };
-    let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+    let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    else {
         let _ = child.kill();
         std::process::exit(1);
     };
     let build = |cache: bool| {
-        let b = PdpClient::builder().endpoint(format!("http://{addr}")).watch(false);
+        let b = PdpClient::builder()
+            .endpoint(format!("http://{addr}"))
+            .watch(false);
         let b = if cache { b } else { b.no_cache() };
         runtime.block_on(async { b.build() })
     };
@@ -108,13 +117,20 @@ fn main() {
         let hit = median_ns(&runtime, &cached, 31, 20_000);
         println!("pdp-client check, median per call (target for a cached check <= {CACHED_TARGET_NS} ns)");
         println!("{:<52} {:>10} {:>8}", "case", "ns", "x base");
-        println!("{:<52} {:>10.0} {:>8.2}", "baseline: uncached, a round trip to pdp serve", base, 1.0);
+        println!(
+            "{:<52} {:>10.0} {:>8.2}",
+            "baseline: uncached, a round trip to pdp serve", base, 1.0
+        );
         println!(
             "{:<52} {:>10.0} {:>8.3} {}",
             "cached in the client",
             hit,
             hit / base,
-            if hit <= CACHED_TARGET_NS { "ok" } else { "OVER TARGET" }
+            if hit <= CACHED_TARGET_NS {
+                "ok"
+            } else {
+                "OVER TARGET"
+            }
         );
     }
     let _ = child.kill();
