@@ -529,28 +529,16 @@ fn batch(authorizer: &Authorizer, call: &Call, body: &Object) -> Response {
         // A failed item counts as a deny ("deny on first denial (or failure)").
         let allowed = answer.decision;
         answers.push(answer);
-        let stop = match semantic {
-            pb::BatchSemantic::ExecuteAll => false,
-            pb::BatchSemantic::DenyOnFirstDeny => !allowed,
-            pb::BatchSemantic::PermitOnFirstPermit => allowed,
-        };
+        let stop = crate::grpc::batch_stops(semantic, allowed);
         if stop {
             break;
         }
     }
-    if let Some(t) = &call.traced {
-        let allowed = answers.iter().filter(|a| a.decision).count();
-        t.set([
-            opentelemetry::KeyValue::new(
-                "pdp.items",
-                i64::try_from(answers.len()).unwrap_or(i64::MAX),
-            ),
-            opentelemetry::KeyValue::new(
-                "pdp.allowed_items",
-                i64::try_from(allowed).unwrap_or(i64::MAX),
-            ),
-        ]);
-    }
+    crate::grpc::trace_batch(
+        call,
+        answers.len(),
+        answers.iter().filter(|a| a.decision).count(),
+    );
     json(
         StatusCode::OK,
         &Evaluations {

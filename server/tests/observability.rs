@@ -8,26 +8,10 @@
 )]
 
 use pdp_proto::v1 as pb;
-use tonic::transport::Channel;
 
 mod common;
 
-use common::{metric, readme_request, start_pdp, Server};
-
-async fn channel(server: &Server) -> Channel {
-    let url = format!("http://{}", server.addr);
-    for _ in 0..50 {
-        if let Ok(c) = Channel::from_shared(url.clone()).unwrap().connect().await {
-            return c;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    panic!("cannot connect to {url}");
-}
-
-fn fixture(name: &str) -> String {
-    format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))
-}
+use common::{channel, fixture, metric, readme_request, start_pdp, stop_gracefully};
 
 #[tokio::test]
 async fn metrics_count_decisions_caches_tokens_signals_and_watchers() {
@@ -106,22 +90,6 @@ fn pdp(args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
-async fn stop(mut server: Server) {
-    let pid = server.child.id().to_string();
-    let killed = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    for _ in 0..100 {
-        if server.child.try_wait().unwrap().is_some() {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    panic!("pdp serve did not stop on SIGTERM");
-}
-
 fn rs256_token(subject: &str) -> String {
     let pem = std::fs::read(fixture("rsa.pem")).unwrap();
     let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
@@ -178,7 +146,7 @@ async fn every_decision_is_logged_in_a_chain_that_verifies_and_shows_tampering()
     assert_eq!(batch.responses.len(), 3);
     // A graceful stop waits for connections to close.
     drop((authz, c));
-    stop(server).await;
+    stop_gracefully(server).await;
 
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(!text.contains(&token), "the token is never logged");

@@ -17,7 +17,7 @@ use tonic::transport::Channel;
 
 mod common;
 
-use common::{readme_request, start_pdp, Server};
+use common::{channel, readme_request, start_pdp, Server};
 
 /// A `redis-server` on a free loopback port, persisting every write to its append-only
 /// file so a restart keeps the state. Killed on drop.
@@ -93,17 +93,6 @@ fn replica(redis: &str, extra: &[&str]) -> Server {
     let mut args = vec!["--signals", redis];
     args.extend_from_slice(extra);
     start_pdp(args, &[])
-}
-
-async fn channel(server: &Server) -> Channel {
-    let url = format!("http://{}", server.addr);
-    for _ in 0..50 {
-        if let Ok(c) = Channel::from_shared(url.clone()).unwrap().connect().await {
-            return c;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("cannot connect to {url}");
 }
 
 async fn check(c: &Channel, request: pb::CheckRequest) -> pb::CheckResponse {

@@ -17,22 +17,10 @@ use tonic::transport::Channel;
 
 mod common;
 
-use common::Server;
+use common::{copy_policies, Server};
 
 fn start(extra: &[&str]) -> Server {
     common::start_pdp(extra, &[])
-}
-
-fn copy_policies() -> tempfile::TempDir {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies");
-    let dir = tempfile::tempdir().unwrap();
-    for entry in std::fs::read_dir(src).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_file() {
-            std::fs::copy(&path, dir.path().join(path.file_name().unwrap())).unwrap();
-        }
-    }
-    dir
 }
 
 /// Polls `check` until it returns true (up to about 5 s).

@@ -17,18 +17,7 @@ use tonic::transport::Channel;
 
 mod common;
 
-use common::{readme_request, start_pdp, Server};
-
-async fn channel(server: &Server) -> Channel {
-    let url = format!("http://{}", server.addr);
-    for _ in 0..50 {
-        if let Ok(c) = Channel::from_shared(url.clone()).unwrap().connect().await {
-            return c;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    panic!("cannot connect to {url}");
-}
+use common::{channel, copy_policies, readme_request, start_pdp, Server};
 
 async fn check(c: &Channel, request: pb::CheckRequest) -> pb::CheckResponse {
     pb::authorization_service_client::AuthorizationServiceClient::new(c.clone())
@@ -315,18 +304,6 @@ async fn watch_streams_carry_invalidations_and_resume_from_a_cursor() {
         .into_inner();
     assert!(next(&mut unknown).await.reset);
     assert_eq!(status(&c).await.watchers, 2);
-}
-
-fn copy_policies() -> tempfile::TempDir {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies");
-    let dir = tempfile::tempdir().unwrap();
-    for entry in std::fs::read_dir(src).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_file() {
-            std::fs::copy(&path, dir.path().join(path.file_name().unwrap())).unwrap();
-        }
-    }
-    dir
 }
 
 #[tokio::test]

@@ -21,11 +21,10 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use opentelemetry_proto::tonic::trace::v1::Span;
 use pdp_proto::v1 as pb;
-use tonic::transport::Channel;
 
 mod common;
 
-use common::{readme_request, start_pdp, Server};
+use common::{channel, fixture, readme_request, start_pdp};
 
 #[derive(Clone, Default)]
 struct Sink(Arc<Mutex<Vec<Span>>>);
@@ -61,21 +60,6 @@ async fn receiver() -> (Sink, String) {
             .unwrap();
     });
     (sink, format!("http://{addr}"))
-}
-
-async fn channel(server: &Server) -> Channel {
-    let url = format!("http://{}", server.addr);
-    for _ in 0..50 {
-        if let Ok(c) = Channel::from_shared(url.clone()).unwrap().connect().await {
-            return c;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("cannot connect to {url}");
-}
-
-fn fixture(name: &str) -> String {
-    format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))
 }
 
 fn token() -> String {

@@ -22,18 +22,7 @@ impl Admin {
     }
 
     fn authorize<T>(&self, request: &Request<T>) -> Result<(), Status> {
-        let certs = request.peer_certs();
-        if self
-            .state
-            .trust
-            .trusts(request.remote_addr(), certs.as_deref().map(Vec::as_slice))
-        {
-            Ok(())
-        } else {
-            Err(Status::permission_denied(
-                "only trusted callers may use the admin service",
-            ))
-        }
+        super::require_trusted(&self.state, request, "use the admin service")
     }
 }
 

@@ -153,6 +153,45 @@ fn statement_id(s: &pb::StatementRef) -> String {
     }
 }
 
+/// Whether a batch stops after an item that was (or was not) allowed, under `semantic`
+/// (the AuthZEN `evaluations_semantic`; a failed item counts as a deny).
+pub fn batch_stops(semantic: pb::BatchSemantic, allowed: bool) -> bool {
+    match semantic {
+        pb::BatchSemantic::ExecuteAll => false,
+        pb::BatchSemantic::DenyOnFirstDeny => !allowed,
+        pb::BatchSemantic::PermitOnFirstPermit => allowed,
+    }
+}
+
+/// Records a batch's size and allowed items on its span.
+pub fn trace_batch(call: &Call, items: usize, allowed: usize) {
+    if let Some(t) = &call.traced {
+        t.set([
+            KeyValue::new("pdp.items", i64::try_from(items).unwrap_or(i64::MAX)),
+            KeyValue::new(
+                "pdp.allowed_items",
+                i64::try_from(allowed).unwrap_or(i64::MAX),
+            ),
+        ]);
+    }
+}
+
+/// `PERMISSION_DENIED` unless the caller is trusted (loopback, or a trusted client
+/// certificate); `what` says what it may not do.
+pub fn require_trusted<T>(state: &State, request: &Request<T>, what: &str) -> Result<(), Status> {
+    let certs = request.peer_certs();
+    if state
+        .trust
+        .trusts(request.remote_addr(), certs.as_deref().map(Vec::as_slice))
+    {
+        Ok(())
+    } else {
+        Err(Status::permission_denied(format!(
+            "only trusted callers may {what}"
+        )))
+    }
+}
+
 /// The `reason` label of a response.
 pub fn reason_label(reason: pb::Reason) -> &'static str {
     match reason {
@@ -761,31 +800,16 @@ impl pb::authorization_service_server::AuthorizationService for Authorizer {
                 self.decide_counted(&parts, trusted, &format!("items[{i}]."), &call, false)?;
             let allowed = response.decision == pb::Decision::Allow as i32;
             responses.push(response);
-            let stop = match semantic {
-                pb::BatchSemantic::ExecuteAll => false,
-                pb::BatchSemantic::DenyOnFirstDeny => !allowed,
-                pb::BatchSemantic::PermitOnFirstPermit => allowed,
-            };
+            let stop = batch_stops(semantic, allowed);
             if stop {
                 break;
             }
         }
-        if let Some(t) = &call.traced {
-            let allowed = responses
-                .iter()
-                .filter(|r| r.decision == pb::Decision::Allow as i32)
-                .count();
-            t.set([
-                KeyValue::new(
-                    "pdp.items",
-                    i64::try_from(responses.len()).unwrap_or(i64::MAX),
-                ),
-                KeyValue::new(
-                    "pdp.allowed_items",
-                    i64::try_from(allowed).unwrap_or(i64::MAX),
-                ),
-            ]);
-        }
+        let allowed = responses
+            .iter()
+            .filter(|r| r.decision == pb::Decision::Allow as i32)
+            .count();
+        trace_batch(&call, responses.len(), allowed);
         Ok(Response::new(pb::CheckBatchResponse { responses }))
     }
 }

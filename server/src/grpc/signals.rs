@@ -29,18 +29,7 @@ impl SignalService {
     }
 
     fn authorize<T>(&self, request: &Request<T>, what: &str) -> Result<(), Status> {
-        let certs = request.peer_certs();
-        if self
-            .state
-            .trust
-            .trusts(request.remote_addr(), certs.as_deref().map(Vec::as_slice))
-        {
-            Ok(())
-        } else {
-            Err(Status::permission_denied(format!(
-                "only trusted callers may {what}"
-            )))
-        }
+        super::require_trusted(&self.state, request, what)
     }
 }
 

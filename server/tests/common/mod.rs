@@ -191,3 +191,53 @@ pub fn metric(server: &Server, prefix: &str) -> f64 {
         .and_then(|v| v.parse().ok())
         .unwrap_or(0.0)
 }
+
+/// A channel to the server's gRPC port (retried while it comes up).
+pub async fn channel(server: &Server) -> tonic::transport::Channel {
+    let url = format!("http://{}", server.addr);
+    for _ in 0..50 {
+        if let Ok(c) = tonic::transport::Channel::from_shared(url.clone())
+            .unwrap()
+            .connect()
+            .await
+        {
+            return c;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("cannot connect to {url}");
+}
+
+/// A copy of the example policies in a temporary directory (to edit, or to watch).
+pub fn copy_policies() -> tempfile::TempDir {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies");
+    let dir = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(src).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            std::fs::copy(&path, dir.path().join(path.file_name().unwrap())).unwrap();
+        }
+    }
+    dir
+}
+
+/// Stops the server with SIGTERM and waits (up to 5 s) for it to exit: a graceful stop
+/// (the decision log closes with a checkpoint, traces are flushed). Connections to it must
+/// be dropped first: a graceful stop waits for them.
+pub async fn stop_gracefully(mut server: Server) {
+    let pid = server.child.id().to_string();
+    let killed = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(killed.success());
+    for _ in 0..100 {
+        if server.child.try_wait().unwrap().is_some() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("pdp serve did not stop on SIGTERM");
+}
+
+/// A file of `server/tests/fixtures/`.
+pub fn fixture(name: &str) -> String {
+    format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))
+}
