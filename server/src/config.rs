@@ -234,6 +234,7 @@ struct FileSignals {
     stale_after_ms: Option<u64>,
     sensitive_actions: Option<Vec<String>>,
     retention_secs: Option<u64>,
+    prune_interval_secs: Option<u64>,
     max_entries: Option<usize>,
     set_max_age_secs: Option<u64>,
     #[serde(default)]
@@ -721,6 +722,7 @@ fn signals_config(
         stale_after: Duration::from_millis(stale_after_ms),
         sensitive_actions,
         detection: enabled.then_some(rule),
+        prune_every: Duration::from_secs(file.prune_interval_secs.unwrap_or(60).max(1)),
     }
 }
 

@@ -294,3 +294,46 @@ async fn a_replica_that_cannot_reach_redis_at_start_serves_but_denies_sensitive_
         pb::Reason::SignalsStale
     );
 }
+
+fn hlen(redis: &Redis) -> i64 {
+    let out = Command::new("redis-cli")
+        .args(["-p", &redis.port.to_string(), "HLEN", "pdp:signals:state"])
+        .output()
+        .expect("redis-cli (installed with redis-server)");
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+}
+
+#[tokio::test]
+async fn signals_past_retention_leave_the_shared_store() {
+    let redis = Redis::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("pdp.toml");
+    std::fs::write(
+        &config,
+        "[signals]\nretention_secs = 60\nprune_interval_secs = 1\n",
+    )
+    .unwrap();
+    let a = replica(&redis.url(), &["--config", config.to_str().unwrap()]);
+    let ca = channel(&a).await;
+    let now = chrono::Utc::now().timestamp();
+    let old = pb::Signal {
+        event_time: now - 3600,
+        ..revoke("long-ago")
+    };
+    publish(&ca, old).await.unwrap();
+    publish(&ca, revoke("just-now")).await.unwrap();
+    assert_eq!(hlen(&redis), 2);
+    let mut left = 2;
+    for _ in 0..50 {
+        left = hlen(&redis);
+        if left == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(left, 1, "the old signal is removed, the fresh one kept");
+    assert_eq!(
+        check(&ca, in_session("just-now")).await.reason(),
+        pb::Reason::SessionRevoked
+    );
+}

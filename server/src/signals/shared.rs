@@ -37,6 +37,8 @@ pub struct SignalsConfig {
     pub sensitive_actions: Vec<String>,
     /// Internal detection, when on.
     pub detection: Option<DetectionRule>,
+    /// How often signals past retention are removed (here and from Redis).
+    pub prune_every: Duration,
 }
 
 impl Default for SignalsConfig {
@@ -48,6 +50,7 @@ impl Default for SignalsConfig {
             stale_after: Duration::from_secs(10),
             sensitive_actions: vec!["iam:*".into(), "*:Delete*".into()],
             detection: None,
+            prune_every: Duration::from_secs(60),
         }
     }
 }
@@ -69,6 +72,7 @@ struct RedisLink {
     stream: String,
     writer: tokio::sync::Mutex<Option<redis::aio::MultiplexedConnection>>,
     script: redis::Script,
+    prune: redis::Script,
     connected: AtomicBool,
     /// Milliseconds after `started` when Redis last answered; 0: never.
     last_contact_ms: AtomicU64,
@@ -81,6 +85,7 @@ pub struct Signals {
     redis: Option<RedisLink>,
     started: Instant,
     stale_after: Duration,
+    prune_every: Duration,
     sensitive: Vec<WildMatch>,
     /// Internal detection, when on.
     pub detector: Option<Detector>,
@@ -112,6 +117,19 @@ end
 return redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*', 'signal', ARGV[2])
 ";
 
+// Deletes the given fields whose signal happened before ARGV[1], re-reading each one.
+const PRUNE_SCRIPT: &str = r"
+local removed = 0
+for i = 2, #ARGV do
+  local current = redis.call('HGET', KEYS[1], ARGV[i])
+  if current and tonumber(cjson.decode(current)['at']) < tonumber(ARGV[1]) then
+    redis.call('HDEL', KEYS[1], ARGV[i])
+    removed = removed + 1
+  end
+end
+return removed
+";
+
 impl Signals {
     /// Signals kept as `config` says. Fails on an unusable Redis URL or action pattern.
     pub fn new(config: &SignalsConfig) -> Result<Signals, String> {
@@ -125,6 +143,7 @@ impl Signals {
                     stream: format!("{}:events", config.redis_prefix),
                     writer: tokio::sync::Mutex::new(None),
                     script: redis::Script::new(PUBLISH_SCRIPT),
+                    prune: redis::Script::new(PRUNE_SCRIPT),
                     connected: AtomicBool::new(false),
                     last_contact_ms: AtomicU64::new(0),
                 })
@@ -152,6 +171,7 @@ impl Signals {
             redis,
             started: Instant::now(),
             stale_after: config.stale_after,
+            prune_every: config.prune_every.max(Duration::from_secs(1)),
             sensitive: config
                 .sensitive_actions
                 .iter()
@@ -258,20 +278,7 @@ impl Signals {
                 ""
             }
         );
-        let mut guard = r.writer.lock().await;
-        let mut conn = match guard.as_ref() {
-            Some(c) => c.clone(),
-            None => {
-                let c = r
-                    .client
-                    .get_multiplexed_async_connection_with_config(&connection_config(
-                        Duration::from_secs(1),
-                    ))
-                    .await?;
-                *guard = Some(c.clone());
-                c
-            }
-        };
+        let mut conn = Self::connection(r).await?;
         let result: redis::RedisResult<String> = r
             .script
             .key(&r.hash)
@@ -284,9 +291,65 @@ impl Signals {
             .await;
         if result.is_err() {
             // Connect afresh next time.
-            *guard = None;
+            *r.writer.lock().await = None;
         }
         result.map(|_| ())
+    }
+
+    /// The connection writes go through (made when there is none).
+    async fn connection(r: &RedisLink) -> redis::RedisResult<redis::aio::MultiplexedConnection> {
+        let mut guard = r.writer.lock().await;
+        if let Some(c) = guard.as_ref() {
+            return Ok(c.clone());
+        }
+        let c = r
+            .client
+            .get_multiplexed_async_connection_with_config(&connection_config(Duration::from_secs(
+                1,
+            )))
+            .await?;
+        *guard = Some(c.clone());
+        Ok(c)
+    }
+
+    /// Removes signals older than the retention from the shared hash (each replica does it;
+    /// a script re-reads each field, so a signal written since the scan is kept). Returns how
+    /// many were removed.
+    async fn prune_shared(&self, r: &RedisLink, now: i64) -> redis::RedisResult<usize> {
+        let horizon = now.saturating_sub(self.store.config().retention_secs);
+        let mut conn = Self::connection(r).await?;
+        let mut old = Vec::new();
+        let mut cursor = "0".to_owned();
+        loop {
+            let (next, pairs): (String, Vec<String>) = redis::cmd("HSCAN")
+                .arg(&r.hash)
+                .arg(&cursor)
+                .arg("COUNT")
+                .arg(1000)
+                .query_async(&mut conn)
+                .await?;
+            for pair in pairs.chunks(2) {
+                if let [field, json] = pair {
+                    if serde_json::from_str::<Signal>(json).is_ok_and(|s| s.at < horizon) {
+                        old.push(field.clone());
+                    }
+                }
+            }
+            if next == "0" {
+                break;
+            }
+            cursor = next;
+        }
+        let mut removed = 0;
+        for chunk in old.chunks(500) {
+            let mut invocation = r.prune.key(&r.hash);
+            invocation.arg(horizon);
+            for field in chunk {
+                invocation.arg(field);
+            }
+            removed += invocation.invoke_async::<usize>(&mut conn).await?;
+        }
+        Ok(removed)
     }
 
     /// Starts the background work: following Redis (when shared) and pruning the store.
@@ -294,11 +357,22 @@ impl Signals {
     /// what the others know.
     pub async fn start(self: &Arc<Self>, initial_wait: Duration) {
         let me = self.clone();
+        let every = self.prune_every;
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(60));
+            let mut tick = tokio::time::interval(every);
             loop {
                 tick.tick().await;
-                me.store.prune(chrono::Utc::now().timestamp());
+                let now = chrono::Utc::now().timestamp();
+                me.store.prune(now);
+                if let Some(r) = &me.redis {
+                    match me.prune_shared(r, now).await {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!(
+                            "{n} signals past retention removed from the shared store"
+                        ),
+                        Err(e) => tracing::debug!("the shared signal store was not pruned: {e}"),
+                    }
+                }
             }
         });
         if self.redis.is_none() {
