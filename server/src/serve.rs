@@ -115,6 +115,16 @@ pub async fn serve(
     let authorization =
         pb::authorization_service_server::AuthorizationServiceServer::new(Authorizer::new(state))
             .max_decoding_message_size(MAX_MESSAGE_BYTES);
+    // Answers go out at once: without TCP_NODELAY, a response of more than one segment can
+    // wait for the client's delayed ACK (tens of milliseconds).
+    let incoming = tokio_stream::StreamExt::map(TcpListenerStream::new(listener), |conn| {
+        if let Ok(c) = &conn {
+            if let Err(e) = c.set_nodelay(true) {
+                tracing::debug!("TCP_NODELAY not set: {e}");
+            }
+        }
+        conn
+    });
     let mut builder = tonic::transport::Server::builder();
     if let Some(tls) = tls {
         let mut config = tonic::transport::ServerTlsConfig::new()
@@ -137,7 +147,7 @@ pub async fn serve(
         .add_service(admin)
         .add_service(signal_service)
         .add_service(ext_authz)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .serve_with_incoming_shutdown(incoming, shutdown)
         .await?;
     Ok(())
 }
