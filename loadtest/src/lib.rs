@@ -1,5 +1,10 @@
-//! Load-test helpers: the request every load test sends (the README's example), framed the
-//! way gRPC puts it on the wire.
+//! Load-test tools: the ghz-compatible load generator ([`ghz`], the `pdp-loadtest` binary),
+//! the request every load test sends (the README's example), framed the way gRPC puts it on
+//! the wire, and the published report ([`results`]).
+
+pub mod ghz;
+pub mod results;
+pub mod token;
 
 use pdp_proto::v1 as pb;
 use prost_types::value::Kind;

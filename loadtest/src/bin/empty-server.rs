@@ -59,7 +59,16 @@ fn main() -> ExitCode {
             .add_service(
                 pb::authorization_service_server::AuthorizationServiceServer::new(Empty(response)),
             )
-            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener))
+            // As `pdp serve`: answers go out at once (TCP_NODELAY on accepted connections).
+            .serve_with_incoming(tokio_stream::StreamExt::map(
+                tokio_stream::wrappers::TcpListenerStream::new(listener),
+                |conn| {
+                    if let Ok(c) = &conn {
+                        let _ = c.set_nodelay(true);
+                    }
+                    conn
+                },
+            ))
             .await
             .map_err(std::io::Error::other)
     });

@@ -1,0 +1,147 @@
+//! The load generator (`pdp-loadtest`, crate `pdp-loadtest`) against the real `pdp serve`,
+//! in-process through its library API, with the ghz configs in `loadtest/ghz/`: a short run
+//! has no errors, sees both allows and denies, and writes ghz's JSON report and summary.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use pdp_loadtest::ghz;
+use serde_json::Value;
+
+mod common;
+
+fn ghz_config(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../loadtest/ghz")
+        .join(name)
+}
+
+/// Options from a config, pointed at `host`, run for `secs` on one generator thread.
+fn options(config: &str, host: &str, secs: u64) -> ghz::Options {
+    let mut o = ghz::Options::from_config_file(&ghz_config(config)).unwrap();
+    o.host = host.to_owned();
+    o.duration = Some(Duration::from_secs(secs));
+    o.total = u64::MAX;
+    o.cpus = 1;
+    o.concurrency = 8;
+    o.connections = 2;
+    o
+}
+
+#[test]
+fn mixed_check_load_has_no_errors_and_reports_in_ghz_format() {
+    let server = common::start_pdp(Vec::<&str>::new(), &[]);
+    let report = ghz::run_blocking(&options("check-mix.json", &server.addr, 2)).unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let json_path = dir.path().join("report.json");
+    let summary_path = dir.path().join("summary.txt");
+    ghz::write(&report, ghz::Format::Json, &json_path).unwrap();
+    ghz::write(&report, ghz::Format::Summary, &summary_path).unwrap();
+
+    assert_eq!(report.errors(), 0, "{}", report.summary());
+    assert!(report.count > 0);
+    let d = report.decision_distribution;
+    assert!(d.allow > 0 && d.deny > 0, "{d:?}");
+    assert_eq!(d.allow + d.deny, report.count);
+    // The config denies one request in four (no MFA).
+    let denied = d.deny as f64 / report.count as f64;
+    assert!((0.2..0.3).contains(&denied), "{denied}");
+
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(&json_path).unwrap()).unwrap();
+    for key in [
+        "date",
+        "options",
+        "count",
+        "total",
+        "average",
+        "fastest",
+        "slowest",
+        "rps",
+        "errorDistribution",
+        "statusCodeDistribution",
+        "latencyDistribution",
+        "histogram",
+        "details",
+        "decisionDistribution",
+    ] {
+        assert!(v.get(key).is_some(), "no `{key}` in {v}");
+    }
+    assert_eq!(v["count"], report.count);
+    assert_eq!(v["statusCodeDistribution"]["OK"], report.count);
+    assert!(v["errorDistribution"].as_object().unwrap().is_empty());
+    let percentages: Vec<u64> = v["latencyDistribution"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["percentage"].as_u64().unwrap())
+        .collect();
+    assert_eq!(percentages, [10, 25, 50, 75, 90, 95, 99]);
+    // ghz writes durations in nanoseconds: a call on loopback takes microseconds, the run
+    // about two seconds.
+    let average = v["average"].as_u64().unwrap();
+    assert!((1_000..1_000_000_000).contains(&average), "{average}");
+    let total = v["total"].as_u64().unwrap();
+    assert!((1_900_000_000..10_000_000_000).contains(&total), "{total}");
+    assert_eq!(v["histogram"].as_array().unwrap().len(), 11);
+    assert_eq!(v["decisionDistribution"]["deny"], d.deny);
+
+    let summary = std::fs::read_to_string(&summary_path).unwrap();
+    for line in [
+        "Summary:",
+        "  Count:\t",
+        "  Requests/sec:\t",
+        "Response time histogram:",
+        "Latency distribution:",
+        "  99 % in ",
+        "Status code distribution:",
+        "  [OK]",
+        "Decision distribution:",
+    ] {
+        assert!(summary.contains(line), "no `{line}` in\n{summary}");
+    }
+}
+
+#[test]
+fn ext_authz_load_with_a_token_is_allowed_and_denied_without_errors() {
+    let jwks = format!("{}/tests/fixtures/jwks.json", env!("CARGO_MANIFEST_DIR"));
+    let server = common::start_pdp(
+        [
+            "--jwks",
+            &jwks,
+            "--issuer",
+            "https://idp.example.test",
+            "--audience",
+            "pdp",
+        ],
+        &[],
+    );
+    let report = ghz::run_blocking(&options("ext-authz.json", &server.addr, 1)).unwrap();
+    assert_eq!(report.errors(), 0, "{}", report.summary());
+    let d = report.decision_distribution;
+    assert!(d.allow > 0 && d.deny > 0, "{}", report.summary());
+}
+
+#[test]
+fn every_ghz_config_makes_its_requests() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../loadtest/ghz");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().and_then(|e| e.to_str()) != Some("json") {
+            continue;
+        }
+        let o = ghz::Options::from_config_file(&path)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        ghz::data::Payloads::compile(o.call, &o.data, &o.metadata)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        seen += 1;
+    }
+    assert!(seen >= 4, "{seen} configs in {}", dir.display());
+}
