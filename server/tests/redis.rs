@@ -17,7 +17,7 @@ use tonic::transport::Channel;
 
 mod common;
 
-use common::{channel, readme_request, start_pdp, Server};
+use common::{channel, check, readme_request, signals_status, start_pdp, Server};
 
 /// A `redis-server` on a free loopback port, persisting every write to its append-only
 /// file so a restart keeps the state. Killed on drop.
@@ -95,14 +95,6 @@ fn replica(redis: &str, extra: &[&str]) -> Server {
     start_pdp(args, &[])
 }
 
-async fn check(c: &Channel, request: pb::CheckRequest) -> pb::CheckResponse {
-    pb::authorization_service_client::AuthorizationServiceClient::new(c.clone())
-        .check(request)
-        .await
-        .unwrap()
-        .into_inner()
-}
-
 async fn publish(c: &Channel, signal: pb::Signal) -> Result<pb::PublishResponse, tonic::Status> {
     pb::signal_service_client::SignalServiceClient::new(c.clone())
         .publish(pb::PublishRequest {
@@ -110,16 +102,6 @@ async fn publish(c: &Channel, signal: pb::Signal) -> Result<pb::PublishResponse,
         })
         .await
         .map(tonic::Response::into_inner)
-}
-
-async fn signals_status(c: &Channel) -> pb::SignalsStatus {
-    pb::admin_service_client::AdminServiceClient::new(c.clone())
-        .status(pb::StatusRequest {})
-        .await
-        .unwrap()
-        .into_inner()
-        .signals
-        .unwrap()
 }
 
 fn revoke(session: &str) -> pb::Signal {

@@ -17,15 +17,7 @@ use tonic::transport::Channel;
 
 mod common;
 
-use common::{channel, copy_policies, readme_request, start_pdp, Server};
-
-async fn check(c: &Channel, request: pb::CheckRequest) -> pb::CheckResponse {
-    pb::authorization_service_client::AuthorizationServiceClient::new(c.clone())
-        .check(request)
-        .await
-        .unwrap()
-        .into_inner()
-}
+use common::{channel, check, copy_policies, readme_request, signals_status, start_pdp, Server};
 
 async fn publish(
     c: &Channel,
@@ -35,16 +27,6 @@ async fn publish(
         .publish(pb::PublishRequest { signals })
         .await
         .map(tonic::Response::into_inner)
-}
-
-async fn status(c: &Channel) -> pb::SignalsStatus {
-    pb::admin_service_client::AdminServiceClient::new(c.clone())
-        .status(pb::StatusRequest {})
-        .await
-        .unwrap()
-        .into_inner()
-        .signals
-        .unwrap()
 }
 
 fn now() -> i64 {
@@ -185,7 +167,7 @@ async fn risk_and_device_signals_reach_policies_and_callers_cannot_forge_them() 
     publish(&c, vec![risk("low")]).await.unwrap();
     assert_eq!(decided(&check(&c, request("", "", None)).await), ALLOWED);
 
-    let s = status(&c).await;
+    let s = signals_status(&c).await;
     assert_eq!((s.store.as_str(), s.subjects, s.devices), ("memory", 1, 1));
     assert_eq!(s.applied, 3);
 }
@@ -222,7 +204,7 @@ async fn bad_signals_are_refused_whole_and_change_nothing() {
         assert!(e.message().contains("signals[1]"), "{}", e.message());
         assert!(e.message().contains(fragment), "{}", e.message());
     }
-    assert_eq!(status(&c).await.applied, 0);
+    assert_eq!(signals_status(&c).await.applied, 0);
     assert_eq!(decided(&check(&c, request("", "", Some(0))).await), ALLOWED);
 }
 
@@ -303,7 +285,7 @@ async fn watch_streams_carry_invalidations_and_resume_from_a_cursor() {
         .unwrap()
         .into_inner();
     assert!(next(&mut unknown).await.reset);
-    assert_eq!(status(&c).await.watchers, 2);
+    assert_eq!(signals_status(&c).await.watchers, 2);
 }
 
 #[tokio::test]
@@ -462,7 +444,7 @@ async fn a_signed_set_pushed_by_a_transmitter_revokes_the_session() {
         "secevent+jwt",
     );
     assert_eq!(push(&server, &token, SET_TYPE).0, 202);
-    let s = status(&c).await;
+    let s = signals_status(&c).await;
     assert_eq!(
         (s.verifications, s.last_verification_state.as_str()),
         (1, "abc")
@@ -518,11 +500,15 @@ async fn bad_sets_are_refused_with_the_rfc_error_codes_and_change_nothing() {
         assert_eq!(answer["err"], code, "{answer}");
         assert!(!answer["description"].as_str().unwrap().is_empty());
     }
-    assert_eq!(status(&c).await.applied, 0, "nothing refused was applied");
+    assert_eq!(
+        signals_status(&c).await.applied,
+        0,
+        "nothing refused was applied"
+    );
     assert_eq!(push(&server, &good, SET_TYPE).0, 202);
     // The same SET again is a replay.
     let (code, answer) = push(&server, &good, SET_TYPE);
     assert_eq!(code, 400);
     assert!(answer.contains("invalid_request"), "{answer}");
-    assert_eq!(status(&c).await.applied, 1);
+    assert_eq!(signals_status(&c).await.applied, 1);
 }

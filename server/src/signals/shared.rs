@@ -319,27 +319,12 @@ impl Signals {
         let horizon = now.saturating_sub(self.store.config().retention_secs);
         let mut conn = Self::connection(r).await?;
         let mut old = Vec::new();
-        let mut cursor = "0".to_owned();
-        loop {
-            let (next, pairs): (String, Vec<String>) = redis::cmd("HSCAN")
-                .arg(&r.hash)
-                .arg(&cursor)
-                .arg("COUNT")
-                .arg(1000)
-                .query_async(&mut conn)
-                .await?;
-            for pair in pairs.chunks(2) {
-                if let [field, json] = pair {
-                    if serde_json::from_str::<Signal>(json).is_ok_and(|s| s.at < horizon) {
-                        old.push(field.clone());
-                    }
-                }
+        scan_hash(&mut conn, &r.hash, |field, json| {
+            if serde_json::from_str::<Signal>(json).is_ok_and(|s| s.at < horizon) {
+                old.push(field.to_owned());
             }
-            if next == "0" {
-                break;
-            }
-            cursor = next;
-        }
+        })
+        .await?;
         let mut removed = 0;
         for chunk in old.chunks(500) {
             let mut invocation = r.prune.key(&r.hash);
@@ -438,25 +423,12 @@ impl Signals {
             .ids
             .first()
             .map_or_else(|| "0-0".to_owned(), |e| e.id.clone());
-        let mut cursor = "0".to_owned();
         let mut count = 0usize;
-        loop {
-            let (next, pairs): (String, Vec<String>) = redis::cmd("HSCAN")
-                .arg(&r.hash)
-                .arg(&cursor)
-                .arg("COUNT")
-                .arg(1000)
-                .query_async(&mut conn)
-                .await?;
-            for json in pairs.iter().skip(1).step_by(2) {
-                self.apply_json(json);
-                count += 1;
-            }
-            if next == "0" {
-                break;
-            }
-            cursor = next;
-        }
+        scan_hash(&mut conn, &r.hash, |_, json| {
+            self.apply_json(json);
+            count += 1;
+        })
+        .await?;
         self.contact(r);
         tracing::info!("loaded {count} signals from the shared signal store");
         if let Some(tx) = loaded.take() {
@@ -500,6 +472,33 @@ impl Signals {
             }
             Err(e) => tracing::warn!("the shared signal store holds an unreadable signal: {e}"),
         }
+    }
+}
+
+/// Calls `each(field, value)` for every field of the hash `key` (HSCAN, 1000 at a time).
+async fn scan_hash(
+    conn: &mut redis::aio::MultiplexedConnection,
+    key: &str,
+    mut each: impl FnMut(&str, &str),
+) -> redis::RedisResult<()> {
+    let mut cursor = "0".to_owned();
+    loop {
+        let (next, pairs): (String, Vec<String>) = redis::cmd("HSCAN")
+            .arg(key)
+            .arg(&cursor)
+            .arg("COUNT")
+            .arg(1000)
+            .query_async(conn)
+            .await?;
+        for pair in pairs.chunks(2) {
+            if let [field, value] = pair {
+                each(field, value);
+            }
+        }
+        if next == "0" {
+            return Ok(());
+        }
+        cursor = next;
     }
 }
 

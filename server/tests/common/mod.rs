@@ -241,3 +241,26 @@ pub async fn stop_gracefully(mut server: Server) {
 pub fn fixture(name: &str) -> String {
     format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))
 }
+
+/// One Check over `c`.
+pub async fn check(
+    c: &tonic::transport::Channel,
+    request: pdp_proto::v1::CheckRequest,
+) -> pdp_proto::v1::CheckResponse {
+    pdp_proto::v1::authorization_service_client::AuthorizationServiceClient::new(c.clone())
+        .check(request)
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+/// The signal store's state, from `AdminService/Status`.
+pub async fn signals_status(c: &tonic::transport::Channel) -> pdp_proto::v1::SignalsStatus {
+    pdp_proto::v1::admin_service_client::AdminServiceClient::new(c.clone())
+        .status(pdp_proto::v1::StatusRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .signals
+        .unwrap()
+}
