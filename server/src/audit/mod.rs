@@ -249,7 +249,7 @@ impl DecisionLog {
             first_uncovered: None,
             checkpointed: false,
             scratch: Vec::with_capacity(1024),
-            second: std::cell::RefCell::new(None),
+            second: (0, String::new()),
             flushed: Instant::now(),
             config,
         };
@@ -327,7 +327,7 @@ struct Writer {
     /// The line being built (reused).
     scratch: Vec<u8>,
     /// The current second, formatted.
-    second: std::cell::RefCell<Option<(i64, String)>>,
+    second: (i64, String),
     /// When the buffer was last flushed.
     flushed: Instant,
     config: AuditConfig,
@@ -445,19 +445,14 @@ impl Writer {
 
     /// The record as one JSON object, fields in a fixed order, ending with `prev` (the hash
     /// is appended after it).
-    fn body(&self, r: &Record, out: &mut Vec<u8>) {
+    fn body(&mut self, r: &Record, out: &mut Vec<u8>) {
         use std::io::Write as _;
         // RFC 3339 with microseconds; the part up to the second is formatted once a second.
         let second = r.time.timestamp();
-        let prefix = match self.second.borrow().as_ref() {
-            Some((s, text)) if *s == second => Some(text.clone()),
-            _ => None,
-        };
-        let prefix = prefix.unwrap_or_else(|| {
-            let text = r.time.format("%Y-%m-%dT%H:%M:%S").to_string();
-            *self.second.borrow_mut() = Some((second, text.clone()));
-            text
-        });
+        if self.second.0 != second || self.second.1.is_empty() {
+            self.second = (second, r.time.format("%Y-%m-%dT%H:%M:%S").to_string());
+        }
+        let prefix = &self.second.1;
         let _ = write!(
             out,
             "{{\"seq\":{},\"time\":\"{prefix}.{:06}Z\",",

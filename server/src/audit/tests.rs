@@ -221,26 +221,3 @@ fn a_full_queue_refuses_records_instead_of_blocking() {
     assert!(refused > 0, "a queue of one never filled");
     log.close(Duration::from_secs(5));
 }
-
-#[test]
-#[ignore = "timing probe"]
-fn probe_writer_speed() {
-    let dir = tempfile::tempdir().unwrap();
-    let log = DecisionLog::open(AuditConfig {
-        queue: 1 << 20,
-        ..AuditConfig::new(dir.path().join("d.jsonl"))
-    })
-    .unwrap();
-    let t = std::time::Instant::now();
-    for i in 0..200_000 {
-        while !log.submit(record(i)) {}
-    }
-    let submitted = t.elapsed();
-    log.close(Duration::from_secs(60));
-    eprintln!(
-        "submit {:?} total {:?} per record {:?}",
-        submitted,
-        t.elapsed(),
-        t.elapsed() / 200_000
-    );
-}

@@ -22,7 +22,7 @@ use prost_types::value::Kind;
 use tonic::{Request, Response, Status};
 
 use crate::grpc::convert::Parts;
-use crate::grpc::{Authorizer, Call, State};
+use crate::grpc::{Authorizer, State};
 use routes::Unmapped;
 
 /// The metadata namespace Envoy's `jwt_authn` filter writes verified payloads to.
@@ -219,27 +219,11 @@ impl envoy::Authorization for ExtAuthz {
             ));
         }
         let trusted_sidecar = state.trust.trusts(request.remote_addr(), certs);
-        let caller = if state.audit.is_some() {
-            request
-                .remote_addr()
-                .map(|a| a.to_string())
-                .unwrap_or_default()
-        } else {
-            String::new()
-        };
-        let traced = state.telemetry.as_ref().and_then(|t| {
-            let parent = t.from_metadata(request.metadata());
-            t.call("envoy.service.auth.v3.Authorization/Check", &parent, || {
-                vec![
-                    opentelemetry::KeyValue::new("rpc.system", "grpc"),
-                    opentelemetry::KeyValue::new(
-                        "rpc.service",
-                        "envoy.service.auth.v3.Authorization",
-                    ),
-                    opentelemetry::KeyValue::new("rpc.method", "Check"),
-                ]
-            })
-        });
+        let call = self.authorizer.grpc_call(
+            &request,
+            "ext_authz",
+            "envoy.service.auth.v3.Authorization/Check",
+        );
         let check = request.into_inner();
         let attributes = check.attributes.unwrap_or_default();
         let http = attributes
@@ -394,7 +378,6 @@ impl envoy::Authorization for ExtAuthz {
             resource: Some(&resource),
             context: Some(&context),
         };
-        let call = Call::new("ext_authz", caller, traced);
         let decision = match self.authorizer.ask(&parts, trusted_sidecar, &call, true) {
             Ok(d) => d,
             Err(status) => {

@@ -459,7 +459,8 @@ impl Authorizer {
             self.observe(&request, false, now);
             return Ok(logged(response, &mut request, false, described));
         }
-        apply_facts(&mut request, facts.clone(), &session, device);
+        let generation = facts.generation;
+        apply_facts(&mut request, facts, &session, device);
         if let Some(start) = issued_at.filter(|_| {
             self.state
                 .reads_session_age
@@ -483,7 +484,7 @@ impl Authorizer {
             )
         });
         let ttl = |life: std::time::Duration| prost_types::Duration::try_from(life).ok();
-        let key = crate::cache::key(set.revision(), facts.generation, &request);
+        let key = crate::cache::key(set.revision(), generation, &request);
         let cached = stage(traced, "pdp.cache", || cache.get(&key));
         crate::metrics::metrics().cache_lookup("decision", cached.is_some());
         if let Some((hit, remaining)) = cached {
@@ -548,7 +549,15 @@ impl Call {
 }
 
 impl Authorizer {
-    fn call<T>(&self, request: &Request<T>, api: &'static str, method: &'static str) -> Call {
+    /// The call a gRPC request makes: who asked (peer address and client certificate SANs,
+    /// built only when the decision log is on) and its span (`span`, e.g.
+    /// `pdp.v1.AuthorizationService/Check`, continuing the caller's trace).
+    pub fn grpc_call<T>(
+        &self,
+        request: &Request<T>,
+        api: &'static str,
+        span: &'static str,
+    ) -> Call {
         let caller = if self.state.audit.is_some() {
             let mut caller = request
                 .remote_addr()
@@ -568,11 +577,12 @@ impl Authorizer {
         };
         let traced = self.state.telemetry.as_ref().and_then(|t| {
             let parent = t.from_metadata(request.metadata());
-            t.call(method, &parent, || {
+            let (service, method) = span.rsplit_once('/').unwrap_or((span, ""));
+            t.call(span, &parent, || {
                 vec![
                     KeyValue::new("rpc.system", "grpc"),
-                    KeyValue::new("rpc.service", "pdp.v1.AuthorizationService"),
-                    KeyValue::new("rpc.method", api),
+                    KeyValue::new("rpc.service", service),
+                    KeyValue::new("rpc.method", method),
                 ]
             })
         });
@@ -733,7 +743,7 @@ impl pb::authorization_service_server::AuthorizationService for Authorizer {
         request: Request<pb::CheckRequest>,
     ) -> Result<Response<pb::CheckResponse>, Status> {
         let trusted = self.trusted(&request)?;
-        let call = self.call(&request, "check", "pdp.v1.AuthorizationService/Check");
+        let call = self.grpc_call(&request, "check", "pdp.v1.AuthorizationService/Check");
         let pb::CheckRequest {
             subject,
             action,
@@ -757,7 +767,7 @@ impl pb::authorization_service_server::AuthorizationService for Authorizer {
         request: Request<pb::CheckBatchRequest>,
     ) -> Result<Response<pb::CheckBatchResponse>, Status> {
         let trusted = self.trusted(&request)?;
-        let call = self.call(
+        let call = self.grpc_call(
             &request,
             "check_batch",
             "pdp.v1.AuthorizationService/CheckBatch",
