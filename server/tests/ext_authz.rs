@@ -16,28 +16,7 @@ use serde_json::{json, Value};
 
 mod common;
 
-use common::start_pdp;
-
-fn fixture(name: &str) -> String {
-    format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))
-}
-
-fn token(claims: Value) -> String {
-    let pem = std::fs::read(fixture("rsa.pem")).unwrap();
-    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
-    header.kid = Some("rsa-1".into());
-    let now = chrono::Utc::now().timestamp();
-    let mut all = json!({ "sub": "alice", "iat": now, "exp": now + 600 });
-    for (k, v) in claims.as_object().unwrap() {
-        all[k] = v.clone();
-    }
-    jsonwebtoken::encode(
-        &header,
-        &all,
-        &jsonwebtoken::EncodingKey::from_rsa_pem(&pem).unwrap(),
-    )
-    .unwrap()
-}
+use common::{fixture, rs256_token, start_pdp};
 
 /// A CheckRequest (proto3 JSON) for `method host path` from `source`, with `headers`.
 fn request(method: &str, host: &str, path: &str, source: &str, headers: Value) -> Value {
@@ -83,8 +62,9 @@ fn header<'a>(list: &'a Value, name: &str) -> Option<&'a str> {
 fn envoy_sidecars_get_allow_deny_step_up_and_unmapped_answers() {
     let server = start_pdp(["--jwks", &fixture("jwks.json")], &[]);
     let now = chrono::Utc::now().timestamp();
-    let alice = token(json!({ "roles": ["ApplicationRole"], "amr": ["mfa"], "auth_time": now }));
-    let stale_mfa = token(json!({ "amr": ["mfa"], "auth_time": now - 3600 }));
+    let alice =
+        rs256_token(json!({ "roles": ["ApplicationRole"], "amr": ["mfa"], "auth_time": now }));
+    let stale_mfa = rs256_token(json!({ "amr": ["mfa"], "auth_time": now - 3600 }));
     let bearer = |t: &str| json!({ "authorization": format!("Bearer {t}"), "x-tenant": "acme" });
     let mut jwt_authn = request(
         "GET",

@@ -11,7 +11,7 @@ use pdp_proto::v1 as pb;
 
 mod common;
 
-use common::{channel, fixture, metric, readme_request, start_pdp, stop_gracefully};
+use common::{channel, fixture, metric, readme_request, rs256_token, start_pdp, stop_gracefully};
 
 #[tokio::test]
 async fn metrics_count_decisions_caches_tokens_signals_and_watchers() {
@@ -90,20 +90,6 @@ fn pdp(args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
-fn rs256_token(subject: &str) -> String {
-    let pem = std::fs::read(fixture("rsa.pem")).unwrap();
-    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
-    header.kid = Some("rsa-1".into());
-    let now = chrono::Utc::now().timestamp();
-    let claims = serde_json::json!({ "sub": subject, "iat": now, "exp": now + 600, "roles": ["ApplicationRole"], "amr": ["mfa"] });
-    jsonwebtoken::encode(
-        &header,
-        &claims,
-        &jsonwebtoken::EncodingKey::from_rsa_pem(&pem).unwrap(),
-    )
-    .unwrap()
-}
-
 #[tokio::test]
 async fn every_decision_is_logged_in_a_chain_that_verifies_and_shows_tampering() {
     let dir = tempfile::tempdir().unwrap();
@@ -126,7 +112,9 @@ async fn every_decision_is_logged_in_a_chain_that_verifies_and_shows_tampering()
         .await
         .unwrap()
         .into_inner();
-    let token = rs256_token("tina");
+    let token = rs256_token(
+        serde_json::json!({ "sub": "tina", "roles": ["ApplicationRole"], "amr": ["mfa"] }),
+    );
     let mut with_token = readme_request(None);
     with_token.subject = Some(pb::Subject {
         token: token.clone(),

@@ -8,16 +8,15 @@
     clippy::indexing_slicing
 )]
 
-use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
-
 use pdp_proto::v1 as pb;
 use prost_types::value::Kind;
 use tonic::transport::Channel;
 
 mod common;
 
-use common::{channel, check, copy_policies, readme_request, signals_status, start_pdp, Server};
+use common::{
+    channel, check, copy_policies, fixture, readme_request, signals_status, start_pdp, Server,
+};
 
 async fn publish(
     c: &Channel,
@@ -324,12 +323,6 @@ async fn repeated_denies_raise_the_risk_until_the_subject_is_stopped() {
 
 // ---- SSF push delivery ----
 
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
-}
-
 const ISSUER: &str = "https://idp.example.com";
 const CAEP: &str = "https://schemas.openid.net/secevent/caep/event-type/";
 
@@ -365,22 +358,13 @@ fn session_revoked(session: &str) -> serde_json::Value {
 
 /// POSTs `body` to the SSF push endpoint; the status and the body.
 fn push(server: &Server, body: &str, content_type: &str) -> (u16, String) {
-    let mut s = std::net::TcpStream::connect(&server.http).unwrap();
-    write!(
-        s,
-        "POST /ssf/push HTTP/1.1\r\nHost: pdp\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
+    common::http(
+        &server.http,
+        "POST",
+        "/ssf/push",
+        &[("Content-Type", content_type)],
+        body,
     )
-    .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    let code = out
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = out.split("\r\n\r\n").nth(1).unwrap_or_default().to_owned();
-    (code, body)
 }
 
 fn ssf_server() -> (tempfile::TempDir, Server) {
@@ -390,7 +374,7 @@ fn ssf_server() -> (tempfile::TempDir, Server) {
         &config,
         format!(
             "[[signals.transmitters]]\nissuer = \"{ISSUER}\"\naudience = \"https://pdp.example.com\"\njwks = \"{}\"\n",
-            fixture("jwks.json").display()
+            fixture("jwks.json")
         ),
     )
     .unwrap();

@@ -24,7 +24,7 @@ use pdp_proto::v1 as pb;
 
 mod common;
 
-use common::{channel, fixture, readme_request, start_pdp};
+use common::{channel, fixture, readme_request, rs256_token, start_pdp};
 
 #[derive(Clone, Default)]
 struct Sink(Arc<Mutex<Vec<Span>>>);
@@ -60,20 +60,6 @@ async fn receiver() -> (Sink, String) {
             .unwrap();
     });
     (sink, format!("http://{addr}"))
-}
-
-fn token() -> String {
-    let pem = std::fs::read(fixture("rsa.pem")).unwrap();
-    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
-    header.kid = Some("rsa-1".into());
-    let now = chrono::Utc::now().timestamp();
-    let claims = serde_json::json!({ "sub": "alice", "iat": now, "exp": now + 600, "roles": ["ApplicationRole"], "amr": ["mfa"] });
-    jsonwebtoken::encode(
-        &header,
-        &claims,
-        &jsonwebtoken::EncodingKey::from_rsa_pem(&pem).unwrap(),
-    )
-    .unwrap()
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -136,7 +122,7 @@ async fn a_check_continues_the_callers_trace_with_a_span_per_stage() {
     );
     let c = channel(&server).await;
     let mut authz = pb::authorization_service_client::AuthorizationServiceClient::new(c);
-    let token = token();
+    let token = rs256_token(serde_json::json!({ "roles": ["ApplicationRole"], "amr": ["mfa"] }));
     let mut request = readme_request(None);
     request.subject = Some(pb::Subject {
         token: token.clone(),

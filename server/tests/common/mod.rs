@@ -264,3 +264,22 @@ pub async fn signals_status(c: &tonic::transport::Channel) -> pdp_proto::v1::Sig
         .signals
         .unwrap()
 }
+
+/// An RS256 token signed with the fixture key `rsa-1`: `sub` alice, issued now, valid ten
+/// minutes, with `claims` added (or replacing those).
+pub fn rs256_token(claims: serde_json::Value) -> String {
+    let pem = std::fs::read(fixture("rsa.pem")).unwrap();
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+    header.kid = Some("rsa-1".into());
+    let now = chrono::Utc::now().timestamp();
+    let mut all = serde_json::json!({ "sub": "alice", "iat": now, "exp": now + 600 });
+    if let (Some(all), Some(extra)) = (all.as_object_mut(), claims.as_object()) {
+        all.extend(extra.clone());
+    }
+    jsonwebtoken::encode(
+        &header,
+        &all,
+        &jsonwebtoken::EncodingKey::from_rsa_pem(&pem).unwrap(),
+    )
+    .unwrap()
+}
