@@ -496,3 +496,20 @@ async fn bad_sets_are_refused_with_the_rfc_error_codes_and_change_nothing() {
     assert!(answer.contains("invalid_request"), "{answer}");
     assert_eq!(signals_status(&c).await.applied, 1);
 }
+
+#[tokio::test]
+async fn context_keys_of_any_text_are_screened_without_failing() {
+    let server = start_pdp(Vec::<&str>::new(), &[]);
+    let c = channel(&server).await;
+    // Multibyte characters around the fourth byte, where the `pdp:` prefix is looked for.
+    let mut odd = request("", "", None);
+    for key in ["xéé", "pdé:x", "日本語キー"] {
+        odd.context.as_mut().unwrap().fields.insert(
+            key.into(),
+            prost_types::Value {
+                kind: Some(Kind::StringValue("high".into())),
+            },
+        );
+    }
+    assert_eq!(decided(&check(&c, odd).await), ALLOWED);
+}

@@ -399,7 +399,7 @@ impl Authorizer {
         if request
             .context
             .iter()
-            .any(|(k, _)| k.len() > 4 && k[..4].eq_ignore_ascii_case("pdp:"))
+            .any(|(k, _)| k.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("pdp:")))
         {
             request
                 .context
