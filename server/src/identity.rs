@@ -444,55 +444,69 @@ impl Verifier {
         &self,
         c: &serde_json::Map<String, serde_json::Value>,
     ) -> Result<Verified, IdentityError> {
-        let id = match c.get("sub") {
-            Some(serde_json::Value::String(s)) if !s.is_empty() => s.clone(),
-            _ => return Err(IdentityError::BadClaim("sub".into())),
-        };
-        let expires_at = c
-            .get("exp")
-            .and_then(serde_json::Value::as_i64)
-            .ok_or_else(|| IdentityError::BadClaim("exp".into()))?;
-        let mut roles = Vec::new();
-        for claim in &self.config.roles_claims {
-            match c.get(claim) {
-                Some(serde_json::Value::Array(a)) => {
-                    roles.extend(
-                        a.iter()
-                            .filter_map(serde_json::Value::as_str)
-                            .map(str::to_owned),
-                    );
-                }
-                Some(serde_json::Value::String(s)) => {
-                    roles.extend(s.split_whitespace().map(str::to_owned))
-                }
-                _ => {}
-            }
-        }
-        roles.sort();
-        roles.dedup();
-        let tags = match c.get(&self.config.tags_claim) {
-            Some(serde_json::Value::Object(m)) => m
-                .iter()
-                .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_owned())))
-                .collect(),
-            _ => BTreeMap::new(),
-        };
-        let mfa = matches!(c.get("amr"), Some(serde_json::Value::Array(a)) if a.iter().any(|m| m.as_str() == Some("mfa")));
-        Ok(Verified {
-            id,
-            roles,
-            tags,
-            mfa,
-            auth_time: c.get("auth_time").and_then(serde_json::Value::as_i64),
-            issued_at: c.get("iat").and_then(serde_json::Value::as_i64),
-            expires_at,
-            session: c
-                .get("sid")
-                .and_then(serde_json::Value::as_str)
-                .filter(|s| !s.is_empty() && s.len() <= crate::signals::MAX_FIELD_BYTES)
-                .map(str::to_owned),
-        })
+        verified_from_claims(c, &self.config.roles_claims, &self.config.tags_claim, true)
     }
+}
+
+/// The subject and facts of an already verified payload: `sub` (required), roles from
+/// `roles_claims` (arrays of strings or space-separated strings), tags from `tags_claim`,
+/// `amr`, `auth_time`, `iat`, `sid`; `exp` is required when `require_exp`, else taken as
+/// never when absent (a payload someone else verified, e.g. Envoy's `jwt_authn`).
+pub fn verified_from_claims(
+    c: &serde_json::Map<String, serde_json::Value>,
+    roles_claims: &[String],
+    tags_claim: &str,
+    require_exp: bool,
+) -> Result<Verified, IdentityError> {
+    let id = match c.get("sub") {
+        Some(serde_json::Value::String(s)) if !s.is_empty() => s.clone(),
+        _ => return Err(IdentityError::BadClaim("sub".into())),
+    };
+    let expires_at = match c.get("exp").and_then(serde_json::Value::as_i64) {
+        Some(exp) => exp,
+        None if !require_exp => i64::MAX,
+        None => return Err(IdentityError::BadClaim("exp".into())),
+    };
+    let mut roles = Vec::new();
+    for claim in roles_claims {
+        match c.get(claim) {
+            Some(serde_json::Value::Array(a)) => {
+                roles.extend(
+                    a.iter()
+                        .filter_map(serde_json::Value::as_str)
+                        .map(str::to_owned),
+                );
+            }
+            Some(serde_json::Value::String(s)) => {
+                roles.extend(s.split_whitespace().map(str::to_owned))
+            }
+            _ => {}
+        }
+    }
+    roles.sort();
+    roles.dedup();
+    let tags = match c.get(tags_claim) {
+        Some(serde_json::Value::Object(m)) => m
+            .iter()
+            .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_owned())))
+            .collect(),
+        _ => BTreeMap::new(),
+    };
+    let mfa = matches!(c.get("amr"), Some(serde_json::Value::Array(a)) if a.iter().any(|m| m.as_str() == Some("mfa")));
+    Ok(Verified {
+        id,
+        roles,
+        tags,
+        mfa,
+        auth_time: c.get("auth_time").and_then(serde_json::Value::as_i64),
+        issued_at: c.get("iat").and_then(serde_json::Value::as_i64),
+        expires_at,
+        session: c
+            .get("sid")
+            .and_then(serde_json::Value::as_str)
+            .filter(|s| !s.is_empty() && s.len() <= crate::signals::MAX_FIELD_BYTES)
+            .map(str::to_owned),
+    })
 }
 
 /// The header's `alg`, read before the library parses it, so that `none` gets its own answer.

@@ -51,82 +51,55 @@ fn string_value(s: impl Into<String>) -> prost_types::Value {
     }
 }
 
-/// An envoy `Struct` value as a string, when it is one.
-fn envoy_str(v: &envoy_pb::Value) -> Option<&str> {
+/// An envoy `Value` as JSON (integral numbers as integers, as JWT claims are).
+fn envoy_json(v: &envoy_pb::Value) -> serde_json::Value {
+    use envoy_pb::value::Kind as K;
+    use serde_json::Value as J;
     match &v.kind {
-        Some(envoy_pb::value::Kind::StringValue(s)) => Some(s),
-        _ => None,
+        None | Some(K::NullValue(_)) => J::Null,
+        Some(K::BoolValue(b)) => J::Bool(*b),
+        Some(K::NumberValue(n)) if n.fract() == 0.0 && n.abs() < 9.0e15 => J::from(*n as i64),
+        Some(K::NumberValue(n)) => serde_json::Number::from_f64(*n).map_or(J::Null, J::Number),
+        Some(K::StringValue(s)) => J::String(s.clone()),
+        Some(K::ListValue(l)) => J::Array(l.values.iter().map(envoy_json).collect()),
+        Some(K::StructValue(s)) => J::Object(
+            s.fields
+                .iter()
+                .map(|(k, v)| (k.clone(), envoy_json(v)))
+                .collect(),
+        ),
     }
 }
 
-/// Claims of a verified JWT payload (from `jwt_authn`) as a subject and identity facts.
+/// A verified JWT payload (from `jwt_authn`) as a subject, and its identity facts as
+/// context entries, mapped exactly as the PDP maps the tokens it verifies itself.
 fn subject_from_payload(
     payload: &envoy_pb::Struct,
     claims: &(Vec<String>, String),
     context: &mut BTreeMap<String, prost_types::Value>,
 ) -> Option<pb::Subject> {
-    let sub = payload.fields.get("sub").and_then(envoy_str)?;
-    let mut roles = Vec::new();
-    for name in &claims.0 {
-        match payload.fields.get(name).and_then(|v| v.kind.as_ref()) {
-            Some(envoy_pb::value::Kind::ListValue(l)) => {
-                roles.extend(l.values.iter().filter_map(envoy_str).map(str::to_owned));
+    let json: serde_json::Map<String, serde_json::Value> = payload
+        .fields
+        .iter()
+        .map(|(k, v)| (k.clone(), envoy_json(v)))
+        .collect();
+    let v = crate::identity::verified_from_claims(&json, &claims.0, &claims.1, false).ok()?;
+    for (key, value) in v.facts(chrono::Utc::now().timestamp()) {
+        let kind = match value {
+            pdp_engine::Value::One(pdp_engine::Scalar::Bool(b)) => Kind::BoolValue(b),
+            pdp_engine::Value::One(pdp_engine::Scalar::Number(n)) => Kind::NumberValue(n),
+            pdp_engine::Value::One(pdp_engine::Scalar::String(s)) => {
+                Kind::StringValue(s.to_string())
             }
-            Some(envoy_pb::value::Kind::StringValue(s)) => {
-                roles.extend(s.split_whitespace().map(str::to_owned));
-            }
-            _ => {}
-        }
-    }
-    let mut tags = std::collections::HashMap::new();
-    if let Some(Some(envoy_pb::value::Kind::StructValue(t))) =
-        payload.fields.get(&claims.1).map(|v| v.kind.as_ref())
-    {
-        for (k, v) in &t.fields {
-            if let Some(v) = envoy_str(v) {
-                tags.insert(k.clone(), v.to_owned());
-            }
-        }
-    }
-    let mfa = matches!(
-        payload.fields.get("amr").and_then(|v| v.kind.as_ref()),
-        Some(envoy_pb::value::Kind::ListValue(l)) if l.values.iter().any(|v| envoy_str(v) == Some("mfa"))
-    );
-    context.insert(
-        "aws:MultiFactorAuthPresent".into(),
-        prost_types::Value {
-            kind: Some(Kind::BoolValue(mfa)),
-        },
-    );
-    let number = |name: &str| match payload.fields.get(name).and_then(|v| v.kind.as_ref()) {
-        Some(envoy_pb::value::Kind::NumberValue(n)) => Some(*n),
-        _ => None,
-    };
-    if let Some(iat) = number("iat").and_then(|t| chrono::DateTime::from_timestamp(t as i64, 0)) {
-        context.insert(
-            "aws:TokenIssueTime".into(),
-            string_value(iat.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
-        );
-    }
-    if let (true, Some(auth_time)) = (mfa, number("auth_time")) {
-        let age = (chrono::Utc::now().timestamp() as f64 - auth_time).max(0.0);
-        context.insert(
-            "aws:MultiFactorAuthAge".into(),
-            prost_types::Value {
-                kind: Some(Kind::NumberValue(age.floor())),
-            },
-        );
+            pdp_engine::Value::Many(_) => continue,
+        };
+        context.insert(key.to_owned(), prost_types::Value { kind: Some(kind) });
     }
     Some(pb::Subject {
-        id: sub.to_owned(),
-        roles,
-        tags,
-        session_id: payload
-            .fields
-            .get("sid")
-            .and_then(envoy_str)
-            .unwrap_or_default()
-            .to_owned(),
+        id: v.id,
+        roles: v.roles,
+        tags: v.tags.into_iter().collect(),
+        session_id: v.session.unwrap_or_default(),
         ..Default::default()
     })
 }
