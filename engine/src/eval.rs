@@ -18,6 +18,38 @@ struct Acc {
     denies: Ids,
     allows: Ids,
     guard_allows: Ids,
+    memo: Memo,
+}
+
+/// Which statements an identity attachment already evaluated in this decision, and with
+/// what result: a policy attached to several of the subject's roles (a shared baseline, a
+/// guardrail-like policy) is evaluated once. Bounded and inline; past its capacity
+/// statements are simply evaluated again.
+#[derive(Default)]
+struct Memo {
+    ids: [u32; MEMO],
+    applied: u32,
+    len: usize,
+}
+
+const MEMO: usize = 16;
+
+impl Memo {
+    fn applies(&mut self, id: u32, stmt: &Stmt, ctx: &EvalCtx<'_>) -> bool {
+        let known = self.ids.get(..self.len).unwrap_or_default();
+        if let Some(at) = known.iter().position(|&i| i == id) {
+            return self.applied & (1 << at) != 0;
+        }
+        let applies = stmt.applies(ctx);
+        if let Some(slot) = self.ids.get_mut(self.len) {
+            *slot = id;
+            if applies {
+                self.applied |= 1 << self.len;
+            }
+            self.len += 1;
+        }
+        applies
+    }
 }
 
 fn push_unique(v: &mut Ids, id: u32) {
@@ -176,23 +208,28 @@ impl PolicySet {
         let folded = fold(&request.action);
         let action = folded.as_str();
         let ids = &self.action_ids;
-        let action_id = ids.actions.get(action).copied();
+        let (action_id, service) = match ids.actions.get(action) {
+            Some(&(id, service)) => (Some(id), service),
+            None => (
+                None,
+                ids.services
+                    .get(
+                        action
+                            .as_bytes()
+                            .iter()
+                            .position(|b| *b == b':')
+                            .and_then(|i| action.get(..i))
+                            .unwrap_or(action),
+                    )
+                    .copied(),
+            ),
+        };
         let ctx = EvalCtx::new(request, action, action_id);
         let key = ActionKey {
             lookup,
             action: action_id,
             resource: request.resource.id.as_bytes(),
-            service: ids
-                .services
-                .get(
-                    action
-                        .as_bytes()
-                        .iter()
-                        .position(|b| *b == b':')
-                        .and_then(|i| action.get(..i))
-                        .unwrap_or(action),
-                )
-                .copied(),
+            service,
         };
         let mut acc = Acc::default();
 
@@ -208,22 +245,20 @@ impl PolicySet {
         });
 
         let mut allowed = false;
-        for role in request
-            .subject
-            .roles
-            .iter()
-            .filter(|_| !self.roles.is_empty())
-        {
-            if let Some(att) = self.roles.get(role.as_str()) {
-                allowed |= self.attachment(att, &ctx, key, &mut acc);
-            }
+        let mut attachments: SmallVec<[&CAttachment; 4]> = SmallVec::new();
+        if !self.roles.is_empty() {
+            attachments.extend(
+                request
+                    .subject
+                    .roles
+                    .iter()
+                    .filter_map(|role| self.roles.get(role.as_str())),
+            );
         }
-        let direct = if self.subjects.is_empty() {
-            None
-        } else {
-            self.subjects.get(request.subject.id.as_str())
-        };
-        if let Some(att) = direct {
+        if !self.subjects.is_empty() {
+            attachments.extend(self.subjects.get(request.subject.id.as_str()));
+        }
+        for att in attachments {
             allowed |= self.attachment(att, &ctx, key, &mut acc);
         }
         for (pattern, index) in self.resources.candidates(&request.resource.id) {
@@ -272,7 +307,7 @@ impl PolicySet {
         let mut allows = Ids::new();
         att.identity.each(key, |id| {
             if let Some(s) = self.stmt(id) {
-                if s.applies(ctx) {
+                if acc.memo.applies(id, s, ctx) {
                     match s.effect {
                         Effect::Deny => push_unique(&mut acc.denies, id),
                         Effect::Allow => push_unique(&mut allows, id),
@@ -284,7 +319,7 @@ impl PolicySet {
             let mut boundary_allows = Ids::new();
             boundary.each(key, |id| {
                 if let Some(s) = self.stmt(id) {
-                    if s.applies(ctx) {
+                    if acc.memo.applies(id, s, ctx) {
                         match s.effect {
                             Effect::Deny => push_unique(&mut acc.denies, id),
                             Effect::Allow => push_unique(&mut boundary_allows, id),

@@ -153,7 +153,9 @@ impl<'a> EvalCtx<'a> {
                 return ip;
             }
         }
-        let ip = text.trim().parse::<IpAddr>().ok();
+        let ip = dotted_quad(text.as_bytes())
+            .map(IpAddr::V4)
+            .or_else(|| text.trim().parse::<IpAddr>().ok());
         self.ip_cache.set(Some((key.0, key.1, ip)));
         ip
     }
@@ -184,6 +186,33 @@ impl<'a> EvalCtx<'a> {
             }),
         }
     }
+}
+
+/// The common case of an IPv4 address, parsed without the standard library's general
+/// parser: exactly four dot-separated decimal octets, no leading zeros, nothing else. Any
+/// other text returns `None` and is left to the standard parser, so what is accepted is
+/// exactly what `IpAddr::from_str` accepts.
+fn dotted_quad(text: &[u8]) -> Option<std::net::Ipv4Addr> {
+    let mut octets = [0u8; 4];
+    let mut parts = text.split(|b| *b == b'.');
+    for octet in &mut octets {
+        let part = parts.next()?;
+        if part.is_empty() || part.len() > 3 || (part.len() > 1 && part.first() == Some(&b'0')) {
+            return None;
+        }
+        let mut value = 0u16;
+        for b in part {
+            if !b.is_ascii_digit() {
+                return None;
+            }
+            value = value * 10 + u16::from(b - b'0');
+        }
+        *octet = u8::try_from(value).ok()?;
+    }
+    if parts.next().is_some() {
+        return None;
+    }
+    Some(std::net::Ipv4Addr::from(octets))
 }
 
 fn tag<'a>(tags: &'a std::collections::BTreeMap<String, String>, key: &str) -> Option<Found<'a>> {
@@ -341,6 +370,53 @@ mod tests {
             context: Context::new().with("aws:SourceIp", "10.0.0.1"),
             ..Request::default()
         }
+    }
+
+    #[test]
+    fn dotted_quad_accepts_exactly_what_the_standard_parser_accepts() {
+        let cases = [
+            "10.0.0.1",
+            "255.255.255.255",
+            "0.0.0.0",
+            "192.168.1.20",
+            "256.1.1.1",
+            "01.2.3.4",
+            "1.2.3",
+            "1.2.3.4.5",
+            "1..2.3",
+            "1.2.3.4 ",
+            " 1.2.3.4",
+            "a.b.c.d",
+            "1.2.3.-4",
+            "1.2.3.+4",
+            "1000.1.1.1",
+            "",
+            ".",
+            "1.2.3.4.",
+            "::1",
+            "2001:db8::1",
+            "1.2.3.٣",
+            "999.0.0.0",
+            "00.0.0.0",
+            "0.0.0.00",
+        ];
+        for text in cases {
+            let expected = text.parse::<std::net::Ipv4Addr>().ok();
+            if let Some(fast) = dotted_quad(text.as_bytes()) {
+                assert_eq!(Some(fast), expected, "{text:?}");
+            } else {
+                assert!(
+                    expected.is_none() || text.trim() != text || text.contains(':'),
+                    "{text:?}: the fast path refused an address the standard parser takes"
+                );
+            }
+        }
+        // Through the decision context: the fallback still handles what the fast path leaves.
+        let r = req();
+        let ctx = EvalCtx::new(&r, "", None);
+        assert_eq!(ctx.ip(" 10.0.0.1 "), "10.0.0.1".parse().ok());
+        assert_eq!(ctx.ip("2001:db8::1"), "2001:db8::1".parse().ok());
+        assert_eq!(ctx.ip("01.2.3.4"), None);
     }
 
     #[test]

@@ -87,9 +87,12 @@ impl Probe {
         {
             return false;
         }
-        let at = self.at as usize;
-        let n = usize::from(self.len);
-        text.as_bytes().get(at..at + n) == self.bytes.get(..n)
+        probe_eq(
+            text.as_bytes(),
+            usize::from(self.at),
+            usize::from(self.len),
+            u64::from_le_bytes(self.bytes),
+        )
     }
 }
 
@@ -212,8 +215,8 @@ impl Pattern {
         }
         match &self.shape {
             Shape::Any => true,
-            Shape::Exact(s) => **s == *text,
-            Shape::Prefix(p) => text.starts_with(&**p),
+            Shape::Exact(s) => bytes_eq(s.as_bytes(), text.as_bytes()),
+            Shape::Prefix(p) => starts_with(text.as_bytes(), p.as_bytes()),
             Shape::Segments(segs) => segments_match(segs, text),
             Shape::Glob(toks) => glob(toks, text),
         }
@@ -310,14 +313,123 @@ fn fold_char(c: char) -> char {
 
 /// Folds text for matching against case-insensitive patterns; text of up to 24 bytes (most
 /// actions) stays inline, costing no allocation.
-pub(crate) fn fold(text: &str) -> compact_str::CompactString {
-    if text.is_ascii() {
-        let mut folded = compact_str::CompactString::from(text);
-        folded.make_ascii_lowercase();
-        folded
-    } else {
-        text.chars().map(fold_char).collect()
+pub(crate) fn fold(text: &str) -> Folded {
+    let mut buf = [0u8; FOLD_INLINE];
+    if let Some(out) = buf.get_mut(..text.len()).filter(|_| text.is_ascii()) {
+        for (dst, src) in out.iter_mut().zip(text.bytes()) {
+            *dst = src.to_ascii_lowercase();
+        }
+        // Lower-casing ASCII keeps the length; `len` fits the buffer.
+        return Folded::Inline(buf, u8::try_from(text.len()).unwrap_or(0));
     }
+    Folded::Heap(text.chars().map(fold_char).collect())
+}
+
+const FOLD_INLINE: usize = 64;
+
+/// Folded text: ASCII text of up to 64 bytes (any action name in practice) is folded on
+/// the stack, costing no allocation.
+#[derive(Debug)]
+pub(crate) enum Folded {
+    Inline([u8; FOLD_INLINE], u8),
+    Heap(String),
+}
+
+impl Folded {
+    pub(crate) fn as_str(&self) -> &str {
+        match self {
+            Folded::Inline(buf, len) => buf
+                .get(..usize::from(*len))
+                .and_then(|b| std::str::from_utf8(b).ok())
+                .unwrap_or_default(),
+            Folded::Heap(s) => s,
+        }
+    }
+}
+
+impl std::ops::Deref for Folded {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl PartialEq<&str> for Folded {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+/// Eight bytes of `s` from `at` as a little-endian word, when they are all there.
+#[inline(always)]
+pub(crate) fn word(s: &[u8], at: usize) -> Option<u64> {
+    s.get(at..at + 8)
+        .and_then(|w| <[u8; 8]>::try_from(w).ok())
+        .map(u64::from_le_bytes)
+}
+
+/// Byte-slice equality for the short texts patterns compare (names, ARN pieces): word
+/// loads in line instead of a call into the C library's `memcmp`, which dominates for
+/// slices of a few dozen bytes.
+#[inline(always)]
+pub(crate) fn bytes_eq(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    if n >= 8 {
+        let mut i = 0;
+        while i + 8 <= n {
+            if word(a, i) != word(b, i) {
+                return false;
+            }
+            i += 8;
+        }
+        // The tail as one word overlapping the last full one.
+        return i == n || word(a, n - 8) == word(b, n - 8);
+    }
+    a.iter().zip(b).all(|(x, y)| x == y)
+}
+
+/// `text` starts with `prefix` (see [`bytes_eq`]).
+#[inline(always)]
+pub(crate) fn starts_with(text: &[u8], prefix: &[u8]) -> bool {
+    text.get(..prefix.len())
+        .is_some_and(|t| bytes_eq(t, prefix))
+}
+
+/// `text` ends with `suffix` (see [`bytes_eq`]).
+#[inline(always)]
+pub(crate) fn ends_with(text: &[u8], suffix: &[u8]) -> bool {
+    text.len()
+        .checked_sub(suffix.len())
+        .and_then(|at| text.get(at..))
+        .is_some_and(|t| bytes_eq(t, suffix))
+}
+
+/// Whether `text` has the `len` (at most 8) bytes of `want` (little-endian, zero above
+/// `len`) at offset `at`: one masked word compare when eight bytes are there to load.
+#[inline(always)]
+pub(crate) fn probe_eq(text: &[u8], at: usize, len: usize, want: u64) -> bool {
+    if len == 0 {
+        return true;
+    }
+    let mask = if len >= 8 {
+        u64::MAX
+    } else {
+        (1u64 << (len * 8)) - 1
+    };
+    if let Some(w) = word(text, at) {
+        return w & mask == want;
+    }
+    let Some(bytes) = text.get(at..at + len) else {
+        return false;
+    };
+    let mut w = 0u64;
+    for (i, b) in bytes.iter().enumerate() {
+        w |= u64::from(*b) << (i * 8);
+    }
+    w == want
 }
 
 fn segments_match(segs: &[Box<str>], text: &str) -> bool {
@@ -325,8 +437,8 @@ fn segments_match(segs: &[Box<str>], text: &str) -> bool {
         return false;
     };
     if text.len() < first.len() + last.len()
-        || !text.starts_with(&**first)
-        || !text.ends_with(&**last)
+        || !starts_with(text.as_bytes(), first.as_bytes())
+        || !ends_with(text.as_bytes(), last.as_bytes())
     {
         return false;
     }
@@ -344,21 +456,23 @@ fn segments_match(segs: &[Box<str>], text: &str) -> bool {
 }
 
 /// Leftmost occurrence of `needle` in `hay`. Segments are usually short, so a first-byte
-/// scan beats the setup cost of a general substring searcher; long ones use the standard
-/// library's linear-time search, so matching stays linear in the text.
+/// scan beats the setup cost of a general substring searcher; long ones use `memchr`'s
+/// searcher (cheap to set up for short texts, linear-time for long ones), so matching stays
+/// linear in the text.
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     if needle.len() > 16 {
-        let (Ok(hay), Ok(needle)) = (std::str::from_utf8(hay), std::str::from_utf8(needle)) else {
-            return None;
-        };
-        return hay.find(needle);
+        return memchr::memmem::find(hay, needle);
     }
     let Some((&first, rest)) = needle.split_first() else {
         return Some(0);
     };
     let last_start = hay.len().checked_sub(needle.len())?;
-    (0..=last_start)
-        .find(|&i| hay.get(i) == Some(&first) && hay.get(i + 1..i + needle.len()) == Some(rest))
+    (0..=last_start).find(|&i| {
+        hay.get(i) == Some(&first)
+            && hay
+                .get(i + 1..i + needle.len())
+                .is_some_and(|h| bytes_eq(h, rest))
+    })
 }
 
 fn char_len_at(text: &str, at: usize) -> usize {

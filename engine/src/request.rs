@@ -177,7 +177,11 @@ impl Context {
     pub fn get(&self, key: &str) -> Option<&Value> {
         self.0
             .iter()
-            .find(|(k, _)| k.len() == key.len() && (k == key || k.eq_ignore_ascii_case(key)))
+            .find(|(k, _)| {
+                k.len() == key.len()
+                    && (crate::pattern::bytes_eq(k.as_bytes(), key.as_bytes())
+                        || k.eq_ignore_ascii_case(key))
+            })
             .map(|(_, v)| v)
     }
 

@@ -179,18 +179,8 @@ pub(crate) fn admits(entry: &[u32], resource: &[u8]) -> bool {
         return true;
     };
     let len = ((meta >> 16) & 0xff) as usize;
-    if len == 0 {
-        return true;
-    }
     let at = (meta & 0xffff) as usize;
-    let mut want = [0u8; 8];
-    for (dst, src) in want
-        .iter_mut()
-        .zip(lo.to_le_bytes().into_iter().chain(hi.to_le_bytes()))
-    {
-        *dst = src;
-    }
-    resource.get(at..at + len) == want.get(..len)
+    crate::pattern::probe_eq(resource, at, len, u64::from(lo) | (u64::from(hi) << 32))
 }
 
 impl Index {
@@ -662,7 +652,9 @@ pub(crate) fn res_pat(text: &str, variables: bool) -> Result<ResPat, String> {
 /// a decision hashes its action once and each attachment's index is searched by integer.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct ActionIds {
-    pub(crate) actions: Map<u32>,
+    /// Exact action name -> its id, and the id of its service (so a decision whose action
+    /// a statement names needs one lookup).
+    pub(crate) actions: Map<(u32, Option<u32>)>,
     pub(crate) services: Map<u32>,
 }
 
@@ -685,7 +677,7 @@ impl ActionIds {
                 .actions
                 .iter()
                 .filter(|p| p.is_exact())
-                .filter_map(|p| ids.actions.get(&*p.literal_prefix()).copied())
+                .filter_map(|p| ids.actions.get(&*p.literal_prefix()).map(|e| e.0))
                 .collect();
             s.actions.wild = s
                 .cold
@@ -707,13 +699,13 @@ impl ActionIds {
                 let Some((service, _)) = prefix.split_once(':') else {
                     continue;
                 };
-                if !p.is_any() {
+                let service = (!p.is_any()).then(|| {
                     let n = u32::try_from(ids.services.len()).unwrap_or(u32::MAX);
-                    ids.services.entry(service.into()).or_insert(n);
-                }
+                    *ids.services.entry(service.into()).or_insert(n)
+                });
                 if p.is_exact() {
                     let n = u32::try_from(ids.actions.len()).unwrap_or(u32::MAX);
-                    ids.actions.entry(prefix.into()).or_insert(n);
+                    ids.actions.entry(prefix.into()).or_insert((n, service));
                 }
             }
         }
@@ -733,7 +725,7 @@ impl ActionIds {
             };
             if p.is_exact() {
                 match self.actions.get(&*prefix) {
-                    Some(&id) => exact.push(id),
+                    Some(&(id, _)) => exact.push(id),
                     None => return Placement::Wildcard,
                 }
             } else {
