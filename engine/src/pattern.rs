@@ -39,6 +39,12 @@ pub(crate) struct Pattern {
     probe: Probe,
 }
 
+/// The probe decides alone: an exact or prefix pattern whose whole literal is `bytes`.
+const CONCLUSIVE: u8 = 1;
+/// `at` counts from the end of the text (the bytes end every match: the last literal run of
+/// a `*` pattern, usually more telling than its `arn:aws:service:` start).
+const FROM_END: u8 = 2;
+
 /// Length bounds and up to eight literal bytes at a fixed offset that every match has.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Probe {
@@ -47,8 +53,8 @@ struct Probe {
     max_len: u16,
     at: u16,
     len: u8,
-    /// The probe decides alone: an exact or prefix pattern whose whole literal is `bytes`.
-    conclusive: bool,
+    /// [`CONCLUSIVE`] and [`FROM_END`] (one byte, so a pattern stays 40 bytes).
+    flags: u8,
     bytes: [u8; 8],
 }
 
@@ -74,8 +80,44 @@ impl Probe {
                 .unwrap_or(u16::MAX),
             at,
             len: u8::try_from(n).unwrap_or(0),
-            conclusive: false,
+            flags: 0,
             bytes,
+        }
+    }
+
+    /// A probe on the last (up to) eight bytes of `suffix`, which every match ends with.
+    fn suffix(suffix: &str, min_len: usize) -> Self {
+        let p = suffix.as_bytes();
+        let n = p.len().min(8);
+        let mut bytes = [0u8; 8];
+        for (dst, src) in bytes.iter_mut().zip(p.iter().skip(p.len() - n)) {
+            *dst = *src;
+        }
+        Probe {
+            min_len: u16::try_from(min_len).unwrap_or(u16::MAX),
+            max_len: u16::MAX,
+            at: u16::try_from(n).unwrap_or(0),
+            len: u8::try_from(n).unwrap_or(0),
+            flags: FROM_END,
+            bytes,
+        }
+    }
+
+    fn conclusive(&self) -> bool {
+        self.flags & CONCLUSIVE != 0
+    }
+
+    fn counts_from_end(&self) -> bool {
+        self.flags & FROM_END != 0
+    }
+
+    /// Where the probe's bytes start in a text of `len` bytes.
+    #[inline(always)]
+    fn start(&self, len: usize) -> Option<usize> {
+        if self.counts_from_end() {
+            len.checked_sub(usize::from(self.at))
+        } else {
+            Some(usize::from(self.at))
         }
     }
 
@@ -87,14 +129,20 @@ impl Probe {
         {
             return false;
         }
+        let Some(at) = self.start(len) else {
+            return false;
+        };
         probe_eq(
             text.as_bytes(),
-            usize::from(self.at),
+            at,
             usize::from(self.len),
             u64::from_le_bytes(self.bytes),
         )
     }
 }
+
+/// The shortest last literal run of a `*` pattern that its probe takes its bytes from.
+const SUFFIX_PROBE_MIN: usize = 4;
 
 /// Tokens of `text` where `*` and `?` are wildcards.
 pub(crate) fn wildcard_toks(text: &str, out: &mut Vec<Tok>) {
@@ -198,9 +246,17 @@ impl Pattern {
             shape,
             probe: Probe::new("", 0, None),
         };
-        pattern.probe = Probe::new(&pattern.literal_prefix(), min_len, max_len);
-        pattern.probe.conclusive =
-            matches!(&pattern.shape, Shape::Exact(s) | Shape::Prefix(s) if s.len() <= 8);
+        pattern.probe = match &pattern.shape {
+            // A long enough last run says more than the start, which is usually the
+            // partition and service that every resource of the same kind shares.
+            Shape::Segments(segs) if segs.last().is_some_and(|l| l.len() >= SUFFIX_PROBE_MIN) => {
+                Probe::suffix(segs.last().map_or("", |l| l), min_len)
+            }
+            _ => Probe::new(&pattern.literal_prefix(), min_len, max_len),
+        };
+        if matches!(&pattern.shape, Shape::Exact(s) | Shape::Prefix(s) if s.len() <= 8) {
+            pattern.probe.flags |= CONCLUSIVE;
+        }
         pattern
     }
 
@@ -210,7 +266,7 @@ impl Pattern {
         if !self.probe.admits(text) {
             return false;
         }
-        if self.probe.conclusive {
+        if self.probe.conclusive() {
             return true;
         }
         match &self.shape {
@@ -233,7 +289,8 @@ impl Pattern {
         }
     }
 
-    /// The probe's literal bytes as an index prefilter: `[bytes 0..4, bytes 4..8, at | len << 16]`
+    /// The probe's literal bytes as an index prefilter: `[bytes 0..4, bytes 4..8,
+    /// at | len << 16 | from_end << 24]`
     /// (see `set::prefilter`); `[0, 0, 0]` when it has no bytes.
     pub(crate) fn prefilter(&self) -> [u32; 3] {
         let p = &self.probe;
@@ -244,7 +301,7 @@ impl Pattern {
         [
             u32::from_le_bytes([a, b, c, d]),
             u32::from_le_bytes([e, f, g, h]),
-            u32::from(p.at) | (u32::from(p.len) << 16),
+            u32::from(p.at) | (u32::from(p.len) << 16) | (u32::from(p.counts_from_end()) << 24),
         ]
     }
 
@@ -655,15 +712,68 @@ mod shape_tests {
     #[test]
     fn short_literals_are_decided_by_the_probe() {
         let exact = Pattern::new("ab", false);
-        assert!(exact.probe.conclusive);
+        assert!(exact.probe.conclusive());
         assert!(exact.matches("ab"));
         assert!(!exact.matches("abc"));
         assert!(!exact.matches("ac"));
         let prefix = Pattern::new("s3:*", true);
-        assert!(prefix.probe.conclusive);
+        assert!(prefix.probe.conclusive());
         assert!(prefix.matches("s3:getobject"));
         assert!(!prefix.matches("s4:getobject"));
         assert!(!prefix.matches("s3"));
-        assert!(!Pattern::new("s3:GetObjectTagging", true).probe.conclusive);
+        assert!(!Pattern::new("s3:GetObjectTagging", true).probe.conclusive());
+    }
+
+    #[test]
+    fn star_patterns_probe_their_last_run_from_the_end() {
+        let p = Pattern::new("arn:aws:dynamodb:*:123456789012:table/tbl-0401", false);
+        assert!(p.probe.counts_from_end());
+        let [lo, hi, meta] = p.prefilter();
+        assert_eq!(meta >> 24, 1);
+        for (resource, hit) in [
+            (
+                "arn:aws:dynamodb:us-east-1:123456789012:table/tbl-0401",
+                true,
+            ),
+            (
+                "arn:aws:dynamodb:eu-west-1:123456789012:table/tbl-0401",
+                true,
+            ),
+            (
+                "arn:aws:dynamodb:us-east-1:123456789012:table/tbl-0402",
+                false,
+            ),
+            (
+                "arn:aws:dynamodb:us-east-1:123456789012:table/tbl-0401x",
+                false,
+            ),
+            ("tbl-0401", false),
+            ("0401", false),
+        ] {
+            assert_eq!(p.matches(resource), hit, "{resource}");
+            // The index prefilter must never reject a match.
+            let entry = [0, lo, hi, meta];
+            if hit {
+                assert!(
+                    crate::set::admits(&entry, resource.as_bytes()),
+                    "{resource}"
+                );
+            }
+        }
+        let entry = [0, lo, hi, meta];
+        assert!(!crate::set::admits(
+            &entry,
+            b"arn:aws:dynamodb:x:1:table/tbl-0402"
+        ));
+        assert!(!crate::set::admits(&entry, b"0401"));
+        // A leading wildcard: the suffix is the only literal a match must have.
+        let p = Pattern::new("*/reports/summary.json", false);
+        assert!(p.probe.counts_from_end());
+        assert!(p.matches("arn:aws:s3:::b/reports/summary.json"));
+        assert!(!p.matches("arn:aws:s3:::b/reports/summary.jsonl"));
+        // A short last run keeps the prefix probe.
+        assert!(!Pattern::new("arn:aws:s3:::bkt-0012*/tmp/*", false)
+            .probe
+            .counts_from_end());
     }
 }

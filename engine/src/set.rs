@@ -163,7 +163,9 @@ pub(crate) const ENTRY: usize = 4;
 /// A statement's resource prefilter, kept in its index entries so most statements that
 /// cannot match the request's resource are skipped without reading the statement: eight
 /// literal bytes every matching resource has at a fixed offset. `[0, 0, 0]` when the
-/// statement has none (several resources, `NotResource`, variables, a leading wildcard).
+/// statement has none (several resources, `NotResource`, variables, a leading wildcard with
+/// a short last literal run). The bytes are counted from the end of the resource for a
+/// pattern whose probe is its last literal run.
 pub(crate) fn prefilter(stmt: &Stmt) -> [u32; 3] {
     let r = &stmt.resources;
     match (r.negated, r.patterns.as_slice()) {
@@ -179,7 +181,14 @@ pub(crate) fn admits(entry: &[u32], resource: &[u8]) -> bool {
         return true;
     };
     let len = ((meta >> 16) & 0xff) as usize;
-    let at = (meta & 0xffff) as usize;
+    let mut at = (meta & 0xffff) as usize;
+    if meta & (1 << 24) != 0 {
+        // Counted from the end of the resource.
+        let Some(start) = resource.len().checked_sub(at) else {
+            return false;
+        };
+        at = start;
+    }
     crate::pattern::probe_eq(resource, at, len, u64::from(lo) | (u64::from(hi) << 32))
 }
 
@@ -923,7 +932,10 @@ mod tests {
     #[test]
     fn hot_structures_stay_small() {
         let stmt = std::mem::size_of::<super::Stmt>();
-        assert!(stmt <= 320, "Stmt is {stmt} bytes");
+        assert!(
+            stmt <= 256,
+            "Stmt is {stmt} bytes (four cache lines at most)"
+        );
         eprintln!(
             "Stmt {stmt} ResPat {} Pattern {} Condition {}",
             std::mem::size_of::<super::ResPat>(),
