@@ -357,10 +357,9 @@ fn check_obligation_ids(
     for s in statements {
         let info = &s.cold.info;
         for (pos, o) in s
-            .cold
             .obligations
-            .iter()
-            .filter_map(|&o| obligations.get(o as usize))
+            .clone()
+            .filter_map(|o| obligations.get(o as usize))
             .enumerate()
         {
             match first.get(o.id.as_str()) {
@@ -633,17 +632,14 @@ fn compile_statement(
         }
     }
 
-    let mut obligation_ids = Vec::new();
+    // The statement's obligations are pushed one after another: a range of the set's list.
+    let first_obligation = u32::try_from(obligations.len()).unwrap_or(u32::MAX);
     if let Some(o) = obj.get("Obligations") {
         match o.as_array() {
             Some(list) => {
                 for (i, item) in list.iter().enumerate() {
                     match parse_obligation(item) {
-                        Ok(ob) => {
-                            obligation_ids
-                                .push(u32::try_from(obligations.len()).unwrap_or(u32::MAX));
-                            obligations.push(ob);
-                        }
+                        Ok(ob) => obligations.push(ob),
                         Err(e) => p.add(Some(&format!("Obligations[{i}]")), e),
                     }
                 }
@@ -666,6 +662,7 @@ fn compile_statement(
         resources: resources?,
         principal,
         conditions: conditions.into_iter().collect(),
+        obligations: first_obligation..u32::try_from(obligations.len()).unwrap_or(u32::MAX),
         cold: Box::new(Cold {
             info: StatementInfo {
                 policy: policy.to_owned(),
@@ -674,7 +671,6 @@ fn compile_statement(
                 effect: effect?,
             },
             actions: action_patterns,
-            obligations: obligation_ids.into_boxed_slice(),
             condition_digest: obj.get("Condition").map_or(0, crate::set::json_digest),
         }),
     })

@@ -41,7 +41,7 @@ pub(crate) enum Values {
     Date(Cmp, Box<[i64]>),
     Bool(Box<[bool]>),
     Binary(Box<[Vec<u8>]>),
-    Ip(Box<[IpNet]>),
+    Ip(Box<[IpRange]>),
     Arn(Box<[PatVal]>),
     /// `Null`: the values say whether the key must be absent (`true`) or present (`false`).
     Null(Box<[bool]>),
@@ -268,7 +268,9 @@ fn compile_values(
                 .map_err(|e| format!("`{t}` is not base64: {e}"))
         })?),
         Family::Ip => Values::Ip(each(texts, |t| {
-            parse_ip(t).ok_or_else(|| format!("`{t}` is not an IP address or CIDR block"))
+            parse_ip(t)
+                .map(IpRange::from)
+                .ok_or_else(|| format!("`{t}` is not an IP address or CIDR block"))
         })?),
     })
 }
@@ -337,6 +339,41 @@ pub(crate) fn parse_bool(t: &str) -> Option<bool> {
         Some(false)
     } else {
         None
+    }
+}
+
+/// A CIDR block as a network and a mask, so a test is one AND and one comparison.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum IpRange {
+    V4 { network: u32, mask: u32 },
+    V6 { network: u128, mask: u128 },
+}
+
+impl From<IpNet> for IpRange {
+    fn from(net: IpNet) -> Self {
+        match net {
+            IpNet::V4(n) => IpRange::V4 {
+                network: u32::from(n.network()),
+                mask: u32::from(n.netmask()),
+            },
+            IpNet::V6(n) => IpRange::V6 {
+                network: u128::from(n.network()),
+                mask: u128::from(n.netmask()),
+            },
+        }
+    }
+}
+
+impl IpRange {
+    /// Whether the block holds `ip` (an IPv4 address never matches an IPv6 block and the
+    /// other way round, as with `ipnet`'s `contains`).
+    #[inline]
+    pub(crate) fn contains(&self, ip: IpAddr) -> bool {
+        match (self, ip) {
+            (IpRange::V4 { network, mask }, IpAddr::V4(a)) => u32::from(a) & mask == *network,
+            (IpRange::V6 { network, mask }, IpAddr::V6(a)) => u128::from(a) & mask == *network,
+            _ => false,
+        }
     }
 }
 
@@ -450,7 +487,7 @@ impl Condition {
             Values::Ip(nets) => match v {
                 Val::Str(s) => ctx
                     .ip(s)
-                    .is_some_and(|ip| nets.iter().any(|n| n.contains(&ip))),
+                    .is_some_and(|ip| nets.iter().any(|n| n.contains(ip))),
                 _ => false,
             },
             Values::Null(_) => false,
@@ -470,7 +507,7 @@ fn with_str(v: Val<'_>, f: impl FnOnce(&str) -> bool) -> bool {
 fn str_eq(pv: &StrVal, s: &str, ctx: &EvalCtx<'_>, fold: bool) -> bool {
     let eq = |p: &str| {
         if !fold {
-            p == s
+            crate::pattern::bytes_eq(p.as_bytes(), s.as_bytes())
         } else if p.is_ascii() && s.is_ascii() {
             p.eq_ignore_ascii_case(s)
         } else {

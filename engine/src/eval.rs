@@ -347,7 +347,7 @@ impl PolicySet {
         let mut seen: SmallVec<[u32; 4]> = SmallVec::new();
         for s in ids.iter().filter_map(|id| self.stmt(*id)) {
             determining.push(&s.cold.info);
-            for &o in s.cold.obligations.iter() {
+            for o in s.obligations.clone() {
                 let key = self.obligation_keys.get(o as usize).copied().unwrap_or(o);
                 if !seen.contains(&key) {
                     if let Some(ob) = self.obligations.get(o as usize) {

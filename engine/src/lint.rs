@@ -421,7 +421,7 @@ fn statement_findings(cx: &mut Ctx<'_>, s: &Stmt, break_glass: bool) {
         }
     }
     redundant_within(cx, s, &actions);
-    if allow && break_glass && s.cold.obligations.is_empty() {
+    if allow && break_glass && s.obligations.is_empty() {
         cx.add(
             s,
             Severity::SecurityWarning,

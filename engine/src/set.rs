@@ -129,6 +129,9 @@ pub(crate) struct Stmt {
     /// The first condition inline: most statements have one or two.
     pub(crate) conditions: smallvec::SmallVec<[Condition; 1]>,
     pub(crate) principal: Option<Box<Principals>>,
+    /// The statement's obligations, a range of the set's list: read with the outcome of
+    /// every decision this statement determines, so kept here rather than in [`Cold`].
+    pub(crate) obligations: std::ops::Range<u32>,
     pub(crate) cold: Box<Cold>,
 }
 
@@ -138,7 +141,6 @@ pub(crate) struct Cold {
     pub(crate) info: StatementInfo,
     /// Every `Action`/`NotAction` pattern as written (folded).
     pub(crate) actions: Box<[Pattern]>,
-    pub(crate) obligations: Box<[u32]>,
     /// A digest of the `Condition` element as written (0 when absent), so the linter can
     /// tell statements with the same conditions apart from others.
     pub(crate) condition_digest: u64,
