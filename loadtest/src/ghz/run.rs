@@ -6,8 +6,7 @@
 //! - Open loop (`rps`): a pacer releases request *k* at `start + k / rps` onto a queue that
 //!   idle workers take from; latency is measured from the scheduled time, so a slow server
 //!   (or a slow generator) cannot hide queueing behind fewer sends (no coordinated omission).
-//!   The pacer sleeps until about a millisecond before a release (tokio's timer has
-//!   millisecond resolution) and yields in a loop for the rest.
+//!   The pacer is a thread of its own that sleeps until each release (see [`pacer`]).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
@@ -40,6 +39,12 @@ pub enum RunError {
         /// Why.
         message: String,
     },
+    /// The open loop's pacer thread.
+    #[error("cannot start the pacer thread: {0}")]
+    Pacer(std::io::Error),
+    /// The pacer thread ended abnormally.
+    #[error("the pacer thread failed")]
+    PacerPanicked,
     /// The tokio runtime.
     #[error("cannot start the runtime: {0}")]
     Runtime(std::io::Error),
@@ -253,25 +258,36 @@ async fn worker(
     }
 }
 
-async fn pacer(tx: async_channel::Sender<Ticket>, shared: Arc<Shared>, rps: u64) {
-    const COARSE: Duration = Duration::from_micros(1500);
+/// Releases request *k* at `start + k / rps`, from a thread of its own: it sleeps until
+/// the next release (the kernel's high-resolution timers, tens of microseconds late at
+/// most on an idle core) and then releases every request that is due, so it costs the
+/// generator's core a wake-up per release at most instead of a task spinning on the
+/// runtime (tokio's timer has millisecond resolution, and yielding in a loop polls the
+/// I/O driver each time).
+/// The pacer's shortest sleep: requests are released up to this much (plus the timer's
+/// slack) after their scheduled time, a lag that their latency includes.
+const PACER_QUANTUM: Duration = Duration::from_micros(100);
+
+fn pacer(tx: &async_channel::Sender<Ticket>, shared: &Shared, rps: u64) {
+    let at = |k: u64| {
+        let offset = u128::from(k) * 1_000_000_000 / u128::from(rps);
+        shared.start + Duration::from_nanos(u64::try_from(offset).unwrap_or(u64::MAX))
+    };
     let mut k = 0u64;
     while k < shared.total && !shared.stop.load(Relaxed) {
-        let offset = u128::from(k) * 1_000_000_000 / u128::from(rps);
-        let at = shared.start + Duration::from_nanos(u64::try_from(offset).unwrap_or(u64::MAX));
-        if shared.deadline.is_some_and(|d| at >= d) {
+        let due = at(k);
+        if shared.deadline.is_some_and(|d| due >= d) {
             break;
         }
         let now = Instant::now();
-        if at > now {
-            if at - now > COARSE {
-                tokio::time::sleep_until((at - Duration::from_millis(1)).into()).await;
-            } else {
-                tokio::task::yield_now().await;
-            }
+        if due > now {
+            // At least a quantum, so that a fast schedule costs one wake-up per batch of
+            // releases rather than one per release (each wake-up is a context switch on
+            // the generator's core); in slices, so that a slow schedule notices `stop`.
+            std::thread::sleep((due - now).clamp(PACER_QUANTUM, Duration::from_millis(10)));
             continue;
         }
-        if tx.try_send(Ticket { n: k, at }).is_err() {
+        if tx.try_send(Ticket { n: k, at: due }).is_err() {
             break;
         }
         k += 1;
@@ -340,7 +356,7 @@ async fn phase(
     run_for: Option<Duration>,
     total: u64,
     sample_rss: bool,
-) -> Phase {
+) -> Result<Phase, RunError> {
     let start = Instant::now();
     let deadline = run_for.map(|d| start + d);
     let shared = Arc::new(Shared {
@@ -381,7 +397,14 @@ async fn phase(
     }
     drop(rx);
     let pacer = match (tx, options.rps) {
-        (Some(tx), Some(rps)) => Some(tokio::spawn(pacer(tx, shared.clone(), rps))),
+        (Some(tx), Some(rps)) => {
+            let shared = shared.clone();
+            let thread = std::thread::Builder::new()
+                .name("pacer".into())
+                .spawn(move || pacer(&tx, &shared, rps))
+                .map_err(RunError::Pacer)?;
+            Some(thread)
+        }
         _ => None,
     };
     let rss = Arc::new(Mutex::new(Vec::new()));
@@ -415,9 +438,6 @@ async fn phase(
     }
     if end_reason == "timeout" {
         shared.stop.store(true, Relaxed);
-        if let Some(p) = &pacer {
-            p.abort();
-        }
         match options.duration_stop {
             DurationStop::Wait => while workers.join_next().await.is_some() {},
             DurationStop::Close | DurationStop::Ignore => {
@@ -444,8 +464,12 @@ async fn phase(
     if let Some(s) = sampler {
         s.abort();
     }
+    // The pacer stops at the deadline, at `stop` or after the last request.
+    shared.stop.store(true, Relaxed);
     if let Some(p) = pacer {
-        p.abort();
+        if p.join().is_err() {
+            return Err(RunError::PacerPanicked);
+        }
     }
     let mut stats = Stats::new();
     for slot in &slots {
@@ -468,12 +492,12 @@ async fn phase(
             });
         }
     }
-    Phase {
+    Ok(Phase {
         stats,
         total: elapsed,
         end_reason,
         rss,
-    }
+    })
 }
 
 /// Runs the load described by `options` and reports it: connects, sends one untimed call
@@ -498,7 +522,7 @@ pub async fn run(options: &Options) -> Result<Report, RunError> {
         }
     }
     if let Some(w) = options.warmup {
-        phase(&clients, &payloads, options, Some(w), u64::MAX, false).await;
+        phase(&clients, &payloads, options, Some(w), u64::MAX, false).await?;
     }
 
     let tick_rate = clock_ticks_per_second();
@@ -509,7 +533,7 @@ pub async fn run(options: &Options) -> Result<Report, RunError> {
         (Some(d), Some(x)) => Some(d.min(x)),
         (d, x) => d.or(x),
     };
-    let measured = phase(&clients, &payloads, options, run_for, options.total, true).await;
+    let measured = phase(&clients, &payloads, options, run_for, options.total, true).await?;
     let cpu_after = probe.and_then(|p| cpu_ticks(p.pid));
 
     let report_options = ReportOptions {
