@@ -36,25 +36,29 @@ const RESOURCE_TAG: &str = "aws:resourcetag/";
 impl Key {
     /// Resolves a key name (case-insensitive).
     pub(crate) fn parse(name: &str) -> Key {
-        let lower = name.to_ascii_lowercase();
-        match lower.as_str() {
-            "aws:username" => Key::Username,
-            "aws:userid" => Key::Userid,
-            "aws:currenttime" => Key::CurrentTime,
-            "aws:epochtime" => Key::EpochTime,
-            l => {
-                // Keys keep the case they were written in: requests usually use the same
-                // spelling, so a lookup's exact comparison succeeds before the
-                // case-insensitive one is needed.
-                let tail = |prefix: &str| name.get(prefix.len()..).map(CompactString::from);
-                if l.starts_with(PRINCIPAL_TAG) {
-                    Key::PrincipalTag(tail(PRINCIPAL_TAG).unwrap_or_default())
-                } else if l.starts_with(RESOURCE_TAG) {
-                    Key::ResourceTag(tail(RESOURCE_TAG).unwrap_or_default())
-                } else {
-                    Key::Context(name.into())
-                }
-            }
+        let is = |known: &str| name.eq_ignore_ascii_case(known);
+        let tail = |prefix: &str| {
+            name.get(..prefix.len())
+                .filter(|head| head.eq_ignore_ascii_case(prefix))
+                .and_then(|_| name.get(prefix.len()..))
+        };
+        if is("aws:username") {
+            Key::Username
+        } else if is("aws:userid") {
+            Key::Userid
+        } else if is("aws:currenttime") {
+            Key::CurrentTime
+        } else if is("aws:epochtime") {
+            Key::EpochTime
+        } else if let Some(tag) = tail(PRINCIPAL_TAG) {
+            // Keys keep the case they were written in: requests usually use the same
+            // spelling, so a lookup's exact comparison succeeds before the
+            // case-insensitive one is needed.
+            Key::PrincipalTag(tag.into())
+        } else if let Some(tag) = tail(RESOURCE_TAG) {
+            Key::ResourceTag(tag.into())
+        } else {
+            Key::Context(name.into())
         }
     }
 }

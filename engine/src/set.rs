@@ -804,44 +804,81 @@ pub(crate) fn revision_of(docs: &mut [(String, [u8; 32])], bindings: &Bindings) 
 
 /// Appends an unambiguous encoding of a JSON value's structure (cheaper than serializing
 /// it: no escaping, no number formatting).
-fn encode(out: &mut Vec<u8>, v: &serde_json::Value) {
+/// Where [`encode`] writes: a hasher, through a small buffer.
+trait Sink {
+    fn put(&mut self, bytes: &[u8]);
+}
+
+/// Feeds SHA-256 in blocks of a few KiB, without growing a copy of the whole document.
+struct ShaSink {
+    hasher: Sha256,
+    buf: [u8; 4096],
+    len: usize,
+}
+
+impl Sink for ShaSink {
+    fn put(&mut self, bytes: &[u8]) {
+        if self.len + bytes.len() > self.buf.len() {
+            self.hasher
+                .update(self.buf.get(..self.len).unwrap_or_default());
+            self.len = 0;
+            if bytes.len() > self.buf.len() {
+                self.hasher.update(bytes);
+                return;
+            }
+        }
+        if let Some(dst) = self.buf.get_mut(self.len..self.len + bytes.len()) {
+            dst.copy_from_slice(bytes);
+            self.len += bytes.len();
+        }
+    }
+}
+
+impl Sink for Vec<u8> {
+    fn put(&mut self, bytes: &[u8]) {
+        self.extend_from_slice(bytes);
+    }
+}
+
+fn encode(out: &mut impl Sink, v: &serde_json::Value) {
     use serde_json::Value as J;
-    let len = |out: &mut Vec<u8>, n: usize| out.extend_from_slice(&(n as u64).to_le_bytes());
+    let len = |out: &mut dyn FnMut(&[u8]), n: usize| out(&(n as u64).to_le_bytes());
+    let mut put = |b: &[u8]| out.put(b);
     match v {
-        J::Null => out.push(b'n'),
-        J::Bool(true) => out.push(b't'),
-        J::Bool(false) => out.push(b'f'),
+        J::Null => put(b"n"),
+        J::Bool(true) => put(b"t"),
+        J::Bool(false) => put(b"f"),
         J::Number(n) => {
-            out.push(b'#');
+            put(b"#");
             if let Some(i) = n.as_i64() {
-                out.push(b'i');
-                out.extend_from_slice(&i.to_le_bytes());
+                put(b"i");
+                put(&i.to_le_bytes());
             } else if let Some(u) = n.as_u64() {
-                out.push(b'u');
-                out.extend_from_slice(&u.to_le_bytes());
+                put(b"u");
+                put(&u.to_le_bytes());
             } else {
-                out.push(b'f');
-                out.extend_from_slice(&n.as_f64().unwrap_or_default().to_bits().to_le_bytes());
+                put(b"f");
+                put(&n.as_f64().unwrap_or_default().to_bits().to_le_bytes());
             }
         }
         J::String(s) => {
-            out.push(b's');
-            len(out, s.len());
-            out.extend_from_slice(s.as_bytes());
+            put(b"s");
+            len(&mut put, s.len());
+            put(s.as_bytes());
         }
         J::Array(a) => {
-            out.push(b'[');
-            len(out, a.len());
+            put(b"[");
+            len(&mut put, a.len());
             for item in a {
                 encode(out, item);
             }
         }
         J::Object(m) => {
-            out.push(b'{');
-            len(out, m.len());
+            put(b"{");
+            len(&mut put, m.len());
             for (k, item) in m {
-                len(out, k.len());
-                out.extend_from_slice(k.as_bytes());
+                out.put(&(k.len() as u64).to_le_bytes());
+                out.put(k.as_bytes());
                 encode(out, item);
             }
         }
@@ -850,9 +887,19 @@ fn encode(out: &mut Vec<u8>, v: &serde_json::Value) {
 
 /// A SHA-256 digest of a document's structure.
 pub(crate) fn document_digest(v: &serde_json::Value) -> [u8; 32] {
-    let mut buf = Vec::with_capacity(1024);
-    encode(&mut buf, v);
-    Sha256::digest(&buf).into()
+    let mut sink = ShaSink {
+        hasher: Sha256::new(),
+        buf: [0; 4096],
+        len: 0,
+    };
+    encode(&mut sink, v);
+    let ShaSink {
+        mut hasher,
+        buf,
+        len,
+    } = sink;
+    hasher.update(buf.get(..len).unwrap_or_default());
+    hasher.finalize().into()
 }
 
 /// A 64-bit digest of a JSON value's structure, for telling apart values in the linter.
