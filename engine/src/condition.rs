@@ -453,12 +453,18 @@ impl Condition {
             Qualifier::ForAnyValue => false,
             Qualifier::None => self.negated,
         };
-        let mut values = found.values();
         let satisfied = |v: Val<'_>| self.matches_any(v, ctx) != self.negated;
-        if all {
-            values.all(satisfied)
-        } else {
-            values.any(satisfied)
+        match found {
+            // One value: any and all agree.
+            crate::keys::Found::One(v) => satisfied(v),
+            crate::keys::Found::Many(_) => {
+                let mut values = found.values();
+                if all {
+                    values.all(satisfied)
+                } else {
+                    values.any(satisfied)
+                }
+            }
         }
     }
 

@@ -197,25 +197,34 @@ impl<'a> EvalCtx<'a> {
 /// other text returns `None` and is left to the standard parser, so what is accepted is
 /// exactly what `IpAddr::from_str` accepts.
 fn dotted_quad(text: &[u8]) -> Option<std::net::Ipv4Addr> {
+    if !(7..=15).contains(&text.len()) {
+        return None;
+    }
     let mut octets = [0u8; 4];
-    let mut parts = text.split(|b| *b == b'.');
-    for octet in &mut octets {
-        let part = parts.next()?;
-        if part.is_empty() || part.len() > 3 || (part.len() > 1 && part.first() == Some(&b'0')) {
-            return None;
-        }
-        let mut value = 0u16;
-        for b in part {
-            if !b.is_ascii_digit() {
+    let (mut filled, mut value, mut digits) = (0usize, 0u16, 0u8);
+    for &b in text {
+        if b == b'.' {
+            if digits == 0 {
+                return None;
+            }
+            *octets.get_mut(filled)? = u8::try_from(value).ok()?;
+            filled += 1;
+            (value, digits) = (0, 0);
+        } else if b.is_ascii_digit() {
+            // A second digit after a leading zero, or a fourth digit: not canonical.
+            if (digits > 0 && value == 0) || digits == 3 {
                 return None;
             }
             value = value * 10 + u16::from(b - b'0');
+            digits += 1;
+        } else {
+            return None;
         }
-        *octet = u8::try_from(value).ok()?;
     }
-    if parts.next().is_some() {
+    if digits == 0 || filled != 3 {
         return None;
     }
+    *octets.get_mut(3)? = u8::try_from(value).ok()?;
     Some(std::net::Ipv4Addr::from(octets))
 }
 

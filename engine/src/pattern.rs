@@ -370,50 +370,14 @@ fn fold_char(c: char) -> char {
 
 /// Folds text for matching against case-insensitive patterns; text of up to 24 bytes (most
 /// actions) stays inline, costing no allocation.
-pub(crate) fn fold(text: &str) -> Folded {
-    let mut buf = [0u8; FOLD_INLINE];
-    if let Some(out) = buf.get_mut(..text.len()).filter(|_| text.is_ascii()) {
-        for (dst, src) in out.iter_mut().zip(text.bytes()) {
-            *dst = src.to_ascii_lowercase();
-        }
-        // Lower-casing ASCII keeps the length; `len` fits the buffer.
-        return Folded::Inline(buf, u8::try_from(text.len()).unwrap_or(0));
-    }
-    Folded::Heap(text.chars().map(fold_char).collect())
-}
-
-const FOLD_INLINE: usize = 64;
-
-/// Folded text: ASCII text of up to 64 bytes (any action name in practice) is folded on
-/// the stack, costing no allocation.
-#[derive(Debug)]
-pub(crate) enum Folded {
-    Inline([u8; FOLD_INLINE], u8),
-    Heap(String),
-}
-
-impl Folded {
-    pub(crate) fn as_str(&self) -> &str {
-        match self {
-            Folded::Inline(buf, len) => buf
-                .get(..usize::from(*len))
-                .and_then(|b| std::str::from_utf8(b).ok())
-                .unwrap_or_default(),
-            Folded::Heap(s) => s,
-        }
-    }
-}
-
-impl std::ops::Deref for Folded {
-    type Target = str;
-    fn deref(&self) -> &str {
-        self.as_str()
-    }
-}
-
-impl PartialEq<&str> for Folded {
-    fn eq(&self, other: &&str) -> bool {
-        self.as_str() == *other
+pub(crate) fn fold(text: &str) -> compact_str::CompactString {
+    if text.is_ascii() {
+        // Lower-casing ASCII in place keeps the text valid UTF-8: no copy is validated.
+        let mut folded = compact_str::CompactString::from(text);
+        folded.make_ascii_lowercase();
+        folded
+    } else {
+        text.chars().map(fold_char).collect()
     }
 }
 
@@ -512,12 +476,12 @@ fn segments_match(segs: &[Box<str>], text: &str) -> bool {
     true
 }
 
-/// Leftmost occurrence of `needle` in `hay`. Segments are usually short, so a first-byte
-/// scan beats the setup cost of a general substring searcher; long ones use `memchr`'s
-/// searcher (cheap to set up for short texts, linear-time for long ones), so matching stays
-/// linear in the text.
+/// Leftmost occurrence of `needle` in `hay`. Segments and resources are usually short, so a
+/// first-byte scan beats the setup cost of a general substring searcher; a long segment in
+/// a text of more than 64 bytes uses `memchr`'s linear-time searcher, so the scan's worst
+/// case stays bounded (64 × 64 byte comparisons).
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    if needle.len() > 16 {
+    if needle.len() > 16 && hay.len() > 64 {
         return memchr::memmem::find(hay, needle);
     }
     let Some((&first, rest)) = needle.split_first() else {
@@ -722,6 +686,33 @@ mod shape_tests {
         assert!(!prefix.matches("s4:getobject"));
         assert!(!prefix.matches("s3"));
         assert!(!Pattern::new("s3:GetObjectTagging", true).probe.conclusive());
+    }
+
+    #[test]
+    fn long_middle_runs_are_found_in_short_and_long_texts() {
+        // A middle run longer than 16 bytes: scanned in a short text, searched with
+        // `memchr` in a long one; both find the leftmost occurrence and agree with a glob.
+        let p = Pattern::new("arn:*:123456789012:instance/*:end", false);
+        let short = "arn:aws:ec2:us-east-1:123456789012:instance/i-1:end";
+        let long = format!(
+            "arn:aws:ec2:{}:123456789012:instance/i-1:end",
+            "x".repeat(80)
+        );
+        let missing = format!(
+            "arn:aws:ec2:{}:123456789012:instancX/i-1:end",
+            "x".repeat(80)
+        );
+        assert!(short.len() <= 64 && long.len() > 64);
+        assert!(p.matches(short));
+        assert!(p.matches(&long));
+        assert!(!p.matches(&missing));
+        assert!(!p.matches("arn:aws:ec2:us-east-1:123456789012:instanc/i-1:end"));
+        assert_eq!(
+            find(b"aaaaaaaaaaaaaaaaaaab", b"aaaaaaaaaaaaaaaaaab"),
+            Some(1)
+        );
+        let hay = format!("{}{}", "a".repeat(70), "aaaaaaaaaaaaaaaaaab");
+        assert_eq!(find(hay.as_bytes(), b"aaaaaaaaaaaaaaaaaab"), Some(70));
     }
 
     #[test]
