@@ -390,11 +390,7 @@ fn serve(
             ]
         })
     });
-    let caller = match (&state.audit, peer) {
-        (Some(_), Some(peer)) => peer.to_string(),
-        _ => String::new(),
-    };
-    let call = Call::new("authzen", caller, traced);
+    let call = Call::new("authzen", state.audit.as_ref().and(peer), traced);
     let response = match admit(&state, &keys, peer, &headers, body) {
         Ok(request) => decide(&Authorizer::new(state), &call, &request),
         Err(refused) => refused.into_response(),

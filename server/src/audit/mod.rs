@@ -10,9 +10,9 @@ pub mod verify;
 #[cfg(test)]
 mod tests;
 
-use std::io::{BufRead, Seek, Write};
+use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, TrySendError};
+use std::sync::mpsc::{Receiver, Sender, TryRecvError};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -22,8 +22,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 /// The writer's buffer: records reach the file when it fills, and at least every
-/// [`FLUSH_EVERY`].
-const BUFFER_BYTES: usize = 256 * 1024;
+/// [`FLUSH_EVERY`]. Small enough to stay in cache between writes.
+const BUFFER_BYTES: usize = 64 * 1024;
 /// How often the writer drains its queue.
 const TICK: Duration = Duration::from_millis(5);
 /// The longest a written record waits in the buffer.
@@ -98,39 +98,170 @@ impl AuditConfig {
     }
 }
 
-/// One decision, as handed to the writer.
+/// Bytes of text a record holds without allocating (its decision id, subject, action,
+/// resource, revision, statement ids, …); a record with more spills to the heap.
+const INLINE_TEXT: usize = 192;
+
+/// A record's text fields (besides its lists, `determining` and `obligations`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Text {
+    /// The response's decision id.
+    DecisionId,
+    /// The trace it belongs to (hex), if traced.
+    TraceId,
+    /// Who asked, after [`Record::peer`]: client certificate SANs, each after a space.
+    Caller,
+    /// Subject id.
+    Subject,
+    /// Action.
+    Action,
+    /// Resource id.
+    Resource,
+    /// Policy revision.
+    Revision,
+}
+
+/// How many [`Text`] fields there are.
+const TEXTS: usize = 7;
+
+/// Where a piece of text lies in a record's buffer.
+type Span = (u32, u32);
+
+/// One decision, as handed to the writer. Its text is copied into one buffer (inline up to
+/// [`INLINE_TEXT`] bytes), so a record is queued without allocating; the writer formats it.
 #[derive(Debug, Clone, Default)]
 pub struct Record {
     /// When it was decided.
     pub time: chrono::DateTime<chrono::Utc>,
-    /// The response's decision id.
-    pub decision_id: String,
-    /// The trace it belongs to (hex), if traced.
-    pub trace_id: String,
     /// `check`, `check_batch`, ….
     pub api: &'static str,
-    /// Who asked (peer address, and client certificate SAN when there is one).
-    pub caller: String,
-    /// Subject id.
-    pub subject: String,
-    /// Action.
-    pub action: String,
-    /// Resource id.
-    pub resource: String,
+    /// The caller's address: `caller` is this address followed by [`Text::Caller`].
+    pub peer: Option<std::net::SocketAddr>,
     /// Allowed or not.
     pub allowed: bool,
     /// The reason (`allowed`, `explicit_deny`, …).
     pub reason: &'static str,
-    /// Determining statements, `policy#sid` (or `policy[index]` without a Sid).
-    pub determining: Vec<String>,
-    /// Obligation ids.
-    pub obligations: Vec<String>,
-    /// Policy revision.
-    pub revision: String,
     /// Time to decide, microseconds.
     pub latency_us: u64,
     /// Served from the decision cache.
     pub cached: bool,
+    text: smallvec::SmallVec<[u8; INLINE_TEXT]>,
+    texts: [Span; TEXTS],
+    determining: smallvec::SmallVec<[Span; 2]>,
+    obligations: smallvec::SmallVec<[Span; 2]>,
+}
+
+impl Record {
+    /// A record of a decision made at `time` by `api`, with no text yet.
+    pub fn new(time: chrono::DateTime<chrono::Utc>, api: &'static str) -> Record {
+        Record {
+            time,
+            api,
+            ..Record::default()
+        }
+    }
+
+    /// Sets a text field (a later value replaces an earlier one).
+    pub fn set(&mut self, field: Text, value: &str) -> &mut Record {
+        let span = self.append(|text| text.extend_from_slice(value.as_bytes()));
+        if let Some(slot) = self.texts.get_mut(field as usize) {
+            *slot = span;
+        }
+        self
+    }
+
+    /// Adds a determining statement: `policy#sid`, or `policy[index]` without a Sid.
+    pub fn push_determining(&mut self, policy: &str, sid: &str, index: u32) -> &mut Record {
+        let span = self.append(|text| push_statement_id(text, policy, sid, index));
+        self.determining.push(span);
+        self
+    }
+
+    /// Adds an obligation id.
+    pub fn push_obligation(&mut self, id: &str) -> &mut Record {
+        let span = self.append(|text| text.extend_from_slice(id.as_bytes()));
+        self.obligations.push(span);
+        self
+    }
+
+    /// A text field's value (empty when unset).
+    pub fn text(&self, field: Text) -> &str {
+        // INVARIANT: every span covers whole strings appended as UTF-8.
+        std::str::from_utf8(self.bytes(field)).unwrap_or_default()
+    }
+
+    /// A text field's bytes (UTF-8).
+    fn bytes(&self, field: Text) -> &[u8] {
+        self.texts
+            .get(field as usize)
+            .map_or(&[], |span| self.bytes_at(*span))
+    }
+
+    fn append(&mut self, push: impl FnOnce(&mut smallvec::SmallVec<[u8; INLINE_TEXT]>)) -> Span {
+        let start = u32::try_from(self.text.len()).unwrap_or(u32::MAX);
+        push(&mut self.text);
+        (start, u32::try_from(self.text.len()).unwrap_or(u32::MAX))
+    }
+
+    fn bytes_at(&self, (start, end): Span) -> &[u8] {
+        self.text
+            .get(start as usize..end as usize)
+            .unwrap_or_default()
+    }
+}
+
+/// A determining statement's id: `policy#sid`, or `policy[index]` without a Sid.
+pub fn statement_id(policy: &str, sid: &str, index: u32) -> String {
+    let mut id = Vec::with_capacity(policy.len() + 1 + sid.len().max(11));
+    push_statement_id(&mut id, policy, sid, index);
+    String::from_utf8(id).unwrap_or_default()
+}
+
+fn push_statement_id(out: &mut impl Bytes, policy: &str, sid: &str, index: u32) {
+    out.put(policy.as_bytes());
+    if sid.is_empty() {
+        out.put(b"[");
+        push_u64(out, u64::from(index));
+        out.put(b"]");
+    } else {
+        out.put(b"#");
+        out.put(sid.as_bytes());
+    }
+}
+
+/// A growable byte buffer (`Vec<u8>`, or the inline buffer of a record).
+trait Bytes {
+    fn put(&mut self, bytes: &[u8]);
+}
+
+impl Bytes for Vec<u8> {
+    fn put(&mut self, bytes: &[u8]) {
+        self.extend_from_slice(bytes);
+    }
+}
+
+impl<const N: usize> Bytes for smallvec::SmallVec<[u8; N]> {
+    fn put(&mut self, bytes: &[u8]) {
+        self.extend_from_slice(bytes);
+    }
+}
+
+/// Appends `n` in decimal.
+fn push_u64(out: &mut impl Bytes, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        if let Some(d) = digits.get_mut(at) {
+            // `n % 10` is below 10.
+            *d = b'0' + (n % 10) as u8;
+        }
+        n /= 10;
+        if n == 0 || at == 0 {
+            break;
+        }
+    }
+    out.put(digits.get(at..).unwrap_or_default());
 }
 
 /// A checkpoint: the chain's head at `seq`, signed.
@@ -163,30 +294,50 @@ pub struct CheckpointLine {
 
 /// The hex SHA-256 of `bytes`.
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let digest = Sha256::digest(bytes);
-    let mut out = String::with_capacity(64);
-    for b in digest {
-        for nibble in [b >> 4, b & 0xf] {
-            out.push(char::from(
-                *DIGITS.get(usize::from(nibble)).unwrap_or(&b'0'),
-            ));
-        }
-    }
-    out
+    let mut out = Vec::with_capacity(64);
+    push_hex(&mut out, &Sha256::digest(bytes));
+    String::from_utf8(out).unwrap_or_default()
 }
 
-// Records travel inline: boxing them would cost an allocation per decision.
-#[allow(clippy::large_enum_variant)]
-enum Message {
-    Record(Record),
-    Close(std::sync::mpsc::Sender<()>),
+/// Appends `bytes` in lowercase hex.
+fn push_hex(out: &mut Vec<u8>, bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for b in bytes {
+        for nibble in [b >> 4, b & 0xf] {
+            out.push(*DIGITS.get(usize::from(nibble)).unwrap_or(&b'0'));
+        }
+    }
 }
+
+/// Records waiting for the writer. The writer takes them all at once, swapping in its own
+/// (empty) vector, so the two vectors are reused and stay in cache: a ring the size of the
+/// whole queue would be cold memory for every record.
+#[derive(Debug)]
+struct Queue {
+    records: std::sync::Mutex<Vec<Record>>,
+    /// Records waiting at most.
+    capacity: usize,
+}
+
+impl Queue {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Record>> {
+        // Nothing panics while holding the lock; a poisoned queue is still a valid queue.
+        self.records
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// Asks the writer to write what is queued and a checkpoint, and to flush.
+#[derive(Debug)]
+struct Close(std::sync::mpsc::Sender<()>);
 
 /// The decision log: a queue to the writer thread.
 #[derive(Debug)]
 pub struct DecisionLog {
-    tx: SyncSender<Message>,
+    queue: std::sync::Arc<Queue>,
+    /// Dropped with the log, which tells the writer to finish.
+    close: Sender<Close>,
     overflow: Overflow,
 }
 
@@ -237,30 +388,54 @@ impl DecisionLog {
         };
         let (seq, head) = resume(&config.path)?;
         let file = open_append(&config.path)?;
-        let (tx, rx) = std::sync::mpsc::sync_channel(config.queue.max(1));
+        let capacity = config.queue.max(1);
+        let queue = std::sync::Arc::new(Queue {
+            records: std::sync::Mutex::new(Vec::with_capacity(capacity.min(1024))),
+            capacity,
+        });
+        let (close, closing) = std::sync::mpsc::channel();
         let overflow = config.overflow;
+        let field_bits = |names: &mut dyn Iterator<Item = &String>| {
+            names.fold(0u16, |bits, name| {
+                bits | FIELDS.iter().position(|f| f == name).map_or(0, |i| 1 << i)
+            })
+        };
+        let shown = match &config.fields {
+            Some(fields) => field_bits(&mut fields.iter()),
+            None => u16::MAX,
+        };
+        let masked = field_bits(&mut config.mask.iter());
         let writer = Writer {
             size: file.metadata().map(|m| m.len()).unwrap_or(0),
-            out: std::io::BufWriter::with_capacity(BUFFER_BYTES, file),
+            file,
+            buf: Vec::with_capacity(BUFFER_BYTES + 4096),
             seq,
-            head,
+            head: head.into_bytes(),
             covered: seq,
             key,
             first_uncovered: None,
             checkpointed: false,
-            scratch: Vec::with_capacity(1024),
-            second: (0, String::new()),
+            shown,
+            masked,
+            caller: Vec::with_capacity(64),
+            second: (0, Vec::new()),
             flushed: Instant::now(),
             config,
         };
+        let taken = Vec::with_capacity(capacity.min(1024));
+        let for_writer = std::sync::Arc::clone(&queue);
         std::thread::Builder::new()
             .name("decision-log".into())
-            .spawn(move || writer.run(&rx))
+            .spawn(move || writer.run(&for_writer, taken, &closing))
             .map_err(|e| AuditError::File {
                 path: String::new(),
                 message: format!("cannot start the writer: {e}"),
             })?;
-        Ok(DecisionLog { tx, overflow })
+        Ok(DecisionLog {
+            queue,
+            close,
+            overflow,
+        })
     }
 
     /// What happens when the queue is full.
@@ -269,19 +444,21 @@ impl DecisionLog {
     }
 
     /// Queues a record without waiting; false when the queue is full (the record is not
-    /// written) or the writer has stopped.
+    /// written).
     pub fn submit(&self, record: Record) -> bool {
-        match self.tx.try_send(Message::Record(record)) {
-            Ok(()) => true,
-            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => false,
+        let mut records = self.queue.lock();
+        if records.len() >= self.queue.capacity {
+            return false;
         }
+        records.push(record);
+        true
     }
 
     /// Writes what is queued, a final checkpoint, and waits for the file to be flushed (up
     /// to `timeout`).
     pub fn close(&self, timeout: Duration) {
         let (done, wait) = std::sync::mpsc::channel();
-        if self.tx.send(Message::Close(done)).is_ok() {
+        if self.close.send(Close(done)).is_ok() {
             let _ = wait.recv_timeout(timeout);
         }
     }
@@ -313,21 +490,41 @@ fn resume(path: &Path) -> Result<(u64, String), AuditError> {
     Ok(last)
 }
 
+/// Bit `i` stands for `FIELDS[i]` in the writer's `shown` and `masked`.
+const TRACE_ID: u16 = 1;
+const API: u16 = 1 << 1;
+const CALLER: u16 = 1 << 2;
+const SUBJECT: u16 = 1 << 3;
+const ACTION: u16 = 1 << 4;
+const RESOURCE: u16 = 1 << 5;
+const DETERMINING: u16 = 1 << 6;
+const OBLIGATIONS: u16 = 1 << 7;
+const REVISION: u16 = 1 << 8;
+const LATENCY_US: u16 = 1 << 9;
+const CACHED: u16 = 1 << 10;
+
 struct Writer {
-    out: std::io::BufWriter<std::fs::File>,
+    file: std::fs::File,
+    /// Lines not yet written to the file; each line is built in place at its end.
+    buf: Vec<u8>,
+    /// The file's size, counting what is buffered.
     size: u64,
     seq: u64,
-    head: String,
+    /// The hash of record `seq` (hex).
+    head: Vec<u8>,
     /// The last record a checkpoint covers.
     covered: u64,
     key: Option<ed25519_dalek::SigningKey>,
     first_uncovered: Option<Instant>,
     /// Whether this file already ends the chain so far with a checkpoint.
     checkpointed: bool,
-    /// The line being built (reused).
-    scratch: Vec<u8>,
+    /// The fields written and the fields masked, as bits (see [`TRACE_ID`]).
+    shown: u16,
+    masked: u16,
+    /// The caller being formatted (reused).
+    caller: Vec<u8>,
     /// The current second, formatted.
-    second: (i64, String),
+    second: (i64, Vec<u8>),
     /// When the buffer was last flushed.
     flushed: Instant,
     config: AuditConfig,
@@ -337,23 +534,39 @@ impl Writer {
     /// Drains the queue every [`TICK`] rather than waking for each record: a writer woken
     /// per record would cost the decision path a thread wake-up (and, on a busy core, a
     /// context switch) per decision.
-    fn run(mut self, rx: &Receiver<Message>) {
+    fn run(mut self, queue: &Queue, mut taken: Vec<Record>, closing: &Receiver<Close>) {
         loop {
             std::thread::sleep(TICK);
+            // Whether to close comes first: records queued before a close are then taken
+            // with this batch.
+            let mut closes = Vec::new();
+            let mut finished = false;
             loop {
-                match rx.try_recv() {
-                    Ok(Message::Record(r)) => self.record(&r),
-                    Ok(Message::Close(done)) => {
-                        self.checkpoint();
-                        self.flush();
-                        let _ = done.send(());
-                    }
+                match closing.try_recv() {
+                    Ok(Close(done)) => closes.push(done),
                     Err(TryRecvError::Empty) => break,
                     Err(TryRecvError::Disconnected) => {
-                        self.checkpoint();
-                        self.flush();
-                        return;
+                        finished = true;
+                        break;
                     }
+                }
+            }
+            std::mem::swap(&mut *queue.lock(), &mut taken);
+            let written = taken.len() as u64;
+            for r in taken.drain(..) {
+                self.record(&r);
+            }
+            if written > 0 {
+                crate::metrics::metrics().log_written.inc_by(written);
+            }
+            if finished || !closes.is_empty() {
+                self.checkpoint();
+                self.flush();
+                for done in closes {
+                    let _ = done.send(());
+                }
+                if finished {
+                    return;
                 }
             }
             if self
@@ -362,7 +575,7 @@ impl Writer {
             {
                 self.checkpoint();
             }
-            if !self.out.buffer().is_empty() && self.flushed.elapsed() >= FLUSH_EVERY {
+            if !self.buf.is_empty() && self.flushed.elapsed() >= FLUSH_EVERY {
                 self.flush();
             }
         }
@@ -375,134 +588,169 @@ impl Writer {
         }
     }
 
+    /// Writes the buffer to the file. What cannot be written is dropped (and said): the
+    /// chain then shows the gap.
     fn flush(&mut self) {
         self.flushed = Instant::now();
-        if let Err(e) = self.out.flush() {
+        if self.buf.is_empty() {
+            return;
+        }
+        if let Err(e) = self.file.write_all(&self.buf) {
             tracing::error!("the decision log cannot be written: {e}");
         }
+        self.buf.clear();
     }
 
-    fn line(&mut self, line: &str) {
-        if let Err(e) = self.out.write_all(line.as_bytes()) {
-            tracing::error!("the decision log cannot be written: {e}");
+    /// Ends a line appended to the buffer: counts it, and writes the buffer out once full.
+    fn ended(&mut self, line_len: usize) {
+        self.size += line_len as u64;
+        if self.buf.len() >= BUFFER_BYTES {
+            self.flush();
         }
-        self.size += line.len() as u64;
     }
 
     fn write(&mut self, r: &Record) {
         self.seq += 1;
-        let mut line = std::mem::take(&mut self.scratch);
-        line.clear();
-        self.body(r, &mut line);
-        let hash = sha256_hex(&line);
-        line.pop();
-        line.extend_from_slice(b",\"hash\":\"");
-        line.extend_from_slice(hash.as_bytes());
-        line.extend_from_slice(b"\"}\n");
-        if let Err(e) = self.out.write_all(&line) {
-            tracing::error!("the decision log cannot be written: {e}");
-        }
-        self.size += line.len() as u64;
-        self.scratch = line;
-        self.head = hash;
+        let mut buf = std::mem::take(&mut self.buf);
+        let start = buf.len();
+        self.body(r, &mut buf);
+        let digest = Sha256::digest(buf.get(start..).unwrap_or_default());
+        self.head.clear();
+        push_hex(&mut self.head, &digest);
+        // The body ends with `}`: the hash goes before it.
+        buf.pop();
+        buf.extend_from_slice(b",\"hash\":\"");
+        buf.extend_from_slice(&self.head);
+        buf.extend_from_slice(b"\"}\n");
+        let line_len = buf.len() - start;
+        self.buf = buf;
         self.first_uncovered.get_or_insert_with(Instant::now);
-        crate::metrics::metrics().log_written.inc();
+        self.ended(line_len);
         if self.size >= self.config.max_bytes {
             self.rotate();
         }
     }
 
-    fn shown(&self, name: &str) -> bool {
-        self.config
-            .fields
-            .as_ref()
-            .is_none_or(|f| f.iter().any(|x| x == name))
+    /// Appends `"name":value,` (the value masked when configured) when `field` is shown.
+    fn field(&self, out: &mut Vec<u8>, field: u16, name: &str, value: &[u8]) {
+        if self.shown & field != 0 {
+            out.push(b'"');
+            out.extend_from_slice(name.as_bytes());
+            out.extend_from_slice(b"\":");
+            self.value(out, field, value);
+            out.push(b',');
+        }
     }
 
-    /// Appends `"name":"value"` (JSON-escaped, masked when configured) and a comma.
-    fn string(&self, out: &mut Vec<u8>, name: &str, value: &str) {
-        out.push(b'"');
-        out.extend_from_slice(name.as_bytes());
-        out.extend_from_slice(b"\":");
-        self.value(out, name, value);
-        out.push(b',');
-    }
-
-    fn value(&self, out: &mut Vec<u8>, name: &str, value: &str) {
-        let written = if self.config.mask.iter().any(|m| m == name) {
-            let digest = sha256_hex(value.as_bytes());
-            serde_json::to_writer(
-                &mut *out,
-                &format!("sha256:{}", digest.get(..16).unwrap_or_default()),
-            )
+    /// Appends `value` as a JSON string, or `sha256:` and the first 16 hex digits of its
+    /// SHA-256 when `field` is masked.
+    fn value(&self, out: &mut Vec<u8>, field: u16, value: &[u8]) {
+        if self.masked & field != 0 {
+            out.extend_from_slice(b"\"sha256:");
+            push_hex(out, Sha256::digest(value).get(..8).unwrap_or_default());
+            out.push(b'"');
         } else {
-            serde_json::to_writer(&mut *out, value)
-        };
-        if written.is_err() {
-            out.extend_from_slice(b"\"\"");
+            push_json_string(out, value);
         }
     }
 
     /// The record as one JSON object, fields in a fixed order, ending with `prev` (the hash
     /// is appended after it).
     fn body(&mut self, r: &Record, out: &mut Vec<u8>) {
-        use std::io::Write as _;
         // RFC 3339 with microseconds; the part up to the second is formatted once a second.
         let second = r.time.timestamp();
         if self.second.0 != second || self.second.1.is_empty() {
-            self.second = (second, r.time.format("%Y-%m-%dT%H:%M:%S").to_string());
+            self.second = (
+                second,
+                r.time.format("%Y-%m-%dT%H:%M:%S").to_string().into_bytes(),
+            );
         }
-        let prefix = &self.second.1;
-        let _ = write!(
-            out,
-            "{{\"seq\":{},\"time\":\"{prefix}.{:06}Z\",",
-            self.seq,
-            r.time.timestamp_subsec_micros().min(999_999)
-        );
-        self.string(out, "decision_id", &r.decision_id);
-        for (name, value) in [
-            ("trace_id", r.trace_id.as_str()),
-            ("api", r.api),
-            ("caller", &r.caller),
-            ("subject", &r.subject),
-            ("action", &r.action),
-            ("resource", &r.resource),
-        ] {
-            if self.shown(name) {
-                self.string(out, name, value);
-            }
+        out.extend_from_slice(b"{\"seq\":");
+        push_u64(out, self.seq);
+        out.extend_from_slice(b",\"time\":\"");
+        out.extend_from_slice(&self.second.1);
+        out.push(b'.');
+        let micros = u64::from(r.time.timestamp_subsec_micros().min(999_999));
+        let mut digits = 100_000;
+        while digits > 0 {
+            // A digit: below 10.
+            out.push(b'0' + ((micros / digits) % 10) as u8);
+            digits /= 10;
         }
-        let _ = write!(
-            out,
-            "\"decision\":\"{}\",\"reason\":\"{}\",",
-            if r.allowed { "allow" } else { "deny" },
-            r.reason
-        );
-        for (name, list) in [
-            ("determining", &r.determining),
-            ("obligations", &r.obligations),
-        ] {
-            if self.shown(name) {
-                let _ = write!(out, "\"{name}\":[");
-                for (i, v) in list.iter().enumerate() {
-                    if i > 0 {
-                        out.push(b',');
+        out.extend_from_slice(b"Z\",\"decision_id\":");
+        push_json_string(out, r.bytes(Text::DecisionId));
+        out.push(b',');
+        self.field(out, TRACE_ID, "trace_id", r.bytes(Text::TraceId));
+        self.field(out, API, "api", r.api.as_bytes());
+        if self.shown & CALLER != 0 {
+            let mut caller = std::mem::take(&mut self.caller);
+            caller.clear();
+            match r.peer {
+                Some(std::net::SocketAddr::V4(a)) => {
+                    for (i, octet) in a.ip().octets().into_iter().enumerate() {
+                        if i > 0 {
+                            caller.push(b'.');
+                        }
+                        push_u64(&mut caller, u64::from(octet));
                     }
-                    self.value(out, name, v);
+                    caller.push(b':');
+                    push_u64(&mut caller, u64::from(a.port()));
                 }
-                out.extend_from_slice(b"],");
+                Some(a) => {
+                    let _ = write!(caller, "{a}");
+                }
+                None => {}
             }
+            caller.extend_from_slice(r.bytes(Text::Caller));
+            self.field(out, CALLER, "caller", &caller);
+            self.caller = caller;
         }
-        if self.shown("revision") {
-            self.string(out, "revision", &r.revision);
+        self.field(out, SUBJECT, "subject", r.bytes(Text::Subject));
+        self.field(out, ACTION, "action", r.bytes(Text::Action));
+        self.field(out, RESOURCE, "resource", r.bytes(Text::Resource));
+        out.extend_from_slice(if r.allowed {
+            b"\"decision\":\"allow\",\"reason\":\""
+        } else {
+            b"\"decision\":\"deny\",\"reason\":\""
+        });
+        out.extend_from_slice(r.reason.as_bytes());
+        out.extend_from_slice(b"\",");
+        if self.shown & DETERMINING != 0 {
+            out.extend_from_slice(b"\"determining\":[");
+            for (i, span) in r.determining.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                self.value(out, DETERMINING, r.bytes_at(*span));
+            }
+            out.extend_from_slice(b"],");
         }
-        if self.shown("latency_us") {
-            let _ = write!(out, "\"latency_us\":{},", r.latency_us);
+        if self.shown & OBLIGATIONS != 0 {
+            out.extend_from_slice(b"\"obligations\":[");
+            for (i, span) in r.obligations.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                self.value(out, OBLIGATIONS, r.bytes_at(*span));
+            }
+            out.extend_from_slice(b"],");
         }
-        if self.shown("cached") {
-            let _ = write!(out, "\"cached\":{},", r.cached);
+        self.field(out, REVISION, "revision", r.bytes(Text::Revision));
+        if self.shown & LATENCY_US != 0 {
+            out.extend_from_slice(b"\"latency_us\":");
+            push_u64(out, r.latency_us);
+            out.push(b',');
         }
-        let _ = write!(out, "\"prev\":\"{}\"}}", self.head);
+        if self.shown & CACHED != 0 {
+            out.extend_from_slice(if r.cached {
+                b"\"cached\":true,"
+            } else {
+                b"\"cached\":false,"
+            });
+        }
+        out.extend_from_slice(b"\"prev\":\"");
+        out.extend_from_slice(&self.head);
+        out.extend_from_slice(b"\"}");
     }
 
     fn checkpoint(&mut self) {
@@ -513,7 +761,7 @@ impl Writer {
         }
         self.checkpointed = true;
         let checkpoint = Checkpoint {
-            head: self.head.clone(),
+            head: String::from_utf8_lossy(&self.head).into_owned(),
             seq: self.seq,
             time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         };
@@ -525,9 +773,13 @@ impl Writer {
             checkpoint,
             signature,
         };
-        if let Ok(mut text) = serde_json::to_string(&line) {
-            text.push('\n');
-            self.line(&text);
+        let start = self.buf.len();
+        if serde_json::to_writer(&mut self.buf, &line).is_ok() {
+            self.buf.push(b'\n');
+            let line_len = self.buf.len() - start;
+            self.ended(line_len);
+        } else {
+            self.buf.truncate(start);
         }
         self.covered = self.seq;
     }
@@ -545,13 +797,50 @@ impl Writer {
             return;
         }
         match open_append(&path) {
-            Ok(mut file) => {
-                let _ = file.seek(std::io::SeekFrom::End(0));
-                self.out = std::io::BufWriter::with_capacity(BUFFER_BYTES, file);
+            Ok(file) => {
+                self.file = file;
                 self.size = 0;
                 self.checkpointed = false;
             }
             Err(e) => tracing::error!("the decision log cannot be reopened: {e}"),
         }
     }
+}
+
+/// Appends `value` as a JSON string, escaped as `serde_json` escapes it: `"` and `\`, and
+/// control characters (`\n`, `\t`, …, else `\u00XX`); everything else as is.
+fn push_json_string(out: &mut Vec<u8>, value: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let escaped = |b: u8| b < 0x20 || b == b'"' || b == b'\\';
+    out.push(b'"');
+    // Most values need no escape: found in one pass without branches per byte.
+    if !value.iter().fold(false, |any, &b| any | escaped(b)) {
+        out.extend_from_slice(value);
+        out.push(b'"');
+        return;
+    }
+    let mut plain = 0;
+    for (i, &b) in value.iter().enumerate() {
+        if !escaped(b) {
+            continue;
+        }
+        out.extend_from_slice(value.get(plain..i).unwrap_or_default());
+        plain = i + 1;
+        match b {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            0x08 => out.extend_from_slice(b"\\b"),
+            0x0c => out.extend_from_slice(b"\\f"),
+            _ => {
+                out.extend_from_slice(b"\\u00");
+                out.push(*HEX.get(usize::from(b >> 4)).unwrap_or(&b'0'));
+                out.push(*HEX.get(usize::from(b & 0xf)).unwrap_or(&b'0'));
+            }
+        }
+    }
+    out.extend_from_slice(value.get(plain..).unwrap_or_default());
+    out.push(b'"');
 }

@@ -29,25 +29,22 @@ fn public_key() -> ed25519_dalek::VerifyingKey {
 }
 
 fn record(i: usize) -> Record {
-    Record {
-        time: chrono::Utc::now(),
-        decision_id: format!("d-{i}"),
-        api: "check",
-        caller: "127.0.0.1:1".into(),
-        subject: format!("user-{i}"),
-        action: "s3:GetObject".into(),
-        resource: "arn:aws:s3:::b/k".into(),
-        allowed: i.is_multiple_of(2),
-        reason: if i.is_multiple_of(2) {
-            "allowed"
-        } else {
-            "implicit_deny"
-        },
-        determining: vec!["app-data#ReadData".into()],
-        revision: "rev".into(),
-        latency_us: 7,
-        ..Record::default()
-    }
+    let mut r = Record::new(chrono::Utc::now(), "check");
+    r.peer = Some(([127, 0, 0, 1], 1).into());
+    r.allowed = i.is_multiple_of(2);
+    r.reason = if i.is_multiple_of(2) {
+        "allowed"
+    } else {
+        "implicit_deny"
+    };
+    r.latency_us = 7;
+    r.set(Text::DecisionId, &format!("d-{i}"))
+        .set(Text::Subject, &format!("user-{i}"))
+        .set(Text::Action, "s3:GetObject")
+        .set(Text::Resource, "arn:aws:s3:::b/k")
+        .set(Text::Revision, "rev")
+        .push_determining("app-data", "ReadData", 0);
+    r
 }
 
 /// Writes `n` records (checkpoint every 4) and closes the log; returns its path.
@@ -220,4 +217,123 @@ fn a_full_queue_refuses_records_instead_of_blocking() {
     let refused = (0..10_000).filter(|i| !log.submit(record(*i))).count();
     assert!(refused > 0, "a queue of one never filled");
     log.close(Duration::from_secs(5));
+}
+
+#[test]
+fn strings_are_escaped_as_serde_json_escapes_them() {
+    let mut samples: Vec<String> = (0u8..0x80).map(|b| char::from(b).to_string()).collect();
+    samples.extend(
+        [
+            "",
+            "plain",
+            "a\"b\\c\u{7f}",
+            "tab\there\nnewline\r\u{1}\u{1f}",
+            "é ü 日本 🦀",
+            "\u{2028}\u{2029}",
+        ]
+        .map(str::to_owned),
+    );
+    for s in samples {
+        let mut ours = Vec::new();
+        push_json_string(&mut ours, s.as_bytes());
+        assert_eq!(
+            String::from_utf8(ours).unwrap(),
+            serde_json::to_string(&s).unwrap(),
+            "{s:?}"
+        );
+    }
+}
+
+#[test]
+fn every_field_is_written_in_order_and_reads_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("decisions.jsonl");
+    let mut config = AuditConfig::new(path.clone());
+    config.mask = vec!["caller".into()];
+    let log = DecisionLog::open(config).unwrap();
+    let time = chrono::DateTime::parse_from_rfc3339("2026-11-28T19:02:11.000042Z")
+        .unwrap()
+        .to_utc();
+    let mut r = Record::new(time, "check_batch");
+    r.peer = Some("[::1]:8443".parse().unwrap());
+    r.allowed = false;
+    r.reason = "explicit_deny";
+    r.latency_us = 12_345;
+    r.cached = true;
+    let long = "r".repeat(300);
+    r.set(Text::Resource, &long)
+        .set(Text::DecisionId, "id-\"1\"")
+        .set(Text::TraceId, "0af7651916cd43dd8448eb211c80319c")
+        .set(Text::Caller, " spiffe://example.org/a")
+        .set(Text::Subject, "ali\nce")
+        .set(Text::Action, "s3:GetObject")
+        .set(Text::Revision, "6261f2bbd36934cf")
+        .push_determining("p", "Deny\\All", 3)
+        .push_determining("q", "", 7)
+        .push_obligation("o-1")
+        .push_obligation("o-2");
+    assert!(log.submit(r));
+    log.close(Duration::from_secs(5));
+    let line = lines(&path).into_iter().next().unwrap();
+    let keys: Vec<&str> = line
+        .split(",\"")
+        .filter_map(|part| part.trim_start_matches("{\"").split_once("\":"))
+        .map(|(key, _)| key)
+        .filter(|key| !key.contains('"'))
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "seq",
+            "time",
+            "decision_id",
+            "trace_id",
+            "api",
+            "caller",
+            "subject",
+            "action",
+            "resource",
+            "decision",
+            "reason",
+            "determining",
+            "obligations",
+            "revision",
+            "latency_us",
+            "cached",
+            "prev",
+            "hash"
+        ]
+    );
+    let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+    let caller = sha256_hex(b"[::1]:8443 spiffe://example.org/a");
+    assert_eq!(
+        v,
+        serde_json::json!({
+            "seq": 1,
+            "time": "2026-11-28T19:02:11.000042Z",
+            "decision_id": "id-\"1\"",
+            "trace_id": "0af7651916cd43dd8448eb211c80319c",
+            "api": "check_batch",
+            "caller": format!("sha256:{}", &caller[..16]),
+            "subject": "ali\nce",
+            "action": "s3:GetObject",
+            "resource": long,
+            "decision": "deny",
+            "reason": "explicit_deny",
+            "determining": ["p#Deny\\All", "q[7]"],
+            "obligations": ["o-1", "o-2"],
+            "revision": "6261f2bbd36934cf",
+            "latency_us": 12_345,
+            "cached": true,
+            "prev": GENESIS,
+            "hash": v["hash"].clone(),
+        })
+    );
+    let body = line.replacen(
+        &format!(",\"hash\":\"{}\"", v["hash"].as_str().unwrap()),
+        "",
+        1,
+    );
+    assert_eq!(v["hash"], sha256_hex(body.as_bytes()));
+    assert!(verify(&[path], None).is_ok());
 }

@@ -142,15 +142,7 @@ fn decision_id() -> String {
 
 /// A determining statement as `policy#sid` (`policy[index]` without a Sid).
 fn statement_id(s: &pb::StatementRef) -> String {
-    if s.sid.is_empty() {
-        format!("{}[{}]", s.policy, s.index)
-    } else {
-        let mut id = String::with_capacity(s.policy.len() + 1 + s.sid.len());
-        id.push_str(&s.policy);
-        id.push('#');
-        id.push_str(&s.sid);
-        id
-    }
+    crate::audit::statement_id(&s.policy, &s.sid, s.index)
 }
 
 /// Whether a batch stops after an item that was (or was not) allowed, under `semantic`
@@ -291,23 +283,27 @@ impl Authorizer {
             ]);
         }
         if let (Some(log), Some(d)) = (&self.state.audit, described) {
-            let record = crate::audit::Record {
-                time: d.time,
-                decision_id: response.decision_id.clone(),
-                trace_id: call.trace_id.clone(),
-                api: call.api,
-                caller: call.caller.clone(),
-                subject: d.subject,
-                action: d.action,
-                resource: d.resource,
-                allowed: response.decision == pb::Decision::Allow as i32,
-                reason: reason_label(response.reason()),
-                determining: response.determining.iter().map(statement_id).collect(),
-                obligations: response.obligations.iter().map(|o| o.id.clone()).collect(),
-                revision: response.policy_revision.clone(),
-                latency_us: u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
-                cached: d.cached,
-            };
+            use crate::audit::Text;
+            let mut record = crate::audit::Record::new(d.time, call.api);
+            record.peer = call.peer;
+            record.allowed = response.decision == pb::Decision::Allow as i32;
+            record.reason = reason_label(response.reason());
+            record.latency_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+            record.cached = d.cached;
+            record
+                .set(Text::DecisionId, &response.decision_id)
+                .set(Text::TraceId, &call.trace_id)
+                .set(Text::Caller, &call.sans)
+                .set(Text::Subject, &d.subject)
+                .set(Text::Action, &d.action)
+                .set(Text::Resource, &d.resource)
+                .set(Text::Revision, &response.policy_revision);
+            for s in &response.determining {
+                record.push_determining(&s.policy, &s.sid, s.index);
+            }
+            for o in &response.obligations {
+                record.push_obligation(&o.id);
+            }
             if !log.submit(record) {
                 let m = crate::metrics::metrics();
                 match log.overflow() {
@@ -527,8 +523,10 @@ pub struct Call {
     /// The API asking (`check`, `check_batch`, `authzen`, `ext_authz`, …): a metrics label
     /// and a decision log field.
     pub api: &'static str,
-    /// Who asked, for the decision log (peer address, client certificate SANs).
-    pub caller: String,
+    /// Who asked, for the decision log (only kept when it is on): the peer's address…
+    pub peer: Option<std::net::SocketAddr>,
+    /// …and its client certificate's SANs, each after a space.
+    pub sans: String,
     /// The trace the call belongs to (hex), if traced.
     pub trace_id: String,
     /// The call's span, when traced.
@@ -536,12 +534,17 @@ pub struct Call {
 }
 
 impl Call {
-    /// A call from another front end: `api` names it, `caller` says who asked (only kept
+    /// A call from another front end: `api` names it, `peer` says who asked (only kept
     /// when the decision log is on), `traced` is its span.
-    pub fn new(api: &'static str, caller: String, traced: Option<Traced>) -> Call {
+    pub fn new(
+        api: &'static str,
+        peer: Option<std::net::SocketAddr>,
+        traced: Option<Traced>,
+    ) -> Call {
         Call {
             api,
-            caller,
+            peer,
+            sans: String::new(),
             trace_id: traced.as_ref().map(Traced::trace_id).unwrap_or_default(),
             traced,
         }
@@ -558,22 +561,20 @@ impl Authorizer {
         api: &'static str,
         span: &'static str,
     ) -> Call {
-        let caller = if self.state.audit.is_some() {
-            let mut caller = request
-                .remote_addr()
-                .map(|a| a.to_string())
-                .unwrap_or_default();
+        // Formatted by the decision log's writer, off the decision path.
+        let mut sans = String::new();
+        let peer = if self.state.audit.is_some() {
             if let Some(certs) = request.peer_certs() {
                 if let Some(leaf) = certs.first() {
                     for san in crate::trust::sans_of(leaf) {
-                        caller.push(' ');
-                        caller.push_str(&san);
+                        sans.push(' ');
+                        sans.push_str(&san);
                     }
                 }
             }
-            caller
+            request.remote_addr()
         } else {
-            String::new()
+            None
         };
         let traced = self.state.telemetry.as_ref().and_then(|t| {
             let parent = t.from_metadata(request.metadata());
@@ -588,7 +589,8 @@ impl Authorizer {
         });
         Call {
             api,
-            caller,
+            peer,
+            sans,
             trace_id: traced.as_ref().map(Traced::trace_id).unwrap_or_default(),
             traced,
         }
