@@ -45,7 +45,9 @@ fn open_loop_keeps_its_schedule_and_reports_the_send_lag() {
     // The pacer releases exactly `rps` requests per second of the run (2 s), no more, and
     // this light load is answered in full.
     assert!((1_900..=2_000).contains(&report.count), "{}", report.count);
-    let lag = report.open_loop_lag.expect("an open loop reports its send lag");
+    let lag = report
+        .open_loop_lag
+        .expect("an open loop reports its send lag");
     assert!(lag.p50 <= lag.p99 && lag.p99 <= lag.max, "{lag:?}");
     // Requests go out on time: a release is late by the pacer's sleep (tens of
     // microseconds) plus scheduling, far below the 1 ms between two requests here.
