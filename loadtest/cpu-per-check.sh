@@ -34,7 +34,8 @@ ticks=$(getconf CLK_TCK)
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
 wait_port() {
-  for _ in $(seq 1 100); do
+  # Up to 20 s: a server starts in well under a second, but far slower on a loaded machine.
+  for _ in $(seq 1 400); do
     (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
     sleep 0.05
   done
