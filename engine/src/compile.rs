@@ -450,7 +450,11 @@ fn compile_document(
     };
     let mut sids: FastMap<&str, usize> = FastMap::default();
     for (index, raw) in list.into_iter().enumerate() {
-        let sid = raw.get("Sid").and_then(Json::as_str);
+        // A scan comparing lengths first: cheaper than the ordered map's search.
+        let sid = raw
+            .as_object()
+            .and_then(|o| o.iter().find(|(k, _)| k.as_str() == "Sid"))
+            .and_then(|(_, v)| v.as_str());
         let mut sp = Problems {
             file: p.file,
             statement: Some(index),
@@ -505,13 +509,13 @@ fn string_list<'j>(v: &'j Json, field: &str, p: &mut Problems<'_>) -> Option<Vec
 
 /// Picks exactly one of `a` / `b`.
 fn one_of<'j>(
-    obj: &'j serde_json::Map<String, Json>,
+    (va, vb): (Option<&'j Json>, Option<&'j Json>),
     a: &str,
     b: &str,
     required: bool,
     p: &mut Problems<'_>,
 ) -> Option<(bool, &'j Json)> {
-    match (obj.get(a), obj.get(b)) {
+    match (va, vb) {
         (Some(_), Some(_)) => {
             p.add(
                 Some(a),
@@ -530,6 +534,22 @@ fn one_of<'j>(
     }
 }
 
+/// A statement's elements, found in one pass over its keys (each lookup in a JSON object
+/// is a search of an ordered map).
+#[derive(Default)]
+struct Fields<'j> {
+    sid: Option<&'j Json>,
+    effect: Option<&'j Json>,
+    action: Option<&'j Json>,
+    not_action: Option<&'j Json>,
+    resource: Option<&'j Json>,
+    not_resource: Option<&'j Json>,
+    principal: Option<&'j Json>,
+    not_principal: Option<&'j Json>,
+    condition: Option<&'j Json>,
+    obligations: Option<&'j Json>,
+}
+
 fn compile_statement(
     policy: &str,
     index: usize,
@@ -544,23 +564,38 @@ fn compile_statement(
         return None;
     };
     let before = p.out.len();
-    for k in obj.keys() {
-        if !STATEMENT_KEYS.contains(&k.as_str()) {
-            p.add(
-                Some(k),
-                format!(
-                    "unknown statement element `{k}` (expected one of {})",
-                    STATEMENT_KEYS.join(", ")
-                ),
-            );
-        }
+    let mut f = Fields::default();
+    for (k, v) in obj {
+        let slot = match k.as_str() {
+            "Sid" => &mut f.sid,
+            "Effect" => &mut f.effect,
+            "Action" => &mut f.action,
+            "NotAction" => &mut f.not_action,
+            "Resource" => &mut f.resource,
+            "NotResource" => &mut f.not_resource,
+            "Principal" => &mut f.principal,
+            "NotPrincipal" => &mut f.not_principal,
+            "Condition" => &mut f.condition,
+            "Obligations" => &mut f.obligations,
+            _ => {
+                p.add(
+                    Some(k),
+                    format!(
+                        "unknown statement element `{k}` (expected one of {})",
+                        STATEMENT_KEYS.join(", ")
+                    ),
+                );
+                continue;
+            }
+        };
+        *slot = Some(v);
     }
-    if let Some(s) = obj.get("Sid") {
+    if let Some(s) = f.sid {
         if !s.is_string() {
             p.add(Some("Sid"), "`Sid` must be a string");
         }
     }
-    let effect = match obj.get("Effect") {
+    let effect = match f.effect {
         Some(Json::String(e)) if e == "Allow" => Some(Effect::Allow),
         Some(Json::String(e)) if e == "Deny" => Some(Effect::Deny),
         Some(e) => {
@@ -576,7 +611,7 @@ fn compile_statement(
         }
     };
 
-    let actions = one_of(obj, "Action", "NotAction", true, p).and_then(|(negated, v)| {
+    let actions = one_of((f.action, f.not_action), "Action", "NotAction", true, p).and_then(|(negated, v)| {
         let field = if negated { "NotAction" } else { "Action" };
         let list = string_list(v, field, p)?;
         let mut patterns = Vec::with_capacity(list.len());
@@ -593,7 +628,14 @@ fn compile_statement(
         Some((negated, patterns.into_boxed_slice()))
     });
 
-    let resources = one_of(obj, "Resource", "NotResource", true, p).and_then(|(negated, v)| {
+    let resources = one_of(
+        (f.resource, f.not_resource),
+        "Resource",
+        "NotResource",
+        true,
+        p,
+    )
+    .and_then(|(negated, v)| {
         let field = if negated { "NotResource" } else { "Resource" };
         let list = string_list(v, field, p)?;
         let mut patterns = Vec::with_capacity(list.len());
@@ -609,12 +651,18 @@ fn compile_statement(
         })
     });
 
-    let principal = one_of(obj, "Principal", "NotPrincipal", false, p)
-        .and_then(|(negated, v)| compile_principal(negated, v, p))
-        .map(Box::new);
+    let principal = one_of(
+        (f.principal, f.not_principal),
+        "Principal",
+        "NotPrincipal",
+        false,
+        p,
+    )
+    .and_then(|(negated, v)| compile_principal(negated, v, p))
+    .map(Box::new);
 
     let mut conditions = Vec::new();
-    if let Some(c) = obj.get("Condition") {
+    if let Some(c) = f.condition {
         match c.as_object() {
             Some(ops) => {
                 let mut errs = Vec::new();
@@ -634,7 +682,7 @@ fn compile_statement(
 
     // The statement's obligations are pushed one after another: a range of the set's list.
     let first_obligation = u32::try_from(obligations.len()).unwrap_or(u32::MAX);
-    if let Some(o) = obj.get("Obligations") {
+    if let Some(o) = f.obligations {
         match o.as_array() {
             Some(list) => {
                 for (i, item) in list.iter().enumerate() {
@@ -671,7 +719,7 @@ fn compile_statement(
                 effect: effect?,
             },
             actions: action_patterns,
-            condition_digest: obj.get("Condition").map_or(0, crate::set::json_digest),
+            condition_digest: f.condition.map_or(0, crate::set::json_digest),
         }),
     })
 }

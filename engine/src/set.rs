@@ -834,12 +834,6 @@ impl Sink for ShaSink {
     }
 }
 
-impl Sink for Vec<u8> {
-    fn put(&mut self, bytes: &[u8]) {
-        self.extend_from_slice(bytes);
-    }
-}
-
 fn encode(out: &mut impl Sink, v: &serde_json::Value) {
     use serde_json::Value as J;
     let len = |out: &mut dyn FnMut(&[u8]), n: usize| out(&(n as u64).to_le_bytes());
@@ -904,10 +898,19 @@ pub(crate) fn document_digest(v: &serde_json::Value) -> [u8; 32] {
 
 /// A 64-bit digest of a JSON value's structure, for telling apart values in the linter.
 pub(crate) fn json_digest(v: &serde_json::Value) -> u64 {
-    use std::hash::BuildHasher;
-    let mut buf = Vec::with_capacity(128);
-    encode(&mut buf, v);
-    FixedState::default().hash_one(&buf)
+    use std::hash::{BuildHasher, Hasher};
+    let mut sink = HashSink(FixedState::default().build_hasher());
+    encode(&mut sink, v);
+    sink.0.finish()
+}
+
+/// Feeds a 64-bit hasher directly.
+struct HashSink<H>(H);
+
+impl<H: std::hash::Hasher> Sink for HashSink<H> {
+    fn put(&mut self, bytes: &[u8]) {
+        self.0.write(bytes);
+    }
 }
 
 /// Parses an `Obligations` entry.
