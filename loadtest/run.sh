@@ -112,6 +112,13 @@ load recover "Recovery: 8 in flight on 1 connection, limit 8" recover check-mix 
 EXTRA_TAGS=
 stop
 
+# The shared signal store out of reach (nothing listens on port 1): the server must keep
+# answering (sensitive actions denied once the store is stale), without errors or growth.
+start 50107 --decision-cache off --signals redis://127.0.0.1:1
+load redis-down "Check, Redis unreachable, 32 in flight, cache off" redis-down check-mix -z "$OPEN_DUR" \
+  --sample-interval "$SAMPLE"
+stop
+
 start 50105
 load soak "Soak: open loop at half the saturation rate, cache on" soak check-mix -z "$SOAK" --rps "$half" \
   --sample-interval "$SAMPLE"

@@ -3,6 +3,7 @@
 //! `loadtest/results/latency.png` (latency percentile curves, drawn with plotters' bitmap
 //! backend), from the JSON reports `pdp-loadtest` wrote. A scenario's role in the checks is
 //! its `role` tag: `check-saturation-nocache` (calls/s target), `open-loop` (p99 target),
+//! `redis-down` (serving with the shared signal store out of reach),
 //! `shed` and `recover` (load shedding), `soak` (memory).
 
 use std::fmt::Write as _;
@@ -258,6 +259,39 @@ pub fn markdown(reports: &[Report], preamble: &str) -> String {
                 if r.errors() == 0 { "recovered" } else { "**not recovered**" }
             );
         }
+    }
+
+    if let Some(r) = by_role(reports, "redis-down") {
+        s.push_str("\n## Unreachable Redis\n\n");
+        let rss = &r.server_rss;
+        let memory = match (rss.first(), rss.last()) {
+            (Some(first), Some(last)) => format!(
+                "; server RSS {:.1} MiB at the start, {:.1} MiB at the end, at most {:.1} MiB",
+                first.rss_kib as f64 / 1024.0,
+                last.rss_kib as f64 / 1024.0,
+                rss.iter().map(|x| x.rss_kib).max().unwrap_or(0) as f64 / 1024.0
+            ),
+            _ => String::new(),
+        };
+        let d = &r.decision_distribution;
+        let _ = writeln!(
+            s,
+            "- {} (`--signals` pointing at a port where nothing listens), for {:.0} s: {} calls/s, {} calls, errors: {}, {} allowed / {} denied, p99 {}{}: {}.",
+            r.name.as_deref().unwrap_or("?"),
+            r.total as f64 / 1e9,
+            thousands(r.rps.round() as u64),
+            thousands(r.count),
+            errors_cell(r),
+            thousands(d.allow),
+            thousands(d.deny),
+            r.percentile(99).map_or("–".into(), latency),
+            memory,
+            if r.errors() == 0 {
+                "served throughout"
+            } else {
+                "**errors**"
+            }
+        );
     }
 
     if let Some(soak) = by_role(reports, "soak") {

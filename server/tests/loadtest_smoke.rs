@@ -166,3 +166,26 @@ fn every_ghz_config_makes_its_requests() {
     }
     assert!(seen >= 4, "{seen} configs in {}", dir.display());
 }
+
+#[test]
+fn load_with_the_signal_store_out_of_reach_is_served_and_reported() {
+    // Nothing listens on port 1: the server starts without the store and keeps answering.
+    let server = common::start_pdp(["--signals", "redis://127.0.0.1:1"], &[]);
+    let mut report = ghz::run_blocking(&options("check-mix.json", &server.addr, 1)).unwrap();
+    assert_eq!(report.errors(), 0, "{}", report.summary());
+    let d = report.decision_distribution;
+    assert!(d.allow > 0 && d.deny > 0, "{}", report.summary());
+
+    report.name = Some("Check, Redis unreachable".into());
+    report.tags.insert("role".into(), "redis-down".into());
+    let md = pdp_loadtest::results::markdown(&[report], "");
+    assert!(md.contains("## Unreachable Redis"), "{md}");
+    assert!(
+        md.contains(
+            "- Check, Redis unreachable (`--signals` pointing at a port where nothing listens)"
+        ),
+        "{md}"
+    );
+    assert!(md.contains("errors: 0,"), "{md}");
+    assert!(md.contains(": served throughout."), "{md}");
+}
