@@ -37,6 +37,7 @@ use std::task::{Context, Poll};
 use http::header::{self, HeaderName, HeaderValue};
 use http::{Method, StatusCode};
 use pdp_proto::v1 as pb;
+use pdp_routes::{fill, match_path, parse_path, parse_template, split_path, Piece, Segment};
 
 use crate::{Check, ClientError, Decision, Obligation, ObligationKind, PdpClient, Reason};
 
@@ -277,19 +278,6 @@ struct Route {
     resource: Vec<Piece>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Segment {
-    Literal(String),
-    One(String),
-    Rest(String),
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Piece {
-    Text(String),
-    Capture(String),
-}
-
 impl RouteMapper {
     /// An empty table (every request is unmapped until routes are added).
     pub fn new() -> RouteMapper {
@@ -336,10 +324,7 @@ impl RouteMapper {
         }
         for piece in &resource {
             if let Piece::Capture(name) = piece {
-                let known = segments.iter().any(|s| match s {
-                    Segment::One(n) | Segment::Rest(n) => n == name,
-                    Segment::Literal(_) => false,
-                });
+                let known = segments.iter().any(|s| s.capture() == Some(name));
                 if !known {
                     return Err(problem(format!(
                         "the resource names `{{{name}}}`, which the path does not capture"
@@ -388,28 +373,13 @@ impl RouteMapper {
 
     /// The first route matching, with its resource filled in.
     fn find(&self, method: &Method, path: &str) -> Option<(&Route, String)> {
-        let parts: Vec<&str> = path.split('/').skip(1).collect();
-        if parts.iter().any(|p| is_dot_segment(p)) {
-            return None;
-        }
+        let parts = split_path(path)?;
         self.routes.iter().find_map(|r| {
             if r.method.as_ref().is_some_and(|m| m != method) {
                 return None;
             }
             let captures = match_path(&r.segments, &parts)?;
-            let mut resource = String::new();
-            for piece in &r.resource {
-                match piece {
-                    Piece::Text(t) => resource.push_str(t),
-                    Piece::Capture(name) => resource.push_str(
-                        captures
-                            .iter()
-                            .find(|(n, _)| n == name)
-                            .map_or("", |(_, v)| v.as_str()),
-                    ),
-                }
-            }
-            Some((r, resource))
+            Some((r, fill(&r.resource, &captures)))
         })
     }
 }
@@ -428,105 +398,6 @@ fn source_ip(peer: SocketAddr) -> String {
             .map_or_else(|| v6.to_string(), |v4| v4.to_string()),
         ip @ std::net::IpAddr::V4(_) => ip.to_string(),
     }
-}
-
-/// `.` or `..`, percent-encoded or not.
-fn is_dot_segment(segment: &str) -> bool {
-    let decoded = segment.to_ascii_lowercase().replace("%2e", ".");
-    decoded == "." || decoded == ".."
-}
-
-fn parse_path(path: &str) -> Result<Vec<Segment>, String> {
-    let Some(rest) = path.strip_prefix('/') else {
-        return Err("does not start with `/`".into());
-    };
-    let parts: Vec<&str> = rest.split('/').collect();
-    let mut out = Vec::with_capacity(parts.len());
-    let mut names: Vec<&str> = Vec::new();
-    for (i, p) in parts.iter().enumerate() {
-        let segment = match p.strip_prefix('{').and_then(|x| x.strip_suffix('}')) {
-            Some(inner) => {
-                let (name, rest) = match inner.strip_suffix('*') {
-                    Some(n) => (n, true),
-                    None => (inner, false),
-                };
-                if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
-                {
-                    return Err(format!("`{{{inner}}}` is not a capture name"));
-                }
-                if names.contains(&name) {
-                    return Err(format!("`{{{name}}}` is captured twice"));
-                }
-                names.push(name);
-                if rest && i + 1 != parts.len() {
-                    return Err(format!("`{{{name}*}}` must be the last segment"));
-                }
-                if rest {
-                    Segment::Rest(name.to_owned())
-                } else {
-                    Segment::One(name.to_owned())
-                }
-            }
-            None if p.contains(['{', '}']) => {
-                return Err(format!("`{p}`: a capture must be a whole segment"))
-            }
-            None => Segment::Literal((*p).to_owned()),
-        };
-        out.push(segment);
-    }
-    Ok(out)
-}
-
-fn parse_template(text: &str) -> Result<Vec<Piece>, String> {
-    if text.is_empty() {
-        return Err("the resource is empty".into());
-    }
-    let mut out = Vec::new();
-    let mut rest = text;
-    while let Some((before, after)) = rest.split_once('{') {
-        if !before.is_empty() {
-            out.push(Piece::Text(before.to_owned()));
-        }
-        let Some((name, after)) = after.split_once('}') else {
-            return Err(format!("`{text}`: an unclosed `{{`"));
-        };
-        out.push(Piece::Capture(name.to_owned()));
-        rest = after;
-    }
-    if rest.contains('}') {
-        return Err(format!("`{text}`: a `}}` without `{{`"));
-    }
-    if !rest.is_empty() {
-        out.push(Piece::Text(rest.to_owned()));
-    }
-    Ok(out)
-}
-
-/// The captures of `segments` over the request path's parts, if it matches.
-fn match_path(segments: &[Segment], parts: &[&str]) -> Option<Vec<(String, String)>> {
-    let mut captures = Vec::new();
-    for (i, s) in segments.iter().enumerate() {
-        match s {
-            Segment::Rest(name) => {
-                let rest = parts.get(i..)?.join("/");
-                if rest.is_empty() {
-                    return None;
-                }
-                captures.push((name.clone(), rest));
-                return Some(captures);
-            }
-            Segment::One(name) => {
-                let part = parts.get(i).filter(|p| !p.is_empty())?;
-                captures.push((name.clone(), (*part).to_owned()));
-            }
-            Segment::Literal(l) => {
-                if parts.get(i) != Some(&l.as_str()) {
-                    return None;
-                }
-            }
-        }
-    }
-    (parts.len() == segments.len()).then_some(captures)
 }
 
 // ----------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use pdp_routes::{fill, match_path, parse_path, parse_template, split_path, Piece, Segment};
 use serde::Deserialize;
 
 /// Largest routes file read.
@@ -49,23 +50,6 @@ struct RawRoute {
     path: String,
     action: String,
     resource: String,
-}
-
-/// One segment of a path template.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Segment {
-    Literal(String),
-    /// `{name}`: one segment.
-    One(String),
-    /// `{name*}`: the rest of the path (last only).
-    Rest(String),
-}
-
-/// A piece of a resource template.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Piece {
-    Text(String),
-    Capture(String),
 }
 
 /// A route.
@@ -172,18 +156,11 @@ impl RouteTable {
                     Vec::new()
                 }
             };
-            let captures: Vec<&str> = segments
-                .iter()
-                .filter_map(|s| match s {
-                    Segment::One(n) | Segment::Rest(n) => Some(n.as_str()),
-                    Segment::Literal(_) => None,
-                })
-                .collect();
             let resource = match parse_template(&r.resource) {
                 Ok(pieces) => {
                     for p in &pieces {
                         if let Piece::Capture(name) = p {
-                            if !captures.contains(&name.as_str()) {
+                            if !segments.iter().any(|s| s.capture() == Some(name)) {
                                 problems.push(at(
                                     "resource",
                                     format!(
@@ -283,8 +260,9 @@ impl RouteTable {
 
     /// The first route matching `host`, `method` and `path` (the query string is ignored).
     pub fn find(&self, host: &str, method: &str, path: &str) -> Option<Matched> {
-        let path = path.split(['?', '#']).next().unwrap_or_default();
-        let parts: Vec<&str> = path.split('/').skip(1).collect();
+        // A `.` or `..` segment matches no route: the service behind may resolve it to a
+        // path other than the one that would be authorized.
+        let parts = split_path(path)?;
         self.routes.iter().find_map(|r| {
             if r.host.as_deref().is_some_and(|h| !host_matches(h, host)) {
                 return None;
@@ -293,21 +271,9 @@ impl RouteTable {
                 return None;
             }
             let captures = match_path(&r.segments, &parts)?;
-            let mut resource = String::new();
-            for p in &r.resource {
-                match p {
-                    Piece::Text(t) => resource.push_str(t),
-                    Piece::Capture(name) => resource.push_str(
-                        captures
-                            .iter()
-                            .find(|(n, _)| n == name)
-                            .map_or("", |(_, v)| v.as_str()),
-                    ),
-                }
-            }
             Some(Matched {
                 action: r.action.clone(),
-                resource,
+                resource: fill(&r.resource, &captures),
                 route: r.path.clone(),
             })
         })
@@ -320,99 +286,6 @@ impl RouteTable {
             .find(|(pattern, _)| host_matches(pattern, host))
             .map_or(self.unmapped, |(_, u)| *u)
     }
-}
-
-fn parse_path(path: &str) -> Result<Vec<Segment>, String> {
-    let Some(rest) = path.strip_prefix('/') else {
-        return Err(format!("`{path}` does not start with `/`"));
-    };
-    let parts: Vec<&str> = rest.split('/').collect();
-    let mut out = Vec::with_capacity(parts.len());
-    let mut names: Vec<String> = Vec::new();
-    for (i, p) in parts.iter().enumerate() {
-        let segment = match p.strip_prefix('{').and_then(|x| x.strip_suffix('}')) {
-            Some(inner) => {
-                let (name, rest) = match inner.strip_suffix('*') {
-                    Some(n) => (n, true),
-                    None => (inner, false),
-                };
-                if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
-                {
-                    return Err(format!("`{{{inner}}}` is not a capture name"));
-                }
-                if names.iter().any(|n| n == name) {
-                    return Err(format!("`{{{name}}}` is captured twice"));
-                }
-                names.push(name.to_owned());
-                if rest && i + 1 != parts.len() {
-                    return Err(format!("`{{{name}*}}` must be the last segment"));
-                }
-                if rest {
-                    Segment::Rest(name.to_owned())
-                } else {
-                    Segment::One(name.to_owned())
-                }
-            }
-            None if p.contains(['{', '}']) => {
-                return Err(format!("`{p}`: a capture must be a whole segment"))
-            }
-            None => Segment::Literal((*p).to_owned()),
-        };
-        out.push(segment);
-    }
-    Ok(out)
-}
-
-fn parse_template(text: &str) -> Result<Vec<Piece>, String> {
-    if text.is_empty() {
-        return Err("is empty".into());
-    }
-    let mut out = Vec::new();
-    let mut rest = text;
-    while let Some(start) = rest.find('{') {
-        if start > 0 {
-            out.push(Piece::Text(rest[..start].to_owned()));
-        }
-        let Some(end) = rest[start..].find('}') else {
-            return Err(format!("`{text}`: an unclosed `{{`"));
-        };
-        out.push(Piece::Capture(rest[start + 1..start + end].to_owned()));
-        rest = &rest[start + end + 1..];
-    }
-    if rest.contains('}') {
-        return Err(format!("`{text}`: a `}}` without `{{`"));
-    }
-    if !rest.is_empty() {
-        out.push(Piece::Text(rest.to_owned()));
-    }
-    Ok(out)
-}
-
-/// The captures of `segments` over the request path's parts, if it matches.
-fn match_path(segments: &[Segment], parts: &[&str]) -> Option<Vec<(String, String)>> {
-    let mut captures = Vec::new();
-    for (i, s) in segments.iter().enumerate() {
-        match s {
-            Segment::Rest(name) => {
-                let rest = parts.get(i..)?.join("/");
-                if rest.is_empty() {
-                    return None;
-                }
-                captures.push((name.clone(), rest));
-                return Some(captures);
-            }
-            Segment::One(name) => {
-                let part = parts.get(i).filter(|p| !p.is_empty())?;
-                captures.push((name.clone(), (*part).to_owned()));
-            }
-            Segment::Literal(l) => {
-                if parts.get(i) != Some(&l.as_str()) {
-                    return None;
-                }
-            }
-        }
-    }
-    (parts.len() == segments.len()).then_some(captures)
 }
 
 #[cfg(test)]
@@ -463,6 +336,27 @@ context_headers: [x-tenant]
         assert_eq!(t.unmapped("public.example.com"), Unmapped::Allow);
         assert_eq!(t.unmapped("other"), Unmapped::Deny);
         assert_eq!(t.headers_to_remove, ["authorization"]);
+    }
+
+    #[test]
+    fn dot_segments_match_no_route() {
+        // `/files/public/../secret` would be authorized as `public/../secret` while the
+        // service behind serves `/files/secret`: such a path is unmapped.
+        let t = table();
+        for path in [
+            "/files/public/../secret",
+            "/files/./a",
+            "/files/a/%2e%2e/b",
+            "/orders/..",
+        ] {
+            assert!(
+                t.find("eu.files.example.com", "GET", path).is_none(),
+                "{path}"
+            );
+        }
+        assert!(t
+            .find("eu.files.example.com", "GET", "/files/a..b")
+            .is_some());
     }
 
     #[test]
