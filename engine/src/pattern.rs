@@ -111,16 +111,6 @@ impl Probe {
         self.flags & FROM_END != 0
     }
 
-    /// Where the probe's bytes start in a text of `len` bytes.
-    #[inline(always)]
-    fn start(&self, len: usize) -> Option<usize> {
-        if self.counts_from_end() {
-            len.checked_sub(usize::from(self.at))
-        } else {
-            Some(usize::from(self.at))
-        }
-    }
-
     #[inline]
     fn admits(&self, text: &str) -> bool {
         let len = text.len();
@@ -129,12 +119,10 @@ impl Probe {
         {
             return false;
         }
-        let Some(at) = self.start(len) else {
-            return false;
-        };
         probe_eq(
             text.as_bytes(),
-            at,
+            usize::from(self.at),
+            self.counts_from_end(),
             usize::from(self.len),
             u64::from_le_bytes(self.bytes),
         )
@@ -305,6 +293,18 @@ impl Pattern {
         ]
     }
 
+    /// Whether `text` passes a [`Pattern::prefilter`].
+    #[inline]
+    pub(crate) fn prefilter_admits([lo, hi, meta]: [u32; 3], text: &[u8]) -> bool {
+        probe_eq(
+            text,
+            (meta & 0xffff) as usize,
+            meta & (1 << 24) != 0,
+            ((meta >> 16) & 0xff) as usize,
+            u64::from(lo) | (u64::from(hi) << 32),
+        )
+    }
+
     /// Whether this pattern has no wildcard.
     pub(crate) fn is_exact(&self) -> bool {
         matches!(self.shape, Shape::Exact(_))
@@ -429,12 +429,21 @@ pub(crate) fn ends_with(text: &[u8], suffix: &[u8]) -> bool {
 }
 
 /// Whether `text` has the `len` (at most 8) bytes of `want` (little-endian, zero above
-/// `len`) at offset `at`: one masked word compare when eight bytes are there to load.
+/// `len`) at offset `at`, counted from the end of `text` when `from_end`: one masked word
+/// compare when eight bytes are there to load.
 #[inline(always)]
-pub(crate) fn probe_eq(text: &[u8], at: usize, len: usize, want: u64) -> bool {
+fn probe_eq(text: &[u8], at: usize, from_end: bool, len: usize, want: u64) -> bool {
     if len == 0 {
         return true;
     }
+    let at = if from_end {
+        match text.len().checked_sub(at) {
+            Some(start) => start,
+            None => return false,
+        }
+    } else {
+        at
+    };
     let mask = if len >= 8 {
         u64::MAX
     } else {

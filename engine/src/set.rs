@@ -184,16 +184,7 @@ pub(crate) fn admits(entry: &[u32], resource: &[u8]) -> bool {
     let (Some(&lo), Some(&hi), Some(&meta)) = (entry.get(1), entry.get(2), entry.get(3)) else {
         return true;
     };
-    let len = ((meta >> 16) & 0xff) as usize;
-    let mut at = (meta & 0xffff) as usize;
-    if meta & (1 << 24) != 0 {
-        // Counted from the end of the resource.
-        let Some(start) = resource.len().checked_sub(at) else {
-            return false;
-        };
-        at = start;
-    }
-    crate::pattern::probe_eq(resource, at, len, u64::from(lo) | (u64::from(hi) << 32))
+    Pattern::prefilter_admits([lo, hi, meta], resource)
 }
 
 impl Index {
