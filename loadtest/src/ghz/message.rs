@@ -280,85 +280,27 @@ fn enumeration(
     }
 }
 
-/// A `google.protobuf.Struct` (either generation) from any JSON object.
-fn json_struct<S: StructTypes>(v: Value, at: &At<'_>) -> Result<S, DataError> {
-    let fields = object(v, at)?
-        .into_iter()
-        .map(|(k, v)| (k, S::from_json(v)))
-        .collect();
-    Ok(S::with_fields(fields))
-}
+pdp_proto::json_to_protobuf_value!(fn pdp_value, prost_types);
+pdp_proto::json_to_protobuf_value!(fn envoy_value, envoy_pb);
 
-/// The two generations of `google.protobuf.Struct` in play (prost-types' and envoy-types'),
-/// built from JSON the same way.
-trait StructTypes: Sized {
-    type Value;
-    fn from_json(v: Value) -> Self::Value;
-    fn with_fields(fields: Vec<(String, Self::Value)>) -> Self;
-}
-
-impl StructTypes for prost_types::Struct {
-    type Value = prost_types::Value;
-    fn from_json(v: Value) -> prost_types::Value {
-        use prost_types::value::Kind;
-        let kind = match v {
-            Value::Null => Kind::NullValue(0),
-            Value::Bool(b) => Kind::BoolValue(b),
-            Value::Number(n) => Kind::NumberValue(n.as_f64().unwrap_or(0.0)),
-            Value::String(s) => Kind::StringValue(s),
-            Value::Array(items) => Kind::ListValue(prost_types::ListValue {
-                values: items.into_iter().map(Self::from_json).collect(),
-            }),
-            Value::Object(m) => Kind::StructValue(prost_types::Struct {
-                fields: m
-                    .into_iter()
-                    .map(|(k, v)| (k, Self::from_json(v)))
-                    .collect(),
-            }),
-        };
-        prost_types::Value { kind: Some(kind) }
-    }
-    fn with_fields(fields: Vec<(String, prost_types::Value)>) -> Self {
-        prost_types::Struct {
-            fields: fields.into_iter().collect(),
-        }
-    }
-}
-
-impl StructTypes for envoy_pb::Struct {
-    type Value = envoy_pb::Value;
-    fn from_json(v: Value) -> envoy_pb::Value {
-        use envoy_pb::value::Kind;
-        let kind = match v {
-            Value::Null => Kind::NullValue(0),
-            Value::Bool(b) => Kind::BoolValue(b),
-            Value::Number(n) => Kind::NumberValue(n.as_f64().unwrap_or(0.0)),
-            Value::String(s) => Kind::StringValue(s),
-            Value::Array(items) => Kind::ListValue(envoy_pb::ListValue {
-                values: items.into_iter().map(Self::from_json).collect(),
-            }),
-            Value::Object(m) => Kind::StructValue(envoy_pb::Struct {
-                fields: m
-                    .into_iter()
-                    .map(|(k, v)| (k, Self::from_json(v)))
-                    .collect(),
-            }),
-        };
-        envoy_pb::Value { kind: Some(kind) }
-    }
-    fn with_fields(fields: Vec<(String, envoy_pb::Value)>) -> Self {
-        envoy_pb::Struct {
-            fields: fields.into_iter().collect(),
-        }
-    }
-}
-
+/// A `google.protobuf.Struct` from any JSON object.
 fn pdp_struct(v: Value, at: &At<'_>) -> Result<prost_types::Struct, DataError> {
-    json_struct(v, at)
+    Ok(prost_types::Struct {
+        fields: object(v, at)?
+            .into_iter()
+            .map(|(k, v)| (k, pdp_value(&v)))
+            .collect(),
+    })
 }
 
+/// Envoy's `google.protobuf.Struct` from any JSON object.
 fn envoy_struct(v: Value, at: &At<'_>) -> Result<envoy_pb::Struct, DataError> {
-    json_struct(v, at)
+    Ok(envoy_pb::Struct {
+        fields: object(v, at)?
+            .into_iter()
+            .map(|(k, v)| (k, envoy_value(&v)))
+            .collect(),
+    })
 }
 
 fn optional<T>(

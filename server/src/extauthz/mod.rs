@@ -141,23 +141,8 @@ fn obligations_json(response: &pb::CheckResponse) -> serde_json::Value {
     )
 }
 
-/// JSON as an envoy `Value`.
-fn envoy_value(v: &serde_json::Value) -> envoy_pb::Value {
-    use envoy_pb::value::Kind as K;
-    let kind = match v {
-        serde_json::Value::Null => K::NullValue(0),
-        serde_json::Value::Bool(b) => K::BoolValue(*b),
-        serde_json::Value::Number(n) => K::NumberValue(n.as_f64().unwrap_or(0.0)),
-        serde_json::Value::String(s) => K::StringValue(s.clone()),
-        serde_json::Value::Array(a) => K::ListValue(envoy_pb::ListValue {
-            values: a.iter().map(envoy_value).collect(),
-        }),
-        serde_json::Value::Object(o) => K::StructValue(envoy_pb::Struct {
-            fields: o.iter().map(|(k, v)| (k.clone(), envoy_value(v))).collect(),
-        }),
-    };
-    envoy_pb::Value { kind: Some(kind) }
-}
+// JSON as an envoy `Value`.
+pdp_proto::json_to_protobuf_value!(fn envoy_value, envoy_types::pb::google::protobuf);
 
 fn denied(
     status: envoy::HttpStatusCode,

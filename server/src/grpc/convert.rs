@@ -341,24 +341,7 @@ pub fn value_to_json(v: &prost_types::Value) -> serde_json::Value {
     }
 }
 
-fn json_to_value(v: &serde_json::Value) -> prost_types::Value {
-    let kind = match v {
-        serde_json::Value::Null => Kind::NullValue(0),
-        serde_json::Value::Bool(b) => Kind::BoolValue(*b),
-        serde_json::Value::Number(n) => Kind::NumberValue(n.as_f64().unwrap_or_default()),
-        serde_json::Value::String(s) => Kind::StringValue(s.clone()),
-        serde_json::Value::Array(a) => Kind::ListValue(prost_types::ListValue {
-            values: a.iter().map(json_to_value).collect(),
-        }),
-        serde_json::Value::Object(m) => Kind::StructValue(prost_types::Struct {
-            fields: m
-                .iter()
-                .map(|(k, v)| (k.clone(), json_to_value(v)))
-                .collect(),
-        }),
-    };
-    prost_types::Value { kind: Some(kind) }
-}
+pdp_proto::json_to_protobuf_value!(fn json_to_value, prost_types);
 
 #[cfg(test)]
 mod tests {
