@@ -229,16 +229,7 @@ fn dotted_quad(text: &[u8]) -> Option<std::net::Ipv4Addr> {
 }
 
 fn tag<'a>(tags: &'a std::collections::BTreeMap<String, String>, key: &str) -> Option<Found<'a>> {
-    // Tag maps are small: a scan with an inline compare beats the tree's descent, whose
-    // ordered comparisons each call `memcmp`.
-    let exact = if tags.len() <= 8 {
-        tags.iter()
-            .find(|(k, _)| crate::pattern::bytes_eq(k.as_bytes(), key.as_bytes()))
-            .map(|(_, v)| v)
-    } else {
-        tags.get(key)
-    };
-    exact
+    tags.get(key)
         .or_else(|| {
             tags.iter()
                 .find(|(k, _)| k.eq_ignore_ascii_case(key))
