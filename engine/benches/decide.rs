@@ -4,23 +4,24 @@
 //! Every workload is loaded, compiled and checked against its `expected` decisions before
 //! anything is timed (a mismatch prints the first few and exits 1). Then:
 //! - criterion groups `decide/S` (indexed, one decision per iteration, cycling through all
-//!   requests), `decide_scan/S` (the unindexed baseline) and `compile/S` (building the set
-//!   from already parsed JSON values);
+//!   requests) and `decide_scan/S` (the unindexed baseline);
 //! - a report: per-decision latency of the indexed path (requests where they lie, and "hot":
 //!   each request copied just before it is decided, as the server decodes it) and of the scan
 //!   (each decision timed on its own with `Instant`, 3 interleaved passes over all requests
-//!   after a warm-up pass, nothing subtracted), compile time from parsed documents, live
-//!   bytes per compiled statement and heap bytes allocated per decision (both counted by the
-//!   global allocator), and the targets.
+//!   after a warm-up pass, nothing subtracted), live bytes per compiled statement and heap
+//!   bytes allocated per decision (both counted by the global allocator), and the targets.
+//!
+//! Compile time is measured by the `compile` benchmark, over the allocator the product uses
+//! without this one's counting.
 //!
 //! `PDP_BENCH_QUICK=1` skips criterion and prints only the report. Run without `--bench`
 //! (`cargo test --benches`), criterion runs each benchmark once and the report is skipped.
 
 use std::hint::black_box;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use cap::Cap;
-use criterion::{BatchSize, BenchmarkId, Criterion, Throughput};
+use criterion::{BenchmarkId, Criterion, Throughput};
 use pdp_engine::{Decision, PolicySet, Request};
 
 #[path = "workload/mod.rs"]
@@ -29,14 +30,13 @@ mod workload;
 use workload::Workload;
 
 /// Counts live heap bytes, for the memory-per-statement figure, over mimalloc, the allocator
-/// the `pdp` binary uses, so that compile time and memory are those of the product.
+/// the `pdp` binary uses. Its bookkeeping slows allocation, so compile time is measured by
+/// the `compile` benchmark instead.
 #[global_allocator]
 static ALLOC: Cap<mimalloc::MiMalloc> = Cap::new(mimalloc::MiMalloc, usize::MAX);
 
 /// Timed passes over all requests for the latency distribution.
 const PASSES: usize = 3;
-/// Builds timed for the compile-time median.
-const BUILDS: usize = 7;
 
 struct Loaded {
     s: usize,
@@ -111,20 +111,6 @@ fn criterion_groups(c: &mut Criterion, loaded: &[Loaded]) {
         });
     }
     group.finish();
-
-    let mut group = c.benchmark_group("compile");
-    group.sample_size(20);
-    for l in loaded {
-        group.throughput(Throughput::Elements(l.workload.statements as u64));
-        group.bench_function(BenchmarkId::from_parameter(l.s), |b| {
-            b.iter_batched(
-                || l.workload.bindings.clone(),
-                |bindings| workload::compile(&l.workload.policies, bindings).ok(),
-                BatchSize::PerIteration,
-            );
-        });
-    }
-    group.finish();
 }
 
 /// Per-size results of the report.
@@ -137,7 +123,6 @@ struct Row {
     hot_p99_ns: u64,
     scan_median_ns: u64,
     alloc_bytes_per_decision: f64,
-    compile_ms: f64,
     bytes_per_statement: f64,
 }
 
@@ -225,11 +210,6 @@ fn timer_overhead_ns() -> u64 {
     quantile(&out, 0.5)
 }
 
-fn median_duration(mut v: Vec<Duration>) -> Duration {
-    v.sort_unstable();
-    v.get(v.len() / 2).copied().unwrap_or_default()
-}
-
 fn measure(l: &Loaded) -> Row {
     let w = &l.workload;
     let lat = latencies(&l.set, &w.requests);
@@ -240,20 +220,6 @@ fn measure(l: &Loaded) -> Row {
         black_box(l.set.decide(black_box(r)));
     }
     let allocated = ALLOC.total_allocated().saturating_sub(total_before);
-
-    // Compile time: from the parsed documents (borrowed) and bindings (cloned outside the
-    // timed region) to the set; the set is dropped after it.
-    let mut times = Vec::with_capacity(BUILDS);
-    for _ in 0..BUILDS {
-        let bindings = w.bindings.clone();
-        let start = Instant::now();
-        let built = workload::compile(&w.policies, bindings);
-        times.push(start.elapsed());
-        if let Err(e) = built {
-            fail(&e);
-        }
-    }
-    let compile = median_duration(times);
 
     // Memory: live bytes after building minus before (the set keeps none of its inputs: the
     // cloned bindings it is built with count, as they are part of it).
@@ -276,7 +242,6 @@ fn measure(l: &Loaded) -> Row {
         hot_p99_ns: quantile(&lat.hot, 0.99),
         scan_median_ns: quantile(&lat.scan, 0.5),
         alloc_bytes_per_decision: allocated as f64 / w.requests.len().max(1) as f64,
-        compile_ms: compile.as_secs_f64() * 1e3,
         bytes_per_statement: live as f64 / statements.max(1) as f64,
     }
 }
@@ -302,15 +267,15 @@ fn report(loaded: &[Loaded]) {
         "Timer overhead (Instant::now + elapsed around nothing), included in every latency: median {} ns.",
         timer_overhead_ns()
     );
-    println!("Compile: median of {BUILDS} builds from parsed JSON values. Bytes/statement: live heap bytes the built set holds (counting global allocator) / statements.");
+    println!("Bytes/statement: live heap bytes the built set holds (counting global allocator) / statements. Compile time: `cargo bench -p pdp-engine --bench compile`.");
     println!();
     println!("\"hot\": each request copied (untimed) just before it is decided, as the server decodes it just before deciding; the other columns decide the 10,000 requests where they lie.");
     println!();
-    println!("| S | statements | median ns | p99 ns | median ns, hot | p99 ns, hot | scan median ns | speedup | compile ms | bytes/statement |");
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("| S | statements | median ns | p99 ns | median ns, hot | p99 ns, hot | scan median ns | speedup | bytes/statement |");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for r in &rows {
         println!(
-            "| {} | {} | {} | {} | {} | {} | {} | {:.2}x | {:.2} | {:.0} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {:.2}x | {:.0} |",
             r.s,
             r.statements,
             r.median_ns,
@@ -319,7 +284,6 @@ fn report(loaded: &[Loaded]) {
             r.hot_p99_ns,
             r.scan_median_ns,
             r.scan_median_ns as f64 / r.median_ns.max(1) as f64,
-            r.compile_ms,
             r.bytes_per_statement
         );
     }
@@ -364,11 +328,6 @@ fn report(loaded: &[Loaded]) {
         "- growth median S={s} / S={}: {growth:.2}x < 2x: {}",
         small.s,
         verdict(growth < 2.0)
-    );
-    println!(
-        "- compile {:.2} ms <= 20 ms: {}",
-        large.compile_ms,
-        verdict(large.compile_ms <= 20.0)
     );
     println!(
         "- memory {:.0} bytes/statement <= 1024: {}",
