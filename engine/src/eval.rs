@@ -5,7 +5,7 @@
 use smallvec::SmallVec;
 
 use crate::keys::EvalCtx;
-use crate::pattern::{fold, glob};
+use crate::pattern::{fold, fold_into, glob, FOLD_BUF};
 use crate::request::Request;
 use crate::set::{admits, CAttachment, Index, PolicySet, Principals, ResPat, Stmt, ENTRY};
 use crate::types::{Decision, Effect, Reason};
@@ -92,12 +92,7 @@ impl Index {
                 }
             }
         };
-        if let Some(a) = key.action {
-            visit(self.exact(a));
-        }
-        if let Some(s) = key.service {
-            visit(self.service(s));
-        }
+        visit(self.lookup(key.action, key.service));
         visit(self.wildcard());
     }
 }
@@ -205,8 +200,15 @@ impl PolicySet {
     }
 
     fn decide_with(&self, request: &Request, lookup: Lookup) -> Decision<'_> {
-        let folded = fold(&request.action);
-        let action = folded.as_str();
+        let mut buf = [0u8; FOLD_BUF];
+        let folded;
+        let action = match fold_into(&request.action, &mut buf) {
+            Some(action) => action,
+            None => {
+                folded = fold(&request.action);
+                folded.as_str()
+            }
+        };
         let ids = &self.action_ids;
         let (action_id, service) = match ids.actions.get(action) {
             Some(&(id, service)) => (Some(id), service),

@@ -201,31 +201,38 @@ fn dotted_quad(text: &[u8]) -> Option<std::net::Ipv4Addr> {
         return None;
     }
     let mut octets = [0u8; 4];
-    let (mut filled, mut value, mut digits) = (0usize, 0u16, 0u8);
-    for &b in text {
-        if b == b'.' {
-            if digits == 0 {
-                return None;
+    let mut rest = text;
+    for (i, slot) in octets.iter_mut().enumerate() {
+        let (value, used) = octet(rest)?;
+        *slot = value;
+        rest = rest.get(used..)?;
+        if i < 3 {
+            match rest.split_first() {
+                Some((b'.', tail)) => rest = tail,
+                _ => return None,
             }
-            *octets.get_mut(filled)? = u8::try_from(value).ok()?;
-            filled += 1;
-            (value, digits) = (0, 0);
-        } else if b.is_ascii_digit() {
-            // A second digit after a leading zero, or a fourth digit: not canonical.
-            if (digits > 0 && value == 0) || digits == 3 {
-                return None;
-            }
-            value = value * 10 + u16::from(b - b'0');
-            digits += 1;
-        } else {
-            return None;
         }
     }
-    if digits == 0 || filled != 3 {
+    rest.is_empty().then(|| std::net::Ipv4Addr::from(octets))
+}
+
+/// One decimal octet at the start of `s`: its value and length. One to three digits, no
+/// leading zero; a fourth digit is left for the caller, which then finds no `.` or end.
+#[inline(always)]
+fn octet(s: &[u8]) -> Option<(u8, usize)> {
+    let digit = |i: usize| s.get(i).map(|b| b.wrapping_sub(b'0')).filter(|d| *d < 10);
+    let d0 = digit(0)?;
+    let Some(d1) = digit(1) else {
+        return Some((d0, 1));
+    };
+    if d0 == 0 {
         return None;
     }
-    *octets.get_mut(3)? = u8::try_from(value).ok()?;
-    Some(std::net::Ipv4Addr::from(octets))
+    let Some(d2) = digit(2) else {
+        return Some((d0 * 10 + d1, 2));
+    };
+    let value = u16::from(d0) * 100 + u16::from(d1) * 10 + u16::from(d2);
+    Some((u8::try_from(value).ok()?, 3))
 }
 
 fn tag<'a>(tags: &'a std::collections::BTreeMap<String, String>, key: &str) -> Option<Found<'a>> {
@@ -422,6 +429,19 @@ mod tests {
                     expected.is_none() || text.trim() != text || text.contains(':'),
                     "{text:?}: the fast path refused an address the standard parser takes"
                 );
+            }
+        }
+        // Every combination of a few telling octets.
+        let octets = [
+            "0", "9", "10", "01", "99", "100", "255", "256", "999", "1000", "", "x",
+        ];
+        for a in octets {
+            for b in ["0", "01", "255", "256"] {
+                for c in octets {
+                    let text = format!("{a}.{b}.1.{c}");
+                    let expected = text.parse::<std::net::Ipv4Addr>().ok();
+                    assert_eq!(dotted_quad(text.as_bytes()), expected, "{text:?}");
+                }
             }
         }
         // Through the decision context: the fallback still handles what the fast path leaves.

@@ -381,6 +381,39 @@ pub(crate) fn fold(text: &str) -> compact_str::CompactString {
     }
 }
 
+/// The longest text [`fold_into`] folds in place.
+pub(crate) const FOLD_BUF: usize = 64;
+
+/// Folds ASCII text of up to [`FOLD_BUF`] bytes into `buf`, eight bytes at a time; `None`
+/// for other text (fold it with [`fold`]).
+pub(crate) fn fold_into<'b>(text: &str, buf: &'b mut [u8; FOLD_BUF]) -> Option<&'b str> {
+    let src = text.as_bytes();
+    let n = src.len();
+    if n > FOLD_BUF || !text.is_ascii() {
+        return None;
+    }
+    buf.get_mut(..n)?.copy_from_slice(src);
+    let words = buf.get_mut(..n.div_ceil(8) * 8)?;
+    for chunk in words.chunks_exact_mut(8) {
+        let w = u64::from_le_bytes(<[u8; 8]>::try_from(&*chunk).ok()?);
+        chunk.copy_from_slice(&lower_ascii_word(w).to_le_bytes());
+    }
+    std::str::from_utf8(buf.get(..n)?).ok()
+}
+
+/// Lower-cases the ASCII letters among eight ASCII bytes: a byte gets 0x20 added when it is
+/// at least `A` and below `[`.
+#[inline(always)]
+fn lower_ascii_word(w: u64) -> u64 {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // Each byte is below 0x80, so these additions carry into their own high bit only.
+    let at_least_a = w + ONES * (0x80 - u64::from(b'A'));
+    let above_z = w + ONES * (0x80 - u64::from(b'Z') - 1);
+    let upper = at_least_a & !above_z & HIGH;
+    w | (upper >> 2)
+}
+
 /// Eight bytes of `s` from `at` as a little-endian word, when they are all there.
 #[inline(always)]
 pub(crate) fn word(s: &[u8], at: usize) -> Option<u64> {
@@ -561,6 +594,28 @@ pub(crate) fn glob(toks: &[Tok], text: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn folding_in_place_agrees_with_fold() {
+        let mut all: String = (0u8..128).map(char::from).collect();
+        all.push_str("s3:GetObject-ABCXYZ@[`{az");
+        for text in [
+            "",
+            "s3:GetObject",
+            "EC2:DescribeInstances",
+            all.as_str(),
+            "x".repeat(64).as_str(),
+        ] {
+            let mut buf = [0u8; FOLD_BUF];
+            match fold_into(text, &mut buf) {
+                Some(folded) => assert_eq!(folded, fold(text).as_str(), "{text:?}"),
+                None => assert!(text.len() > FOLD_BUF, "{text:?}"),
+            }
+        }
+        let mut buf = [0u8; FOLD_BUF];
+        assert!(fold_into("Ä:x", &mut buf).is_none());
+        assert!(fold_into(&"x".repeat(65), &mut buf).is_none());
+    }
 
     #[test]
     fn shapes_are_recognised() {

@@ -148,13 +148,18 @@ pub(crate) struct Cold {
     pub(crate) condition_digest: u64,
 }
 
-/// The statements of one attachment that can match an action: by exact action id, by
-/// service id (patterns with a wildcard after the service), and a bucket for statements
-/// whose actions can match any service (`*`, `s*:...`, `NotAction`).
+/// The statements of one attachment that can match an action, in one allocation laid out
+/// so that a lookup reads few cache lines: a sorted key list (exact action ids, and service
+/// ids tagged with [`SERVICE_KEY`]) right after the header, each key's group of entries,
+/// and the entries of statements whose actions can match any service (`*`, `s*:...`,
+/// `NotAction`), which every lookup reads.
 ///
-/// Kept in one allocation so a lookup touches few cache lines:
-/// `[n_exact, n_services, n_wildcard, n_all, (key, start, len) × (n_exact + n_services),
-/// wildcard ids, bucket ids…, all ids]`, with each key list sorted for binary search.
+/// `[n_keys, n_wild, n_all, 0, keys × n_keys, ends × n_keys, wild entries,
+/// group entries…, all ids]`. Group `i` holds the entries from `ends[i - 1]` (0 for the
+/// first) to `ends[i]`, counted in entries from the first group entry. An exact action's
+/// group also holds its service's group (the statements whose wildcard patterns name
+/// that service), so a lookup searches the keys once: for the action, or, when this
+/// attachment names no statement with it exactly, for its service.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Index {
     pub(crate) data: Box<[u32]>,
@@ -163,6 +168,8 @@ pub(crate) struct Index {
 const HEADER: usize = 4;
 /// u32s per index entry: statement id, then its resource prefilter (see [`prefilter`]).
 pub(crate) const ENTRY: usize = 4;
+/// Marks a service id among an index's keys (action ids stay below it).
+const SERVICE_KEY: u32 = 1 << 31;
 
 /// A statement's resource prefilter, kept in its index entries so most statements that
 /// cannot match the request's resource are skipped without reading the statement: eight
@@ -196,80 +203,91 @@ impl Index {
         self.data.get(start..start + len).unwrap_or_default()
     }
 
-    fn find(&self, first_group: usize, groups: usize, key: u32) -> &[u32] {
-        let table = self.range(HEADER + first_group * 3, groups * 3);
-        let (mut lo, mut hi) = (0usize, groups);
-        while lo < hi {
-            let mid = (lo + hi) / 2;
-            let k = table.get(mid * 3).copied().unwrap_or(u32::MAX);
-            if k < key {
-                lo = mid + 1;
-            } else if k > key {
-                hi = mid;
-            } else {
-                let start = table.get(mid * 3 + 1).map_or(0, |v| *v as usize);
-                let len = table.get(mid * 3 + 2).map_or(0, |v| *v as usize);
-                return self.range(start, len * ENTRY);
-            }
-        }
-        &[]
+    /// The entries of the group under `key`, if there is one.
+    fn group(&self, key: u32) -> Option<&[u32]> {
+        let n_keys = self.header(0);
+        let keys = self.range(HEADER, n_keys);
+        let i = keys.binary_search(&key).ok()?;
+        let ends = self.range(HEADER + n_keys, n_keys);
+        let start = match i.checked_sub(1) {
+            Some(prev) => ends.get(prev).map_or(0, |v| *v as usize),
+            None => 0,
+        };
+        let end = ends.get(i).map_or(0, |v| *v as usize);
+        let groups = HEADER + 2 * n_keys + self.header(1) * ENTRY;
+        Some(self.range(groups + start * ENTRY, end.saturating_sub(start) * ENTRY))
     }
 
-    /// Entries under an exact action id.
-    pub(crate) fn exact(&self, action: u32) -> &[u32] {
-        self.find(0, self.header(0), action)
-    }
-
-    /// Entries under a service id.
-    pub(crate) fn service(&self, service: u32) -> &[u32] {
-        self.find(self.header(0), self.header(1), service)
+    /// Entries of the statements that can match an action: those under the action's id, or
+    /// when there are none, under its service id.
+    pub(crate) fn lookup(&self, action: Option<u32>, service: Option<u32>) -> &[u32] {
+        action
+            .and_then(|a| self.group(a))
+            .or_else(|| service.and_then(|s| self.group(s | SERVICE_KEY)))
+            .unwrap_or_default()
     }
 
     /// Entries of statements whose actions may be of any service.
     pub(crate) fn wildcard(&self) -> &[u32] {
-        let start = HEADER + (self.header(0) + self.header(1)) * 3;
-        self.range(start, self.header(2) * ENTRY)
+        self.range(HEADER + 2 * self.header(0), self.header(1) * ENTRY)
     }
 
     /// Every statement id of the attachment.
     pub(crate) fn all(&self) -> &[u32] {
-        let n_all = self.header(3);
+        let n_all = self.header(2);
         self.range(self.data.len().saturating_sub(n_all), n_all)
     }
 
-    /// Lays out an index from sorted `(key, statement)` pairs and statement lists:
-    /// `[n_exact, n_services, n_wildcard, n_all, (key, start, count) per group,
-    /// wildcard entries, group entries…, all ids]`, an entry being `[id, prefilter…]`.
+    /// Lays out an index from sorted, deduplicated `(key, statement)` pairs (`services`
+    /// keyed by service id), the wildcard statements and all statements; `service_of` gives
+    /// an exact action's service id.
     fn build(
         exact: &[(u32, u32)],
         services: &[(u32, u32)],
         wildcard: &[u32],
         all: &[u32],
+        service_of: impl Fn(u32) -> Option<u32>,
         prefilter_of: impl Fn(u32) -> [u32; 3],
     ) -> Self {
         let to_u32 = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
-        let groups = |pairs: &[(u32, u32)]| pairs.chunk_by(|a, b| a.0 == b.0).count();
-        let (n_exact, n_services) = (groups(exact), groups(services));
+        // (key, statements) per group, keys ascending: action ids, then tagged service ids.
+        let service_group = |svc: u32| {
+            let from = services.partition_point(|(k, _)| *k < svc);
+            let to = services.partition_point(|(k, _)| *k <= svc);
+            services.get(from..to).unwrap_or_default()
+        };
+        let mut groups: Vec<(u32, Vec<u32>)> = Vec::new();
+        for group in exact.chunk_by(|a, b| a.0 == b.0) {
+            let key = group.first().map_or(0, |(k, _)| *k);
+            let mut ids: Vec<u32> = group.iter().map(|(_, id)| *id).collect();
+            if let Some(svc) = service_of(key) {
+                for &(_, id) in service_group(svc) {
+                    if !ids.contains(&id) {
+                        ids.push(id);
+                    }
+                }
+            }
+            groups.push((key, ids));
+        }
+        for group in services.chunk_by(|a, b| a.0 == b.0) {
+            let key = group.first().map_or(0, |(k, _)| *k);
+            groups.push((key | SERVICE_KEY, group.iter().map(|(_, id)| *id).collect()));
+        }
+        let entries: usize = groups.iter().map(|(_, ids)| ids.len()).sum();
         let mut data = Vec::with_capacity(
-            HEADER
-                + (n_exact + n_services) * 3
-                + (wildcard.len() + exact.len() + services.len()) * ENTRY
-                + all.len(),
+            HEADER + 2 * groups.len() + (wildcard.len() + entries) * ENTRY + all.len(),
         );
         data.extend([
-            to_u32(n_exact),
-            to_u32(n_services),
+            to_u32(groups.len()),
             to_u32(wildcard.len()),
             to_u32(all.len()),
+            0,
         ]);
-        let mut at = HEADER + (n_exact + n_services) * 3 + wildcard.len() * ENTRY;
-        for group in exact
-            .chunk_by(|a, b| a.0 == b.0)
-            .chain(services.chunk_by(|a, b| a.0 == b.0))
-        {
-            let key = group.first().map_or(0, |(k, _)| *k);
-            data.extend([key, to_u32(at), to_u32(group.len())]);
-            at += group.len() * ENTRY;
+        data.extend(groups.iter().map(|(key, _)| *key));
+        let mut end = 0usize;
+        for (_, ids) in &groups {
+            end += ids.len();
+            data.push(to_u32(end));
         }
         let entry = |data: &mut Vec<u32>, id: u32| {
             data.push(id);
@@ -278,8 +296,10 @@ impl Index {
         for &id in wildcard {
             entry(&mut data, id);
         }
-        for &(_, id) in exact.iter().chain(services.iter()) {
-            entry(&mut data, id);
+        for (_, ids) in &groups {
+            for &id in ids {
+                entry(&mut data, id);
+            }
         }
         data.extend_from_slice(all);
         Index {
@@ -660,6 +680,8 @@ pub(crate) struct ActionIds {
     /// a statement names needs one lookup).
     pub(crate) actions: Map<(u32, Option<u32>)>,
     pub(crate) services: Map<u32>,
+    /// The service id of each action id (for building indexes).
+    pub(crate) service_of: Vec<Option<u32>>,
 }
 
 /// Where a statement's action patterns place it in an index.
@@ -711,6 +733,12 @@ impl ActionIds {
                     let n = u32::try_from(ids.actions.len()).unwrap_or(u32::MAX);
                     ids.actions.entry(prefix.into()).or_insert((n, service));
                 }
+            }
+        }
+        ids.service_of = vec![None; ids.actions.len()];
+        for &(id, service) in ids.actions.values() {
+            if let Some(slot) = ids.service_of.get_mut(id as usize) {
+                *slot = service;
             }
         }
         ids
@@ -774,9 +802,14 @@ pub(crate) fn build_index(
         v.sort_unstable();
         v.dedup();
     }
-    Index::build(&exact, &services, &wildcard, &all, |id| {
-        statements.get(id as usize).map_or([0, 0, 0], prefilter)
-    })
+    Index::build(
+        &exact,
+        &services,
+        &wildcard,
+        &all,
+        |action| ids.service_of.get(action as usize).copied().flatten(),
+        |id| statements.get(id as usize).map_or([0, 0, 0], prefilter),
+    )
 }
 
 /// The revision digest of a set's inputs: its documents' digests in name order, then the
