@@ -7,7 +7,9 @@ use smallvec::SmallVec;
 use crate::keys::EvalCtx;
 use crate::pattern::{fold, fold_into, glob, FOLD_BUF};
 use crate::request::Request;
-use crate::set::{admits, CAttachment, Index, PolicySet, Principals, ResPat, Stmt, ENTRY};
+use crate::set::{
+    admits, known_action, CAttachment, Index, PolicySet, Principals, ResPat, Stmt, ENTRY,
+};
 use crate::types::{Decision, Effect, Reason};
 
 type Ids = SmallVec<[u32; 8]>;
@@ -35,12 +37,12 @@ struct Memo {
 const MEMO: usize = 16;
 
 impl Memo {
-    fn applies(&mut self, id: u32, stmt: &Stmt, ctx: &EvalCtx<'_>) -> bool {
-        let known = self.ids.get(..self.len).unwrap_or_default();
-        if let Some(at) = known.iter().position(|&i| i == id) {
+    fn applies(&mut self, id: u32, stmt: &Stmt, ctx: &EvalCtx<'_>, known: bool) -> bool {
+        let seen = self.ids.get(..self.len).unwrap_or_default();
+        if let Some(at) = seen.iter().position(|&i| i == id) {
             return self.applied & (1 << at) != 0;
         }
-        let applies = stmt.applies(ctx);
+        let applies = stmt.applies(ctx, known);
         if let Some(slot) = self.ids.get_mut(self.len) {
             *slot = id;
             if applies {
@@ -78,16 +80,19 @@ struct ActionKey<'r> {
 impl Index {
     /// Calls `f` with every statement that could match the action (a statement may come
     /// twice when both its exact action and its service pattern match).
-    fn each(&self, key: ActionKey<'_>, mut f: impl FnMut(u32)) {
+    ///
+    /// `f` also gets whether the index knows that the statement matches the action (it
+    /// names the action exactly), so the statement's actions need not be read.
+    fn each(&self, key: ActionKey<'_>, mut f: impl FnMut(u32, bool)) {
         if key.lookup == Lookup::Scan {
-            self.all().iter().copied().for_each(f);
+            self.all().iter().for_each(|&id| f(id, false));
             return;
         }
         let mut visit = |entries: &[u32]| {
             for e in entries.chunks_exact(ENTRY) {
                 if let Some(&id) = e.first() {
                     if admits(e, key.resource) {
-                        f(id);
+                        f(id, known_action(e));
                     }
                 }
             }
@@ -98,13 +103,16 @@ impl Index {
 }
 
 impl Stmt {
-    fn applies(&self, ctx: &EvalCtx<'_>) -> bool {
+    /// Whether the statement applies; `known`: its actions are known to match.
+    fn applies(&self, ctx: &EvalCtx<'_>, known: bool) -> bool {
         let req = ctx.req;
-        let a = &self.actions;
-        let action_hit = ctx.action_id.is_some_and(|id| a.exact_ids.contains(&id))
-            || a.wild.iter().any(|p| p.matches(ctx.action));
-        if action_hit == self.actions.negated {
-            return false;
+        if !known {
+            let a = &self.actions;
+            let action_hit = ctx.action_id.is_some_and(|id| a.exact_ids.contains(&id))
+                || a.wild.iter().any(|p| p.matches(ctx.action));
+            if action_hit == a.negated {
+                return false;
+            }
         }
         let resource_hit = self.resources.patterns.iter().any(|p| match p {
             ResPat::Static(p) => p.matches(&req.resource.id),
@@ -235,9 +243,9 @@ impl PolicySet {
         };
         let mut acc = Acc::default();
 
-        self.guardrails.each(key, |id| {
+        self.guardrails.each(key, |id, known| {
             if let Some(s) = self.stmt(id) {
-                if s.applies(&ctx) {
+                if s.applies(&ctx, known) {
                     match s.effect {
                         Effect::Deny => push_unique(&mut acc.denies, id),
                         Effect::Allow => push_unique(&mut acc.guard_allows, id),
@@ -267,9 +275,9 @@ impl PolicySet {
             if !pattern.matches(&request.resource.id) {
                 continue;
             }
-            index.each(key, |id| {
+            index.each(key, |id, known| {
                 if let Some(s) = self.stmt(id) {
-                    if s.applies(&ctx) {
+                    if s.applies(&ctx, known) {
                         match s.effect {
                             Effect::Deny => push_unique(&mut acc.denies, id),
                             Effect::Allow => {
@@ -307,9 +315,9 @@ impl PolicySet {
         acc: &mut Acc,
     ) -> bool {
         let mut allows = Ids::new();
-        att.identity.each(key, |id| {
+        att.identity.each(key, |id, known| {
             if let Some(s) = self.stmt(id) {
-                if acc.memo.applies(id, s, ctx) {
+                if acc.memo.applies(id, s, ctx, known) {
                     match s.effect {
                         Effect::Deny => push_unique(&mut acc.denies, id),
                         Effect::Allow => push_unique(&mut allows, id),
@@ -319,9 +327,9 @@ impl PolicySet {
         });
         if let Some(boundary) = &att.boundary {
             let mut boundary_allows = Ids::new();
-            boundary.each(key, |id| {
+            boundary.each(key, |id, known| {
                 if let Some(s) = self.stmt(id) {
-                    if acc.memo.applies(id, s, ctx) {
+                    if acc.memo.applies(id, s, ctx, known) {
                         match s.effect {
                             Effect::Deny => push_unique(&mut acc.denies, id),
                             Effect::Allow => push_unique(&mut boundary_allows, id),
