@@ -231,8 +231,12 @@ pub(crate) fn finish(
             directory.insert(
                 compact_str::CompactString::from(name.as_str()),
                 crate::set::Directory {
-                    roles: a.roles.clone(),
-                    tags: a.tags.clone(),
+                    roles: a.roles.iter().map(|r| r.as_str().into()).collect(),
+                    tags: a
+                        .tags
+                        .iter()
+                        .map(|(k, v)| (k.as_str().into(), v.as_str().into()))
+                        .collect(),
                 },
             );
         }

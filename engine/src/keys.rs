@@ -143,7 +143,8 @@ impl<'a> EvalCtx<'a> {
             req,
             action,
             action_id,
-            now_ms: Cell::new(req.now.map(|t| t.timestamp_millis())),
+            // Read from the request when a condition first asks (few do).
+            now_ms: Cell::new(None),
             ip_cache: Cell::new(None),
             clock_read: Cell::new(false),
         }
@@ -169,7 +170,7 @@ impl<'a> EvalCtx<'a> {
         if let Some(ms) = self.now_ms.get() {
             return ms;
         }
-        let ms = Utc::now().timestamp_millis();
+        let ms = self.req.now.unwrap_or_else(Utc::now).timestamp_millis();
         self.now_ms.set(Some(ms));
         ms
     }
@@ -235,7 +236,10 @@ fn octet(s: &[u8]) -> Option<(u8, usize)> {
     Some((u8::try_from(value).ok()?, 3))
 }
 
-fn tag<'a>(tags: &'a std::collections::BTreeMap<String, String>, key: &str) -> Option<Found<'a>> {
+fn tag<'a>(
+    tags: &'a std::collections::BTreeMap<crate::request::Text, crate::request::Text>,
+    key: &str,
+) -> Option<Found<'a>> {
     tags.get(key)
         .or_else(|| {
             tags.iter()
@@ -385,7 +389,7 @@ mod tests {
             subject: Subject {
                 id: "alice".into(),
                 roles: vec![],
-                tags: [("Team".to_owned(), "blue".to_owned())].into(),
+                tags: [("Team".into(), "blue".into())].into(),
             },
             context: Context::new().with("aws:SourceIp", "10.0.0.1"),
             ..Request::default()

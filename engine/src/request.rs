@@ -5,6 +5,12 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use chrono::{DateTime, Utc};
+
+/// The text type of requests: strings of up to 24 bytes (most actions, role names, subject
+/// ids, context keys and values) are stored inline, so reading a request touches fewer
+/// cache lines and decoding one allocates less. Built from `&str` and `String` with
+/// `.into()`, read as `&str`.
+pub type Text = compact_str::CompactString;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
 
@@ -16,7 +22,7 @@ pub struct Request {
     #[serde(default)]
     pub subject: Subject,
     /// The action, `service:Name` (matched case-insensitively).
-    pub action: String,
+    pub action: Text,
     /// The resource acted on.
     #[serde(default)]
     pub resource: Resource,
@@ -34,13 +40,13 @@ pub struct Request {
 pub struct Subject {
     /// Subject id: `aws:username`, `aws:userid`, and the key of `subjects` bindings.
     #[serde(default)]
-    pub id: String,
+    pub id: Text,
     /// Roles the subject holds; each role's bound policies apply.
     #[serde(default)]
-    pub roles: Vec<String>,
+    pub roles: Vec<Text>,
     /// Principal tags: `aws:PrincipalTag/<key>`.
     #[serde(default)]
-    pub tags: BTreeMap<String, String>,
+    pub tags: BTreeMap<Text, Text>,
 }
 
 /// The resource a request acts on.
@@ -49,17 +55,17 @@ pub struct Subject {
 pub struct Resource {
     /// Resource id, usually an ARN; matched against `Resource` patterns (case-sensitive).
     #[serde(default)]
-    pub id: String,
+    pub id: Text,
     /// Resource tags: `aws:ResourceTag/<key>`.
     #[serde(default)]
-    pub tags: BTreeMap<String, String>,
+    pub tags: BTreeMap<Text, Text>,
 }
 
 /// A single context value.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Scalar {
     /// A string.
-    String(String),
+    String(Text),
     /// A number (integers are exact up to 2^53).
     Number(f64),
     /// A boolean.
@@ -77,12 +83,12 @@ pub enum Value {
 
 impl From<&str> for Value {
     fn from(s: &str) -> Self {
-        Value::One(Scalar::String(s.to_owned()))
+        Value::One(Scalar::String(s.into()))
     }
 }
 impl From<String> for Value {
     fn from(s: String) -> Self {
-        Value::One(Scalar::String(s))
+        Value::One(Scalar::String(s.into()))
     }
 }
 impl From<bool> for Value {
@@ -103,11 +109,7 @@ impl From<i64> for Value {
 }
 impl From<Vec<&str>> for Value {
     fn from(v: Vec<&str>) -> Self {
-        Value::Many(
-            v.into_iter()
-                .map(|s| Scalar::String(s.to_owned()))
-                .collect(),
-        )
+        Value::Many(v.into_iter().map(|s| Scalar::String(s.into())).collect())
     }
 }
 
@@ -115,7 +117,7 @@ impl From<Vec<&str>> for Value {
 /// Kept as a small vector: contexts hold a handful of keys, and a scan with an ASCII
 /// case-insensitive compare is cheaper than hashing a lower-cased copy.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Context(Vec<(String, Value)>);
+pub struct Context(Vec<(Text, Value)>);
 
 impl Context {
     /// An empty context.
@@ -124,7 +126,7 @@ impl Context {
     }
 
     /// Adds (or replaces, case-insensitively) a key.
-    pub fn insert(&mut self, key: impl Into<String>, value: impl Into<Value>) {
+    pub fn insert(&mut self, key: impl Into<Text>, value: impl Into<Value>) {
         let key = key.into();
         let value = value.into();
         if let Some(slot) = self
@@ -140,7 +142,7 @@ impl Context {
 
     /// A context from entries; of keys equal but for ASCII case, the last wins (in linear
     /// time, so a large hostile context costs no more than reading it).
-    fn from_entries(entries: Vec<(String, Value)>) -> Self {
+    fn from_entries(entries: Vec<(Text, Value)>) -> Self {
         if entries.len() <= 16 {
             let mut c = Context::new();
             for (k, v) in entries {
@@ -148,7 +150,7 @@ impl Context {
             }
             return c;
         }
-        let mut last: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+        let mut last: std::collections::HashMap<Text, usize> = std::collections::HashMap::new();
         for (i, (k, _)) in entries.iter().enumerate() {
             last.insert(k.to_ascii_lowercase(), i);
         }
@@ -168,7 +170,7 @@ impl Context {
 
     /// Builder form of [`Context::insert`].
     #[must_use]
-    pub fn with(mut self, key: impl Into<String>, value: impl Into<Value>) -> Self {
+    pub fn with(mut self, key: impl Into<Text>, value: impl Into<Value>) -> Self {
         self.insert(key, value);
         self
     }
@@ -201,7 +203,7 @@ impl Context {
     }
 }
 
-impl<K: Into<String>, V: Into<Value>> FromIterator<(K, V)> for Context {
+impl<K: Into<Text>, V: Into<Value>> FromIterator<(K, V)> for Context {
     fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
         Context::from_entries(
             iter.into_iter()
@@ -264,10 +266,10 @@ impl Visitor<'_> for ScalarVisitor {
         }
     }
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Scalar, E> {
-        Ok(Scalar::String(v.to_owned()))
+        Ok(Scalar::String(v.into()))
     }
     fn visit_string<E: de::Error>(self, v: String) -> Result<Scalar, E> {
-        Ok(Scalar::String(v))
+        Ok(Scalar::String(v.into()))
     }
 }
 
@@ -297,10 +299,10 @@ impl<'de> Visitor<'de> for ValueVisitor {
         ScalarVisitor.visit_f64(v).map(Value::One)
     }
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Value, E> {
-        Ok(Value::One(Scalar::String(v.to_owned())))
+        Ok(Value::One(Scalar::String(v.into())))
     }
     fn visit_string<E: de::Error>(self, v: String) -> Result<Value, E> {
-        Ok(Value::One(Scalar::String(v)))
+        Ok(Value::One(Scalar::String(v.into())))
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
         let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(64));
@@ -325,8 +327,8 @@ impl<'de> Visitor<'de> for ContextVisitor {
         f.write_str("a map of condition keys to values")
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Context, A::Error> {
-        let mut entries: Vec<(String, Value)> = Vec::new();
-        while let Some(entry) = map.next_entry::<String, Value>()? {
+        let mut entries: Vec<(Text, Value)> = Vec::new();
+        while let Some(entry) = map.next_entry::<Text, Value>()? {
             entries.push(entry);
         }
         Ok(Context::from_entries(entries))

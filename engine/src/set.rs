@@ -393,8 +393,8 @@ pub(crate) struct CAttachment {
 /// What the directory says of a subject.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Directory {
-    pub(crate) roles: Vec<String>,
-    pub(crate) tags: BTreeMap<String, String>,
+    pub(crate) roles: Vec<crate::request::Text>,
+    pub(crate) tags: BTreeMap<crate::request::Text, crate::request::Text>,
 }
 
 /// Per-policy metadata.

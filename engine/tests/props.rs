@@ -532,16 +532,16 @@ fn gen_request() -> impl Strategy<Value = Request> {
     )
         .prop_map(|(id, roles, team, action, resource, context)| Request {
             subject: Subject {
-                id: id.to_owned(),
-                roles: roles.into_iter().map(str::to_owned).collect(),
+                id: id.into(),
+                roles: roles.into_iter().map(Into::into).collect(),
                 tags: team
                     .into_iter()
-                    .map(|t| ("team".to_owned(), t.to_owned()))
+                    .map(|t| ("team".into(), t.into()))
                     .collect(),
             },
-            action: action.to_owned(),
+            action: action.into(),
             resource: Resource {
-                id: resource.to_owned(),
+                id: resource.into(),
                 ..Default::default()
             },
             context,
@@ -754,8 +754,8 @@ proptest! {
                 .subject
                 .roles
                 .iter()
-                .filter_map(|role| bindings.roles.get(role))
-                .chain(bindings.subjects.get(&r.subject.id));
+                .filter_map(|role| bindings.roles.get(role.as_str()))
+                .chain(bindings.subjects.get(r.subject.id.as_str()));
             let reaches = match kind {
                 Kind::Identity => attachments.into_iter().any(|a| a.policies.contains(&deny_at.0)),
                 Kind::Boundary => attachments.into_iter().any(|a| a.boundary.as_ref() == Some(&deny_at.0)),
@@ -832,7 +832,7 @@ fn wild_string() -> impl Strategy<Value = String> {
 
 fn wild_value() -> impl Strategy<Value = Value> {
     let scalar = prop_oneof![
-        wild_string().prop_map(Scalar::String),
+        wild_string().prop_map(|s| Scalar::String(s.into())),
         any::<f64>().prop_map(Scalar::Number),
         any::<bool>().prop_map(Scalar::Bool),
     ];
@@ -884,11 +884,21 @@ fn arbitrary_request() -> impl Strategy<Value = Request> {
     )
         .prop_map(
             |(id, roles, tags, action, resource, resource_tags, context)| Request {
-                subject: Subject { id, roles, tags },
-                action,
+                subject: Subject {
+                    id: id.into(),
+                    roles: roles.into_iter().map(Into::into).collect(),
+                    tags: tags
+                        .into_iter()
+                        .map(|(k, v)| (k.into(), v.into()))
+                        .collect(),
+                },
+                action: action.into(),
                 resource: Resource {
-                    id: resource,
-                    tags: resource_tags,
+                    id: resource.into(),
+                    tags: resource_tags
+                        .into_iter()
+                        .map(|(k, v)| (k.into(), v.into()))
+                        .collect(),
                 },
                 context: context.into_iter().collect(),
                 now: None,
@@ -932,7 +942,7 @@ fn index_lookup_agrees_with_full_scan_for_actions_that_unicode_fold_to_ascii() {
                 roles: vec!["R".into()],
                 ..Subject::default()
             },
-            action: action.to_owned(),
+            action: action.into(),
             ..Request::default()
         };
         assert_eq!(

@@ -117,7 +117,7 @@ pub fn key(revision: &str, generation: u64, r: &Request) -> Vec<u8> {
     put(revision.as_bytes());
     put(&generation.to_le_bytes());
     put(r.subject.id.as_bytes());
-    let mut roles: Vec<&str> = r.subject.roles.iter().map(String::as_str).collect();
+    let mut roles: Vec<&str> = r.subject.roles.iter().map(|r| r.as_str()).collect();
     roles.sort_unstable();
     roles.dedup();
     put(&(roles.len() as u64).to_le_bytes());
@@ -175,7 +175,7 @@ mod tests {
         Request {
             subject: pdp_engine::Subject {
                 id: "u".into(),
-                roles: roles.iter().map(|s| (*s).to_owned()).collect(),
+                roles: roles.iter().map(|s| (*s).into()).collect(),
                 ..Default::default()
             },
             action: "s3:GetObject".into(),

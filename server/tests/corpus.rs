@@ -32,7 +32,7 @@ fn case_files(dir: &Path, out: &mut Vec<PathBuf>) {
 
 fn scalar(s: &Scalar) -> prost_types::Value {
     let kind = match s {
-        Scalar::String(v) => Kind::StringValue(v.clone()),
+        Scalar::String(v) => Kind::StringValue(v.to_string()),
         Scalar::Number(v) => Kind::NumberValue(*v),
         Scalar::Bool(v) => Kind::BoolValue(*v),
     };
@@ -43,15 +43,25 @@ fn to_pb(case: &TestCase) -> pb::CheckRequest {
     let r = &case.request;
     pb::CheckRequest {
         subject: Some(pb::Subject {
-            id: r.subject.id.clone(),
-            roles: r.subject.roles.clone(),
-            tags: r.subject.tags.clone().into_iter().collect(),
+            id: r.subject.id.to_string(),
+            roles: r.subject.roles.iter().map(ToString::to_string).collect(),
+            tags: r
+                .subject
+                .tags
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             ..Default::default()
         }),
-        action: r.action.clone(),
+        action: r.action.to_string(),
         resource: Some(pb::Resource {
-            id: r.resource.id.clone(),
-            tags: r.resource.tags.clone().into_iter().collect(),
+            id: r.resource.id.to_string(),
+            tags: r
+                .resource
+                .tags
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             ..Default::default()
         }),
         context: Some(prost_types::Struct {

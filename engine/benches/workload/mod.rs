@@ -211,14 +211,17 @@ pub fn from_json(origin: &str, text: &str) -> Result<Workload, String> {
         }
         requests.push(Request {
             subject: Subject {
-                id: r.principal,
-                roles,
+                id: r.principal.into(),
+                roles: roles.into_iter().map(Into::into).collect(),
                 tags: BTreeMap::new(),
             },
-            action: r.action,
+            action: r.action.into(),
             resource: Resource {
-                id: r.resource,
-                tags,
+                id: r.resource.into(),
+                tags: tags
+                    .into_iter()
+                    .map(|(k, v)| (k.into(), v.into()))
+                    .collect(),
             },
             context,
             now: Some(now),
@@ -246,7 +249,7 @@ fn scalar(v: &serde_json::Value) -> Result<Scalar, String> {
             .as_f64()
             .map(Scalar::Number)
             .ok_or_else(|| format!("number {n} out of range")),
-        serde_json::Value::String(s) => Ok(Scalar::String(s.clone())),
+        serde_json::Value::String(s) => Ok(Scalar::String(s.as_str().into())),
         other => Err(format!("unsupported context value {other}")),
     }
 }

@@ -86,11 +86,16 @@ pub fn parse_compile_decide(data: &[u8]) -> Outcome {
 fn parse_request(set: &PolicySet, text: &str) -> Request {
     let mut request = serde_json::from_str::<Request>(text).unwrap_or_else(|_| Request {
         subject: Subject {
-            id: "alice".to_owned(),
-            roles: set.bindings().roles.keys().cloned().collect(),
+            id: "alice".into(),
+            roles: set
+                .bindings()
+                .roles
+                .keys()
+                .map(|r| r.as_str().into())
+                .collect(),
             ..Subject::default()
         },
-        action: text.strip_suffix('\n').unwrap_or(text).to_owned(),
+        action: text.strip_suffix('\n').unwrap_or(text).into(),
         ..Request::default()
     });
     // A fixed clock, so the two evaluations below see the same `aws:CurrentTime`.

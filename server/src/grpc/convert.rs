@@ -89,7 +89,7 @@ pub fn request(
         Some(r) => {
             bounded(&f("resource.id"), &r.id, limits)?;
             engine::Resource {
-                id: r.id.clone(),
+                id: r.id.as_str().into(),
                 tags: tags(&r.tags, limits, &f("resource.tags"))?,
             }
         }
@@ -101,7 +101,7 @@ pub fn request(
     };
     Ok(engine::Request {
         subject,
-        action: parts.action.to_owned(),
+        action: parts.action.into(),
         resource,
         context,
         now: None,
@@ -128,8 +128,8 @@ fn subject(
         bounded(&|| format!("{}.roles[{i}]", field()), r, limits)?;
     }
     Ok(engine::Subject {
-        id: s.id.clone(),
-        roles: s.roles.clone(),
+        id: s.id.as_str().into(),
+        roles: s.roles.iter().map(|r| r.as_str().into()).collect(),
         tags: tags(&s.tags, limits, &|| format!("{}.tags", field()))?,
     })
 }
@@ -138,7 +138,7 @@ fn tags(
     t: &std::collections::HashMap<String, String>,
     limits: &Limits,
     field: FieldName<'_>,
-) -> Result<std::collections::BTreeMap<String, String>, FieldError> {
+) -> Result<std::collections::BTreeMap<engine::Text, engine::Text>, FieldError> {
     if t.len() > limits.max_items {
         return Err(field_error(
             field(),
@@ -154,7 +154,7 @@ fn tags(
         let kf = || format!("{}.{k}", field());
         bounded(&kf, k, limits)?;
         bounded(&kf, v, limits)?;
-        out.insert(k.clone(), v.clone());
+        out.insert(k.as_str().into(), v.as_str().into());
     }
     Ok(out)
 }
@@ -167,7 +167,7 @@ fn scalar(
     match &v.kind {
         Some(Kind::StringValue(s)) => {
             bounded(field, s, limits)?;
-            Ok(engine::Scalar::String(s.clone()))
+            Ok(engine::Scalar::String(s.as_str().into()))
         }
         Some(Kind::NumberValue(n)) if n.is_finite() => Ok(engine::Scalar::Number(*n)),
         Some(Kind::BoolValue(b)) => Ok(engine::Scalar::Bool(*b)),

@@ -415,9 +415,13 @@ impl Authorizer {
         };
         if let Some(v) = verified {
             request.subject = pdp_engine::Subject {
-                id: v.id.clone(),
-                roles: v.roles.clone(),
-                tags: v.tags.clone(),
+                id: v.id.as_str().into(),
+                roles: v.roles.iter().map(|r| r.as_str().into()).collect(),
+                tags: v
+                    .tags
+                    .iter()
+                    .map(|(k, v)| (k.as_str().into(), v.as_str().into()))
+                    .collect(),
             };
             for (key, value) in v.facts(now.timestamp()) {
                 request.context.insert(key, value);
@@ -627,10 +631,13 @@ fn issue_time(context: &pdp_engine::Context) -> Option<i64> {
 fn apply_facts(request: &mut pdp_engine::Request, facts: Facts, session: &str, device: &str) {
     if let Some(claims) = facts.claims {
         if let Some(roles) = claims.roles {
-            request.subject.roles = roles;
+            request.subject.roles = roles.into_iter().map(Into::into).collect();
         }
         if let Some(tags) = claims.tags {
-            request.subject.tags = tags;
+            request.subject.tags = tags
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect();
         }
     }
     if let Some(risk) = facts.risk {
@@ -730,9 +737,9 @@ fn logged(
     );
     // The request's last use: its strings move into the description.
     if let Some(d) = described {
-        d.subject = std::mem::take(&mut request.subject.id);
-        d.action = std::mem::take(&mut request.action);
-        d.resource = std::mem::take(&mut request.resource.id);
+        d.subject = std::mem::take(&mut request.subject.id).into_string();
+        d.action = std::mem::take(&mut request.action).into_string();
+        d.resource = std::mem::take(&mut request.resource.id).into_string();
         d.cached = cached;
     }
     response
