@@ -109,7 +109,7 @@ impl Stmt {
         if !known {
             let a = &self.actions;
             let action_hit = ctx.action_id.is_some_and(|id| a.exact_ids.contains(&id))
-                || a.wild.iter().any(|p| p.matches(ctx.action));
+                || a.wild.iter().any(|p| p.matches_bytes(ctx.action));
             if action_hit == a.negated {
                 return false;
             }
@@ -214,7 +214,7 @@ impl PolicySet {
             Some(action) => action,
             None => {
                 folded = fold(&request.action);
-                folded.as_str()
+                folded.as_bytes()
             }
         };
         let ids = &self.action_ids;
@@ -225,7 +225,6 @@ impl PolicySet {
                 ids.services
                     .get(
                         action
-                            .as_bytes()
                             .iter()
                             .position(|b| *b == b':')
                             .and_then(|i| action.get(..i))

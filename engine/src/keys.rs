@@ -125,8 +125,8 @@ pub(crate) fn number_to_string(n: f64) -> String {
 #[derive(Debug)]
 pub(crate) struct EvalCtx<'a> {
     pub(crate) req: &'a Request,
-    /// The request's action, folded for case-insensitive matching.
-    pub(crate) action: &'a str,
+    /// The request's action, folded for case-insensitive matching (UTF-8).
+    pub(crate) action: &'a [u8],
     /// The action's id among the set's exact action names, if any statement names it.
     pub(crate) action_id: Option<u32>,
     now_ms: Cell<Option<i64>>,
@@ -138,7 +138,7 @@ pub(crate) struct EvalCtx<'a> {
 }
 
 impl<'a> EvalCtx<'a> {
-    pub(crate) fn new(req: &'a Request, action: &'a str, action_id: Option<u32>) -> Self {
+    pub(crate) fn new(req: &'a Request, action: &'a [u8], action_id: Option<u32>) -> Self {
         EvalCtx {
             req,
             action,
@@ -450,7 +450,7 @@ mod tests {
         }
         // Through the decision context: the fallback still handles what the fast path leaves.
         let r = req();
-        let ctx = EvalCtx::new(&r, "", None);
+        let ctx = EvalCtx::new(&r, b"", None);
         assert_eq!(ctx.ip(" 10.0.0.1 "), "10.0.0.1".parse().ok());
         assert_eq!(ctx.ip("2001:db8::1"), "2001:db8::1".parse().ok());
         assert_eq!(ctx.ip("01.2.3.4"), None);
@@ -460,7 +460,7 @@ mod tests {
     fn derived_keys_win_over_context() {
         let mut r = req();
         r.context.insert("aws:username", "mallory");
-        let ctx = EvalCtx::new(&r, "", None);
+        let ctx = EvalCtx::new(&r, b"", None);
         assert!(matches!(
             ctx.lookup(&Key::parse("AWS:UserName")),
             Some(Found::One(Val::Str("alice")))
@@ -475,7 +475,7 @@ mod tests {
     #[test]
     fn templates_substitute_literally_with_defaults_and_escapes() -> Result<(), String> {
         let r = req();
-        let ctx = EvalCtx::new(&r, "", None);
+        let ctx = EvalCtx::new(&r, b"", None);
         let Parsed::Dynamic(t) = parse_text(
             "home/${aws:username}/${*}/${aws:PrincipalTag/x, 'none'}",
             true,

@@ -112,7 +112,7 @@ impl Probe {
     }
 
     #[inline]
-    fn admits(&self, text: &str) -> bool {
+    fn admits(&self, text: &[u8]) -> bool {
         let len = text.len();
         if len < usize::from(self.min_len)
             || (self.max_len != u16::MAX && len > usize::from(self.max_len))
@@ -120,7 +120,7 @@ impl Probe {
             return false;
         }
         probe_eq(
-            text.as_bytes(),
+            text,
             usize::from(self.at),
             self.counts_from_end(),
             usize::from(self.len),
@@ -251,6 +251,15 @@ impl Pattern {
     /// Whether the pattern matches the whole of `text` (folded text for a case-insensitive
     /// pattern).
     pub(crate) fn matches(&self, text: &str) -> bool {
+        match &self.shape {
+            Shape::Glob(toks) => self.probe.admits(text.as_bytes()) && glob(toks, text),
+            _ => self.matches_bytes(text.as_bytes()),
+        }
+    }
+
+    /// [`Pattern::matches`] for text as bytes (UTF-8 for a pattern with `?`, which counts
+    /// characters: other text never matches it).
+    pub(crate) fn matches_bytes(&self, text: &[u8]) -> bool {
         if !self.probe.admits(text) {
             return false;
         }
@@ -259,10 +268,10 @@ impl Pattern {
         }
         match &self.shape {
             Shape::Any => true,
-            Shape::Exact(s) => bytes_eq(s.as_bytes(), text.as_bytes()),
-            Shape::Prefix(p) => starts_with(text.as_bytes(), p.as_bytes()),
+            Shape::Exact(s) => bytes_eq(s.as_bytes(), text),
+            Shape::Prefix(p) => starts_with(text, p.as_bytes()),
             Shape::Segments(segs) => segments_match(segs, text),
-            Shape::Glob(toks) => glob(toks, text),
+            Shape::Glob(toks) => std::str::from_utf8(text).is_ok_and(|t| glob(toks, t)),
         }
     }
 
@@ -385,8 +394,9 @@ pub(crate) fn fold(text: &str) -> compact_str::CompactString {
 pub(crate) const FOLD_BUF: usize = 64;
 
 /// Folds ASCII text of up to [`FOLD_BUF`] bytes into `buf`, eight bytes at a time; `None`
-/// for other text (fold it with [`fold`]).
-pub(crate) fn fold_into<'b>(text: &str, buf: &'b mut [u8; FOLD_BUF]) -> Option<&'b str> {
+/// for other text (fold it with [`fold`]). The result is ASCII, so valid UTF-8, but is
+/// handed out as bytes: checking that again costs more than the folding.
+pub(crate) fn fold_into<'b>(text: &str, buf: &'b mut [u8; FOLD_BUF]) -> Option<&'b [u8]> {
     let src = text.as_bytes();
     let n = src.len();
     if n > FOLD_BUF || !text.is_ascii() {
@@ -398,7 +408,7 @@ pub(crate) fn fold_into<'b>(text: &str, buf: &'b mut [u8; FOLD_BUF]) -> Option<&
         let w = u64::from_le_bytes(<[u8; 8]>::try_from(&*chunk).ok()?);
         chunk.copy_from_slice(&lower_ascii_word(w).to_le_bytes());
     }
-    std::str::from_utf8(buf.get(..n)?).ok()
+    buf.get(..n)
 }
 
 /// Lower-cases the ASCII letters among eight ASCII bytes: a byte gets 0x20 added when it is
@@ -495,20 +505,19 @@ fn probe_eq(text: &[u8], at: usize, from_end: bool, len: usize, want: u64) -> bo
     w == want
 }
 
-fn segments_match(segs: &[Box<str>], text: &str) -> bool {
+fn segments_match(segs: &[Box<str>], text: &[u8]) -> bool {
     let (Some(first), Some(last)) = (segs.first(), segs.last()) else {
         return false;
     };
     if text.len() < first.len() + last.len()
-        || !starts_with(text.as_bytes(), first.as_bytes())
-        || !ends_with(text.as_bytes(), last.as_bytes())
+        || !starts_with(text, first.as_bytes())
+        || !ends_with(text, last.as_bytes())
     {
         return false;
     }
     let mut window = text
         .get(first.len()..text.len() - last.len())
-        .unwrap_or_default()
-        .as_bytes();
+        .unwrap_or_default();
     for seg in segs.iter().skip(1).take(segs.len().saturating_sub(2)) {
         match find(window, seg.as_bytes()) {
             Some(at) => window = window.get(at + seg.len()..).unwrap_or_default(),
@@ -608,7 +617,7 @@ mod tests {
         ] {
             let mut buf = [0u8; FOLD_BUF];
             match fold_into(text, &mut buf) {
-                Some(folded) => assert_eq!(folded, fold(text).as_str(), "{text:?}"),
+                Some(folded) => assert_eq!(folded, fold(text).as_bytes(), "{text:?}"),
                 None => assert!(text.len() > FOLD_BUF, "{text:?}"),
             }
         }

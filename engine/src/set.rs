@@ -409,6 +409,10 @@ pub(crate) struct PolicyMeta {
 /// compares them without reading another allocation.
 type Map<V> = HashMap<compact_str::CompactString, V, FixedState>;
 
+/// A map looked up by bytes (folded action names, which a decision keeps as bytes); keys
+/// up to 24 bytes inline.
+pub(crate) type ByteMap<V> = HashMap<smallvec::SmallVec<[u8; 24]>, V, FixedState>;
+
 /// A compiled, immutable, `Send + Sync` policy set. Build with [`PolicySet::builder`] or
 /// [`PolicySet::load_dir`]; ask with [`PolicySet::decide`].
 #[derive(Debug)]
@@ -693,8 +697,8 @@ pub(crate) fn res_pat(text: &str, variables: bool) -> Result<ResPat, String> {
 pub(crate) struct ActionIds {
     /// Exact action name -> its id, and the id of its service (so a decision whose action
     /// a statement names needs one lookup).
-    pub(crate) actions: Map<(u32, Option<u32>)>,
-    pub(crate) services: Map<u32>,
+    pub(crate) actions: ByteMap<(u32, Option<u32>)>,
+    pub(crate) services: ByteMap<u32>,
     /// The service id of each action id (for building indexes).
     pub(crate) service_of: Vec<Option<u32>>,
 }
@@ -718,7 +722,7 @@ impl ActionIds {
                 .actions
                 .iter()
                 .filter(|p| p.is_exact())
-                .filter_map(|p| ids.actions.get(&*p.literal_prefix()).map(|e| e.0))
+                .filter_map(|p| ids.actions.get(p.literal_prefix().as_bytes()).map(|e| e.0))
                 .collect();
             s.actions.wild = s
                 .cold
@@ -742,11 +746,13 @@ impl ActionIds {
                 };
                 let service = (!p.is_any()).then(|| {
                     let n = u32::try_from(ids.services.len()).unwrap_or(u32::MAX);
-                    *ids.services.entry(service.into()).or_insert(n)
+                    *ids.services.entry(service.as_bytes().into()).or_insert(n)
                 });
                 if p.is_exact() {
                     let n = u32::try_from(ids.actions.len()).unwrap_or(u32::MAX);
-                    ids.actions.entry(prefix.into()).or_insert((n, service));
+                    ids.actions
+                        .entry(prefix.as_bytes().into())
+                        .or_insert((n, service));
                 }
             }
         }
@@ -771,12 +777,12 @@ impl ActionIds {
                 _ => return Placement::Wildcard,
             };
             if p.is_exact() {
-                match self.actions.get(&*prefix) {
+                match self.actions.get(prefix.as_bytes()) {
                     Some(&(id, _)) => exact.push(id),
                     None => return Placement::Wildcard,
                 }
             } else {
-                match self.services.get(service) {
+                match self.services.get(service.as_bytes()) {
                     Some(&id) => services.push(id),
                     None => return Placement::Wildcard,
                 }
