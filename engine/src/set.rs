@@ -260,34 +260,38 @@ impl Index {
         prefilter_of: impl Fn(u32) -> [u32; 3],
     ) -> Self {
         let to_u32 = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
-        // (key, statements) per group, keys ascending: action ids, then tagged service ids.
         let service_group = |svc: u32| {
             let from = services.partition_point(|(k, _)| *k < svc);
             let to = services.partition_point(|(k, _)| *k <= svc);
             services.get(from..to).unwrap_or_default()
         };
-        // (statement, known to match the action) per group.
-        let mut groups: Vec<(u32, Vec<(u32, bool)>)> = Vec::new();
+        // Per group, keys ascending (action ids, then tagged service ids): the key, the
+        // statements that name it exactly (sorted by id) and those under its service.
+        type Group<'a> = (u32, &'a [(u32, u32)], &'a [(u32, u32)]);
+        let mut groups: Vec<Group<'_>> = Vec::new();
         for group in exact.chunk_by(|a, b| a.0 == b.0) {
             let key = group.first().map_or(0, |(k, _)| *k);
-            let mut ids: Vec<(u32, bool)> = group.iter().map(|(_, id)| (*id, true)).collect();
-            if let Some(svc) = service_of(key) {
-                for &(_, id) in service_group(svc) {
-                    if !ids.iter().any(|(i, _)| *i == id) {
-                        ids.push((id, false));
-                    }
-                }
-            }
-            groups.push((key, ids));
+            let under_service = service_of(key).map_or(&[][..], service_group);
+            groups.push((key, group, under_service));
         }
         for group in services.chunk_by(|a, b| a.0 == b.0) {
             let key = group.first().map_or(0, |(k, _)| *k);
-            groups.push((
-                key | SERVICE_KEY,
-                group.iter().map(|(_, id)| (*id, false)).collect(),
-            ));
+            groups.push((key | SERVICE_KEY, &[], group));
         }
-        let entries: usize = groups.iter().map(|(_, ids)| ids.len()).sum();
+        // A statement both named exactly and under the service is listed once, as named.
+        fn extra<'a>(
+            exact: &'a [(u32, u32)],
+            service: &'a [(u32, u32)],
+        ) -> impl Iterator<Item = &'a (u32, u32)> + 'a {
+            service
+                .iter()
+                .filter(move |(_, id)| exact.binary_search_by_key(id, |(_, i)| *i).is_err())
+        }
+        let sizes: Vec<usize> = groups
+            .iter()
+            .map(|(_, e, s)| e.len() + extra(e, s).count())
+            .collect();
+        let entries: usize = sizes.iter().sum();
         let mut data = Vec::with_capacity(
             HEADER + 2 * groups.len() + (wildcard.len() + entries) * ENTRY + all.len(),
         );
@@ -297,10 +301,10 @@ impl Index {
             to_u32(all.len()),
             0,
         ]);
-        data.extend(groups.iter().map(|(key, _)| *key));
+        data.extend(groups.iter().map(|(key, _, _)| *key));
         let mut end = 0usize;
-        for (_, ids) in &groups {
-            end += ids.len();
+        for size in &sizes {
+            end += size;
             data.push(to_u32(end));
         }
         let entry = |data: &mut Vec<u32>, id: u32, known: bool| {
@@ -311,9 +315,12 @@ impl Index {
         for &id in wildcard {
             entry(&mut data, id, false);
         }
-        for (_, ids) in &groups {
-            for &(id, known) in ids {
-                entry(&mut data, id, known);
+        for (_, exact, service) in &groups {
+            for &(_, id) in *exact {
+                entry(&mut data, id, true);
+            }
+            for &(_, id) in extra(exact, service) {
+                entry(&mut data, id, false);
             }
         }
         data.extend_from_slice(all);
