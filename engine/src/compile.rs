@@ -666,12 +666,20 @@ fn compile_statement(
     .map(Box::new);
 
     let mut conditions = Vec::new();
+    let mut condition_labels = String::new();
     if let Some(c) = f.condition {
         match c.as_object() {
             Some(ops) => {
                 let mut errs = Vec::new();
                 for (op, body) in ops {
-                    condition::compile(op, body, variables, &mut conditions, &mut errs);
+                    condition::compile(
+                        op,
+                        body,
+                        variables,
+                        &mut conditions,
+                        &mut condition_labels,
+                        &mut errs,
+                    );
                 }
                 for (field, msg) in errs {
                     p.add(Some(&field), msg);
@@ -724,6 +732,7 @@ fn compile_statement(
             },
             actions: action_patterns,
             condition_digest: f.condition.map_or(0, crate::set::json_digest),
+            condition_labels: condition_labels.into_boxed_str(),
         }),
     })
 }

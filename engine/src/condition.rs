@@ -65,10 +65,10 @@ pub(crate) enum PatVal {
 /// One compiled `operator: { key: values }` entry.
 #[derive(Debug, Clone)]
 pub(crate) struct Condition {
-    /// The operator and the key as written, joined by a NUL, for the linter's messages
-    /// (one allocation, off the hot path).
-    label: Box<str>,
     pub(crate) key: Key,
+    /// Where the operator and the key as written (joined by a NUL) lie in the statement's
+    /// labels (see [`compile`]): for the linter's messages, kept out of the condition.
+    label: (u16, u16),
     pub(crate) qualifier: Qualifier,
     pub(crate) negated: bool,
     pub(crate) if_exists: bool,
@@ -125,12 +125,15 @@ pub fn operator_names() -> impl Iterator<Item = &'static str> {
     OPERATORS.iter().map(|(n, _, _)| *n)
 }
 
-/// Compiles one operator with its key/value map. Errors name the operator and key.
+/// Compiles one operator with its key/value map. Errors name the operator and key. Each
+/// condition's label (operator and key as written) is appended to `labels`, the text all
+/// the statement's conditions share.
 pub(crate) fn compile(
     operator: &str,
     body: &serde_json::Value,
     variables: bool,
     out: &mut Vec<Condition>,
+    labels: &mut String,
     errors: &mut Vec<(String, String)>,
 ) {
     let field = || format!("Condition.{operator}");
@@ -206,7 +209,18 @@ pub(crate) fn compile(
         }
         match compile_values(family, &texts, variables) {
             Ok(values) => out.push(Condition {
-                label: format!("{operator}\u{0}{key_name}").into_boxed_str(),
+                label: {
+                    let start = labels.len();
+                    labels.push_str(operator);
+                    labels.push('\u{0}');
+                    labels.push_str(key_name);
+                    // A statement's labels past 64 KiB are cut off in messages, never wrong
+                    // elsewhere.
+                    (
+                        u16::try_from(start).unwrap_or(u16::MAX),
+                        u16::try_from(labels.len() - start).unwrap_or(0),
+                    )
+                },
                 key: Key::parse(key_name),
                 qualifier,
                 negated,
@@ -419,14 +433,22 @@ pub(crate) fn parse_date(t: &str) -> Option<i64> {
 }
 
 impl Condition {
-    /// The operator as written.
-    pub(crate) fn operator(&self) -> &str {
-        self.label.split('\u{0}').next().unwrap_or_default()
+    /// The operator and the key as written, from the statement's labels.
+    fn label<'l>(&self, labels: &'l str) -> &'l str {
+        let (start, len) = (usize::from(self.label.0), usize::from(self.label.1));
+        labels.get(start..start + len).unwrap_or_default()
     }
 
-    /// The key as written.
-    pub(crate) fn key_name(&self) -> &str {
-        self.label.split_once('\u{0}').map_or("", |(_, k)| k)
+    /// The operator as written, from the statement's labels.
+    pub(crate) fn operator<'l>(&self, labels: &'l str) -> &'l str {
+        self.label(labels).split('\u{0}').next().unwrap_or_default()
+    }
+
+    /// The key as written, from the statement's labels.
+    pub(crate) fn key_name<'l>(&self, labels: &'l str) -> &'l str {
+        self.label(labels)
+            .split_once('\u{0}')
+            .map_or("", |(_, k)| k)
     }
 
     /// Evaluates the condition against a request.

@@ -147,6 +147,8 @@ pub(crate) struct Cold {
     /// A digest of the `Condition` element as written (0 when absent), so the linter can
     /// tell statements with the same conditions apart from others.
     pub(crate) condition_digest: u64,
+    /// The operators and keys of the conditions as written (see [`Condition::operator`]).
+    pub(crate) condition_labels: Box<str>,
 }
 
 /// The statements of one attachment that can match an action, in one allocation laid out
