@@ -712,6 +712,7 @@ fn compile_statement(
         return None;
     }
     let (negated, action_patterns) = actions?;
+    let resources = resources?;
     Some(Stmt {
         effect: effect?,
         // Exact ids and wildcard patterns are filled in by `ActionIds::assign`.
@@ -719,7 +720,8 @@ fn compile_statement(
             negated,
             ..Actions::default()
         },
-        resources: resources?,
+        resources: resources.patterns,
+        resources_negated: resources.negated,
         principal,
         conditions: conditions.into_iter().collect(),
         obligations: first_obligation..u32::try_from(obligations.len()).unwrap_or(u32::MAX),

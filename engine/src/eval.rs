@@ -8,7 +8,8 @@ use crate::keys::EvalCtx;
 use crate::pattern::{fold, fold_into, glob, FOLD_BUF};
 use crate::request::Request;
 use crate::set::{
-    admits, known_action, CAttachment, Index, PolicySet, Principals, ResPat, Stmt, ENTRY,
+    admits, entry_flags, flags_of, CAttachment, Index, PolicySet, Principals, ResPat, Stmt, DENY,
+    ENTRY, HAS_PRINCIPAL, KNOWN_ACTION, NOT_RESOURCE,
 };
 use crate::types::{Decision, Effect, Reason};
 
@@ -37,12 +38,12 @@ struct Memo {
 const MEMO: usize = 16;
 
 impl Memo {
-    fn applies(&mut self, id: u32, stmt: &Stmt, ctx: &EvalCtx<'_>, known: bool) -> bool {
+    fn applies(&mut self, id: u32, stmt: &Stmt, ctx: &EvalCtx<'_>, flags: u32) -> bool {
         let seen = self.ids.get(..self.len).unwrap_or_default();
         if let Some(at) = seen.iter().position(|&i| i == id) {
             return self.applied & (1 << at) != 0;
         }
-        let applies = stmt.applies(ctx, known);
+        let applies = stmt.applies(ctx, flags);
         if let Some(slot) = self.ids.get_mut(self.len) {
             *slot = id;
             if applies {
@@ -51,6 +52,15 @@ impl Memo {
             self.len += 1;
         }
         applies
+    }
+}
+
+/// A statement's effect from its index entry's flags.
+fn effect(flags: u32) -> Effect {
+    if flags & DENY != 0 {
+        Effect::Deny
+    } else {
+        Effect::Allow
     }
 }
 
@@ -81,18 +91,19 @@ impl Index {
     /// Calls `f` with every statement that could match the action (a statement may come
     /// twice when both its exact action and its service pattern match).
     ///
-    /// `f` also gets whether the index knows that the statement matches the action (it
-    /// names the action exactly), so the statement's actions need not be read.
-    fn each(&self, key: ActionKey<'_>, mut f: impl FnMut(u32, bool)) {
+    /// `f` also gets the entry's flags ([`crate::set::ENTRY_FLAGS`]: the statement's
+    /// effect, whether the index knows that it matches the action, ...), so that the parts
+    /// of the statement they answer for need not be read; `None` when scanning.
+    fn each(&self, key: ActionKey<'_>, mut f: impl FnMut(u32, Option<u32>)) {
         if key.lookup == Lookup::Scan {
-            self.all().iter().for_each(|&id| f(id, false));
+            self.all().iter().for_each(|&id| f(id, None));
             return;
         }
         let mut visit = |entries: &[u32]| {
             for e in entries.chunks_exact(ENTRY) {
                 if let Some(&id) = e.first() {
                     if admits(e, key.resource) {
-                        f(id, known_action(e));
+                        f(id, Some(entry_flags(e)));
                     }
                 }
             }
@@ -103,10 +114,11 @@ impl Index {
 }
 
 impl Stmt {
-    /// Whether the statement applies; `known`: its actions are known to match.
-    fn applies(&self, ctx: &EvalCtx<'_>, known: bool) -> bool {
+    /// Whether the statement applies, given its index entry's flags (whether its actions
+    /// are known to match, whether its resources are negated, whether it has a principal).
+    fn applies(&self, ctx: &EvalCtx<'_>, flags: u32) -> bool {
         let req = ctx.req;
-        if !known {
+        if flags & KNOWN_ACTION == 0 {
             let a = &self.actions;
             let action_hit = ctx.action_id.is_some_and(|id| a.exact_ids.contains(&id))
                 || a.wild.iter().any(|p| p.matches_bytes(ctx.action));
@@ -114,18 +126,20 @@ impl Stmt {
                 return false;
             }
         }
-        let resource_hit = self.resources.patterns.iter().any(|p| match p {
+        let resource_hit = self.resources.iter().any(|p| match p {
             ResPat::Static(p) => p.matches(&req.resource.id),
             ResPat::Dynamic(t) => t
                 .resolve(ctx)
                 .is_some_and(|toks| glob(&toks, &req.resource.id)),
         });
-        if resource_hit == self.resources.negated {
+        if resource_hit == (flags & NOT_RESOURCE != 0) {
             return false;
         }
-        if let Some(p) = &self.principal {
-            if !p.matches(req) {
-                return false;
+        if flags & HAS_PRINCIPAL != 0 {
+            if let Some(p) = &self.principal {
+                if !p.matches(req) {
+                    return false;
+                }
             }
         }
         self.conditions.iter().all(|c| c.holds(ctx))
@@ -242,10 +256,11 @@ impl PolicySet {
         };
         let mut acc = Acc::default();
 
-        self.guardrails.each(key, |id, known| {
+        self.guardrails.each(key, |id, flags| {
             if let Some(s) = self.stmt(id) {
-                if s.applies(&ctx, known) {
-                    match s.effect {
+                let flags = flags.unwrap_or_else(|| flags_of(s));
+                if s.applies(&ctx, flags) {
+                    match effect(flags) {
                         Effect::Deny => push_unique(&mut acc.denies, id),
                         Effect::Allow => push_unique(&mut acc.guard_allows, id),
                     }
@@ -274,10 +289,11 @@ impl PolicySet {
             if !pattern.matches(&request.resource.id) {
                 continue;
             }
-            index.each(key, |id, known| {
+            index.each(key, |id, flags| {
                 if let Some(s) = self.stmt(id) {
-                    if s.applies(&ctx, known) {
-                        match s.effect {
+                    let flags = flags.unwrap_or_else(|| flags_of(s));
+                    if s.applies(&ctx, flags) {
+                        match effect(flags) {
                             Effect::Deny => push_unique(&mut acc.denies, id),
                             Effect::Allow => {
                                 allowed = true;
@@ -314,10 +330,11 @@ impl PolicySet {
         acc: &mut Acc,
     ) -> bool {
         let mut allows = Ids::new();
-        att.identity.each(key, |id, known| {
+        att.identity.each(key, |id, flags| {
             if let Some(s) = self.stmt(id) {
-                if acc.memo.applies(id, s, ctx, known) {
-                    match s.effect {
+                let flags = flags.unwrap_or_else(|| flags_of(s));
+                if acc.memo.applies(id, s, ctx, flags) {
+                    match effect(flags) {
                         Effect::Deny => push_unique(&mut acc.denies, id),
                         Effect::Allow => push_unique(&mut allows, id),
                     }
@@ -326,10 +343,11 @@ impl PolicySet {
         });
         if let Some(boundary) = &att.boundary {
             let mut boundary_allows = Ids::new();
-            boundary.each(key, |id, known| {
+            boundary.each(key, |id, flags| {
                 if let Some(s) = self.stmt(id) {
-                    if acc.memo.applies(id, s, ctx, known) {
-                        match s.effect {
+                    let flags = flags.unwrap_or_else(|| flags_of(s));
+                    if acc.memo.applies(id, s, ctx, flags) {
+                        match effect(flags) {
                             Effect::Deny => push_unique(&mut acc.denies, id),
                             Effect::Allow => push_unique(&mut boundary_allows, id),
                         }

@@ -323,10 +323,9 @@ fn statement_findings(cx: &mut Ctx<'_>, s: &Stmt, break_glass: bool) {
         }
         let all_resources = s
             .resources
-            .patterns
             .iter()
             .any(|r| matches!(r, ResPat::Static(p) if p.is_any()));
-        if !s.resources.negated && all_resources {
+        if !s.resources_negated && all_resources {
             let writes: Vec<&String> = actions.iter().filter(|a| is_write_action(a)).collect();
             if !writes.is_empty() {
                 cx.add(
@@ -351,7 +350,7 @@ fn statement_findings(cx: &mut Ctx<'_>, s: &Stmt, break_glass: bool) {
             "Allow with `NotAction` grants every action not listed, including ones added to services later".into(),
             "use `Action` with the actions to allow");
     }
-    if allow && s.resources.negated {
+    if allow && s.resources_negated {
         cx.add(
             s,
             Severity::SecurityWarning,
@@ -482,7 +481,6 @@ fn redundant_within(cx: &mut Ctx<'_>, s: &Stmt, actions: &[String]) {
     }
     let res: Vec<&crate::pattern::Pattern> = s
         .resources
-        .patterns
         .iter()
         .filter_map(|r| match r {
             ResPat::Static(p) => Some(p),
@@ -508,10 +506,9 @@ fn targets_covered(a: &Stmt, b: &Stmt) -> bool {
         .actions
         .iter()
         .all(|p| b.cold.actions.iter().any(|q| p.covered_by(q)));
-    let resources = a.resources.patterns.iter().all(|p| match p {
+    let resources = a.resources.iter().all(|p| match p {
         ResPat::Static(p) => b
             .resources
-            .patterns
             .iter()
             .any(|q| matches!(q, ResPat::Static(q) if p.covered_by(q))),
         ResPat::Dynamic(_) => false,
@@ -535,8 +532,8 @@ fn redundant_statements(cx: &mut Ctx<'_>) {
                     && sa.cold.condition_digest == sb.cold.condition_digest
                     && !sa.actions.negated
                     && !sb.actions.negated
-                    && !sa.resources.negated
-                    && !sb.resources.negated
+                    && !sa.resources_negated
+                    && !sb.resources_negated
                     && sa.principal.is_none()
                     && sb.principal.is_none();
                 let covers = same_shape && targets_covered(sa, sb);

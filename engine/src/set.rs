@@ -120,16 +120,20 @@ pub(crate) struct Principals {
 /// boxed to keep statements small and dense in memory.
 #[derive(Debug, Clone)]
 // Each statement starts a cache line, in the order a decision reads them: the first line
-// holds the effect and the resource patterns (all that a candidate whose action the index
-// already matched needs, when it has no conditions); the second what a matching statement
-// needs next (conditions, principal) and its outcome (obligations, location); the third
-// the actions, read only for candidates that the index did not match by exact action.
+// holds the resource patterns and the conditions, all that a candidate whose action the
+// index already matched needs (its index entry carries its effect, whether its resources
+// are negated and whether it has a principal); the second its outcome (obligations,
+// location), a principal, and what the scan reads; then the actions, read only for
+// candidates that the index did not match by exact action.
 #[repr(C, align(64))]
 pub(crate) struct Stmt {
-    pub(crate) resources: Resources,
-    pub(crate) effect: crate::types::Effect,
+    /// The `Resource` / `NotResource` patterns (which: `resources_negated`), inline for the
+    /// common single entry.
+    pub(crate) resources: smallvec::SmallVec<[ResPat; 1]>,
     /// Out of line: read only for statements whose action and resource match.
     pub(crate) conditions: Box<[Condition]>,
+    pub(crate) effect: crate::types::Effect,
+    pub(crate) resources_negated: bool,
     pub(crate) principal: Option<Box<Principals>>,
     /// The statement's obligations, a range of the set's list: read with the outcome of
     /// every decision this statement determines, so kept here rather than in [`Cold`].
@@ -176,11 +180,40 @@ const SERVICE_KEY: u32 = 1 << 31;
 /// In an entry's last word (beside the prefilter's offset and length): the entry is in its
 /// group because the statement names the group's action exactly, so the action matches.
 pub(crate) const KNOWN_ACTION: u32 = 1 << 25;
+/// In an entry's last word: the statement is a `Deny`.
+pub(crate) const DENY: u32 = 1 << 26;
+/// In an entry's last word: the statement has `NotResource`.
+pub(crate) const NOT_RESOURCE: u32 = 1 << 27;
+/// In an entry's last word: the statement has `Principal` or `NotPrincipal`.
+pub(crate) const HAS_PRINCIPAL: u32 = 1 << 28;
+/// The bits of an entry's last word that describe its statement.
+pub(crate) const ENTRY_FLAGS: u32 = KNOWN_ACTION | DENY | NOT_RESOURCE | HAS_PRINCIPAL;
 
-/// Whether an entry's statement is known to match the action it was looked up by.
+/// An entry's statement flags ([`ENTRY_FLAGS`]).
 #[inline]
-pub(crate) fn known_action(entry: &[u32]) -> bool {
-    entry.get(3).is_some_and(|meta| meta & KNOWN_ACTION != 0)
+pub(crate) fn entry_flags(entry: &[u32]) -> u32 {
+    entry.get(3).map_or(0, |meta| meta & ENTRY_FLAGS)
+}
+
+/// The flags of an index entry for `stmt` ([`ENTRY_FLAGS`] but `KNOWN_ACTION`).
+pub(crate) fn stmt_flags(stmt: &Stmt) -> u32 {
+    let mut flags = 0;
+    if stmt.effect == crate::types::Effect::Deny {
+        flags |= DENY;
+    }
+    if stmt.resources_negated {
+        flags |= NOT_RESOURCE;
+    }
+    if stmt.principal.is_some() {
+        flags |= HAS_PRINCIPAL;
+    }
+    flags
+}
+
+/// The flags an index entry would have for `stmt` as a wildcard entry (for evaluating a
+/// statement outside an index: the scan).
+pub(crate) fn flags_of(stmt: &Stmt) -> u32 {
+    stmt_flags(stmt)
 }
 
 /// A statement's resource prefilter, kept in its index entries so most statements that
@@ -190,8 +223,7 @@ pub(crate) fn known_action(entry: &[u32]) -> bool {
 /// a short last literal run). The bytes are counted from the end of the resource for a
 /// pattern whose probe is its last literal run.
 pub(crate) fn prefilter(stmt: &Stmt) -> [u32; 3] {
-    let r = &stmt.resources;
-    match (r.negated, r.patterns.as_slice()) {
+    match (stmt.resources_negated, stmt.resources.as_slice()) {
         (false, [ResPat::Static(p)]) => p.prefilter(),
         _ => [0, 0, 0],
     }
@@ -838,7 +870,12 @@ pub(crate) fn build_index(
         &wildcard,
         &all,
         |action| ids.service_of.get(action as usize).copied().flatten(),
-        |id| statements.get(id as usize).map_or([0, 0, 0], prefilter),
+        |id| {
+            statements.get(id as usize).map_or([0, 0, 0], |s| {
+                let [lo, hi, meta] = prefilter(s);
+                [lo, hi, meta | stmt_flags(s)]
+            })
+        },
     )
 }
 
