@@ -8,8 +8,8 @@ use crate::condition;
 use crate::error::{CompileError, CompileErrors};
 use crate::pattern::Pattern;
 use crate::set::{
-    build_index, parse_obligation, res_pat, revision_of, Actions, Bindings, CAttachment, Cold,
-    PolicyMeta, PolicySet, Principals, Resources, Stmt, MAX_STATEMENTS,
+    build_index, parse_obligation, res_pat, revision_of, Bindings, CAttachment, Cold, PolicyMeta,
+    PolicySet, Principals, Resources, Stmt, MAX_STATEMENTS,
 };
 use crate::types::{Effect, Obligation, StatementInfo};
 
@@ -716,10 +716,9 @@ fn compile_statement(
     Some(Stmt {
         effect: effect?,
         // Exact ids and wildcard patterns are filled in by `ActionIds::assign`.
-        actions: Actions {
-            negated,
-            ..Actions::default()
-        },
+        actions_negated: negated,
+        actions_exact: smallvec::SmallVec::new(),
+        actions_wild: smallvec::SmallVec::new(),
         resources: resources.patterns,
         resources_negated: resources.negated,
         principal,

@@ -119,10 +119,16 @@ impl Stmt {
     fn applies(&self, ctx: &EvalCtx<'_>, flags: u32) -> bool {
         let req = ctx.req;
         if flags & KNOWN_ACTION == 0 {
-            let a = &self.actions;
-            let action_hit = ctx.action_id.is_some_and(|id| a.exact_ids.contains(&id))
-                || a.wild.iter().any(|p| p.matches_bytes(ctx.action));
-            if action_hit == a.negated {
+            // Wildcards first: a candidate reached through its service has one that can
+            // match, and they are on the line read next.
+            let action_hit = self
+                .actions_wild
+                .iter()
+                .any(|p| p.matches_bytes(ctx.action))
+                || ctx
+                    .action_id
+                    .is_some_and(|id| self.actions_exact.contains(&id));
+            if action_hit == self.actions_negated {
                 return false;
             }
         }

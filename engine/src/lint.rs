@@ -301,7 +301,7 @@ fn is_write_action(action_text: &str) -> bool {
 fn statement_findings(cx: &mut Ctx<'_>, s: &Stmt, break_glass: bool) {
     let allow = s.cold.info.effect == Effect::Allow;
     let actions: Vec<String> = s.cold.actions.iter().map(|p| p.text()).collect();
-    if allow && !s.actions.negated {
+    if allow && !s.actions_negated {
         if actions.iter().any(|a| a == "*") {
             cx.add(
                 s,
@@ -345,7 +345,7 @@ fn statement_findings(cx: &mut Ctx<'_>, s: &Stmt, break_glass: bool) {
             }
         }
     }
-    if allow && s.actions.negated {
+    if allow && s.actions_negated {
         cx.add(s, Severity::SecurityWarning, "ALLOW_WITH_NOT_ACTION",
             "Allow with `NotAction` grants every action not listed, including ones added to services later".into(),
             "use `Action` with the actions to allow");
@@ -530,8 +530,8 @@ fn redundant_statements(cx: &mut Ctx<'_>) {
                 let sb = set.statements.get(b as usize)?;
                 let same_shape = sa.cold.info.effect == sb.cold.info.effect
                     && sa.cold.condition_digest == sb.cold.condition_digest
-                    && !sa.actions.negated
-                    && !sb.actions.negated
+                    && !sa.actions_negated
+                    && !sb.actions_negated
                     && !sa.resources_negated
                     && !sb.resources_negated
                     && sa.principal.is_none()

@@ -78,18 +78,6 @@ pub struct ResourceAttachment {
     pub policies: Vec<String>,
 }
 
-/// `Action` / `NotAction`, as a decision reads it (every pattern as written is kept in
-/// [`Cold::actions`]).
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Actions {
-    pub(crate) negated: bool,
-    /// The [`ActionIds`] of the wildcard-free patterns, inline: matching them is an integer
-    /// comparison that touches no other memory.
-    pub(crate) exact_ids: smallvec::SmallVec<[u32; 4]>,
-    /// The patterns with wildcards, the first inline.
-    pub(crate) wild: smallvec::SmallVec<[Pattern; 1]>,
-}
-
 /// One `Resource` / `NotResource` entry.
 #[derive(Debug, Clone)]
 pub(crate) enum ResPat {
@@ -115,16 +103,16 @@ pub(crate) struct Principals {
     pub(crate) roles: Box<[Pattern]>,
 }
 
-/// A compiled statement. What a decision reads first (effect, action ids, the first
-/// resource pattern) is inline; the statement's location, which only the outcome needs, is
-/// boxed to keep statements small and dense in memory.
+/// A compiled statement. What a decision reads is inline, what only the outcome, the
+/// linter and the index builder read is boxed ([`Cold`]), to keep statements small and
+/// dense in memory.
 #[derive(Debug, Clone)]
-// Each statement starts a cache line, in the order a decision reads them: the first line
-// holds the resource patterns and the conditions, all that a candidate whose action the
-// index already matched needs (its index entry carries its effect, whether its resources
-// are negated and whether it has a principal); the second its outcome (obligations,
-// location), a principal, and what the scan reads; then the actions, read only for
-// candidates that the index did not match by exact action.
+// Three cache lines, in the order a decision reads them. The first holds the resource
+// patterns and the conditions: all that a candidate whose action the index matched reads
+// (its index entry carries its effect, whether its resources are negated and whether it
+// has a principal). The second the wildcard action patterns, which a candidate reached
+// through its service or a wildcard is checked against, and the obligations, which the
+// outcome reads; the third the rest.
 #[repr(C, align(64))]
 pub(crate) struct Stmt {
     /// The `Resource` / `NotResource` patterns (which: `resources_negated`), inline for the
@@ -132,14 +120,20 @@ pub(crate) struct Stmt {
     pub(crate) resources: smallvec::SmallVec<[ResPat; 1]>,
     /// Out of line: read only for statements whose action and resource match.
     pub(crate) conditions: Box<[Condition]>,
-    pub(crate) effect: crate::types::Effect,
-    pub(crate) resources_negated: bool,
-    pub(crate) principal: Option<Box<Principals>>,
+    /// The `Action` / `NotAction` patterns with wildcards (which: `actions_negated`), the
+    /// first inline (every pattern as written is kept in [`Cold::actions`]).
+    pub(crate) actions_wild: smallvec::SmallVec<[Pattern; 1]>,
     /// The statement's obligations, a range of the set's list: read with the outcome of
     /// every decision this statement determines, so kept here rather than in [`Cold`].
     pub(crate) obligations: std::ops::Range<u32>,
+    pub(crate) effect: crate::types::Effect,
+    pub(crate) resources_negated: bool,
+    pub(crate) actions_negated: bool,
+    /// The [`ActionIds`] of the wildcard-free action patterns: matching them is an integer
+    /// comparison.
+    pub(crate) actions_exact: smallvec::SmallVec<[u32; 4]>,
+    pub(crate) principal: Option<Box<Principals>>,
     pub(crate) cold: Box<Cold>,
-    pub(crate) actions: Actions,
 }
 
 /// What only the outcome, the linter and the index builder read.
@@ -765,14 +759,14 @@ impl ActionIds {
                 .filter(|p| p.is_exact())
                 .filter_map(|p| ids.actions.get(p.literal_prefix().as_bytes()).map(|e| e.0))
                 .collect();
-            s.actions.wild = s
+            s.actions_wild = s
                 .cold
                 .actions
                 .iter()
                 .filter(|p| !p.is_exact())
                 .cloned()
                 .collect();
-            s.actions.exact_ids = exact;
+            s.actions_exact = exact;
         }
         ids
     }
@@ -807,7 +801,7 @@ impl ActionIds {
     }
 
     fn placement(&self, s: &Stmt) -> Placement {
-        if s.actions.negated {
+        if s.actions_negated {
             return Placement::Wildcard;
         }
         let (mut exact, mut services) = (Vec::new(), Vec::new());
@@ -1072,6 +1066,19 @@ mod tests {
         assert!(!set.reads_context_key("pdp:RiskLevel"));
         // Resource patterns are not conditions.
         assert!(!set.reads_context_key("pdp:DeviceId"));
+    }
+
+    #[test]
+    fn statements_keep_their_fields_on_the_lines_a_decision_reads() {
+        use std::mem::offset_of;
+        type S = super::Stmt;
+        let end = |offset: usize, size: usize| offset + size;
+        // Line 1: what a candidate matched by exact action reads.
+        assert!(end(offset_of!(S, conditions), 16) <= 64);
+        // Line 2: wildcard actions and obligations.
+        assert!(offset_of!(S, actions_wild) >= 64);
+        assert!(end(offset_of!(S, obligations), 8) <= 128);
+        assert_eq!(std::mem::size_of::<S>(), 192);
     }
 
     #[test]
