@@ -8,7 +8,7 @@ use crate::keys::EvalCtx;
 use crate::pattern::{fold, fold_into, glob, FOLD_BUF};
 use crate::request::Request;
 use crate::set::{
-    admits, entry_flags, flags_of, CAttachment, Index, PolicySet, Principals, ResPat, Stmt, DENY,
+    admits, entry_flags, stmt_flags, CAttachment, Index, PolicySet, Principals, ResPat, Stmt, DENY,
     ENTRY, HAS_PRINCIPAL, KNOWN_ACTION, NOT_RESOURCE,
 };
 use crate::types::{Decision, Effect, Reason};
@@ -88,22 +88,32 @@ struct ActionKey<'r> {
 }
 
 impl Index {
-    /// Calls `f` with every statement that could match the action (a statement may come
-    /// twice when both its exact action and its service pattern match).
-    ///
-    /// `f` also gets the entry's flags ([`crate::set::ENTRY_FLAGS`]: the statement's
-    /// effect, whether the index knows that it matches the action, ...), so that the parts
-    /// of the statement they answer for need not be read; `None` when scanning.
-    fn each(&self, key: ActionKey<'_>, mut f: impl FnMut(u32, Option<u32>)) {
+    /// Calls `f` with every statement of `statements` that could match the action, its id
+    /// and its entry's flags ([`crate::set::ENTRY_FLAGS`]: its effect, whether the index
+    /// knows that it matches the action, …), so that the parts of the statement they answer
+    /// for need not be read. A statement may come twice when both its exact action and its
+    /// service pattern match. When scanning, every statement comes, with the flags of a
+    /// wildcard entry.
+    fn each<'s>(
+        &self,
+        statements: &'s [Stmt],
+        key: ActionKey<'_>,
+        mut f: impl FnMut(u32, &'s Stmt, u32),
+    ) {
         if key.lookup == Lookup::Scan {
-            self.all().iter().for_each(|&id| f(id, None));
+            for &id in self.all() {
+                if let Some(s) = statements.get(id as usize) {
+                    f(id, s, stmt_flags(s));
+                }
+            }
             return;
         }
         let mut visit = |entries: &[u32]| {
             for e in entries.chunks_exact(ENTRY) {
-                if let Some(&id) = e.first() {
-                    if admits(e, key.resource) {
-                        f(id, Some(entry_flags(e)));
+                let Some(&id) = e.first() else { continue };
+                if admits(e, key.resource) {
+                    if let Some(s) = statements.get(id as usize) {
+                        f(id, s, entry_flags(e));
                     }
                 }
             }
@@ -262,14 +272,11 @@ impl PolicySet {
         };
         let mut acc = Acc::default();
 
-        self.guardrails.each(key, |id, flags| {
-            if let Some(s) = self.stmt(id) {
-                let flags = flags.unwrap_or_else(|| flags_of(s));
-                if s.applies(&ctx, flags) {
-                    match effect(flags) {
-                        Effect::Deny => push_unique(&mut acc.denies, id),
-                        Effect::Allow => push_unique(&mut acc.guard_allows, id),
-                    }
+        self.guardrails.each(&self.statements, key, |id, s, flags| {
+            if s.applies(&ctx, flags) {
+                match effect(flags) {
+                    Effect::Deny => push_unique(&mut acc.denies, id),
+                    Effect::Allow => push_unique(&mut acc.guard_allows, id),
                 }
             }
         });
@@ -295,16 +302,13 @@ impl PolicySet {
             if !pattern.matches(&request.resource.id) {
                 continue;
             }
-            index.each(key, |id, flags| {
-                if let Some(s) = self.stmt(id) {
-                    let flags = flags.unwrap_or_else(|| flags_of(s));
-                    if s.applies(&ctx, flags) {
-                        match effect(flags) {
-                            Effect::Deny => push_unique(&mut acc.denies, id),
-                            Effect::Allow => {
-                                allowed = true;
-                                push_unique(&mut acc.allows, id);
-                            }
+            index.each(&self.statements, key, |id, s, flags| {
+                if s.applies(&ctx, flags) {
+                    match effect(flags) {
+                        Effect::Deny => push_unique(&mut acc.denies, id),
+                        Effect::Allow => {
+                            allowed = true;
+                            push_unique(&mut acc.allows, id);
                         }
                     }
                 }
@@ -336,27 +340,21 @@ impl PolicySet {
         acc: &mut Acc,
     ) -> bool {
         let mut allows = Ids::new();
-        att.identity.each(key, |id, flags| {
-            if let Some(s) = self.stmt(id) {
-                let flags = flags.unwrap_or_else(|| flags_of(s));
-                if acc.memo.applies(id, s, ctx, flags) {
-                    match effect(flags) {
-                        Effect::Deny => push_unique(&mut acc.denies, id),
-                        Effect::Allow => push_unique(&mut allows, id),
-                    }
+        att.identity.each(&self.statements, key, |id, s, flags| {
+            if acc.memo.applies(id, s, ctx, flags) {
+                match effect(flags) {
+                    Effect::Deny => push_unique(&mut acc.denies, id),
+                    Effect::Allow => push_unique(&mut allows, id),
                 }
             }
         });
         if let Some(boundary) = &att.boundary {
             let mut boundary_allows = Ids::new();
-            boundary.each(key, |id, flags| {
-                if let Some(s) = self.stmt(id) {
-                    let flags = flags.unwrap_or_else(|| flags_of(s));
-                    if acc.memo.applies(id, s, ctx, flags) {
-                        match effect(flags) {
-                            Effect::Deny => push_unique(&mut acc.denies, id),
-                            Effect::Allow => push_unique(&mut boundary_allows, id),
-                        }
+            boundary.each(&self.statements, key, |id, s, flags| {
+                if acc.memo.applies(id, s, ctx, flags) {
+                    match effect(flags) {
+                        Effect::Deny => push_unique(&mut acc.denies, id),
+                        Effect::Allow => push_unique(&mut boundary_allows, id),
                     }
                 }
             });

@@ -58,17 +58,24 @@ struct Probe {
     bytes: [u8; 8],
 }
 
+/// The last (up to) eight bytes of `text`, zero-padded, and how many there are.
+fn last_eight(text: &str) -> ([u8; 8], usize) {
+    let p = text.as_bytes();
+    let n = p.len().min(8);
+    let mut bytes = [0u8; 8];
+    for (dst, src) in bytes.iter_mut().zip(p.iter().skip(p.len() - n)) {
+        *dst = *src;
+    }
+    (bytes, n)
+}
+
 impl Probe {
+    /// A probe on the last (up to) eight bytes of `literal_prefix`, which every match
+    /// starts with.
     fn new(literal_prefix: &str, min_len: usize, max_len: Option<usize>) -> Self {
-        let p = literal_prefix.as_bytes();
-        let n = p.len().min(8);
-        let at = p.len() - n;
-        let mut bytes = [0u8; 8];
-        for (dst, src) in bytes.iter_mut().zip(p.iter().skip(at)) {
-            *dst = *src;
-        }
+        let (bytes, n) = last_eight(literal_prefix);
         // Out-of-range figures only weaken the check: a smaller minimum, no maximum, no bytes.
-        let (at, n) = match u16::try_from(at) {
+        let (at, n) = match u16::try_from(literal_prefix.len() - n) {
             Ok(at) => (at, n),
             Err(_) => (0, 0),
         };
@@ -87,12 +94,7 @@ impl Probe {
 
     /// A probe on the last (up to) eight bytes of `suffix`, which every match ends with.
     fn suffix(suffix: &str, min_len: usize) -> Self {
-        let p = suffix.as_bytes();
-        let n = p.len().min(8);
-        let mut bytes = [0u8; 8];
-        for (dst, src) in bytes.iter_mut().zip(p.iter().skip(p.len() - n)) {
-            *dst = *src;
-        }
+        let (bytes, n) = last_eight(suffix);
         Probe {
             min_len: u16::try_from(min_len).unwrap_or(u16::MAX),
             max_len: u16::MAX,
@@ -393,7 +395,7 @@ pub(crate) fn fold(text: &str) -> compact_str::CompactString {
 /// The longest text [`fold_into`] folds in place.
 pub(crate) const FOLD_BUF: usize = 64;
 
-/// Folds ASCII text of up to [`FOLD_BUF`] bytes into `buf`, eight bytes at a time; `None`
+/// Folds ASCII text of up to [`FOLD_BUF`] bytes into `buf`, on the caller's stack; `None`
 /// for other text (fold it with [`fold`]). The result is ASCII, so valid UTF-8, but is
 /// handed out as bytes: checking that again costs more than the folding.
 pub(crate) fn fold_into<'b>(text: &str, buf: &'b mut [u8; FOLD_BUF]) -> Option<&'b [u8]> {
@@ -402,26 +404,10 @@ pub(crate) fn fold_into<'b>(text: &str, buf: &'b mut [u8; FOLD_BUF]) -> Option<&
     if n > FOLD_BUF || !text.is_ascii() {
         return None;
     }
-    buf.get_mut(..n)?.copy_from_slice(src);
-    let words = buf.get_mut(..n.div_ceil(8) * 8)?;
-    for chunk in words.chunks_exact_mut(8) {
-        let w = u64::from_le_bytes(<[u8; 8]>::try_from(&*chunk).ok()?);
-        chunk.copy_from_slice(&lower_ascii_word(w).to_le_bytes());
-    }
-    buf.get(..n)
-}
-
-/// Lower-cases the ASCII letters among eight ASCII bytes: a byte gets 0x20 added when it is
-/// at least `A` and below `[`.
-#[inline(always)]
-fn lower_ascii_word(w: u64) -> u64 {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    // Each byte is below 0x80, so these additions carry into their own high bit only.
-    let at_least_a = w + ONES * (0x80 - u64::from(b'A'));
-    let above_z = w + ONES * (0x80 - u64::from(b'Z') - 1);
-    let upper = at_least_a & !above_z & HIGH;
-    w | (upper >> 2)
+    let folded = buf.get_mut(..n)?;
+    folded.copy_from_slice(src);
+    folded.make_ascii_lowercase();
+    Some(folded)
 }
 
 /// Eight bytes of `s` from `at` as a little-endian word, when they are all there.

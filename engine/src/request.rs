@@ -5,14 +5,14 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use chrono::{DateTime, Utc};
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Serialize, Serializer};
 
 /// The text type of requests: strings of up to 24 bytes (most actions, role names, subject
 /// ids, context keys and values) are stored inline, so reading a request touches fewer
 /// cache lines and decoding one allocates less. Built from `&str` and `String` with
 /// `.into()`, read as `&str`.
 pub type Text = compact_str::CompactString;
-use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
-use serde::{Deserialize, Serialize, Serializer};
 
 /// A decision request: may `subject` perform `action` on `resource`, given `context`?
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]

@@ -189,7 +189,8 @@ pub(crate) fn entry_flags(entry: &[u32]) -> u32 {
     entry.get(3).map_or(0, |meta| meta & ENTRY_FLAGS)
 }
 
-/// The flags of an index entry for `stmt` ([`ENTRY_FLAGS`] but `KNOWN_ACTION`).
+/// The flags of an index entry for `stmt` ([`ENTRY_FLAGS`] but `KNOWN_ACTION`), as the
+/// scan, which reads no entries, also evaluates statements with.
 pub(crate) fn stmt_flags(stmt: &Stmt) -> u32 {
     let mut flags = 0;
     if stmt.effect == crate::types::Effect::Deny {
@@ -202,12 +203,6 @@ pub(crate) fn stmt_flags(stmt: &Stmt) -> u32 {
         flags |= HAS_PRINCIPAL;
     }
     flags
-}
-
-/// The flags an index entry would have for `stmt` as a wildcard entry (for evaluating a
-/// statement outside an index: the scan).
-pub(crate) fn flags_of(stmt: &Stmt) -> u32 {
-    stmt_flags(stmt)
 }
 
 /// A statement's resource prefilter, kept in its index entries so most statements that
@@ -889,76 +884,51 @@ pub(crate) fn revision_of(docs: &mut [(String, [u8; 32])], bindings: &Bindings) 
     digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
 }
 
-/// Appends an unambiguous encoding of a JSON value's structure (cheaper than serializing
-/// it: no escaping, no number formatting).
-/// Where [`encode`] writes: a hasher, through a small buffer.
+/// Where [`encode`] writes: a hasher.
 trait Sink {
     fn put(&mut self, bytes: &[u8]);
 }
 
-/// Feeds SHA-256 in blocks of a few KiB, without growing a copy of the whole document.
-struct ShaSink {
-    hasher: Sha256,
-    buf: [u8; 4096],
-    len: usize,
-}
-
-impl Sink for ShaSink {
-    fn put(&mut self, bytes: &[u8]) {
-        if self.len + bytes.len() > self.buf.len() {
-            self.hasher
-                .update(self.buf.get(..self.len).unwrap_or_default());
-            self.len = 0;
-            if bytes.len() > self.buf.len() {
-                self.hasher.update(bytes);
-                return;
-            }
-        }
-        if let Some(dst) = self.buf.get_mut(self.len..self.len + bytes.len()) {
-            dst.copy_from_slice(bytes);
-            self.len += bytes.len();
-        }
-    }
-}
-
+/// Feeds an unambiguous encoding of a JSON value's structure to `out` (cheaper than
+/// serializing it: no escaping, no number formatting, no copy of the document).
 fn encode(out: &mut impl Sink, v: &serde_json::Value) {
     use serde_json::Value as J;
-    let len = |out: &mut dyn FnMut(&[u8]), n: usize| out(&(n as u64).to_le_bytes());
-    let mut put = |b: &[u8]| out.put(b);
+    fn len(out: &mut impl Sink, n: usize) {
+        out.put(&(n as u64).to_le_bytes());
+    }
     match v {
-        J::Null => put(b"n"),
-        J::Bool(true) => put(b"t"),
-        J::Bool(false) => put(b"f"),
+        J::Null => out.put(b"n"),
+        J::Bool(true) => out.put(b"t"),
+        J::Bool(false) => out.put(b"f"),
         J::Number(n) => {
-            put(b"#");
             if let Some(i) = n.as_i64() {
-                put(b"i");
-                put(&i.to_le_bytes());
+                out.put(b"#i");
+                out.put(&i.to_le_bytes());
             } else if let Some(u) = n.as_u64() {
-                put(b"u");
-                put(&u.to_le_bytes());
+                out.put(b"#u");
+                out.put(&u.to_le_bytes());
             } else {
-                put(b"f");
-                put(&n.as_f64().unwrap_or_default().to_bits().to_le_bytes());
+                out.put(b"#f");
+                out.put(&n.as_f64().unwrap_or_default().to_bits().to_le_bytes());
             }
         }
         J::String(s) => {
-            put(b"s");
-            len(&mut put, s.len());
-            put(s.as_bytes());
+            out.put(b"s");
+            len(out, s.len());
+            out.put(s.as_bytes());
         }
         J::Array(a) => {
-            put(b"[");
-            len(&mut put, a.len());
+            out.put(b"[");
+            len(out, a.len());
             for item in a {
                 encode(out, item);
             }
         }
         J::Object(m) => {
-            put(b"{");
-            len(&mut put, m.len());
+            out.put(b"{");
+            len(out, m.len());
             for (k, item) in m {
-                out.put(&(k.len() as u64).to_le_bytes());
+                len(out, k.len());
                 out.put(k.as_bytes());
                 encode(out, item);
             }
@@ -968,19 +938,15 @@ fn encode(out: &mut impl Sink, v: &serde_json::Value) {
 
 /// A SHA-256 digest of a document's structure.
 pub(crate) fn document_digest(v: &serde_json::Value) -> [u8; 32] {
-    let mut sink = ShaSink {
-        hasher: Sha256::new(),
-        buf: [0; 4096],
-        len: 0,
-    };
+    let mut sink = Sha256::new();
     encode(&mut sink, v);
-    let ShaSink {
-        mut hasher,
-        buf,
-        len,
-    } = sink;
-    hasher.update(buf.get(..len).unwrap_or_default());
-    hasher.finalize().into()
+    sink.finalize().into()
+}
+
+impl Sink for Sha256 {
+    fn put(&mut self, bytes: &[u8]) {
+        self.update(bytes);
+    }
 }
 
 /// A 64-bit digest of a JSON value's structure, for telling apart values in the linter.
@@ -1088,11 +1054,13 @@ mod tests {
             stmt <= 256,
             "Stmt is {stmt} bytes (four cache lines at most)"
         );
+        // A condition is one cache line: a statement's conditions are read one line each.
+        let condition = std::mem::size_of::<crate::condition::Condition>();
+        assert!(condition <= 64, "Condition is {condition} bytes");
         eprintln!(
-            "Stmt {stmt} ResPat {} Pattern {} Condition {}",
+            "Stmt {stmt} ResPat {} Pattern {} Condition {condition}",
             std::mem::size_of::<super::ResPat>(),
             std::mem::size_of::<crate::pattern::Pattern>(),
-            std::mem::size_of::<crate::condition::Condition>()
         );
     }
 }
