@@ -19,7 +19,7 @@ use criterion::{BatchSize, BenchmarkId, Criterion, Throughput};
 #[path = "workload/mod.rs"]
 mod workload;
 
-use workload::Workload;
+use workload::{fail, Workload};
 
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -30,32 +30,22 @@ const BUILDS: usize = 15;
 const TARGET_MS: f64 = 20.0;
 
 fn main() {
-    let quick = std::env::var("PDP_BENCH_QUICK").is_ok_and(|v| !v.is_empty() && v != "0");
-    let bench_mode = std::env::args().any(|a| a == "--bench");
-
+    let mode = workload::Mode::current();
     let mut loaded = Vec::new();
     for s in workload::SIZES {
-        let workload = match workload::load_size(s) {
-            Ok(w) => w,
-            Err(e) => fail(&e),
-        };
-        match workload.build() {
-            Ok(set) if set.statement_count() == workload.statements => {}
-            Ok(set) => fail(&format!(
+        let (workload, set) = workload::load_built(s).unwrap_or_else(|e| fail(&e));
+        if set.statement_count() != workload.statements {
+            fail(&format!(
                 "{}: the set has {} statements, the file declares {}",
                 workload.origin,
                 set.statement_count(),
                 workload.statements
-            )),
-            Err(e) => fail(&format!(
-                "{}: the set does not compile: {e}",
-                workload.origin
-            )),
+            ));
         }
         loaded.push((s, workload));
     }
 
-    if !quick {
+    if !mode.quick {
         let mut c = Criterion::default().configure_from_args();
         let mut group = c.benchmark_group("compile");
         group.sample_size(20);
@@ -72,16 +62,11 @@ fn main() {
         group.finish();
         c.final_summary();
     }
-    if quick || bench_mode {
+    if mode.report() {
         report(&loaded);
     } else {
         println!("(not run with --bench: report skipped)");
     }
-}
-
-fn fail(message: &str) -> ! {
-    eprintln!("error: {message}");
-    std::process::exit(1)
 }
 
 /// Sorted build times of `BUILDS` builds (bindings cloned outside the timed region; the set

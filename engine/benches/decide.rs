@@ -27,7 +27,7 @@ use pdp_engine::{Decision, PolicySet, Request};
 #[path = "workload/mod.rs"]
 mod workload;
 
-use workload::Workload;
+use workload::{fail, Workload};
 
 /// Counts live heap bytes, for the memory-per-statement figure, over mimalloc, the allocator
 /// the `pdp` binary uses. Its bookkeeping slows allocation, so compile time is measured by
@@ -45,22 +45,10 @@ struct Loaded {
 }
 
 fn main() {
-    let quick = std::env::var("PDP_BENCH_QUICK").is_ok_and(|v| !v.is_empty() && v != "0");
-    let bench_mode = std::env::args().any(|a| a == "--bench");
-
+    let mode = workload::Mode::current();
     let mut loaded = Vec::new();
     for s in workload::SIZES {
-        let workload = match workload::load_size(s) {
-            Ok(w) => w,
-            Err(e) => fail(&e),
-        };
-        let set = match workload.build() {
-            Ok(set) => set,
-            Err(e) => fail(&format!(
-                "{}: the set does not compile: {e}",
-                workload.origin
-            )),
-        };
+        let (workload, set) = workload::load_built(s).unwrap_or_else(|e| fail(&e));
         let check = workload.check(&set, 10);
         if !check.ok() {
             fail(&check.summary(&workload.origin));
@@ -74,21 +62,16 @@ fn main() {
         loaded.push(Loaded { s, workload, set });
     }
 
-    if !quick {
+    if !mode.quick {
         let mut c = Criterion::default().configure_from_args();
         criterion_groups(&mut c, &loaded);
         c.final_summary();
     }
-    if quick || bench_mode {
+    if mode.report() {
         report(&loaded);
     } else {
         println!("(not run with --bench: report skipped)");
     }
-}
-
-fn fail(message: &str) -> ! {
-    eprintln!("error: {message}");
-    std::process::exit(1)
 }
 
 fn criterion_groups(c: &mut Criterion, loaded: &[Loaded]) {

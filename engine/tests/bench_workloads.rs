@@ -7,10 +7,7 @@
 mod workload;
 
 fn run(s: usize) {
-    let w = workload::load_size(s).unwrap_or_else(|e| panic!("{e}"));
-    let set = w
-        .build()
-        .unwrap_or_else(|e| panic!("{}: the set does not compile: {e}", w.origin));
+    let (w, set) = workload::load_built(s).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(
         set.statement_count(),
         w.statements,

@@ -341,6 +341,46 @@ fn describe(r: &Request) -> String {
     )
 }
 
+/// How a benchmark binary was started.
+#[derive(Debug, Clone, Copy)]
+pub struct Mode {
+    /// `PDP_BENCH_QUICK` is set (not to `0`): the report only, no criterion groups.
+    pub quick: bool,
+    /// Run with `--bench` (`cargo bench`), not by `cargo test --benches`.
+    pub bench: bool,
+}
+
+impl Mode {
+    /// The mode of this process.
+    pub fn current() -> Mode {
+        Mode {
+            quick: std::env::var("PDP_BENCH_QUICK").is_ok_and(|v| !v.is_empty() && v != "0"),
+            bench: std::env::args().any(|a| a == "--bench"),
+        }
+    }
+
+    /// Whether to print the report: always with `PDP_BENCH_QUICK`, else only under
+    /// `cargo bench` (`cargo test --benches` runs each criterion benchmark once, no report).
+    pub fn report(self) -> bool {
+        self.quick || self.bench
+    }
+}
+
+/// Prints `message` as an error and exits 1 (a benchmark that cannot load its workloads).
+pub fn fail(message: &str) -> ! {
+    eprintln!("error: {message}");
+    std::process::exit(1)
+}
+
+/// Loads workload size `s` and builds its set.
+pub fn load_built(s: usize) -> Result<(Workload, PolicySet), String> {
+    let workload = load_size(s)?;
+    let set = workload
+        .build()
+        .map_err(|e| format!("{}: the set does not compile: {e}", workload.origin))?;
+    Ok((workload, set))
+}
+
 impl Workload {
     /// Builds the set from clones of the policies and bindings.
     pub fn build(&self) -> Result<PolicySet, String> {
