@@ -247,21 +247,8 @@ impl<const N: usize> Bytes for smallvec::SmallVec<[u8; N]> {
 }
 
 /// Appends `n` in decimal.
-fn push_u64(out: &mut impl Bytes, mut n: u64) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        if let Some(d) = digits.get_mut(at) {
-            // `n % 10` is below 10.
-            *d = b'0' + (n % 10) as u8;
-        }
-        n /= 10;
-        if n == 0 || at == 0 {
-            break;
-        }
-    }
-    out.put(digits.get(at..).unwrap_or_default());
+fn push_u64(out: &mut impl Bytes, n: u64) {
+    out.put(itoa::Buffer::new().format(n).as_bytes());
 }
 
 /// A checkpoint: the chain's head at `seq`, signed.

@@ -140,11 +140,6 @@ fn decision_id() -> String {
     uuid::Uuid::from_u64_pair(prefix, COUNTER.fetch_add(1, Ordering::Relaxed)).to_string()
 }
 
-/// A determining statement as `policy#sid` (`policy[index]` without a Sid).
-fn statement_id(s: &pb::StatementRef) -> String {
-    crate::audit::statement_id(&s.policy, &s.sid, s.index)
-}
-
 /// Whether a batch stops after an item that was (or was not) allowed, under `semantic`
 /// (the AuthZEN `evaluations_semantic`; a failed item counts as a deny).
 pub fn batch_stops(semantic: pb::BatchSemantic, allowed: bool) -> bool {
@@ -255,7 +250,7 @@ impl Authorizer {
                     },
                 ),
                 KeyValue::new("pdp.reason", reason_label(response.reason())),
-                KeyValue::new("pdp.action", d.action.clone()),
+                KeyValue::new("pdp.action", d.action.to_string()),
                 KeyValue::new("pdp.policy.revision", response.policy_revision.clone()),
                 KeyValue::new("pdp.cache.hit", d.cached),
                 KeyValue::new(
@@ -264,7 +259,11 @@ impl Authorizer {
                         response
                             .determining
                             .iter()
-                            .map(|s| opentelemetry::StringValue::from(statement_id(s)))
+                            .map(|s| {
+                                opentelemetry::StringValue::from(crate::audit::statement_id(
+                                    &s.policy, &s.sid, s.index,
+                                ))
+                            })
                             .collect::<Vec<_>>()
                             .into(),
                     ),
@@ -362,9 +361,15 @@ impl Authorizer {
                         .inc();
                     tracing::debug!(reason = "REASON_INVALID_IDENTITY", "{message}");
                     if let Some(d) = described {
-                        d.subject = parts.subject.map(|s| s.id.clone()).unwrap_or_default();
-                        parts.action.clone_into(&mut d.action);
-                        d.resource = parts.resource.map(|r| r.id.clone()).unwrap_or_default();
+                        d.subject = parts
+                            .subject
+                            .map(|s| s.id.as_str().into())
+                            .unwrap_or_default();
+                        d.action = parts.action.into();
+                        d.resource = parts
+                            .resource
+                            .map(|r| r.id.as_str().into())
+                            .unwrap_or_default();
                     }
                     return Ok(convert::invalid_identity(
                         &message,
@@ -515,9 +520,10 @@ impl Authorizer {
 #[derive(Debug, Default)]
 struct Described {
     time: chrono::DateTime<chrono::Utc>,
-    subject: String,
-    action: String,
-    resource: String,
+    // The request's own text, moved here at its last use (no copy).
+    subject: pdp_engine::Text,
+    action: pdp_engine::Text,
+    resource: pdp_engine::Text,
     cached: bool,
 }
 
@@ -737,9 +743,9 @@ fn logged(
     );
     // The request's last use: its strings move into the description.
     if let Some(d) = described {
-        d.subject = std::mem::take(&mut request.subject.id).into_string();
-        d.action = std::mem::take(&mut request.action).into_string();
-        d.resource = std::mem::take(&mut request.resource.id).into_string();
+        d.subject = std::mem::take(&mut request.subject.id);
+        d.action = std::mem::take(&mut request.action);
+        d.resource = std::mem::take(&mut request.resource.id);
         d.cached = cached;
     }
     response
