@@ -158,9 +158,11 @@ pub(crate) struct Cold {
 /// `[n_keys, n_wild, n_all, 0, keys × n_keys, ends × n_keys, wild entries,
 /// group entries…, all ids]`. Group `i` holds the entries from `ends[i - 1]` (0 for the
 /// first) to `ends[i]`, counted in entries from the first group entry. An exact action's
-/// group also holds its service's group (the statements whose wildcard patterns name
-/// that service), so a lookup searches the keys once: for the action, or, when this
-/// attachment names no statement with it exactly, for its service.
+/// group also holds the statements of its service's group (those whose wildcard patterns
+/// name that service) that match the action, all marked [`KNOWN_ACTION`], so a lookup
+/// searches the keys once (for the action, or, when this attachment names no statement
+/// with it exactly, for its service) and a decision for a named action matches no action
+/// patterns but those of wildcard entries that are not `*`.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Index {
     pub(crate) data: Box<[u32]>,
@@ -272,14 +274,17 @@ impl Index {
     }
 
     /// Lays out an index from sorted, deduplicated `(key, statement)` pairs (`services`
-    /// keyed by service id), the wildcard statements and all statements; `service_of` gives
-    /// an exact action's service id.
+    /// keyed by service id), the wildcard statements and all statements. `actions` says of
+    /// an exact action its service and whether a statement's actions match it (whose text
+    /// is known here, so a statement under the action's service that cannot match it is
+    /// left out of the action's group, and one that does is marked [`KNOWN_ACTION`]), and
+    /// whether a statement's actions match every action (a wildcard entry then marked so).
     fn build(
         exact: &[(u32, u32)],
         services: &[(u32, u32)],
         wildcard: &[u32],
         all: &[u32],
-        service_of: impl Fn(u32) -> Option<u32>,
+        actions: &impl ActionFacts,
         prefilter_of: impl Fn(u32) -> [u32; 3],
     ) -> Self {
         let to_u32 = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
@@ -294,25 +299,36 @@ impl Index {
         let mut groups: Vec<Group<'_>> = Vec::new();
         for group in exact.chunk_by(|a, b| a.0 == b.0) {
             let key = group.first().map_or(0, |(k, _)| *k);
-            let under_service = service_of(key).map_or(&[][..], service_group);
+            let under_service = actions.service_of(key).map_or(&[][..], service_group);
             groups.push((key, group, under_service));
         }
         for group in services.chunk_by(|a, b| a.0 == b.0) {
             let key = group.first().map_or(0, |(k, _)| *k);
             groups.push((key | SERVICE_KEY, &[], group));
         }
-        // A statement both named exactly and under the service is listed once, as named.
+        // A statement both named exactly and under the service is listed once, as named;
+        // under an exact action, only the service's statements that match the action.
         fn extra<'a>(
+            key: u32,
             exact: &'a [(u32, u32)],
             service: &'a [(u32, u32)],
-        ) -> impl Iterator<Item = &'a (u32, u32)> + 'a {
+            actions: &'a impl ActionFacts,
+        ) -> impl Iterator<Item = u32> + 'a {
             service
                 .iter()
                 .filter(move |(_, id)| exact.binary_search_by_key(id, |(_, i)| *i).is_err())
+                .filter(move |(_, id)| actions.statement_matches(*id, key))
+                .map(|(_, id)| *id)
         }
         let sizes: Vec<usize> = groups
             .iter()
-            .map(|(_, e, s)| e.len() + extra(e, s).count())
+            .map(|(key, e, s)| {
+                if key & SERVICE_KEY == 0 {
+                    e.len() + extra(*key, e, s, actions).count()
+                } else {
+                    s.len()
+                }
+            })
             .collect();
         let entries: usize = sizes.iter().sum();
         let mut data = Vec::with_capacity(
@@ -336,14 +352,20 @@ impl Index {
             data.extend([id, lo, hi, meta | known]);
         };
         for &id in wildcard {
-            entry(&mut data, id, false);
+            entry(&mut data, id, actions.statement_matches_any(id));
         }
-        for (_, exact, service) in &groups {
+        for (key, exact, service) in &groups {
+            if key & SERVICE_KEY != 0 {
+                for &(_, id) in *service {
+                    entry(&mut data, id, false);
+                }
+                continue;
+            }
             for &(_, id) in *exact {
                 entry(&mut data, id, true);
             }
-            for &(_, id) in extra(exact, service) {
-                entry(&mut data, id, false);
+            for id in extra(*key, exact, service, actions) {
+                entry(&mut data, id, true);
             }
         }
         data.extend_from_slice(all);
@@ -729,8 +751,44 @@ pub(crate) struct ActionIds {
     /// a statement names needs one lookup).
     pub(crate) actions: ByteMap<(u32, Option<u32>)>,
     pub(crate) services: ByteMap<u32>,
-    /// The service id of each action id (for building indexes).
-    pub(crate) service_of: Vec<Option<u32>>,
+    /// The name and service id of each action id (for building indexes).
+    pub(crate) by_id: Vec<(Box<[u8]>, Option<u32>)>,
+}
+
+/// What building an index needs to know of actions and of statements' action patterns.
+pub(crate) trait ActionFacts {
+    /// The service id of an exact action id.
+    fn service_of(&self, action: u32) -> Option<u32>;
+    /// Whether a statement's `Action`/`NotAction` matches an exact action id.
+    fn statement_matches(&self, statement: u32, action: u32) -> bool;
+    /// Whether a statement's `Action` matches every action (it has `*`).
+    fn statement_matches_any(&self, statement: u32) -> bool;
+}
+
+impl ActionFacts for (&[Stmt], &ActionIds) {
+    fn service_of(&self, action: u32) -> Option<u32> {
+        self.1.by_id.get(action as usize).and_then(|(_, s)| *s)
+    }
+
+    fn statement_matches(&self, statement: u32, action: u32) -> bool {
+        let (Some(s), Some((name, _))) = (
+            self.0.get(statement as usize),
+            self.1.by_id.get(action as usize),
+        ) else {
+            return false;
+        };
+        // As a decision matches the action (`Stmt::applies`), for an action whose folded
+        // text is `name` and whose id is `action`.
+        let hit = s.actions_wild.iter().any(|p| p.matches_bytes(name))
+            || s.actions_exact.contains(&action);
+        hit != s.actions_negated
+    }
+
+    fn statement_matches_any(&self, statement: u32) -> bool {
+        self.0
+            .get(statement as usize)
+            .is_some_and(|s| !s.actions_negated && s.actions_wild.iter().any(Pattern::is_any))
+    }
 }
 
 /// Where a statement's action patterns place it in an index.
@@ -786,10 +844,10 @@ impl ActionIds {
                 }
             }
         }
-        ids.service_of = vec![None; ids.actions.len()];
-        for &(id, service) in ids.actions.values() {
-            if let Some(slot) = ids.service_of.get_mut(id as usize) {
-                *slot = service;
+        ids.by_id = vec![(Box::default(), None); ids.actions.len()];
+        for (name, &(id, service)) in &ids.actions {
+            if let Some(slot) = ids.by_id.get_mut(id as usize) {
+                *slot = (name.as_slice().into(), service);
             }
         }
         ids
@@ -858,7 +916,7 @@ pub(crate) fn build_index(
         &services,
         &wildcard,
         &all,
-        |action| ids.service_of.get(action as usize).copied().flatten(),
+        &(statements, ids),
         |id| {
             statements.get(id as usize).map_or([0, 0, 0], |s| {
                 let [lo, hi, meta] = prefilter(s);
@@ -1032,6 +1090,65 @@ mod tests {
         assert!(!set.reads_context_key("pdp:RiskLevel"));
         // Resource patterns are not conditions.
         assert!(!set.reads_context_key("pdp:DeviceId"));
+    }
+
+    /// The entries (statement id, whether marked [`super::KNOWN_ACTION`]) a lookup of
+    /// `action` reads in role `R`'s index, the wildcard entries last.
+    fn entries(set: &super::PolicySet, action: &str) -> Vec<(u32, bool)> {
+        let ids = &set.action_ids;
+        let (id, service) = ids
+            .actions
+            .get(action.as_bytes())
+            .map_or((None, None), |&(id, s)| (Some(id), s));
+        let service = service.or_else(|| {
+            let name = action.split(':').next().unwrap_or_default();
+            ids.services.get(name.as_bytes()).copied()
+        });
+        let index = set
+            .roles
+            .get("R")
+            .map(|a| a.identity.clone())
+            .unwrap_or_default();
+        let lookup = index.lookup(id, service).to_vec();
+        let wildcard = index.wildcard().to_vec();
+        [lookup, wildcard]
+            .iter()
+            .flat_map(|e| {
+                e.chunks_exact(super::ENTRY)
+                    .map(|e| e.to_vec())
+                    .collect::<Vec<_>>()
+            })
+            .map(|e| {
+                let id = e.first().copied().unwrap_or(u32::MAX);
+                (id, super::entry_flags(&e) & super::KNOWN_ACTION != 0)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_named_actions_group_holds_only_the_service_statements_that_match_it() {
+        let policy = r#"{"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"},
+            {"Effect": "Allow", "Action": "s3:Get*", "Resource": "*"},
+            {"Effect": "Allow", "Action": "s3:Put*", "Resource": "*"},
+            {"Effect": "Allow", "Action": "*", "Resource": "*"},
+            {"Effect": "Deny", "NotAction": "iam:*", "Resource": "*"}]}"#;
+        let set = super::PolicySet::builder()
+            .policy_json("p", policy)
+            .bindings_yaml("b", "roles: { R: { policies: [p] } }")
+            .build()
+            .unwrap_or_else(|e| unreachable!("{e}"));
+        // Named exactly: the exact statement, `s3:Get*` (both known to match, so no action
+        // pattern is read), not `s3:Put*`; then `*` (known) and the `NotAction` (checked).
+        assert_eq!(
+            entries(&set, "s3:getobject"),
+            [(0, true), (1, true), (3, true), (4, false)]
+        );
+        // Not named by any statement: the service's group, each pattern to be checked.
+        assert_eq!(
+            entries(&set, "s3:listbucket"),
+            [(1, false), (2, false), (3, true), (4, false)]
+        );
     }
 
     #[test]
