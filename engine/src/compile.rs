@@ -55,6 +55,7 @@ impl Problems<'_> {
 #[derive(Debug, Default)]
 pub(crate) struct Compiled {
     statements: Vec<Stmt>,
+    cold: Vec<Cold>,
     obligations: Vec<Obligation>,
     policies: Vec<PolicyMeta>,
     by_name: FastMap<String, usize>,
@@ -99,6 +100,7 @@ impl Compiled {
             doc,
             &mut p,
             &mut self.statements,
+            &mut self.cold,
             &mut self.obligations,
         );
         let end = u32::try_from(self.statements.len()).unwrap_or(u32::MAX);
@@ -121,6 +123,7 @@ pub(crate) fn finish(
 ) -> Result<PolicySet, CompileErrors> {
     let Compiled {
         mut statements,
+        cold,
         obligations,
         policies,
         by_name,
@@ -152,7 +155,7 @@ pub(crate) fn finish(
         }
     };
 
-    let action_ids = crate::set::ActionIds::assign(&mut statements);
+    let action_ids = crate::set::ActionIds::assign(&mut statements, &cold);
     let mut usage = Usage::default();
     let mut bp = Problems {
         file: &bindings_origin,
@@ -191,12 +194,13 @@ pub(crate) fn finish(
             let field = format!("{kind}.{name}.boundary");
             build_index(
                 &statements,
+                &cold,
                 &action_ids,
                 ids_of(std::slice::from_ref(b), &field, bp, &mut usage.identity),
             )
         });
         CAttachment {
-            identity: build_index(&statements, &action_ids, identity),
+            identity: build_index(&statements, &cold, &action_ids, identity),
             boundary,
         }
     };
@@ -254,7 +258,7 @@ pub(crate) fn finish(
             .get(*i as usize)
             .is_some_and(|s| s.effect == Effect::Allow)
     });
-    let guardrails = build_index(&statements, &action_ids, guard_ids);
+    let guardrails = build_index(&statements, &cold, &action_ids, guard_ids);
     let mut resources = Vec::new();
     for (i, r) in bindings.resources.iter().enumerate() {
         let field = format!("resources[{i}]");
@@ -269,7 +273,7 @@ pub(crate) fn finish(
         );
         resources.push((
             Pattern::new(&r.pattern, false),
-            build_index(&statements, &action_ids, ids),
+            build_index(&statements, &cold, &action_ids, ids),
         ));
     }
 
@@ -288,13 +292,13 @@ pub(crate) fn finish(
         let as_identity = identity_use.get(pi).copied().unwrap_or(false);
         let as_resource = resource_use.get(pi).copied().unwrap_or(false);
         for id in meta.statements.clone() {
-            let Some(s) = statements.get(id as usize) else {
+            let (Some(s), Some(c)) = (statements.get(id as usize), cold.get(id as usize)) else {
                 continue;
             };
             let mut p = Problems {
                 file: &meta.origin,
-                statement: Some(s.cold.info.index),
-                sid: s.cold.info.sid.as_deref(),
+                statement: Some(c.info.index),
+                sid: c.info.sid.as_deref(),
                 out: &mut errors,
             };
             if as_identity && s.principal.is_some() {
@@ -312,7 +316,7 @@ pub(crate) fn finish(
         }
     }
 
-    check_obligation_ids(&statements, &obligations, &policies, &mut errors);
+    check_obligation_ids(&cold, &obligations, &policies, &mut errors);
     if !errors.is_empty() {
         return Err(CompileErrors(errors));
     }
@@ -320,6 +324,7 @@ pub(crate) fn finish(
     let revision = revision_of(&mut digests, &bindings);
     Ok(PolicySet {
         statements,
+        cold,
         obligations,
         obligation_keys,
         policies,
@@ -352,15 +357,15 @@ fn obligation_keys(obligations: &[Obligation]) -> Vec<u32> {
 /// Obligations are deduplicated by `Id`, so one `Id` must always mean the same obligation:
 /// otherwise which one a caller receives would depend on statement order.
 fn check_obligation_ids(
-    statements: &[Stmt],
+    cold: &[Cold],
     obligations: &[Obligation],
     policies: &[PolicyMeta],
     errors: &mut Vec<CompileError>,
 ) {
     let mut first: FastMap<&str, (&Obligation, &StatementInfo)> = FastMap::default();
-    for s in statements {
-        let info = &s.cold.info;
-        for (pos, o) in s
+    for c in cold {
+        let info = &c.info;
+        for (pos, o) in c
             .obligations
             .clone()
             .filter_map(|o| obligations.get(o as usize))
@@ -403,6 +408,7 @@ fn compile_document(
     doc: &Json,
     p: &mut Problems<'_>,
     statements: &mut Vec<Stmt>,
+    cold: &mut Vec<Cold>,
     obligations: &mut Vec<Obligation>,
 ) {
     let Some(obj) = doc.as_object() else {
@@ -482,7 +488,8 @@ fn compile_document(
             &mut sp,
             obligations,
         ) {
-            statements.push(stmt);
+            statements.push(stmt.0);
+            cold.push(stmt.1);
         }
     }
 }
@@ -562,7 +569,7 @@ fn compile_statement(
     variables: bool,
     p: &mut Problems<'_>,
     obligations: &mut Vec<Obligation>,
-) -> Option<Stmt> {
+) -> Option<(Stmt, Cold)> {
     let Some(obj) = raw.as_object() else {
         p.add(None, "a statement must be an object");
         return None;
@@ -713,7 +720,8 @@ fn compile_statement(
     }
     let (negated, action_patterns) = actions?;
     let resources = resources?;
-    Some(Stmt {
+    let obligations = first_obligation..u32::try_from(obligations.len()).unwrap_or(u32::MAX);
+    let stmt = Stmt {
         effect: effect?,
         // Exact ids and wildcard patterns are filled in by `ActionIds::assign`.
         actions_negated: negated,
@@ -723,19 +731,21 @@ fn compile_statement(
         resources_negated: resources.negated,
         principal,
         conditions: conditions.into_iter().collect(),
-        obligations: first_obligation..u32::try_from(obligations.len()).unwrap_or(u32::MAX),
-        cold: Box::new(Cold {
-            info: StatementInfo {
-                policy: policy.to_owned(),
-                sid,
-                index,
-                effect: effect?,
-            },
-            actions: action_patterns,
-            condition_digest: f.condition.map_or(0, crate::set::json_digest),
-            condition_labels: condition_labels.into_boxed_str(),
-        }),
-    })
+        has_obligations: !obligations.is_empty(),
+    };
+    let cold = Cold {
+        info: StatementInfo {
+            policy: policy.to_owned(),
+            sid,
+            index,
+            effect: effect?,
+        },
+        obligations,
+        actions: action_patterns,
+        condition_digest: f.condition.map_or(0, crate::set::json_digest),
+        condition_labels: condition_labels.into_boxed_str(),
+    };
+    Some((stmt, cold))
 }
 
 fn compile_principal(negated: bool, v: &Json, p: &mut Problems<'_>) -> Option<Principals> {

@@ -9,11 +9,27 @@ use crate::pattern::{fold, fold_into, glob, FOLD_BUF};
 use crate::request::Request;
 use crate::set::{
     admits, entry_flags, stmt_flags, CAttachment, Index, PolicySet, Principals, ResPat, Stmt, DENY,
-    ENTRY, HAS_PRINCIPAL, KNOWN_ACTION, NOT_RESOURCE,
+    ENTRY, HAS_PRINCIPAL, KNOWN_ACTION, MAX_STATEMENTS, NOT_RESOURCE, OBLIGATIONS,
 };
 use crate::types::{Decision, Effect, Reason};
 
+/// Statement ids that decide, each tagged with [`OBLIGED`] when the statement has
+/// obligations.
 type Ids = SmallVec<[u32; 8]>;
+
+/// Tags an id in [`Ids`]: the statement has obligations, so the outcome reads them (and
+/// reads nothing of the others).
+const OBLIGED: u32 = 1 << 31;
+const _: () = assert!(MAX_STATEMENTS < OBLIGED as usize);
+
+/// A statement id tagged for [`Ids`] from its entry's flags.
+fn tagged(id: u32, flags: u32) -> u32 {
+    if flags & OBLIGATIONS != 0 {
+        id | OBLIGED
+    } else {
+        id
+    }
+}
 
 /// Statement ids gathered while evaluating.
 #[derive(Default)]
@@ -70,18 +86,10 @@ fn push_unique(v: &mut Ids, id: u32) {
     }
 }
 
-/// Whether candidate lookup uses the index or scans every attached statement.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Lookup {
-    Indexed,
-    Scan,
-}
-
 /// The request action's ids in the set's [`crate::set::ActionIds`], looked up once, and the
 /// resource for the index entries' prefilters.
 #[derive(Clone, Copy)]
 struct ActionKey<'r> {
-    lookup: Lookup,
     action: Option<u32>,
     service: Option<u32>,
     resource: &'r [u8],
@@ -92,15 +100,16 @@ impl Index {
     /// and its entry's flags ([`crate::set::ENTRY_FLAGS`]: its effect, whether the index
     /// knows that it matches the action, …), so that the parts of the statement they answer
     /// for need not be read. A statement may come twice when both its exact action and its
-    /// service pattern match. When scanning, every statement comes, with the flags of a
-    /// wildcard entry.
-    fn each<'s>(
+    /// service pattern match. When scanning (`SCAN`: the unindexed reference, compiled
+    /// apart so that the indexed path carries none of its code), every statement comes,
+    /// with the flags of a wildcard entry.
+    fn each<'s, const SCAN: bool>(
         &self,
         statements: &'s [Stmt],
         key: ActionKey<'_>,
         mut f: impl FnMut(u32, &'s Stmt, u32),
     ) {
-        if key.lookup == Lookup::Scan {
+        if SCAN {
             for &id in self.all() {
                 if let Some(s) = statements.get(id as usize) {
                     f(id, s, stmt_flags(s));
@@ -199,8 +208,8 @@ impl PolicySet {
     /// ```
     pub fn decide(&self, request: &Request) -> Decision<'_> {
         match self.with_directory(request) {
-            Some(merged) => self.decide_with(&merged, Lookup::Indexed),
-            None => self.decide_with(request, Lookup::Indexed),
+            Some(merged) => self.decide_with::<false>(&merged),
+            None => self.decide_with::<false>(request),
         }
     }
 
@@ -228,16 +237,12 @@ impl PolicySet {
     #[doc(hidden)]
     pub fn decide_scan(&self, request: &Request) -> Decision<'_> {
         match self.with_directory(request) {
-            Some(merged) => self.decide_with(&merged, Lookup::Scan),
-            None => self.decide_with(request, Lookup::Scan),
+            Some(merged) => self.decide_with::<true>(&merged),
+            None => self.decide_with::<true>(request),
         }
     }
 
-    fn stmt(&self, id: u32) -> Option<&Stmt> {
-        self.statements.get(id as usize)
-    }
-
-    fn decide_with(&self, request: &Request, lookup: Lookup) -> Decision<'_> {
+    fn decide_with<const SCAN: bool>(&self, request: &Request) -> Decision<'_> {
         let mut buf = [0u8; FOLD_BUF];
         let folded;
         let action = match fold_into(&request.action, &mut buf) {
@@ -265,21 +270,21 @@ impl PolicySet {
         };
         let ctx = EvalCtx::new(request, action, action_id);
         let key = ActionKey {
-            lookup,
             action: action_id,
             resource: request.resource.id.as_bytes(),
             service,
         };
         let mut acc = Acc::default();
 
-        self.guardrails.each(&self.statements, key, |id, s, flags| {
-            if s.applies(&ctx, flags) {
-                match effect(flags) {
-                    Effect::Deny => push_unique(&mut acc.denies, id),
-                    Effect::Allow => push_unique(&mut acc.guard_allows, id),
+        self.guardrails
+            .each::<SCAN>(&self.statements, key, |id, s, flags| {
+                if s.applies(&ctx, flags) {
+                    match effect(flags) {
+                        Effect::Deny => push_unique(&mut acc.denies, tagged(id, flags)),
+                        Effect::Allow => push_unique(&mut acc.guard_allows, tagged(id, flags)),
+                    }
                 }
-            }
-        });
+            });
 
         let mut allowed = false;
         let mut attachments: SmallVec<[&CAttachment; 4]> = SmallVec::new();
@@ -296,23 +301,10 @@ impl PolicySet {
             attachments.extend(self.subjects.get(request.subject.id.as_str()));
         }
         for att in attachments {
-            allowed |= self.attachment(att, &ctx, key, &mut acc);
+            allowed |= self.attachment::<SCAN>(att, &ctx, key, &mut acc);
         }
-        for (pattern, index) in self.resources.candidates(&request.resource.id) {
-            if !pattern.matches(&request.resource.id) {
-                continue;
-            }
-            index.each(&self.statements, key, |id, s, flags| {
-                if s.applies(&ctx, flags) {
-                    match effect(flags) {
-                        Effect::Deny => push_unique(&mut acc.denies, id),
-                        Effect::Allow => {
-                            allowed = true;
-                            push_unique(&mut acc.allows, id);
-                        }
-                    }
-                }
-            });
+        if !self.resources.entries.is_empty() {
+            allowed |= self.resource_policies::<SCAN>(&ctx, key, &mut acc);
         }
 
         let (allowed, reason, ids) = if !acc.denies.is_empty() {
@@ -331,8 +323,39 @@ impl PolicySet {
         decision
     }
 
+    /// Evaluates the resource policies attached to the request's resource; returns
+    /// whether one allows. Out of line: most sets have none, and the decision's code
+    /// stays smaller without it.
+    #[inline(never)]
+    fn resource_policies<const SCAN: bool>(
+        &self,
+        ctx: &EvalCtx<'_>,
+        key: ActionKey,
+        acc: &mut Acc,
+    ) -> bool {
+        let mut allowed = false;
+        let resource = &ctx.req.resource.id;
+        for (pattern, index) in self.resources.candidates(resource) {
+            if !pattern.matches(resource) {
+                continue;
+            }
+            index.each::<SCAN>(&self.statements, key, |id, s, flags| {
+                if s.applies(ctx, flags) {
+                    match effect(flags) {
+                        Effect::Deny => push_unique(&mut acc.denies, tagged(id, flags)),
+                        Effect::Allow => {
+                            allowed = true;
+                            push_unique(&mut acc.allows, tagged(id, flags));
+                        }
+                    }
+                }
+            });
+        }
+        allowed
+    }
+
     /// Evaluates one identity attachment; returns whether it allows (with its boundary).
-    fn attachment(
+    fn attachment<const SCAN: bool>(
         &self,
         att: &CAttachment,
         ctx: &EvalCtx<'_>,
@@ -340,21 +363,22 @@ impl PolicySet {
         acc: &mut Acc,
     ) -> bool {
         let mut allows = Ids::new();
-        att.identity.each(&self.statements, key, |id, s, flags| {
-            if acc.memo.applies(id, s, ctx, flags) {
-                match effect(flags) {
-                    Effect::Deny => push_unique(&mut acc.denies, id),
-                    Effect::Allow => push_unique(&mut allows, id),
-                }
-            }
-        });
-        if let Some(boundary) = &att.boundary {
-            let mut boundary_allows = Ids::new();
-            boundary.each(&self.statements, key, |id, s, flags| {
+        att.identity
+            .each::<SCAN>(&self.statements, key, |id, s, flags| {
                 if acc.memo.applies(id, s, ctx, flags) {
                     match effect(flags) {
-                        Effect::Deny => push_unique(&mut acc.denies, id),
-                        Effect::Allow => push_unique(&mut boundary_allows, id),
+                        Effect::Deny => push_unique(&mut acc.denies, tagged(id, flags)),
+                        Effect::Allow => push_unique(&mut allows, tagged(id, flags)),
+                    }
+                }
+            });
+        if let Some(boundary) = &att.boundary {
+            let mut boundary_allows = Ids::new();
+            boundary.each::<SCAN>(&self.statements, key, |id, s, flags| {
+                if acc.memo.applies(id, s, ctx, flags) {
+                    match effect(flags) {
+                        Effect::Deny => push_unique(&mut acc.denies, tagged(id, flags)),
+                        Effect::Allow => push_unique(&mut boundary_allows, tagged(id, flags)),
                     }
                 }
             });
@@ -376,9 +400,16 @@ impl PolicySet {
         let mut determining = SmallVec::new();
         let mut obligations: SmallVec<[_; 2]> = SmallVec::new();
         let mut seen: SmallVec<[u32; 4]> = SmallVec::new();
-        for s in ids.iter().filter_map(|id| self.stmt(*id)) {
-            determining.push(&s.cold.info);
-            for o in s.obligations.clone() {
+        for &tagged in ids {
+            // Naming the statement reads nothing of it: its `Cold` is only addressed.
+            let Some(c) = self.cold.get((tagged & !OBLIGED) as usize) else {
+                continue;
+            };
+            determining.push(&c.info);
+            if tagged & OBLIGED == 0 {
+                continue;
+            }
+            for o in c.obligations.clone() {
                 let key = self.obligation_keys.get(o as usize).copied().unwrap_or(o);
                 if !seen.contains(&key) {
                     if let Some(ob) = self.obligations.get(o as usize) {

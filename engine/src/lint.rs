@@ -9,7 +9,29 @@ use serde::Serialize;
 use crate::condition::Qualifier;
 use crate::error::CompileErrors;
 use crate::keys::Key;
-use crate::set::{PolicySet, ResPat, Stmt};
+use crate::set::{Cold, PolicySet, ResPat, Stmt};
+
+/// A statement as the linter reads it: the compiled statement and its [`Cold`] part.
+struct View<'a> {
+    stmt: &'a Stmt,
+    cold: &'a Cold,
+}
+
+impl std::ops::Deref for View<'_> {
+    type Target = Stmt;
+    fn deref(&self) -> &Stmt {
+        self.stmt
+    }
+}
+
+impl PolicySet {
+    fn view(&self, id: u32) -> Option<View<'_>> {
+        Some(View {
+            stmt: self.statements.get(id as usize)?,
+            cold: self.cold.get(id as usize)?,
+        })
+    }
+}
 use crate::types::Effect;
 
 /// How serious a finding is.
@@ -220,7 +242,7 @@ struct Ctx<'a> {
 impl Ctx<'_> {
     fn add(
         &mut self,
-        s: &Stmt,
+        s: &View<'_>,
         severity: Severity,
         code: &'static str,
         message: String,
@@ -252,7 +274,8 @@ pub fn lint(set: &PolicySet) -> Vec<Finding> {
         out: Vec::new(),
     };
     let break_glass = break_glass_policies(set);
-    for s in &set.statements {
+    for (stmt, cold) in set.statements.iter().zip(&set.cold) {
+        let s = &View { stmt, cold };
         statement_findings(&mut cx, s, break_glass.contains(&s.cold.info.policy));
     }
     redundant_statements(&mut cx);
@@ -298,7 +321,7 @@ fn is_write_action(action_text: &str) -> bool {
     !READ_VERBS.iter().any(|v| name.starts_with(v)) || name.starts_with('*')
 }
 
-fn statement_findings(cx: &mut Ctx<'_>, s: &Stmt, break_glass: bool) {
+fn statement_findings(cx: &mut Ctx<'_>, s: &View<'_>, break_glass: bool) {
     let allow = s.cold.info.effect == Effect::Allow;
     let actions: Vec<String> = s.cold.actions.iter().map(|p| p.text()).collect();
     if allow && !s.actions_negated {
@@ -421,7 +444,7 @@ fn statement_findings(cx: &mut Ctx<'_>, s: &Stmt, break_glass: bool) {
         }
     }
     redundant_within(cx, s, &actions);
-    if allow && break_glass && s.obligations.is_empty() {
+    if allow && break_glass && !s.has_obligations {
         cx.add(
             s,
             Severity::SecurityWarning,
@@ -465,7 +488,7 @@ fn covered_entries(pats: &[&crate::pattern::Pattern]) -> Vec<usize> {
         .collect()
 }
 
-fn redundant_within(cx: &mut Ctx<'_>, s: &Stmt, actions: &[String]) {
+fn redundant_within(cx: &mut Ctx<'_>, s: &View<'_>, actions: &[String]) {
     let pats: Vec<&crate::pattern::Pattern> = s.cold.actions.iter().collect();
     for i in covered_entries(&pats) {
         cx.add(
@@ -500,7 +523,7 @@ fn redundant_within(cx: &mut Ctx<'_>, s: &Stmt, actions: &[String]) {
 }
 
 /// Whether every action and every (fixed) resource of `a` is covered by one of `b`'s.
-fn targets_covered(a: &Stmt, b: &Stmt) -> bool {
+fn targets_covered(a: &View<'_>, b: &View<'_>) -> bool {
     let actions = a
         .cold
         .actions
@@ -523,11 +546,11 @@ fn redundant_statements(cx: &mut Ctx<'_>) {
     for meta in &set.policies {
         let ids: Vec<u32> = meta.statements.clone().collect();
         for &a in &ids {
-            let Some(sa) = set.statements.get(a as usize) else {
+            let Some(sa) = set.view(a) else {
                 continue;
             };
             let covered_by = ids.iter().filter(|&&b| b != a).find_map(|&b| {
-                let sb = set.statements.get(b as usize)?;
+                let sb = set.view(b)?;
                 let same_shape = sa.cold.info.effect == sb.cold.info.effect
                     && sa.cold.condition_digest == sb.cold.condition_digest
                     && !sa.actions_negated
@@ -536,9 +559,9 @@ fn redundant_statements(cx: &mut Ctx<'_>) {
                     && !sb.resources_negated
                     && sa.principal.is_none()
                     && sb.principal.is_none();
-                let covers = same_shape && targets_covered(sa, sb);
+                let covers = same_shape && targets_covered(&sa, &sb);
                 // Of two identical statements, report only the later one.
-                let mutual = covers && targets_covered(sb, sa);
+                let mutual = covers && targets_covered(&sb, &sa);
                 (covers && (!mutual || b < a)).then_some(sb)
             });
             if let Some(sb) = covered_by {
@@ -546,7 +569,7 @@ fn redundant_statements(cx: &mut Ctx<'_>) {
                     || format!("statement {}", sb.cold.info.index),
                     |s| format!("`{s}`"),
                 );
-                cx.add(sa, Severity::Suggestion, "REDUNDANT_STATEMENT",
+                cx.add(&sa, Severity::Suggestion, "REDUNDANT_STATEMENT",
                     format!("every action and resource of this statement is already covered by {other} with the same effect and conditions"),
                     "remove the statement or merge it into the other");
             }

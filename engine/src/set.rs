@@ -103,16 +103,16 @@ pub(crate) struct Principals {
     pub(crate) roles: Box<[Pattern]>,
 }
 
-/// A compiled statement. What a decision reads is inline, what only the outcome, the
-/// linter and the index builder read is boxed ([`Cold`]), to keep statements small and
-/// dense in memory.
+/// A compiled statement: what a decision reads to find whether it applies. What only the
+/// outcome, the linter and the index builder read is in the set's [`Cold`] list, at the
+/// same index, to keep statements small and dense in memory (and so that a decision can
+/// name its determining statements without reading them).
 #[derive(Debug, Clone)]
 // Three cache lines, in the order a decision reads them. The first holds the resource
 // patterns and the conditions: all that a candidate whose action the index matched reads
 // (its index entry carries its effect, whether its resources are negated and whether it
 // has a principal). The second the wildcard action patterns, which a candidate reached
-// through its service or a wildcard is checked against, and the obligations, which the
-// outcome reads; the third the rest.
+// through its service or a wildcard is checked against; the third the rest.
 #[repr(C, align(64))]
 pub(crate) struct Stmt {
     /// The `Resource` / `NotResource` patterns (which: `resources_negated`), inline for the
@@ -123,23 +123,24 @@ pub(crate) struct Stmt {
     /// The `Action` / `NotAction` patterns with wildcards (which: `actions_negated`), the
     /// first inline (every pattern as written is kept in [`Cold::actions`]).
     pub(crate) actions_wild: smallvec::SmallVec<[Pattern; 1]>,
-    /// The statement's obligations, a range of the set's list: read with the outcome of
-    /// every decision this statement determines, so kept here rather than in [`Cold`].
-    pub(crate) obligations: std::ops::Range<u32>,
     pub(crate) effect: crate::types::Effect,
     pub(crate) resources_negated: bool,
     pub(crate) actions_negated: bool,
+    /// Whether the statement has obligations (which its [`Cold`] holds): marked in index
+    /// entries ([`OBLIGATIONS`]), so that a decision reads them only where there are some.
+    pub(crate) has_obligations: bool,
     /// The [`ActionIds`] of the wildcard-free action patterns: matching them is an integer
     /// comparison.
     pub(crate) actions_exact: smallvec::SmallVec<[u32; 4]>,
     pub(crate) principal: Option<Box<Principals>>,
-    pub(crate) cold: Box<Cold>,
 }
 
-/// What only the outcome, the linter and the index builder read.
+/// What only the outcome, the linter and the index builder read of a statement.
 #[derive(Debug, Clone)]
 pub(crate) struct Cold {
     pub(crate) info: StatementInfo,
+    /// The statement's obligations, a range of the set's list.
+    pub(crate) obligations: std::ops::Range<u32>,
     /// Every `Action`/`NotAction` pattern as written (folded).
     pub(crate) actions: Box<[Pattern]>,
     /// A digest of the `Condition` element as written (0 when absent), so the linter can
@@ -182,8 +183,11 @@ pub(crate) const DENY: u32 = 1 << 26;
 pub(crate) const NOT_RESOURCE: u32 = 1 << 27;
 /// In an entry's last word: the statement has `Principal` or `NotPrincipal`.
 pub(crate) const HAS_PRINCIPAL: u32 = 1 << 28;
+/// In an entry's last word: the statement has obligations.
+pub(crate) const OBLIGATIONS: u32 = 1 << 29;
 /// The bits of an entry's last word that describe its statement.
-pub(crate) const ENTRY_FLAGS: u32 = KNOWN_ACTION | DENY | NOT_RESOURCE | HAS_PRINCIPAL;
+pub(crate) const ENTRY_FLAGS: u32 =
+    KNOWN_ACTION | DENY | NOT_RESOURCE | HAS_PRINCIPAL | OBLIGATIONS;
 
 /// An entry's statement flags ([`ENTRY_FLAGS`]).
 #[inline]
@@ -203,6 +207,9 @@ pub(crate) fn stmt_flags(stmt: &Stmt) -> u32 {
     }
     if stmt.principal.is_some() {
         flags |= HAS_PRINCIPAL;
+    }
+    if stmt.has_obligations {
+        flags |= OBLIGATIONS;
     }
     flags
 }
@@ -470,6 +477,8 @@ pub(crate) type ByteMap<V> = HashMap<smallvec::SmallVec<[u8; 24]>, V, FixedState
 #[derive(Debug)]
 pub struct PolicySet {
     pub(crate) statements: Vec<Stmt>,
+    /// Per statement (same index): what only outcomes, the linter and tests read.
+    pub(crate) cold: Vec<Cold>,
     pub(crate) obligations: Vec<Obligation>,
     /// For each obligation, the index of the first obligation with the same `Id`.
     pub(crate) obligation_keys: Vec<u32>,
@@ -719,7 +728,7 @@ impl PolicySet {
 
     /// Every statement's location, in order.
     pub fn statements(&self) -> impl Iterator<Item = &StatementInfo> {
-        self.statements.iter().map(|s| &s.cold.info)
+        self.cold.iter().map(|c| &c.info)
     }
 }
 
@@ -802,18 +811,16 @@ enum Placement {
 impl ActionIds {
     /// Interns the actions and services of `statements` and records each statement's exact
     /// action ids.
-    pub(crate) fn assign(statements: &mut [Stmt]) -> Self {
-        let ids = Self::new(statements);
-        for s in statements.iter_mut() {
-            let exact: smallvec::SmallVec<[u32; 4]> = s
-                .cold
+    pub(crate) fn assign(statements: &mut [Stmt], cold: &[Cold]) -> Self {
+        let ids = Self::new(cold);
+        for (s, c) in statements.iter_mut().zip(cold) {
+            let exact: smallvec::SmallVec<[u32; 4]> = c
                 .actions
                 .iter()
                 .filter(|p| p.is_exact())
                 .filter_map(|p| ids.actions.get(p.literal_prefix().as_bytes()).map(|e| e.0))
                 .collect();
-            s.actions_wild = s
-                .cold
+            s.actions_wild = c
                 .actions
                 .iter()
                 .filter(|p| !p.is_exact())
@@ -824,10 +831,10 @@ impl ActionIds {
         ids
     }
 
-    fn new(statements: &[Stmt]) -> Self {
+    fn new(cold: &[Cold]) -> Self {
         let mut ids = ActionIds::default();
-        for s in statements {
-            for p in s.cold.actions.iter() {
+        for c in cold {
+            for p in c.actions.iter() {
                 let prefix = p.literal_prefix();
                 let Some((service, _)) = prefix.split_once(':') else {
                     continue;
@@ -853,12 +860,12 @@ impl ActionIds {
         ids
     }
 
-    fn placement(&self, s: &Stmt) -> Placement {
+    fn placement(&self, s: &Stmt, c: &Cold) -> Placement {
         if s.actions_negated {
             return Placement::Wildcard;
         }
         let (mut exact, mut services) = (Vec::new(), Vec::new());
-        for p in s.cold.actions.iter() {
+        for p in c.actions.iter() {
             let prefix = p.literal_prefix();
             let service = match prefix.split_once(':') {
                 Some((service, _)) if !p.is_any() => service,
@@ -883,6 +890,7 @@ impl ActionIds {
 /// Builds an action index over statement ids.
 pub(crate) fn build_index(
     statements: &[Stmt],
+    cold: &[Cold],
     ids: &ActionIds,
     members: impl IntoIterator<Item = u32>,
 ) -> Index {
@@ -896,10 +904,10 @@ pub(crate) fn build_index(
     all.dedup();
     all.retain(|id| statements.get(*id as usize).is_some());
     for &id in &all {
-        let Some(stmt) = statements.get(id as usize) else {
+        let (Some(stmt), Some(c)) = (statements.get(id as usize), cold.get(id as usize)) else {
             continue;
         };
-        match ids.placement(stmt) {
+        match ids.placement(stmt, c) {
             Placement::Wildcard => wildcard.push(id),
             Placement::Keys(actions, svcs) => {
                 exact.extend(actions.into_iter().map(|a| (a, id)));
@@ -1158,9 +1166,9 @@ mod tests {
         let end = |offset: usize, size: usize| offset + size;
         // Line 1: what a candidate matched by exact action reads.
         assert!(end(offset_of!(S, conditions), 16) <= 64);
-        // Line 2: wildcard actions and obligations.
+        // Line 2: wildcard actions.
         assert!(offset_of!(S, actions_wild) >= 64);
-        assert!(end(offset_of!(S, obligations), 8) <= 128);
+        assert!(end(offset_of!(S, actions_wild), 48) <= 128);
         assert_eq!(std::mem::size_of::<S>(), 192);
     }
 
