@@ -8,8 +8,8 @@ use crate::condition;
 use crate::error::{CompileError, CompileErrors};
 use crate::pattern::Pattern;
 use crate::set::{
-    build_index, parse_obligation, res_pat, revision_of, Bindings, CAttachment, Cold, PolicyMeta,
-    PolicySet, Principals, Resources, Stmt, MAX_STATEMENTS,
+    build_index, parse_obligation, res_pat, revision_of, Bindings, CAttachment, Cold, CondIds,
+    Conditions, PolicyMeta, PolicySet, Principals, Resources, Stmt, MAX_STATEMENTS,
 };
 use crate::types::{Effect, Obligation, StatementInfo};
 
@@ -56,11 +56,38 @@ impl Problems<'_> {
 pub(crate) struct Compiled {
     statements: Vec<Stmt>,
     cold: Vec<Cold>,
+    conditions: Interner,
     obligations: Vec<Obligation>,
     policies: Vec<PolicyMeta>,
     by_name: FastMap<String, usize>,
     digests: Vec<(String, [u8; 32])>,
     pub(crate) errors: Vec<CompileError>,
+}
+
+/// The set's conditions, each kept once: statements name them by index.
+#[derive(Debug, Default)]
+struct Interner {
+    conditions: Conditions,
+    /// Condition indexes by the digest of what they were compiled from.
+    by_digest: FastMap<u64, smallvec::SmallVec<[u32; 1]>>,
+}
+
+impl Interner {
+    /// The index of `c`: that of an equal condition already kept, or a new one.
+    fn intern(&mut self, c: condition::Compiled) -> u32 {
+        let list = &mut self.conditions.list;
+        let same = self.by_digest.entry(c.digest).or_default();
+        if let Some(&i) = same
+            .iter()
+            .find(|&&i| list.get(i as usize) == Some(&c.condition))
+        {
+            return i;
+        }
+        let i = u32::try_from(list.len()).unwrap_or(u32::MAX);
+        list.push(c.condition);
+        same.push(i);
+        i
+    }
 }
 
 impl Compiled {
@@ -101,6 +128,7 @@ impl Compiled {
             &mut p,
             &mut self.statements,
             &mut self.cold,
+            &mut self.conditions,
             &mut self.obligations,
         );
         let end = u32::try_from(self.statements.len()).unwrap_or(u32::MAX);
@@ -124,6 +152,7 @@ pub(crate) fn finish(
     let Compiled {
         mut statements,
         cold,
+        conditions,
         obligations,
         policies,
         by_name,
@@ -320,11 +349,19 @@ pub(crate) fn finish(
     if !errors.is_empty() {
         return Err(CompileErrors(errors));
     }
+    // The lists grew by doubling while documents were added; the set keeps them for life.
+    statements.shrink_to_fit();
+    let mut cold = cold;
+    cold.shrink_to_fit();
+    let mut conditions = conditions.conditions;
+    conditions.list.shrink_to_fit();
+    conditions.overflow.shrink_to_fit();
     let obligation_keys = obligation_keys(&obligations);
     let revision = revision_of(&mut digests, &bindings);
     Ok(PolicySet {
         statements,
         cold,
+        conditions,
         obligations,
         obligation_keys,
         policies,
@@ -409,6 +446,7 @@ fn compile_document(
     p: &mut Problems<'_>,
     statements: &mut Vec<Stmt>,
     cold: &mut Vec<Cold>,
+    conditions: &mut Interner,
     obligations: &mut Vec<Obligation>,
 ) {
     let Some(obj) = doc.as_object() else {
@@ -488,8 +526,15 @@ fn compile_document(
             &mut sp,
             obligations,
         ) {
-            statements.push(stmt.0);
-            cold.push(stmt.1);
+            let (mut stmt, mut c, compiled) = stmt;
+            let mut ids: smallvec::SmallVec<[u32; CondIds::INLINE]> = smallvec::SmallVec::new();
+            for cond in compiled {
+                c.labels.push(cond.label);
+                ids.push(conditions.intern(cond));
+            }
+            stmt.conditions = CondIds::new(&ids, &mut conditions.conditions.overflow);
+            statements.push(stmt);
+            cold.push(c);
         }
     }
 }
@@ -569,7 +614,7 @@ fn compile_statement(
     variables: bool,
     p: &mut Problems<'_>,
     obligations: &mut Vec<Obligation>,
-) -> Option<(Stmt, Cold)> {
+) -> Option<(Stmt, Cold, Vec<condition::Compiled>)> {
     let Some(obj) = raw.as_object() else {
         p.add(None, "a statement must be an object");
         return None;
@@ -730,7 +775,8 @@ fn compile_statement(
         resources: resources.patterns,
         resources_negated: resources.negated,
         principal,
-        conditions: conditions.into_iter().collect(),
+        // Filled in when the conditions are added to the set's.
+        conditions: CondIds::default(),
         has_obligations: !obligations.is_empty(),
     };
     let cold = Cold {
@@ -744,8 +790,9 @@ fn compile_statement(
         actions: action_patterns,
         condition_digest: f.condition.map_or(0, crate::set::json_digest),
         condition_labels: condition_labels.into_boxed_str(),
+        labels: smallvec::SmallVec::new(),
     };
-    Some((stmt, cold))
+    Some((stmt, cold, conditions))
 }
 
 fn compile_principal(negated: bool, v: &Json, p: &mut Problems<'_>) -> Option<Principals> {

@@ -32,7 +32,7 @@ pub(crate) enum Cmp {
 }
 
 /// Compiled policy values of one condition.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Values {
     Str(Box<[StrVal]>),
     StrIc(Box<[StrVal]>),
@@ -48,27 +48,26 @@ pub(crate) enum Values {
 }
 
 /// A string value, fixed or with policy variables.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) enum StrVal {
     Static(Box<str>),
     Dynamic(Template),
 }
 
 /// A wildcard value, fixed or with policy variables.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) enum PatVal {
     Static(Pattern),
     StaticArn(Box<[Pattern]>),
     Dynamic(Template),
 }
 
-/// One compiled `operator: { key: values }` entry.
-#[derive(Debug, Clone)]
+/// One compiled `operator: { key: values }` entry. Equal conditions are kept once per set
+/// (statements name them by index), so what a condition says must all be here; how it was
+/// written, for the linter, is in the statement's [`Label`]s.
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Condition {
     pub(crate) key: Key,
-    /// Where the operator and the key as written (joined by a NUL) lie in the statement's
-    /// labels (see [`compile`]): for the linter's messages, kept out of the condition.
-    label: (u16, u16),
     pub(crate) qualifier: Qualifier,
     pub(crate) negated: bool,
     pub(crate) if_exists: bool,
@@ -125,6 +124,37 @@ pub fn operator_names() -> impl Iterator<Item = &'static str> {
     OPERATORS.iter().map(|(n, _, _)| *n)
 }
 
+/// Where the operator and the key of one condition as written (joined by a NUL) lie in
+/// its statement's labels (see [`compile`]): for the linter's messages.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Label(u16, u16);
+
+impl Label {
+    fn text(self, labels: &str) -> &str {
+        let (start, len) = (usize::from(self.0), usize::from(self.1));
+        labels.get(start..start + len).unwrap_or_default()
+    }
+
+    /// The operator as written, from the statement's labels.
+    pub(crate) fn operator(self, labels: &str) -> &str {
+        self.text(labels).split('\u{0}').next().unwrap_or_default()
+    }
+
+    /// The key as written, from the statement's labels.
+    pub(crate) fn key_name(self, labels: &str) -> &str {
+        self.text(labels).split_once('\u{0}').map_or("", |(_, k)| k)
+    }
+}
+
+/// A condition as compiled from a statement: the condition, its label and a digest of
+/// what it was compiled from (equal for equal conditions, so that they are kept once).
+#[derive(Debug)]
+pub(crate) struct Compiled {
+    pub(crate) condition: Condition,
+    pub(crate) label: Label,
+    pub(crate) digest: u64,
+}
+
 /// Compiles one operator with its key/value map. Errors name the operator and key. Each
 /// condition's label (operator and key as written) is appended to `labels`, the text all
 /// the statement's conditions share.
@@ -132,7 +162,7 @@ pub(crate) fn compile(
     operator: &str,
     body: &serde_json::Value,
     variables: bool,
-    out: &mut Vec<Condition>,
+    out: &mut Vec<Compiled>,
     labels: &mut String,
     errors: &mut Vec<(String, String)>,
 ) {
@@ -208,7 +238,7 @@ pub(crate) fn compile(
             }
         }
         match compile_values(family, &texts, variables) {
-            Ok(values) => out.push(Condition {
+            Ok(values) => out.push(Compiled {
                 label: {
                     let start = labels.len();
                     labels.push_str(operator);
@@ -216,20 +246,37 @@ pub(crate) fn compile(
                     labels.push_str(key_name);
                     // A statement's labels past 64 KiB are cut off in messages, never wrong
                     // elsewhere.
-                    (
+                    Label(
                         u16::try_from(start).unwrap_or(u16::MAX),
                         u16::try_from(labels.len() - start).unwrap_or(0),
                     )
                 },
-                key: Key::parse(key_name),
-                qualifier,
-                negated,
-                if_exists,
-                values,
+                digest: digest(operator, key_name, &texts),
+                condition: Condition {
+                    key: Key::parse(key_name),
+                    qualifier,
+                    negated,
+                    if_exists,
+                    values,
+                },
             }),
             Err(e) => errors.push((vfield(), e)),
         }
     }
+}
+
+/// A digest of what a condition is compiled from, to find equal conditions by: the same
+/// for equal inputs, which compile to equal conditions. (Not the policy version: most
+/// conditions compile the same under both, and those that do not are told apart when
+/// compared.)
+fn digest(operator: &str, key_name: &str, texts: &[Cow<'_, str>]) -> u64 {
+    use std::hash::{BuildHasher, Hash, Hasher};
+    let mut h = foldhash::fast::FixedState::default().build_hasher();
+    (operator, key_name).hash(&mut h);
+    for t in texts {
+        t.as_ref().hash(&mut h);
+    }
+    h.finish()
 }
 
 fn compile_values(
@@ -433,24 +480,6 @@ pub(crate) fn parse_date(t: &str) -> Option<i64> {
 }
 
 impl Condition {
-    /// The operator and the key as written, from the statement's labels.
-    fn label<'l>(&self, labels: &'l str) -> &'l str {
-        let (start, len) = (usize::from(self.label.0), usize::from(self.label.1));
-        labels.get(start..start + len).unwrap_or_default()
-    }
-
-    /// The operator as written, from the statement's labels.
-    pub(crate) fn operator<'l>(&self, labels: &'l str) -> &'l str {
-        self.label(labels).split('\u{0}').next().unwrap_or_default()
-    }
-
-    /// The key as written, from the statement's labels.
-    pub(crate) fn key_name<'l>(&self, labels: &'l str) -> &'l str {
-        self.label(labels)
-            .split_once('\u{0}')
-            .map_or("", |(_, k)| k)
-    }
-
     /// Evaluates the condition against a request.
     pub(crate) fn holds(&self, ctx: &EvalCtx<'_>) -> bool {
         let found = ctx.lookup(&self.key);

@@ -8,8 +8,8 @@ use crate::keys::EvalCtx;
 use crate::pattern::{fold, fold_into, glob, FOLD_BUF};
 use crate::request::Request;
 use crate::set::{
-    admits, entry_flags, stmt_flags, CAttachment, Index, PolicySet, Principals, ResPat, Stmt, DENY,
-    ENTRY, HAS_PRINCIPAL, KNOWN_ACTION, MAX_STATEMENTS, NOT_RESOURCE, OBLIGATIONS,
+    admits, entry_flags, stmt_flags, CAttachment, Conditions, Index, PolicySet, Principals, ResPat,
+    Stmt, DENY, ENTRY, HAS_PRINCIPAL, KNOWN_ACTION, MAX_STATEMENTS, NOT_RESOURCE, OBLIGATIONS,
 };
 use crate::types::{Decision, Effect, Reason};
 
@@ -54,12 +54,19 @@ struct Memo {
 const MEMO: usize = 16;
 
 impl Memo {
-    fn applies(&mut self, id: u32, stmt: &Stmt, ctx: &EvalCtx<'_>, flags: u32) -> bool {
+    fn applies(
+        &mut self,
+        id: u32,
+        stmt: &Stmt,
+        conds: &Conditions,
+        ctx: &EvalCtx<'_>,
+        flags: u32,
+    ) -> bool {
         let seen = self.ids.get(..self.len).unwrap_or_default();
         if let Some(at) = seen.iter().position(|&i| i == id) {
             return self.applied & (1 << at) != 0;
         }
-        let applies = stmt.applies(ctx, flags);
+        let applies = stmt.applies(conds, ctx, flags);
         if let Some(slot) = self.ids.get_mut(self.len) {
             *slot = id;
             if applies {
@@ -135,7 +142,7 @@ impl Index {
 impl Stmt {
     /// Whether the statement applies, given its index entry's flags (whether its actions
     /// are known to match, whether its resources are negated, whether it has a principal).
-    fn applies(&self, ctx: &EvalCtx<'_>, flags: u32) -> bool {
+    fn applies(&self, conds: &Conditions, ctx: &EvalCtx<'_>, flags: u32) -> bool {
         let req = ctx.req;
         if flags & KNOWN_ACTION == 0 {
             // Wildcards first: a candidate reached through its service has one that can
@@ -167,7 +174,12 @@ impl Stmt {
                 }
             }
         }
-        self.conditions.iter().all(|c| c.holds(ctx))
+        // An index with no condition (never made) fails the statement: fail closed.
+        let list = &conds.list;
+        self.conditions
+            .ids(&conds.overflow)
+            .iter()
+            .all(|&i| list.get(i as usize).is_some_and(|c| c.holds(ctx)))
     }
 }
 
@@ -278,7 +290,7 @@ impl PolicySet {
 
         self.guardrails
             .each::<SCAN>(&self.statements, key, |id, s, flags| {
-                if s.applies(&ctx, flags) {
+                if s.applies(&self.conditions, &ctx, flags) {
                     match effect(flags) {
                         Effect::Deny => push_unique(&mut acc.denies, tagged(id, flags)),
                         Effect::Allow => push_unique(&mut acc.guard_allows, tagged(id, flags)),
@@ -340,7 +352,7 @@ impl PolicySet {
                 continue;
             }
             index.each::<SCAN>(&self.statements, key, |id, s, flags| {
-                if s.applies(ctx, flags) {
+                if s.applies(&self.conditions, ctx, flags) {
                     match effect(flags) {
                         Effect::Deny => push_unique(&mut acc.denies, tagged(id, flags)),
                         Effect::Allow => {
@@ -365,7 +377,7 @@ impl PolicySet {
         let mut allows = Ids::new();
         att.identity
             .each::<SCAN>(&self.statements, key, |id, s, flags| {
-                if acc.memo.applies(id, s, ctx, flags) {
+                if acc.memo.applies(id, s, &self.conditions, ctx, flags) {
                     match effect(flags) {
                         Effect::Deny => push_unique(&mut acc.denies, tagged(id, flags)),
                         Effect::Allow => push_unique(&mut allows, tagged(id, flags)),
@@ -375,7 +387,7 @@ impl PolicySet {
         if let Some(boundary) = &att.boundary {
             let mut boundary_allows = Ids::new();
             boundary.each::<SCAN>(&self.statements, key, |id, s, flags| {
-                if acc.memo.applies(id, s, ctx, flags) {
+                if acc.memo.applies(id, s, &self.conditions, ctx, flags) {
                     match effect(flags) {
                         Effect::Deny => push_unique(&mut acc.denies, tagged(id, flags)),
                         Effect::Allow => push_unique(&mut boundary_allows, tagged(id, flags)),

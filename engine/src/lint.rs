@@ -403,10 +403,11 @@ fn statement_findings(cx: &mut Ctx<'_>, s: &View<'_>, break_glass: bool) {
         }
     }
     let labels = &*s.cold.condition_labels;
-    for c in s.conditions.iter() {
+    let set = cx.set;
+    for (c, label) in set.conditions.of(&s.conditions).zip(s.cold.labels.iter()) {
         if allow && c.qualifier == Qualifier::ForAllValues {
             cx.add(s, Severity::SecurityWarning, "ALLOW_WITH_FOR_ALL_VALUES",
-                format!("`{}` on an Allow is true when `{}` is missing or empty, so it can allow requests that carry no values", c.operator(labels), c.key_name(labels)),
+                format!("`{}` on an Allow is true when `{}` is missing or empty, so it can allow requests that carry no values", label.operator(labels), label.key_name(labels)),
                 "use `ForAnyValue:` or add a `Null` condition requiring the key to be present");
         }
         if c.literal_wildcards() {
@@ -416,23 +417,23 @@ fn statement_findings(cx: &mut Ctx<'_>, s: &View<'_>, break_glass: bool) {
                 "WILDCARD_WITHOUT_LIKE",
                 format!(
                     "`{}` compares `*`/`?` in its values for `{}` literally",
-                    c.operator(labels),
-                    c.key_name(labels)
+                    label.operator(labels),
+                    label.key_name(labels)
                 ),
                 "use `StringLike` (or `StringNotLike`) to match wildcards",
             );
         }
         let multivalued = MULTIVALUED_KEYS
             .iter()
-            .any(|k| k.eq_ignore_ascii_case(c.key_name(labels)));
+            .any(|k| k.eq_ignore_ascii_case(label.key_name(labels)));
         if c.qualifier == Qualifier::None && multivalued {
             cx.add(s, Severity::Warning, "MULTIVALUED_KEY_WITHOUT_SET_OPERATOR",
-                format!("`{}` can hold several values, but `{}` has no `ForAnyValue:`/`ForAllValues:` qualifier", c.key_name(labels), c.operator(labels)),
+                format!("`{}` can hold several values, but `{}` has no `ForAnyValue:`/`ForAllValues:` qualifier", label.key_name(labels), label.operator(labels)),
                 "say how the values combine: `ForAnyValue:` (at least one) or `ForAllValues:` (every one)");
         }
         if c.qualifier != Qualifier::None && single_valued(&c.key) {
             cx.add(s, Severity::Warning, "SET_OPERATOR_ON_SINGLE_VALUED_KEY",
-                format!("`{}` holds one value, so `{}` can be more permissive than intended (`ForAllValues:` is true when it is missing)", c.key_name(labels), c.operator(labels)),
+                format!("`{}` holds one value, so `{}` can be more permissive than intended (`ForAllValues:` is true when it is missing)", label.key_name(labels), label.operator(labels)),
                 "drop the `ForAnyValue:`/`ForAllValues:` qualifier");
         }
         for key in c.keys() {

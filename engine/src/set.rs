@@ -10,7 +10,7 @@ use foldhash::fast::FixedState;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::condition::Condition;
+use crate::condition::{Condition, Label};
 use crate::error::{CompileError, CompileErrors, LoadError};
 use crate::keys::{parse_text, Parsed, Template};
 use crate::pattern::Pattern;
@@ -118,8 +118,9 @@ pub(crate) struct Stmt {
     /// The `Resource` / `NotResource` patterns (which: `resources_negated`), inline for the
     /// common single entry.
     pub(crate) resources: smallvec::SmallVec<[ResPat; 1]>,
-    /// Out of line: read only for statements whose action and resource match.
-    pub(crate) conditions: Box<[Condition]>,
+    /// The statement's conditions, in the set's [`Conditions`]: read only for statements
+    /// whose action and resource match.
+    pub(crate) conditions: CondIds,
     /// The `Action` / `NotAction` patterns with wildcards (which: `actions_negated`), the
     /// first inline (every pattern as written is kept in [`Cold::actions`]).
     pub(crate) actions_wild: smallvec::SmallVec<[Pattern; 1]>,
@@ -135,6 +136,69 @@ pub(crate) struct Stmt {
     pub(crate) principal: Option<Box<Principals>>,
 }
 
+/// The conditions of a set, each kept once however many statements have it (sets repeat
+/// a few conditions across many statements: MFA, source networks, tags), so a decision
+/// finds the ones it evaluates in cache.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Conditions {
+    pub(crate) list: Vec<Condition>,
+    /// The indexes of statements with more than [`CondIds::INLINE`] conditions.
+    pub(crate) overflow: Vec<u32>,
+}
+
+impl Conditions {
+    /// The conditions of `ids`; an index out of range (never made) is left out.
+    pub(crate) fn of<'a>(&'a self, ids: &'a CondIds) -> impl Iterator<Item = &'a Condition> {
+        ids.ids(&self.overflow)
+            .iter()
+            .filter_map(|&i| self.list.get(i as usize))
+    }
+}
+
+/// A statement's conditions as indexes into its set's [`Conditions`]: up to
+/// [`CondIds::INLINE`] inline (on the statement's first cache line), more in the set's
+/// overflow list (`ids[0]` then says where).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct CondIds {
+    len: u32,
+    ids: [u32; CondIds::INLINE],
+}
+
+impl CondIds {
+    pub(crate) const INLINE: usize = 3;
+
+    pub(crate) fn new(ids: &[u32], overflow: &mut Vec<u32>) -> Self {
+        let len = u32::try_from(ids.len()).unwrap_or(u32::MAX);
+        let mut inline = [0; Self::INLINE];
+        if ids.len() <= Self::INLINE {
+            for (slot, id) in inline.iter_mut().zip(ids) {
+                *slot = *id;
+            }
+        } else {
+            if let Some(first) = inline.first_mut() {
+                *first = u32::try_from(overflow.len()).unwrap_or(u32::MAX);
+            }
+            overflow.extend_from_slice(ids);
+        }
+        CondIds { len, ids: inline }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The indexes, given the set's overflow list.
+    pub(crate) fn ids<'a>(&'a self, overflow: &'a [u32]) -> &'a [u32] {
+        let len = self.len as usize;
+        if len <= Self::INLINE {
+            self.ids.get(..len).unwrap_or_default()
+        } else {
+            let start = self.ids.first().map_or(0, |&i| i as usize);
+            overflow.get(start..start + len).unwrap_or_default()
+        }
+    }
+}
+
 /// What only the outcome, the linter and the index builder read of a statement.
 #[derive(Debug, Clone)]
 pub(crate) struct Cold {
@@ -146,7 +210,9 @@ pub(crate) struct Cold {
     /// A digest of the `Condition` element as written (0 when absent), so the linter can
     /// tell statements with the same conditions apart from others.
     pub(crate) condition_digest: u64,
-    /// The operators and keys of the conditions as written (see [`Condition::operator`]).
+    /// Where each condition's operator and key as written lie in `condition_labels`.
+    pub(crate) labels: smallvec::SmallVec<[Label; 3]>,
+    /// The operators and keys of the conditions as written (see [`Label`]).
     pub(crate) condition_labels: Box<str>,
 }
 
@@ -479,6 +545,7 @@ pub struct PolicySet {
     pub(crate) statements: Vec<Stmt>,
     /// Per statement (same index): what only outcomes, the linter and tests read.
     pub(crate) cold: Vec<Cold>,
+    pub(crate) conditions: Conditions,
     pub(crate) obligations: Vec<Obligation>,
     /// For each obligation, the index of the first obligation with the same `Id`.
     pub(crate) obligation_keys: Vec<u32>,
@@ -702,12 +769,11 @@ impl PolicySet {
     /// Whether any condition reads the context key `name` (case-insensitive), as its key or
     /// in a policy variable. Walks every statement: callers keep the answer per revision.
     pub fn reads_context_key(&self, name: &str) -> bool {
-        self.statements.iter().any(|s| {
-            s.conditions.iter().any(|c| {
-                c.keys().iter().any(
-                    |k| matches!(k, crate::keys::Key::Context(n) if n.eq_ignore_ascii_case(name)),
-                )
-            })
+        // Every condition in the list is some statement's.
+        self.conditions.list.iter().any(|c| {
+            c.keys()
+                .iter()
+                .any(|k| matches!(k, crate::keys::Key::Context(n) if n.eq_ignore_ascii_case(name)))
         })
     }
 
@@ -1156,6 +1222,50 @@ mod tests {
         assert_eq!(
             entries(&set, "s3:listbucket"),
             [(1, false), (2, false), (3, true), (4, false)]
+        );
+    }
+
+    #[test]
+    fn equal_conditions_are_kept_once_and_statements_keep_their_own() {
+        let policy = |version: &str| {
+            format!(
+                r#"{{"Version": "{version}", "Statement": [
+                {{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*",
+                  "Condition": {{"Bool": {{"aws:MultiFactorAuthPresent": "true"}},
+                                "StringEquals": {{"aws:PrincipalTag/team": "${{aws:username}}"}}}}}},
+                {{"Effect": "Allow", "Action": "s3:PutObject", "Resource": "*",
+                  "Condition": {{"Bool": {{"aws:MultiFactorAuthPresent": "true"}}}}}},
+                {{"Effect": "Deny", "Action": "s3:*", "Resource": "*",
+                  "Condition": {{"Bool": {{"aws:MultiFactorAuthPresent": "false"}},
+                                "NumericLessThan": {{"pdp:Risk": [1, 2, 3, 4]}},
+                                "IpAddress": {{"aws:SourceIp": "10.0.0.0/8"}},
+                                "StringLike": {{"aws:userid": "a*"}}}}}}]}}"#
+            )
+        };
+        let set = super::PolicySet::builder()
+            .policy_json("new", &policy("2012-10-17"))
+            .policy_json("old", &policy("2008-10-17"))
+            .build()
+            .unwrap_or_else(|e| unreachable!("{e}"));
+        // MFA true and false, the tag compared with a variable (2012-10-17) and with the
+        // literal text (2008-10-17: no variables), the risk list, the network, the pattern.
+        assert_eq!(set.conditions.list.len(), 7);
+        let counts: Vec<usize> = set
+            .statements
+            .iter()
+            .map(|s| set.conditions.of(&s.conditions).count())
+            .collect();
+        assert_eq!(counts, [2, 1, 4, 2, 1, 4]);
+        let labels: Vec<&str> = set
+            .cold
+            .iter()
+            .flat_map(|c| c.labels.iter().map(|l| l.operator(&c.condition_labels)))
+            .collect();
+        assert_eq!(labels.len(), 14);
+        // Operators in name order, as the document map keeps them.
+        assert_eq!(
+            labels.get(2..6),
+            Some(&["Bool", "Bool", "IpAddress", "NumericLessThan"][..])
         );
     }
 
