@@ -9,7 +9,7 @@ use crate::error::{CompileError, CompileErrors};
 use crate::pattern::Pattern;
 use crate::set::{
     build_index, parse_obligation, res_pat, revision_of, Bindings, CAttachment, Cold, CondIds,
-    Conditions, PolicyMeta, PolicySet, Principals, Resources, Stmt, MAX_STATEMENTS,
+    InlineRes, PolicyMeta, PolicySet, Principals, Res, Resources, Shared, Stmt, MAX_STATEMENTS,
 };
 use crate::types::{Effect, Obligation, StatementInfo};
 
@@ -64,18 +64,31 @@ pub(crate) struct Compiled {
     pub(crate) errors: Vec<CompileError>,
 }
 
-/// The set's conditions, each kept once: statements name them by index.
+/// What the set's statements share, each kept once: statements name them by index.
 #[derive(Debug, Default)]
 struct Interner {
-    conditions: Conditions,
+    shared: Shared,
     /// Condition indexes by the digest of what they were compiled from.
     by_digest: FastMap<u64, smallvec::SmallVec<[u32; 1]>>,
+    /// Resource pattern heads by text.
+    heads: FastMap<Box<[u8]>, u16>,
 }
 
 impl Interner {
+    /// The index of resource pattern head `text`, if there is room for it.
+    fn head(&mut self, text: &[u8]) -> Option<u16> {
+        if let Some(&i) = self.heads.get(text) {
+            return Some(i);
+        }
+        let i = u16::try_from(self.shared.heads.len()).ok()?;
+        self.shared.heads.push(text.into());
+        self.heads.insert(text.into(), i);
+        Some(i)
+    }
+
     /// The index of `c`: that of an equal condition already kept, or a new one.
     fn intern(&mut self, c: condition::Compiled) -> u32 {
-        let list = &mut self.conditions.list;
+        let list = &mut self.shared.conditions;
         let same = self.by_digest.entry(c.digest).or_default();
         if let Some(&i) = same
             .iter()
@@ -353,15 +366,16 @@ pub(crate) fn finish(
     statements.shrink_to_fit();
     let mut cold = cold;
     cold.shrink_to_fit();
-    let mut conditions = conditions.conditions;
-    conditions.list.shrink_to_fit();
-    conditions.overflow.shrink_to_fit();
+    let mut shared = conditions.shared;
+    shared.conditions.shrink_to_fit();
+    shared.overflow.shrink_to_fit();
+    shared.heads.shrink_to_fit();
     let obligation_keys = obligation_keys(&obligations);
     let revision = revision_of(&mut digests, &bindings);
     Ok(PolicySet {
         statements,
         cold,
-        conditions,
+        shared,
         obligations,
         obligation_keys,
         policies,
@@ -532,7 +546,10 @@ fn compile_document(
                 c.labels.push(cond.label);
                 ids.push(conditions.intern(cond));
             }
-            stmt.conditions = CondIds::new(&ids, &mut conditions.conditions.overflow);
+            stmt.conditions = CondIds::new(&ids, &mut conditions.shared.overflow);
+            if let Some(inline) = InlineRes::new(&stmt.resources, |head| conditions.head(head)) {
+                stmt.resource = Res::Inline(inline);
+            }
             statements.push(stmt);
             cold.push(c);
         }
@@ -772,6 +789,8 @@ fn compile_statement(
         actions_negated: negated,
         actions_exact: smallvec::SmallVec::new(),
         actions_wild: smallvec::SmallVec::new(),
+        // Made inline (with the set's shared pattern heads) when added to the set.
+        resource: crate::set::Res::new(&resources.patterns),
         resources: resources.patterns,
         resources_negated: resources.negated,
         principal,

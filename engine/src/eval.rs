@@ -8,8 +8,9 @@ use crate::keys::EvalCtx;
 use crate::pattern::{fold, fold_into, glob, FOLD_BUF};
 use crate::request::Request;
 use crate::set::{
-    admits, entry_flags, stmt_flags, CAttachment, Conditions, Index, PolicySet, Principals, ResPat,
-    Stmt, DENY, ENTRY, HAS_PRINCIPAL, KNOWN_ACTION, MAX_STATEMENTS, NOT_RESOURCE, OBLIGATIONS,
+    admits, entry_flags, stmt_flags, CAttachment, Index, PolicySet, Principals, Res, ResPat,
+    Shared, Stmt, DENY, ENTRY, HAS_PRINCIPAL, KNOWN_ACTION, MAX_STATEMENTS, NOT_RESOURCE,
+    OBLIGATIONS,
 };
 use crate::types::{Decision, Effect, Reason};
 
@@ -58,7 +59,7 @@ impl Memo {
         &mut self,
         id: u32,
         stmt: &Stmt,
-        conds: &Conditions,
+        conds: &Shared,
         ctx: &EvalCtx<'_>,
         flags: u32,
     ) -> bool {
@@ -142,7 +143,7 @@ impl Index {
 impl Stmt {
     /// Whether the statement applies, given its index entry's flags (whether its actions
     /// are known to match, whether its resources are negated, whether it has a principal).
-    fn applies(&self, conds: &Conditions, ctx: &EvalCtx<'_>, flags: u32) -> bool {
+    fn applies(&self, shared: &Shared, ctx: &EvalCtx<'_>, flags: u32) -> bool {
         let req = ctx.req;
         if flags & KNOWN_ACTION == 0 {
             // Wildcards first: a candidate reached through its service has one that can
@@ -158,12 +159,16 @@ impl Stmt {
                 return false;
             }
         }
-        let resource_hit = self.resources.iter().any(|p| match p {
-            ResPat::Static(p) => p.matches(&req.resource.id),
-            ResPat::Dynamic(t) => t
-                .resolve(ctx)
-                .is_some_and(|toks| glob(&toks, &req.resource.id)),
-        });
+        let resource = &req.resource.id;
+        let pattern_matches = |p: &ResPat| match p {
+            ResPat::Static(p) => p.matches(resource),
+            ResPat::Dynamic(t) => t.resolve(ctx).is_some_and(|toks| glob(&toks, resource)),
+        };
+        let resource_hit = match &self.resource {
+            Res::Inline(p) => p.matches(resource.as_bytes(), &shared.heads),
+            Res::One(p) => pattern_matches(p),
+            Res::Many => self.resources.iter().any(pattern_matches),
+        };
         if resource_hit == (flags & NOT_RESOURCE != 0) {
             return false;
         }
@@ -175,9 +180,9 @@ impl Stmt {
             }
         }
         // An index with no condition (never made) fails the statement: fail closed.
-        let list = &conds.list;
+        let list = &shared.conditions;
         self.conditions
-            .ids(&conds.overflow)
+            .ids(&shared.overflow)
             .iter()
             .all(|&i| list.get(i as usize).is_some_and(|c| c.holds(ctx)))
     }
@@ -290,7 +295,7 @@ impl PolicySet {
 
         self.guardrails
             .each::<SCAN>(&self.statements, key, |id, s, flags| {
-                if s.applies(&self.conditions, &ctx, flags) {
+                if s.applies(&self.shared, &ctx, flags) {
                     match effect(flags) {
                         Effect::Deny => push_unique(&mut acc.denies, tagged(id, flags)),
                         Effect::Allow => push_unique(&mut acc.guard_allows, tagged(id, flags)),
@@ -352,7 +357,7 @@ impl PolicySet {
                 continue;
             }
             index.each::<SCAN>(&self.statements, key, |id, s, flags| {
-                if s.applies(&self.conditions, ctx, flags) {
+                if s.applies(&self.shared, ctx, flags) {
                     match effect(flags) {
                         Effect::Deny => push_unique(&mut acc.denies, tagged(id, flags)),
                         Effect::Allow => {
@@ -377,7 +382,7 @@ impl PolicySet {
         let mut allows = Ids::new();
         att.identity
             .each::<SCAN>(&self.statements, key, |id, s, flags| {
-                if acc.memo.applies(id, s, &self.conditions, ctx, flags) {
+                if acc.memo.applies(id, s, &self.shared, ctx, flags) {
                     match effect(flags) {
                         Effect::Deny => push_unique(&mut acc.denies, tagged(id, flags)),
                         Effect::Allow => push_unique(&mut allows, tagged(id, flags)),
@@ -387,7 +392,7 @@ impl PolicySet {
         if let Some(boundary) = &att.boundary {
             let mut boundary_allows = Ids::new();
             boundary.each::<SCAN>(&self.statements, key, |id, s, flags| {
-                if acc.memo.applies(id, s, &self.conditions, ctx, flags) {
+                if acc.memo.applies(id, s, &self.shared, ctx, flags) {
                     match effect(flags) {
                         Effect::Deny => push_unique(&mut acc.denies, tagged(id, flags)),
                         Effect::Allow => push_unique(&mut boundary_allows, tagged(id, flags)),

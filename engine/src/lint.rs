@@ -404,7 +404,7 @@ fn statement_findings(cx: &mut Ctx<'_>, s: &View<'_>, break_glass: bool) {
     }
     let labels = &*s.cold.condition_labels;
     let set = cx.set;
-    for (c, label) in set.conditions.of(&s.conditions).zip(s.cold.labels.iter()) {
+    for (c, label) in set.shared.of(&s.conditions).zip(s.cold.labels.iter()) {
         if allow && c.qualifier == Qualifier::ForAllValues {
             cx.add(s, Severity::SecurityWarning, "ALLOW_WITH_FOR_ALL_VALUES",
                 format!("`{}` on an Allow is true when `{}` is missing or empty, so it can allow requests that carry no values", label.operator(labels), label.key_name(labels)),

@@ -39,6 +39,16 @@ pub(crate) struct Pattern {
     probe: Probe,
 }
 
+/// A pattern without `?` (see [`Pattern::simple`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Simple<'a> {
+    /// `*`.
+    Any,
+    /// Literal runs joined by `*`: one for a pattern without wildcard; a leading or
+    /// trailing `*` gives an empty first or last run.
+    Runs(smallvec::SmallVec<[&'a str; 4]>),
+}
+
 /// The probe decides alone: an exact or prefix pattern whose whole literal is `bytes`.
 const CONCLUSIVE: u8 = 1;
 /// `at` counts from the end of the text (the bytes end every match: the last literal run of
@@ -316,6 +326,19 @@ impl Pattern {
         )
     }
 
+    /// The pattern as literal runs joined by `*` (`None` for one with `?`), which
+    /// [`segments_match`] matches as the pattern does: how a statement keeps its resource
+    /// inline.
+    pub(crate) fn simple(&self) -> Option<Simple<'_>> {
+        Some(match &self.shape {
+            Shape::Any => Simple::Any,
+            Shape::Exact(s) => Simple::Runs(smallvec::smallvec![&**s]),
+            Shape::Prefix(p) => Simple::Runs(smallvec::smallvec![&**p, ""]),
+            Shape::Segments(segs) => Simple::Runs(segs.iter().map(|s| &**s).collect()),
+            Shape::Glob(_) => return None,
+        })
+    }
+
     /// Whether this pattern has no wildcard.
     pub(crate) fn is_exact(&self) -> bool {
         matches!(self.shape, Shape::Exact(_))
@@ -491,13 +514,31 @@ fn probe_eq(text: &[u8], at: usize, from_end: bool, len: usize, want: u64) -> bo
     w == want
 }
 
-fn segments_match(segs: &[Box<str>], text: &[u8]) -> bool {
+/// A literal run as bytes (patterns keep text, inline resources bytes).
+pub(crate) trait Run {
+    fn run(&self) -> &[u8];
+}
+
+impl Run for Box<str> {
+    fn run(&self) -> &[u8] {
+        self.as_bytes()
+    }
+}
+
+impl Run for &[u8] {
+    fn run(&self) -> &[u8] {
+        self
+    }
+}
+
+/// Whether `text` matches literal runs joined by `*` (at least two runs): starts with the
+/// first, ends with the last, has the others in order between.
+pub(crate) fn segments_match<S: Run>(segs: &[S], text: &[u8]) -> bool {
     let (Some(first), Some(last)) = (segs.first(), segs.last()) else {
         return false;
     };
-    if text.len() < first.len() + last.len()
-        || !starts_with(text, first.as_bytes())
-        || !ends_with(text, last.as_bytes())
+    let (first, last) = (first.run(), last.run());
+    if text.len() < first.len() + last.len() || !starts_with(text, first) || !ends_with(text, last)
     {
         return false;
     }
@@ -505,7 +546,8 @@ fn segments_match(segs: &[Box<str>], text: &[u8]) -> bool {
         .get(first.len()..text.len() - last.len())
         .unwrap_or_default();
     for seg in segs.iter().skip(1).take(segs.len().saturating_sub(2)) {
-        match find(window, seg.as_bytes()) {
+        let seg = seg.run();
+        match find(window, seg) {
             Some(at) => window = window.get(at + seg.len()..).unwrap_or_default(),
             None => return false,
         }

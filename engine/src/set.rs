@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 use crate::condition::{Condition, Label};
 use crate::error::{CompileError, CompileErrors, LoadError};
 use crate::keys::{parse_text, Parsed, Template};
-use crate::pattern::Pattern;
+use crate::pattern::{bytes_eq, segments_match, starts_with, Pattern, Simple};
 use crate::types::{Obligation, ObligationType, StatementInfo};
 
 /// Largest policy or bindings document accepted, in bytes.
@@ -88,8 +88,7 @@ pub(crate) enum ResPat {
 #[derive(Debug, Clone)]
 pub(crate) struct Resources {
     pub(crate) negated: bool,
-    /// Inline for the common single entry, so it is read with the statement.
-    pub(crate) patterns: smallvec::SmallVec<[ResPat; 1]>,
+    pub(crate) patterns: Box<[ResPat]>,
 }
 
 /// `Principal` / `NotPrincipal`.
@@ -109,16 +108,16 @@ pub(crate) struct Principals {
 /// name its determining statements without reading them).
 #[derive(Debug, Clone)]
 // Three cache lines, in the order a decision reads them. The first holds the resource
-// patterns and the conditions: all that a candidate whose action the index matched reads
-// (its index entry carries its effect, whether its resources are negated and whether it
-// has a principal). The second the wildcard action patterns, which a candidate reached
-// through its service or a wildcard is checked against; the third the rest.
+// (its text inline, for the common shapes) and the conditions: all that a candidate whose
+// action the index matched reads (its index entry carries its effect, whether its
+// resources are negated and whether it has a principal). The second the wildcard action
+// patterns, which a candidate reached through its service or a wildcard is checked
+// against; the third the rest.
 #[repr(C, align(64))]
 pub(crate) struct Stmt {
-    /// The `Resource` / `NotResource` patterns (which: `resources_negated`), inline for the
-    /// common single entry.
-    pub(crate) resources: smallvec::SmallVec<[ResPat; 1]>,
-    /// The statement's conditions, in the set's [`Conditions`]: read only for statements
+    /// The `Resource` / `NotResource` pattern, text included when it is of a simple shape.
+    pub(crate) resource: Res,
+    /// The statement's conditions, in the set's [`Shared`]: read only for statements
     /// whose action and resource match.
     pub(crate) conditions: CondIds,
     /// The `Action` / `NotAction` patterns with wildcards (which: `actions_negated`), the
@@ -134,28 +133,203 @@ pub(crate) struct Stmt {
     /// comparison.
     pub(crate) actions_exact: smallvec::SmallVec<[u32; 4]>,
     pub(crate) principal: Option<Box<Principals>>,
+    /// The `Resource` / `NotResource` patterns (which: `resources_negated`).
+    pub(crate) resources: Box<[ResPat]>,
 }
 
-/// The conditions of a set, each kept once however many statements have it (sets repeat
-/// a few conditions across many statements: MFA, source networks, tags), so a decision
-/// finds the ones it evaluates in cache.
+/// How a statement's first cache line holds its resource patterns.
+#[derive(Debug, Clone)]
+pub(crate) enum Res {
+    /// Text included (with the set's shared heads): matching reads nothing else.
+    Inline(InlineRes),
+    /// One pattern (its text elsewhere in memory).
+    One(ResPat),
+    /// Several: [`Stmt::resources`].
+    Many,
+}
+
+impl Res {
+    /// `One` or `Many` (made `Inline` where it can be as the statement joins its set).
+    pub(crate) fn new(patterns: &[ResPat]) -> Self {
+        match patterns {
+            [one] => Res::One(one.clone()),
+            _ => Res::Many,
+        }
+    }
+}
+
+/// Patterns a statement can keep inline.
+const INLINE_PATTERNS: usize = 2;
+/// Literal runs (between `*`s) one inline pattern can have.
+const INLINE_RUNS: usize = 4;
+/// Bytes of pattern text a statement keeps inline (after the shared heads): what keeps
+/// [`Res`] at 48 bytes.
+const INLINE_TEXT: usize = 32;
+/// No shared head.
+const NO_HEAD: u16 = u16::MAX;
+/// The shortest head worth sharing.
+const MIN_HEAD: usize = 8;
+
+/// A statement's resource patterns kept on the statement's first cache line, text included,
+/// when they are static, at most [`INLINE_PATTERNS`] of them, each `*` or literal runs
+/// joined by `*` (no `?`), and their text fits. The start of each pattern up to its last
+/// `:` before any wildcard (`arn:aws:s3:::`, `arn:aws:ec2:us-east-1:123456789012:`) is
+/// kept once per set, in [`Shared::heads`], where decisions find it in cache; the rest
+/// here.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct InlineRes {
+    n: u8,
+    pats: [InlinePat; INLINE_PATTERNS],
+    text: [u8; INLINE_TEXT],
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct InlinePat {
+    /// The shared head, [`NO_HEAD`] for none (little-endian, as bytes so the record packs).
+    head: [u8; 2],
+    /// Literal runs: 0 for `*`, 1 for a pattern without wildcard, more for runs joined by
+    /// `*` (a trailing `*` ends with an empty run).
+    runs: u8,
+    /// The length of each run but the last, which takes the rest of `len`.
+    lens: [u8; INLINE_RUNS - 1],
+    /// The length of the pattern's text (after its head), which follows the previous
+    /// pattern's in `text`.
+    len: u8,
+}
+
+impl InlineRes {
+    /// The inline form of resource patterns, if they have one; `head` gives the shared
+    /// index of a head text (`None` when no more can be kept).
+    pub(crate) fn new(
+        patterns: &[ResPat],
+        mut head: impl FnMut(&[u8]) -> Option<u16>,
+    ) -> Option<Self> {
+        if patterns.is_empty() || patterns.len() > INLINE_PATTERNS {
+            return None;
+        }
+        let mut out = InlineRes {
+            n: u8::try_from(patterns.len()).ok()?,
+            pats: [InlinePat::default(); INLINE_PATTERNS],
+            text: [0; INLINE_TEXT],
+        };
+        let mut used = 0usize;
+        for (slot, pattern) in out.pats.iter_mut().zip(patterns) {
+            let ResPat::Static(p) = pattern else {
+                return None;
+            };
+            let runs: smallvec::SmallVec<[&str; INLINE_RUNS]> = match p.simple()? {
+                Simple::Any => {
+                    *slot = InlinePat::default();
+                    continue;
+                }
+                Simple::Runs(runs) => runs,
+            };
+            if runs.len() > INLINE_RUNS {
+                return None;
+            }
+            // The head: the first run up to its last `:`, when that is worth sharing.
+            let first = runs.first().copied().unwrap_or_default();
+            let cut = first.rfind(':').map_or(0, |i| i + 1);
+            let (head_id, head_len) = match first.get(..cut) {
+                Some(h) if cut >= MIN_HEAD => match head(h.as_bytes()) {
+                    Some(id) => (id, cut),
+                    None => (NO_HEAD, 0),
+                },
+                _ => (NO_HEAD, 0),
+            };
+            let start = used;
+            let mut lens = [0u8; INLINE_RUNS - 1];
+            for (i, run) in runs.iter().enumerate() {
+                let run = if i == 0 { run.get(head_len..)? } else { run };
+                let end = used + run.len();
+                out.text.get_mut(used..end)?.copy_from_slice(run.as_bytes());
+                if let Some(len) = lens.get_mut(i) {
+                    *len = u8::try_from(run.len()).ok()?;
+                }
+                used = end;
+            }
+            *slot = InlinePat {
+                head: head_id.to_le_bytes(),
+                runs: u8::try_from(runs.len()).ok()?,
+                lens,
+                len: u8::try_from(used - start).ok()?,
+            };
+        }
+        Some(out)
+    }
+
+    /// Whether any of the patterns matches `resource`, given the set's heads.
+    #[inline]
+    pub(crate) fn matches(&self, resource: &[u8], heads: &[Box<[u8]>]) -> bool {
+        let n = usize::from(self.n);
+        let mut at = 0usize;
+        self.pats.get(..n).unwrap_or_default().iter().any(|p| {
+            let text = self
+                .text
+                .get(at..at + usize::from(p.len))
+                .unwrap_or_default();
+            at += usize::from(p.len);
+            pattern_matches(p, text, resource, heads)
+        })
+    }
+}
+
+/// Whether one inline pattern (`text` its runs after the head) matches `resource`.
+#[inline]
+fn pattern_matches(p: &InlinePat, text: &[u8], resource: &[u8], heads: &[Box<[u8]>]) -> bool {
+    if p.runs == 0 {
+        return true;
+    }
+    let head = u16::from_le_bytes(p.head);
+    let rest = if head == NO_HEAD {
+        resource
+    } else {
+        match heads.get(usize::from(head)) {
+            Some(h) if starts_with(resource, h) => resource.get(h.len()..).unwrap_or_default(),
+            // A head that is not there (never made) matches nothing: fail closed.
+            _ => return false,
+        }
+    };
+    let runs = usize::from(p.runs);
+    if runs == 1 {
+        return bytes_eq(text, rest);
+    }
+    let mut parts: [&[u8]; INLINE_RUNS] = [&[]; INLINE_RUNS];
+    let mut from = 0usize;
+    for (i, part) in parts.iter_mut().enumerate().take(runs) {
+        let len = if i + 1 == runs {
+            text.len().saturating_sub(from)
+        } else {
+            p.lens.get(i).map_or(0, |l| usize::from(*l))
+        };
+        *part = text.get(from..from + len).unwrap_or_default();
+        from += len;
+    }
+    segments_match(parts.get(..runs).unwrap_or_default(), rest)
+}
+
+/// What the statements of a set share, each kept once however many statements have it,
+/// so that a decision finds it in cache: the conditions (sets repeat a few across many
+/// statements: MFA, source networks, tags) and the starts of resource patterns (a few
+/// partitions, services, regions and accounts: `arn:aws:s3:::`), see [`InlineRes`].
 #[derive(Debug, Clone, Default)]
-pub(crate) struct Conditions {
-    pub(crate) list: Vec<Condition>,
+pub(crate) struct Shared {
+    pub(crate) conditions: Vec<Condition>,
     /// The indexes of statements with more than [`CondIds::INLINE`] conditions.
     pub(crate) overflow: Vec<u32>,
+    pub(crate) heads: Vec<Box<[u8]>>,
 }
 
-impl Conditions {
+impl Shared {
     /// The conditions of `ids`; an index out of range (never made) is left out.
     pub(crate) fn of<'a>(&'a self, ids: &'a CondIds) -> impl Iterator<Item = &'a Condition> {
         ids.ids(&self.overflow)
             .iter()
-            .filter_map(|&i| self.list.get(i as usize))
+            .filter_map(|&i| self.conditions.get(i as usize))
     }
 }
 
-/// A statement's conditions as indexes into its set's [`Conditions`]: up to
+/// A statement's conditions as indexes into its set's [`Shared`]: up to
 /// [`CondIds::INLINE`] inline (on the statement's first cache line), more in the set's
 /// overflow list (`ids[0]` then says where).
 #[derive(Debug, Clone, Copy, Default)]
@@ -287,7 +461,7 @@ pub(crate) fn stmt_flags(stmt: &Stmt) -> u32 {
 /// a short last literal run). The bytes are counted from the end of the resource for a
 /// pattern whose probe is its last literal run.
 pub(crate) fn prefilter(stmt: &Stmt) -> [u32; 3] {
-    match (stmt.resources_negated, stmt.resources.as_slice()) {
+    match (stmt.resources_negated, &stmt.resources[..]) {
         (false, [ResPat::Static(p)]) => p.prefilter(),
         _ => [0, 0, 0],
     }
@@ -545,7 +719,7 @@ pub struct PolicySet {
     pub(crate) statements: Vec<Stmt>,
     /// Per statement (same index): what only outcomes, the linter and tests read.
     pub(crate) cold: Vec<Cold>,
-    pub(crate) conditions: Conditions,
+    pub(crate) shared: Shared,
     pub(crate) obligations: Vec<Obligation>,
     /// For each obligation, the index of the first obligation with the same `Id`.
     pub(crate) obligation_keys: Vec<u32>,
@@ -770,7 +944,7 @@ impl PolicySet {
     /// in a policy variable. Walks every statement: callers keep the answer per revision.
     pub fn reads_context_key(&self, name: &str) -> bool {
         // Every condition in the list is some statement's.
-        self.conditions.list.iter().any(|c| {
+        self.shared.conditions.iter().any(|c| {
             c.keys()
                 .iter()
                 .any(|k| matches!(k, crate::keys::Key::Context(n) if n.eq_ignore_ascii_case(name)))
@@ -1249,11 +1423,11 @@ mod tests {
             .unwrap_or_else(|e| unreachable!("{e}"));
         // MFA true and false, the tag compared with a variable (2012-10-17) and with the
         // literal text (2008-10-17: no variables), the risk list, the network, the pattern.
-        assert_eq!(set.conditions.list.len(), 7);
+        assert_eq!(set.shared.conditions.len(), 7);
         let counts: Vec<usize> = set
             .statements
             .iter()
-            .map(|s| set.conditions.of(&s.conditions).count())
+            .map(|s| set.shared.of(&s.conditions).count())
             .collect();
         assert_eq!(counts, [2, 1, 4, 2, 1, 4]);
         let labels: Vec<&str> = set
@@ -1269,12 +1443,83 @@ mod tests {
         );
     }
 
+    /// Resource-like text: one of a few ARN starts, then a tail from a small alphabet
+    /// (with `*` in patterns).
+    fn arnish(wild: bool) -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let tail = if wild { "[ab:/*]{0,14}" } else { "[ab:/]{0,14}" };
+        (
+            prop::sample::select(vec!["", "a", "arn:aws:s3:::", "arn:aws:ec2:eu-west-1:123:"]),
+            proptest::string::string_regex(tail).unwrap_or_else(|e| unreachable!("{e}")),
+        )
+            .prop_map(|(head, tail)| format!("{head}{tail}"))
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn inline_resources_match_as_their_patterns_do(
+            patterns in proptest::collection::vec(arnish(true), 1..3),
+            resources in proptest::collection::vec(arnish(false), 1..8),
+        ) {
+            let compiled: Vec<super::ResPat> = patterns
+                .iter()
+                .map(|p| super::ResPat::Static(crate::pattern::Pattern::new(p, false)))
+                .collect();
+            let mut heads: Vec<Box<[u8]>> = Vec::new();
+            let inline = super::InlineRes::new(&compiled, |h| {
+                let i = heads.iter().position(|k| &**k == h).unwrap_or_else(|| {
+                    heads.push(h.into());
+                    heads.len() - 1
+                });
+                u16::try_from(i).ok()
+            });
+            if let Some(inline) = inline {
+                // Also resources that match: each pattern with its `*`s filled in.
+                let filled = patterns.iter().flat_map(|p| {
+                    ["", "a", ":/b"].map(|fill| p.replace('*', fill))
+                });
+                for r in &resources.into_iter().chain(filled).collect::<Vec<_>>() {
+                    let want = compiled.iter().any(|p| match p {
+                        super::ResPat::Static(p) => p.matches(r),
+                        super::ResPat::Dynamic(_) => false,
+                    });
+                    proptest::prop_assert_eq!(
+                        inline.matches(r.as_bytes(), &heads), want,
+                        "patterns {:?} resource {:?}", patterns, r
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn resources_of_common_shapes_are_inline() {
+        let inline = |patterns: &[&str]| {
+            let compiled: Vec<super::ResPat> = patterns
+                .iter()
+                .map(|p| super::ResPat::Static(crate::pattern::Pattern::new(p, false)))
+                .collect();
+            super::InlineRes::new(&compiled, |_| Some(0)).is_some()
+        };
+        assert!(inline(&["*"]));
+        assert!(inline(&["arn:aws:ec2:eu-west-1:123456789012:instance/i-00000329"]));
+        assert!(inline(&["arn:aws:s3:::bkt-072*/logs/*"]));
+        assert!(inline(&["arn:aws:s3:::b/logs/obj-0.json", "arn:aws:s3:::bkt-0062/*"]));
+        // Too many runs, `?`, too much text, too many patterns: matched as patterns.
+        assert!(!inline(&["a*b*c*d*e"]));
+        assert!(!inline(&["arn:aws:s3:::b?"]));
+        assert!(!inline(&["arn:aws:s3:::a-very-long-bucket-name/with/a/long/prefix/*"]));
+        assert!(!inline(&["a", "b", "c"]));
+    }
+
     #[test]
     fn statements_keep_their_fields_on_the_lines_a_decision_reads() {
         use std::mem::offset_of;
         type S = super::Stmt;
         let end = |offset: usize, size: usize| offset + size;
         // Line 1: what a candidate matched by exact action reads.
+        assert_eq!(std::mem::size_of::<super::Res>(), 48);
+        assert!(end(offset_of!(S, resource), 48) <= 64);
         assert!(end(offset_of!(S, conditions), 16) <= 64);
         // Line 2: wildcard actions.
         assert!(offset_of!(S, actions_wild) >= 64);
