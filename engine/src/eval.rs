@@ -272,16 +272,16 @@ impl PolicySet {
         let ids = &self.action_ids;
         let (action_id, service) = match ids.actions.get(action) {
             Some(&(id, service)) => (Some(id), service),
+            // The service is the text before the first `:`; an action without one has
+            // none (index entries under a service may be marked as matching every action
+            // that starts with `service:`).
             None => (
                 None,
-                ids.services
-                    .get(
-                        action
-                            .iter()
-                            .position(|b| *b == b':')
-                            .and_then(|i| action.get(..i))
-                            .unwrap_or(action),
-                    )
+                action
+                    .iter()
+                    .position(|b| *b == b':')
+                    .and_then(|i| action.get(..i))
+                    .and_then(|svc| ids.services.get(svc))
                     .copied(),
             ),
         };
@@ -478,6 +478,37 @@ mod tests {
             },
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn a_service_wildcard_matches_only_actions_of_that_service() -> Result<(), crate::CompileErrors>
+    {
+        let set = PolicySet::builder()
+            .policy_json(
+                "p",
+                r#"{"Version":"2012-10-17","Statement":[
+                {"Effect":"Allow","Action":"s3:*","Resource":"*"},
+                {"Effect":"Allow","Action":"ec2:DescribeInstances","Resource":"*"}]}"#,
+            )
+            .bindings_yaml("b", "roles: { R: { policies: [p] } }")
+            .build()?;
+        for (action, allowed) in [
+            ("s3:GetObject", true),
+            ("S3:anything", true),
+            ("s3:", true),
+            ("s3", false),
+            ("s3x:GetObject", false),
+            ("ec2:DescribeInstances", true),
+            ("ec2:RunInstances", false),
+        ] {
+            assert_eq!(set.decide(&request(action)).allowed, allowed, "{action}");
+            assert_eq!(
+                set.decide_scan(&request(action)).allowed,
+                allowed,
+                "{action}"
+            );
+        }
+        Ok(())
     }
 
     #[test]

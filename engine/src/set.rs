@@ -1349,7 +1349,7 @@ mod tests {
             .get(action.as_bytes())
             .map_or((None, None), |&(id, s)| (Some(id), s));
         let service = service.or_else(|| {
-            let name = action.split(':').next().unwrap_or_default();
+            let (name, _) = action.split_once(':')?;
             ids.services.get(name.as_bytes()).copied()
         });
         let index = set
@@ -1397,6 +1397,8 @@ mod tests {
             entries(&set, "s3:listbucket"),
             [(1, false), (2, false), (3, true), (4, false)]
         );
+        // No service: only the wildcard entries.
+        assert_eq!(entries(&set, "s3"), [(3, true), (4, false)]);
     }
 
     #[test]
@@ -1447,7 +1449,11 @@ mod tests {
     /// (with `*` in patterns).
     fn arnish(wild: bool) -> impl proptest::strategy::Strategy<Value = String> {
         use proptest::prelude::*;
-        let tail = if wild { "[ab:/*]{0,14}" } else { "[ab:/]{0,14}" };
+        let tail = if wild {
+            "[ab:/*]{0,14}"
+        } else {
+            "[ab:/]{0,14}"
+        };
         (
             prop::sample::select(vec!["", "a", "arn:aws:s3:::", "arn:aws:ec2:eu-west-1:123:"]),
             proptest::string::string_regex(tail).unwrap_or_else(|e| unreachable!("{e}")),
@@ -1502,13 +1508,20 @@ mod tests {
             super::InlineRes::new(&compiled, |_| Some(0)).is_some()
         };
         assert!(inline(&["*"]));
-        assert!(inline(&["arn:aws:ec2:eu-west-1:123456789012:instance/i-00000329"]));
+        assert!(inline(&[
+            "arn:aws:ec2:eu-west-1:123456789012:instance/i-00000329"
+        ]));
         assert!(inline(&["arn:aws:s3:::bkt-072*/logs/*"]));
-        assert!(inline(&["arn:aws:s3:::b/logs/obj-0.json", "arn:aws:s3:::bkt-0062/*"]));
+        assert!(inline(&[
+            "arn:aws:s3:::b/logs/obj-0.json",
+            "arn:aws:s3:::bkt-0062/*"
+        ]));
         // Too many runs, `?`, too much text, too many patterns: matched as patterns.
         assert!(!inline(&["a*b*c*d*e"]));
         assert!(!inline(&["arn:aws:s3:::b?"]));
-        assert!(!inline(&["arn:aws:s3:::a-very-long-bucket-name/with/a/long/prefix/*"]));
+        assert!(!inline(&[
+            "arn:aws:s3:::a-very-long-bucket-name/with/a/long/prefix/*"
+        ]));
         assert!(!inline(&["a", "b", "c"]));
     }
 
