@@ -293,15 +293,20 @@ impl PolicySet {
         };
         let mut acc = Acc::default();
 
-        self.guardrails
-            .each::<SCAN>(&self.statements, key, |id, s, flags| {
-                if s.applies(&self.shared, &ctx, flags) {
-                    match effect(flags) {
-                        Effect::Deny => push_unique(&mut acc.denies, tagged(id, flags)),
-                        Effect::Allow => push_unique(&mut acc.guard_allows, tagged(id, flags)),
+        // Most sets have no guardrails: skip the lookup in their empty index.
+        if !self.guardrails.is_empty() {
+            self.guardrails
+                .each::<SCAN>(&self.statements, key, |id, s, flags| {
+                    if s.applies(&self.shared, &ctx, flags) {
+                        match effect(flags) {
+                            Effect::Deny => push_unique(&mut acc.denies, tagged(id, flags)),
+                            Effect::Allow => {
+                                push_unique(&mut acc.guard_allows, tagged(id, flags));
+                            }
+                        }
                     }
-                }
-            });
+                });
+        }
 
         let mut allowed = false;
         let mut attachments: SmallVec<[&CAttachment; 4]> = SmallVec::new();

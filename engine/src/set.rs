@@ -514,6 +514,11 @@ impl Index {
         self.range(HEADER + 2 * self.header(0), self.header(1) * ENTRY)
     }
 
+    /// Whether the index has no statements.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.header(2) == 0
+    }
+
     /// Every statement id of the attachment.
     pub(crate) fn all(&self) -> &[u32] {
         let n_all = self.header(2);
