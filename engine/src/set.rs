@@ -608,8 +608,9 @@ impl Index {
         }
         for (key, exact, service) in &groups {
             if key & SERVICE_KEY != 0 {
+                let svc = key & !SERVICE_KEY;
                 for &(_, id) in *service {
-                    entry(&mut data, id, false);
+                    entry(&mut data, id, actions.statement_matches_service(id, svc));
                 }
                 continue;
             }
@@ -1007,6 +1008,8 @@ pub(crate) struct ActionIds {
     pub(crate) services: ByteMap<u32>,
     /// The name and service id of each action id (for building indexes).
     pub(crate) by_id: Vec<(Box<[u8]>, Option<u32>)>,
+    /// The name of each service id (for building indexes).
+    pub(crate) service_names: Vec<Box<[u8]>>,
 }
 
 /// What building an index needs to know of actions and of statements' action patterns.
@@ -1017,6 +1020,9 @@ pub(crate) trait ActionFacts {
     fn statement_matches(&self, statement: u32, action: u32) -> bool;
     /// Whether a statement's `Action` matches every action (it has `*`).
     fn statement_matches_any(&self, statement: u32) -> bool;
+    /// Whether a statement's `Action` matches every action of a service (it has
+    /// `service:*`).
+    fn statement_matches_service(&self, statement: u32, service: u32) -> bool;
 }
 
 impl ActionFacts for (&[Stmt], &ActionIds) {
@@ -1042,6 +1048,28 @@ impl ActionFacts for (&[Stmt], &ActionIds) {
         self.0
             .get(statement as usize)
             .is_some_and(|s| !s.actions_negated && s.actions_wild.iter().any(Pattern::is_any))
+    }
+
+    fn statement_matches_service(&self, statement: u32, service: u32) -> bool {
+        let (Some(s), Some(name)) = (
+            self.0.get(statement as usize),
+            self.1.service_names.get(service as usize),
+        ) else {
+            return false;
+        };
+        // `service:*`: every action looked up under this service (its text before the
+        // first `:` is the service's name) starts with `service:`.
+        !s.actions_negated
+            && s.actions_wild.iter().any(|p| match p.simple() {
+                Some(Simple::Runs(runs)) => match runs.as_slice() {
+                    [head, ""] => head
+                        .as_bytes()
+                        .split_last()
+                        .is_some_and(|(colon, svc)| *colon == b':' && svc == &name[..]),
+                    _ => false,
+                },
+                _ => false,
+            })
     }
 }
 
@@ -1094,6 +1122,12 @@ impl ActionIds {
                         .entry(prefix.as_bytes().into())
                         .or_insert((n, service));
                 }
+            }
+        }
+        ids.service_names = vec![Box::default(); ids.services.len()];
+        for (name, &id) in &ids.services {
+            if let Some(slot) = ids.service_names.get_mut(id as usize) {
+                *slot = name.as_slice().into();
             }
         }
         ids.by_id = vec![(Box::default(), None); ids.actions.len()];
@@ -1385,22 +1419,25 @@ mod tests {
             {"Effect": "Allow", "Action": "s3:Get*", "Resource": "*"},
             {"Effect": "Allow", "Action": "s3:Put*", "Resource": "*"},
             {"Effect": "Allow", "Action": "*", "Resource": "*"},
-            {"Effect": "Deny", "NotAction": "iam:*", "Resource": "*"}]}"#;
+            {"Effect": "Deny", "NotAction": "iam:*", "Resource": "*"},
+            {"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}"#;
         let set = super::PolicySet::builder()
             .policy_json("p", policy)
             .bindings_yaml("b", "roles: { R: { policies: [p] } }")
             .build()
             .unwrap_or_else(|e| unreachable!("{e}"));
-        // Named exactly: the exact statement, `s3:Get*` (both known to match, so no action
-        // pattern is read), not `s3:Put*`; then `*` (known) and the `NotAction` (checked).
+        // Named exactly: the exact statement, `s3:Get*` and `s3:*` (all known to match, so
+        // no action pattern is read), not `s3:Put*`; then `*` (known) and the `NotAction`
+        // (checked).
         assert_eq!(
             entries(&set, "s3:getobject"),
-            [(0, true), (1, true), (3, true), (4, false)]
+            [(0, true), (1, true), (5, true), (3, true), (4, false)]
         );
-        // Not named by any statement: the service's group, each pattern to be checked.
+        // Not named by any statement: the service's group, each pattern to be checked but
+        // `s3:*`.
         assert_eq!(
             entries(&set, "s3:listbucket"),
-            [(1, false), (2, false), (3, true), (4, false)]
+            [(1, false), (2, false), (5, true), (3, true), (4, false)]
         );
         // No service: only the wildcard entries.
         assert_eq!(entries(&set, "s3"), [(3, true), (4, false)]);
