@@ -107,8 +107,7 @@ impl Index {
     /// Calls `f` with every statement of `statements` that could match the action, its id
     /// and its entry's flags ([`crate::set::ENTRY_FLAGS`]: its effect, whether the index
     /// knows that it matches the action, …), so that the parts of the statement they answer
-    /// for need not be read. A statement may come twice when both its exact action and its
-    /// service pattern match. When scanning (`SCAN`: the unindexed reference, compiled
+    /// for need not be read. Each statement comes once. When scanning (`SCAN`: the unindexed reference, compiled
     /// apart so that the indexed path carries none of its code), every statement comes,
     /// with the flags of a wildcard entry.
     fn each<'s, const SCAN: bool>(
@@ -136,7 +135,6 @@ impl Index {
             }
         };
         visit(self.lookup(key.action, key.service));
-        visit(self.wildcard());
     }
 }
 

@@ -392,24 +392,29 @@ pub(crate) struct Cold {
 
 /// The statements of one attachment that can match an action, in one allocation laid out
 /// so that a lookup reads few cache lines: a sorted key list (exact action ids, and service
-/// ids tagged with [`SERVICE_KEY`]) right after the header, each key's group of entries,
-/// and the entries of statements whose actions can match any service (`*`, `s*:...`,
-/// `NotAction`), which every lookup reads.
+/// ids tagged with [`SERVICE_KEY`]) and where each key's group of entries ends, right after
+/// a two-word header (for up to nine keys, all in the first cache line: the allocation is
+/// a whole number of lines, which the allocator places on a line boundary); then the
+/// entries of statements whose actions can match any service (`*`, `s*:...`, `NotAction`),
+/// and the groups, each followed by a copy of those, so a lookup reads one run of entries.
 ///
-/// `[n_keys, n_wild, n_all, 0, keys × n_keys, ends × n_keys, wild entries,
-/// group entries…, all ids]`. Group `i` holds the entries from `ends[i - 1]` (0 for the
-/// first) to `ends[i]`, counted in entries from the first group entry. An exact action's
-/// group also holds the statements of its service's group (those whose wildcard patterns
-/// name that service) that match the action, all marked [`KNOWN_ACTION`], so a lookup
-/// searches the keys once (for the action, or, when this attachment names no statement
-/// with it exactly, for its service) and a decision for a named action matches no action
-/// patterns but those of wildcard entries that are not `*`.
+/// `[n_keys | NARROW, n_wild, keys × n_keys, ends, wild entries, group entries…, padding,
+/// all ids, n_all]`. `ends` are `u16`s, two to a word, when [`NARROW`], else `u32`s; group
+/// `i` holds the entries from `ends[i - 1]` (0 for the first) to `ends[i]`, counted in
+/// entries from the first group entry. An exact action's group also holds the statements
+/// of its service's group (those whose wildcard patterns name that service) that match the
+/// action, all marked [`KNOWN_ACTION`], so a lookup searches the keys once (for the
+/// action, or, when this attachment names no statement with it exactly, for its service)
+/// and a decision for a named action matches no action patterns but those of wildcard
+/// entries that are not `*`.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Index {
     pub(crate) data: Box<[u32]>,
 }
 
-const HEADER: usize = 4;
+const HEADER: usize = 2;
+/// In the first header word: `ends` are `u16`s.
+const NARROW: u32 = 1 << 31;
 /// u32s per index entry: statement id, then its resource prefilter (see [`prefilter`]).
 pub(crate) const ENTRY: usize = 4;
 /// Marks a service id among an index's keys (action ids stay below it).
@@ -477,52 +482,89 @@ pub(crate) fn admits(entry: &[u32], resource: &[u8]) -> bool {
 }
 
 impl Index {
+    fn word(&self, i: usize) -> u32 {
+        self.data.get(i).copied().unwrap_or(0)
+    }
+
     fn header(&self, i: usize) -> usize {
-        self.data.get(i).map_or(0, |v| *v as usize)
+        (self.word(i) & !NARROW) as usize
+    }
+
+    fn narrow(&self) -> bool {
+        self.data.first().is_some_and(|v| v & NARROW != 0)
     }
 
     fn range(&self, start: usize, len: usize) -> &[u32] {
         self.data.get(start..start + len).unwrap_or_default()
     }
 
-    /// The entries of the group under `key`, if there is one.
+    /// Words of `ends` for `n_keys` keys.
+    fn ends_len(n_keys: usize, narrow: bool) -> usize {
+        if narrow {
+            n_keys.div_ceil(2)
+        } else {
+            n_keys
+        }
+    }
+
+    /// `ends[i]`.
+    fn end(&self, n_keys: usize, narrow: bool, i: usize) -> usize {
+        if narrow {
+            ((self.word(HEADER + n_keys + i / 2) >> (16 * (i % 2))) & 0xffff) as usize
+        } else {
+            self.word(HEADER + n_keys + i) as usize
+        }
+    }
+
+    /// Where the wildcard entries start.
+    fn wild_at(&self) -> usize {
+        let n_keys = self.header(0);
+        HEADER + n_keys + Self::ends_len(n_keys, self.narrow())
+    }
+
+    /// The entries of the group under `key` (with the wildcard entries), if there is one.
     fn group(&self, key: u32) -> Option<&[u32]> {
         let n_keys = self.header(0);
         let keys = self.range(HEADER, n_keys);
         let i = keys.binary_search(&key).ok()?;
-        let ends = self.range(HEADER + n_keys, n_keys);
+        let narrow = self.narrow();
         let start = match i.checked_sub(1) {
-            Some(prev) => ends.get(prev).map_or(0, |v| *v as usize),
+            Some(prev) => self.end(n_keys, narrow, prev),
             None => 0,
         };
-        let end = ends.get(i).map_or(0, |v| *v as usize);
-        let groups = HEADER + 2 * n_keys + self.header(1) * ENTRY;
+        let end = self.end(n_keys, narrow, i);
+        let groups = HEADER + n_keys + Self::ends_len(n_keys, narrow) + self.header(1) * ENTRY;
         Some(self.range(groups + start * ENTRY, end.saturating_sub(start) * ENTRY))
     }
 
     /// Entries of the statements that can match an action: those under the action's id, or
-    /// when there are none, under its service id.
+    /// when there are none, under its service id, with those whose actions may be of any
+    /// service; only these when neither has a group.
     pub(crate) fn lookup(&self, action: Option<u32>, service: Option<u32>) -> &[u32] {
         action
             .and_then(|a| self.group(a))
             .or_else(|| service.and_then(|s| self.group(s | SERVICE_KEY)))
-            .unwrap_or_default()
+            .unwrap_or_else(|| self.wildcard())
     }
 
     /// Entries of statements whose actions may be of any service.
     pub(crate) fn wildcard(&self) -> &[u32] {
-        self.range(HEADER + 2 * self.header(0), self.header(1) * ENTRY)
+        self.range(self.wild_at(), self.header(1) * ENTRY)
     }
 
     /// Whether the index has no statements.
     pub(crate) fn is_empty(&self) -> bool {
-        self.header(2) == 0
+        self.all().is_empty()
     }
 
     /// Every statement id of the attachment.
     pub(crate) fn all(&self) -> &[u32] {
-        let n_all = self.header(2);
-        self.range(self.data.len().saturating_sub(n_all), n_all)
+        let Some((&n_all, rest)) = self.data.split_last() else {
+            return &[];
+        };
+        let n_all = n_all as usize;
+        rest.get(rest.len().saturating_sub(n_all)..)
+            .unwrap_or_default()
     }
 
     /// Lays out an index from sorted, deduplicated `(key, statement)` pairs (`services`
@@ -538,6 +580,7 @@ impl Index {
         all: &[u32],
         actions: &impl ActionFacts,
         prefilter_of: impl Fn(u32) -> [u32; 3],
+        narrow_limit: usize,
     ) -> Self {
         let to_u32 = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
         let service_group = |svc: u32| {
@@ -572,56 +615,74 @@ impl Index {
                 .filter(move |(_, id)| actions.statement_matches(*id, key))
                 .map(|(_, id)| *id)
         }
+        // Each group is followed by a copy of the wildcard entries.
         let sizes: Vec<usize> = groups
             .iter()
             .map(|(key, e, s)| {
-                if key & SERVICE_KEY == 0 {
+                let own = if key & SERVICE_KEY == 0 {
                     e.len() + extra(*key, e, s, actions).count()
                 } else {
                     s.len()
-                }
+                };
+                own + wildcard.len()
             })
             .collect();
         let entries: usize = sizes.iter().sum();
+        let narrow = entries <= narrow_limit;
+        let ends_len = Self::ends_len(groups.len(), narrow);
         let mut data = Vec::with_capacity(
-            HEADER + 2 * groups.len() + (wildcard.len() + entries) * ENTRY + all.len(),
+            HEADER + groups.len() + ends_len + (wildcard.len() + entries) * ENTRY + all.len() + 16,
         );
+        // Counts past 2^31 cannot occur: a set has at most `MAX_STATEMENTS` statements.
+        let n_keys = to_u32(groups.len()) & !NARROW;
         data.extend([
-            to_u32(groups.len()),
+            n_keys | if narrow { NARROW } else { 0 },
             to_u32(wildcard.len()),
-            to_u32(all.len()),
-            0,
         ]);
         data.extend(groups.iter().map(|(key, _, _)| *key));
         let mut end = 0usize;
-        for size in &sizes {
+        let mut ends = sizes.iter().map(|size| {
             end += size;
-            data.push(to_u32(end));
+            to_u32(end)
+        });
+        if narrow {
+            while let Some(a) = ends.next() {
+                data.push(a | ends.next().unwrap_or(0) << 16);
+            }
+        } else {
+            data.extend(ends);
         }
         let entry = |data: &mut Vec<u32>, id: u32, known: bool| {
             let [lo, hi, meta] = prefilter_of(id);
             let known = if known { KNOWN_ACTION } else { 0 };
             data.extend([id, lo, hi, meta | known]);
         };
+        let wild_at = data.len();
         for &id in wildcard {
             entry(&mut data, id, actions.statement_matches_any(id));
         }
+        let wild_end = data.len();
         for (key, exact, service) in &groups {
             if key & SERVICE_KEY != 0 {
                 let svc = key & !SERVICE_KEY;
                 for &(_, id) in *service {
                     entry(&mut data, id, actions.statement_matches_service(id, svc));
                 }
-                continue;
+            } else {
+                for &(_, id) in *exact {
+                    entry(&mut data, id, true);
+                }
+                for id in extra(*key, exact, service, actions) {
+                    entry(&mut data, id, true);
+                }
             }
-            for &(_, id) in *exact {
-                entry(&mut data, id, true);
-            }
-            for id in extra(*key, exact, service, actions) {
-                entry(&mut data, id, true);
-            }
+            data.extend_from_within(wild_at..wild_end);
         }
+        // A whole number of cache lines: the allocator then places it on a line boundary.
+        let pad = (16 - (data.len() + all.len() + 1) % 16) % 16;
+        data.resize(data.len() + pad, 0);
         data.extend_from_slice(all);
+        data.push(to_u32(all.len()));
         Index {
             data: data.into_boxed_slice(),
         }
@@ -1173,6 +1234,18 @@ pub(crate) fn build_index(
     ids: &ActionIds,
     members: impl IntoIterator<Item = u32>,
 ) -> Index {
+    build_index_narrow_to(statements, cold, ids, members, usize::from(u16::MAX))
+}
+
+/// [`build_index`], with `u16` group ends when the groups hold at most `narrow_limit`
+/// entries (tests build both forms).
+fn build_index_narrow_to(
+    statements: &[Stmt],
+    cold: &[Cold],
+    ids: &ActionIds,
+    members: impl IntoIterator<Item = u32>,
+    narrow_limit: usize,
+) -> Index {
     // (key, statement) pairs, sorted and deduplicated: cheaper than ordered maps for the
     // handful of statements an attachment has.
     let mut exact: Vec<(u32, u32)> = Vec::new();
@@ -1210,6 +1283,7 @@ pub(crate) fn build_index(
                 [lo, hi, meta | stmt_flags(s)]
             })
         },
+        narrow_limit,
     )
 }
 
@@ -1380,7 +1454,7 @@ mod tests {
     }
 
     /// The entries (statement id, whether marked [`super::KNOWN_ACTION`]) a lookup of
-    /// `action` reads in role `R`'s index, the wildcard entries last.
+    /// `action` reads in role `R`'s index (the wildcard entries last).
     fn entries(set: &super::PolicySet, action: &str) -> Vec<(u32, bool)> {
         let ids = &set.action_ids;
         let (id, service) = ids
@@ -1396,20 +1470,60 @@ mod tests {
             .get("R")
             .map(|a| a.identity.clone())
             .unwrap_or_default();
-        let lookup = index.lookup(id, service).to_vec();
-        let wildcard = index.wildcard().to_vec();
-        [lookup, wildcard]
-            .iter()
-            .flat_map(|e| {
-                e.chunks_exact(super::ENTRY)
-                    .map(|e| e.to_vec())
-                    .collect::<Vec<_>>()
-            })
+        index
+            .lookup(id, service)
+            .chunks_exact(super::ENTRY)
             .map(|e| {
                 let id = e.first().copied().unwrap_or(u32::MAX);
-                (id, super::entry_flags(&e) & super::KNOWN_ACTION != 0)
+                (id, super::entry_flags(e) & super::KNOWN_ACTION != 0)
             })
             .collect()
+    }
+
+    #[test]
+    fn wide_and_narrow_indexes_hold_the_same_groups() {
+        let mut statements = Vec::new();
+        for i in 0..40 {
+            statements.push(format!(
+                r#"{{"Effect": "Allow", "Action": ["s3:Get{i}", "s3:Put*", "ec2:Run{}"], "Resource": "*"}}"#,
+                i % 7
+            ));
+        }
+        statements.push(r#"{"Effect": "Deny", "Action": "*", "Resource": "*"}"#.to_owned());
+        let policy = format!(
+            r#"{{"Version": "2012-10-17", "Statement": [{}]}}"#,
+            statements.join(",")
+        );
+        let set = super::PolicySet::builder()
+            .policy_json("p", &policy)
+            .bindings_yaml("b", "roles: { R: { policies: [p] } }")
+            .build()
+            .unwrap_or_else(|e| unreachable!("{e}"));
+        let members = 0..u32::try_from(set.statements.len()).unwrap_or(0);
+        let build = |limit| {
+            super::build_index_narrow_to(
+                &set.statements,
+                &set.cold,
+                &set.action_ids,
+                members.clone(),
+                limit,
+            )
+        };
+        let (narrow, wide) = (build(usize::from(u16::MAX)), build(0));
+        assert!(narrow.narrow() && !wide.narrow());
+        let services: Vec<u32> = set.action_ids.services.values().copied().collect();
+        let actions: Vec<(u32, Option<u32>)> = set.action_ids.actions.values().copied().collect();
+        assert!(actions.len() > 40);
+        for (a, svc) in actions {
+            assert_eq!(narrow.lookup(Some(a), svc), wide.lookup(Some(a), svc));
+            assert!(!narrow.lookup(Some(a), svc).is_empty());
+        }
+        for svc in services {
+            assert_eq!(narrow.lookup(None, Some(svc)), wide.lookup(None, Some(svc)));
+        }
+        assert_eq!(narrow.lookup(None, None), wide.lookup(None, None));
+        assert_eq!(narrow.all(), wide.all());
+        assert_eq!(narrow.all().len(), set.statements.len());
     }
 
     #[test]
