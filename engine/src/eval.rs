@@ -258,6 +258,21 @@ impl PolicySet {
     }
 
     fn decide_with<const SCAN: bool>(&self, request: &Request) -> Decision<'_> {
+        // The subject's attachments first: the processor can fetch them from memory while
+        // it folds and looks up the action.
+        let mut attachments: SmallVec<[&CAttachment; 4]> = SmallVec::new();
+        if !self.roles.is_empty() {
+            attachments.extend(
+                request
+                    .subject
+                    .roles
+                    .iter()
+                    .filter_map(|role| self.roles.get(role.as_str())),
+            );
+        }
+        if !self.subjects.is_empty() {
+            attachments.extend(self.subjects.get(request.subject.id.as_str()));
+        }
         let mut buf = [0u8; FOLD_BUF];
         let folded;
         let action = match fold_into(&request.action, &mut buf) {
@@ -307,19 +322,6 @@ impl PolicySet {
         }
 
         let mut allowed = false;
-        let mut attachments: SmallVec<[&CAttachment; 4]> = SmallVec::new();
-        if !self.roles.is_empty() {
-            attachments.extend(
-                request
-                    .subject
-                    .roles
-                    .iter()
-                    .filter_map(|role| self.roles.get(role.as_str())),
-            );
-        }
-        if !self.subjects.is_empty() {
-            attachments.extend(self.subjects.get(request.subject.id.as_str()));
-        }
         for att in attachments {
             allowed |= self.attachment::<SCAN>(att, &ctx, key, &mut acc);
         }
