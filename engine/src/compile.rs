@@ -56,7 +56,7 @@ impl Problems<'_> {
 pub(crate) struct Compiled {
     statements: Vec<Stmt>,
     cold: Vec<Cold>,
-    conditions: Interner,
+    shared: Interner,
     obligations: Vec<Obligation>,
     policies: Vec<PolicyMeta>,
     by_name: FastMap<String, usize>,
@@ -141,7 +141,7 @@ impl Compiled {
             &mut p,
             &mut self.statements,
             &mut self.cold,
-            &mut self.conditions,
+            &mut self.shared,
             &mut self.obligations,
         );
         let end = u32::try_from(self.statements.len()).unwrap_or(u32::MAX);
@@ -165,7 +165,7 @@ pub(crate) fn finish(
     let Compiled {
         mut statements,
         cold,
-        conditions,
+        shared,
         obligations,
         policies,
         by_name,
@@ -366,7 +366,7 @@ pub(crate) fn finish(
     statements.shrink_to_fit();
     let mut cold = cold;
     cold.shrink_to_fit();
-    let mut shared = conditions.shared;
+    let mut shared = shared.shared;
     shared.conditions.shrink_to_fit();
     shared.overflow.shrink_to_fit();
     shared.heads.shrink_to_fit();
@@ -460,7 +460,7 @@ fn compile_document(
     p: &mut Problems<'_>,
     statements: &mut Vec<Stmt>,
     cold: &mut Vec<Cold>,
-    conditions: &mut Interner,
+    shared: &mut Interner,
     obligations: &mut Vec<Obligation>,
 ) {
     let Some(obj) = doc.as_object() else {
@@ -544,10 +544,10 @@ fn compile_document(
             let mut ids: smallvec::SmallVec<[u32; CondIds::INLINE]> = smallvec::SmallVec::new();
             for cond in compiled {
                 c.labels.push(cond.label);
-                ids.push(conditions.intern(cond));
+                ids.push(shared.intern(cond));
             }
-            stmt.conditions = CondIds::new(&ids, &mut conditions.shared.overflow);
-            if let Some(inline) = InlineRes::new(&stmt.resources, |head| conditions.head(head)) {
+            stmt.conditions = CondIds::new(&ids, &mut shared.shared.overflow);
+            if let Some(inline) = InlineRes::new(&stmt.resources, |head| shared.head(head)) {
                 stmt.resource = Res::Inline(inline);
             }
             statements.push(stmt);

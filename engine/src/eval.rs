@@ -59,7 +59,7 @@ impl Memo {
         &mut self,
         id: u32,
         stmt: &Stmt,
-        conds: &Shared,
+        shared: &Shared,
         ctx: &EvalCtx<'_>,
         flags: u32,
     ) -> bool {
@@ -67,7 +67,7 @@ impl Memo {
         if let Some(at) = seen.iter().position(|&i| i == id) {
             return self.applied & (1 << at) != 0;
         }
-        let applies = stmt.applies(conds, ctx, flags);
+        let applies = stmt.applies(shared, ctx, flags);
         if let Some(slot) = self.ids.get_mut(self.len) {
             *slot = id;
             if applies {
@@ -107,9 +107,9 @@ impl Index {
     /// Calls `f` with every statement of `statements` that could match the action, its id
     /// and its entry's flags ([`crate::set::ENTRY_FLAGS`]: its effect, whether the index
     /// knows that it matches the action, …), so that the parts of the statement they answer
-    /// for need not be read. Each statement comes once. When scanning (`SCAN`: the unindexed reference, compiled
-    /// apart so that the indexed path carries none of its code), every statement comes,
-    /// with the flags of a wildcard entry.
+    /// for need not be read. Each statement comes once. When scanning (`SCAN`: the
+    /// unindexed reference, compiled apart so that the indexed path carries none of its
+    /// code), every statement comes, with the flags of a wildcard entry.
     fn each<'s, const SCAN: bool>(
         &self,
         statements: &'s [Stmt],
