@@ -262,16 +262,16 @@ impl PolicySet {
         // it folds and looks up the action.
         let mut attachments: SmallVec<[&CAttachment; 4]> = SmallVec::new();
         if !self.roles.is_empty() {
-            attachments.extend(
-                request
-                    .subject
-                    .roles
-                    .iter()
-                    .filter_map(|role| self.roles.get(role.as_str())),
-            );
+            for role in &request.subject.roles {
+                if let Some(att) = self.roles.get(role.as_str()) {
+                    attachments.push(att);
+                }
+            }
         }
         if !self.subjects.is_empty() {
-            attachments.extend(self.subjects.get(request.subject.id.as_str()));
+            if let Some(att) = self.subjects.get(request.subject.id.as_str()) {
+                attachments.push(att);
+            }
         }
         let mut buf = [0u8; FOLD_BUF];
         let folded;
@@ -384,6 +384,24 @@ impl PolicySet {
         key: ActionKey,
         acc: &mut Acc,
     ) -> bool {
+        let Some(boundary) = &att.boundary else {
+            // No boundary: whether an identity statement allows decides; its allows go
+            // straight to the decision's.
+            let mut allows = false;
+            att.identity
+                .each::<SCAN>(&self.statements, key, |id, s, flags| {
+                    if acc.memo.applies(id, s, &self.shared, ctx, flags) {
+                        match effect(flags) {
+                            Effect::Deny => push_unique(&mut acc.denies, tagged(id, flags)),
+                            Effect::Allow => {
+                                allows = true;
+                                push_unique(&mut acc.allows, tagged(id, flags));
+                            }
+                        }
+                    }
+                });
+            return allows;
+        };
         let mut allows = Ids::new();
         att.identity
             .each::<SCAN>(&self.statements, key, |id, s, flags| {
@@ -394,24 +412,19 @@ impl PolicySet {
                     }
                 }
             });
-        if let Some(boundary) = &att.boundary {
-            let mut boundary_allows = Ids::new();
-            boundary.each::<SCAN>(&self.statements, key, |id, s, flags| {
-                if acc.memo.applies(id, s, &self.shared, ctx, flags) {
-                    match effect(flags) {
-                        Effect::Deny => push_unique(&mut acc.denies, tagged(id, flags)),
-                        Effect::Allow => push_unique(&mut boundary_allows, tagged(id, flags)),
-                    }
+        let mut boundary_allows = Ids::new();
+        boundary.each::<SCAN>(&self.statements, key, |id, s, flags| {
+            if acc.memo.applies(id, s, &self.shared, ctx, flags) {
+                match effect(flags) {
+                    Effect::Deny => push_unique(&mut acc.denies, tagged(id, flags)),
+                    Effect::Allow => push_unique(&mut boundary_allows, tagged(id, flags)),
                 }
-            });
-            if allows.is_empty() || boundary_allows.is_empty() {
-                return false;
             }
-            allows.extend(boundary_allows);
-        }
-        if allows.is_empty() {
+        });
+        if allows.is_empty() || boundary_allows.is_empty() {
             return false;
         }
+        allows.extend(boundary_allows);
         for id in allows {
             push_unique(&mut acc.allows, id);
         }
