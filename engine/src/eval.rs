@@ -177,12 +177,13 @@ impl Stmt {
                 }
             }
         }
-        // An index with no condition (never made) fails the statement: fail closed.
+        // Indexes that are not there (never made) fail the statement: fail closed.
         let list = &shared.conditions;
-        self.conditions
-            .ids(&shared.overflow)
-            .iter()
-            .all(|&i| list.get(i as usize).is_some_and(|c| c.holds(ctx)))
+        let ids = self.conditions.ids(&shared.overflow);
+        ids.len() == self.conditions.len()
+            && ids
+                .iter()
+                .all(|&i| list.get(i as usize).is_some_and(|c| c.holds(ctx)))
     }
 }
 

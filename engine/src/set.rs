@@ -361,6 +361,11 @@ impl CondIds {
         self.len == 0
     }
 
+    /// How many conditions the statement has.
+    pub(crate) fn len(&self) -> usize {
+        self.len as usize
+    }
+
     /// The indexes, given the set's overflow list.
     pub(crate) fn ids<'a>(&'a self, overflow: &'a [u32]) -> &'a [u32] {
         let len = self.len as usize;
@@ -1679,6 +1684,20 @@ mod tests {
             "arn:aws:s3:::a-very-long-bucket-name/with/a/long/prefix/*"
         ]));
         assert!(!inline(&["a", "b", "c"]));
+    }
+
+    #[test]
+    fn condition_ids_inline_and_in_the_overflow_list() {
+        let mut overflow = vec![9];
+        let three = super::CondIds::new(&[4, 5, 6], &mut overflow);
+        let five = super::CondIds::new(&[1, 2, 3, 4, 5], &mut overflow);
+        assert_eq!(three.ids(&overflow), [4, 5, 6]);
+        assert_eq!(five.ids(&overflow), [1, 2, 3, 4, 5]);
+        assert_eq!(overflow, [9, 1, 2, 3, 4, 5]);
+        // An overflow list without them (never made) yields none, and the count tells:
+        // a decision then fails the statement.
+        assert!(five.ids(&[]).is_empty());
+        assert_eq!(five.len(), 5);
     }
 
     #[test]
