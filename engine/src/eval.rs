@@ -211,7 +211,7 @@ impl PolicySet {
     ///     .bindings_yaml("bindings.yaml", "roles: { Reader: { policies: [read] } }")
     ///     .build()?;
     /// let request = Request {
-    ///     subject: Subject { id: "alice".into(), roles: vec!["Reader".into()], ..Default::default() },
+    ///     subject: Subject { id: "alice".into(), roles: vec!["Reader".into()].into(), ..Default::default() },
     ///     action: "s3:GetObject".into(),
     ///     resource: Resource { id: "arn:aws:s3:::docs/a.txt".into(), ..Default::default() },
     ///     ..Default::default()
@@ -487,7 +487,7 @@ mod tests {
         Request {
             subject: Subject {
                 id: "u".into(),
-                roles: vec!["R".into()],
+                roles: vec!["R".into()].into(),
                 ..Default::default()
             },
             action: action.into(),

@@ -388,7 +388,7 @@ mod tests {
         Request {
             subject: Subject {
                 id: "alice".into(),
-                roles: vec![],
+                roles: vec![].into(),
                 tags: [("Team".into(), "blue".into())].into(),
             },
             context: Context::new().with("aws:SourceIp", "10.0.0.1"),

@@ -25,7 +25,7 @@
 //!     .bindings_yaml("bindings.yaml", "roles: { Employee: { policies: [home] } }")
 //!     .build()?;
 //! let mut request = Request {
-//!     subject: Subject { id: "alice".into(), roles: vec!["Employee".into()], ..Default::default() },
+//!     subject: Subject { id: "alice".into(), roles: vec!["Employee".into()].into(), ..Default::default() },
 //!     action: "s3:PutObject".into(),
 //!     resource: Resource { id: "arn:aws:s3:::home/alice/notes.txt".into(), ..Default::default() },
 //!     context: Context::new().with("aws:MultiFactorAuthPresent", true),
@@ -51,7 +51,7 @@ mod types;
 
 pub use condition::operator_names;
 pub use error::{CompileError, CompileErrors, LoadError};
-pub use request::{Context, Request, Resource, Scalar, Subject, Text, Value};
+pub use request::{Context, Request, Resource, Roles, Scalar, Subject, Text, Value};
 pub use set::{
     Attachment, Bindings, Format, PolicySet, PolicySetBuilder, ResourceAttachment, BINDINGS_FILE,
     MAX_DOCUMENT_BYTES, MAX_POLICIES, MAX_STATEMENTS, ROUTES_FILE,

@@ -14,6 +14,11 @@ use serde::{Deserialize, Serialize, Serializer};
 /// `.into()`, read as `&str`.
 pub type Text = compact_str::CompactString;
 
+/// A subject's roles: up to two inline (most subjects hold one or two), so reading them does
+/// not reach into another allocation. Built from a `Vec` or an iterator with `.into()` /
+/// `.collect()`.
+pub type Roles = smallvec::SmallVec<[Text; 2]>;
+
 /// A decision request: may `subject` perform `action` on `resource`, given `context`?
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -43,7 +48,7 @@ pub struct Subject {
     pub id: Text,
     /// Roles the subject holds; each role's bound policies apply.
     #[serde(default)]
-    pub roles: Vec<Text>,
+    pub roles: Roles,
     /// Principal tags: `aws:PrincipalTag/<key>`.
     #[serde(default)]
     pub tags: BTreeMap<Text, Text>,

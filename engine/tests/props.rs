@@ -939,7 +939,7 @@ fn index_lookup_agrees_with_full_scan_for_actions_that_unicode_fold_to_ascii() {
         let r = Request {
             subject: Subject {
                 id: "alice".into(),
-                roles: vec!["R".into()],
+                roles: vec!["R".into()].into(),
                 ..Subject::default()
             },
             action: action.into(),
