@@ -323,8 +323,11 @@ impl PolicySet {
         }
 
         let mut allowed = false;
+        // A statement can come twice only through two attachments (or an attachment and
+        // its boundary): with one, nothing is remembered.
+        let remember = attachments.len() > 1;
         for att in attachments {
-            allowed |= self.attachment::<SCAN>(att, &ctx, key, &mut acc);
+            allowed |= self.attachment::<SCAN>(att, &ctx, key, &mut acc, remember);
         }
         if !self.resources.entries.is_empty() {
             allowed |= self.resource_policies::<SCAN>(&ctx, key, &mut acc);
@@ -384,6 +387,7 @@ impl PolicySet {
         ctx: &EvalCtx<'_>,
         key: ActionKey,
         acc: &mut Acc,
+        remember: bool,
     ) -> bool {
         let Some(boundary) = &att.boundary else {
             // No boundary: whether an identity statement allows decides; its allows go
@@ -391,7 +395,12 @@ impl PolicySet {
             let mut allows = false;
             att.identity
                 .each::<SCAN>(&self.statements, key, |id, s, flags| {
-                    if acc.memo.applies(id, s, &self.shared, ctx, flags) {
+                    let applies = if remember {
+                        acc.memo.applies(id, s, &self.shared, ctx, flags)
+                    } else {
+                        s.applies(&self.shared, ctx, flags)
+                    };
+                    if applies {
                         match effect(flags) {
                             Effect::Deny => push_unique(&mut acc.denies, tagged(id, flags)),
                             Effect::Allow => {
