@@ -9,7 +9,7 @@ use crate::error::{CompileError, CompileErrors};
 use crate::pattern::Pattern;
 use crate::set::{
     build_index, parse_obligation, res_pat, revision_of, Bindings, CAttachment, Cold, CondIds,
-    InlineRes, PolicyMeta, PolicySet, Principals, Res, Resources, Shared, Stmt, MAX_STATEMENTS,
+    PolicyMeta, PolicySet, Principals, Res, Resources, Shared, Stmt, MAX_STATEMENTS,
 };
 use crate::types::{Effect, Obligation, StatementInfo};
 
@@ -547,9 +547,7 @@ fn compile_document(
                 ids.push(shared.intern(cond));
             }
             stmt.conditions = CondIds::new(&ids, &mut shared.shared.overflow);
-            if let Some(inline) = InlineRes::new(&stmt.resources, |head| shared.head(head)) {
-                stmt.resource = Res::Inline(inline);
-            }
+            stmt.resource = Res::new(&stmt.resources, |head| shared.head(head));
             statements.push(stmt);
             cold.push(c);
         }
@@ -789,8 +787,9 @@ fn compile_statement(
         actions_negated: negated,
         actions_exact: smallvec::SmallVec::new(),
         actions_wild: smallvec::SmallVec::new(),
-        // Made inline (with the set's shared pattern heads) when added to the set.
-        resource: crate::set::Res::new(&resources.patterns),
+        // Made (inline where it can be, with the set's shared pattern heads) when the
+        // statement is added to the set.
+        resource: crate::set::Res::Many,
         resources: resources.patterns,
         resources_negated: resources.negated,
         principal,

@@ -149,8 +149,13 @@ pub(crate) enum Res {
 }
 
 impl Res {
-    /// `One` or `Many` (made `Inline` where it can be as the statement joins its set).
-    pub(crate) fn new(patterns: &[ResPat]) -> Self {
+    /// How a statement holds `patterns`: inline where they have an inline form (`head`
+    /// gives the shared index of a head text, see [`InlineRes::new`]), else `One` or
+    /// `Many`.
+    pub(crate) fn new(patterns: &[ResPat], head: impl FnMut(&[u8]) -> Option<u16>) -> Self {
+        if let Some(inline) = InlineRes::new(patterns, head) {
+            return Res::Inline(inline);
+        }
         match patterns {
             [one] => Res::One(one.clone()),
             _ => Res::Many,
@@ -315,7 +320,8 @@ fn pattern_matches(p: &InlinePat, text: &[u8], resource: &[u8], heads: &[Box<[u8
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Shared {
     pub(crate) conditions: Vec<Condition>,
-    /// The indexes of statements with more than [`CondIds::INLINE`] conditions.
+    /// The condition indexes of the statements with more than [`CondIds::INLINE`]
+    /// conditions, one run per statement (where it starts: its [`CondIds`]).
     pub(crate) overflow: Vec<u32>,
     pub(crate) heads: Vec<Box<[u8]>>,
 }
@@ -398,8 +404,8 @@ pub(crate) struct Cold {
 /// The statements of one attachment that can match an action, in one allocation laid out
 /// so that a lookup reads few cache lines: a sorted key list (exact action ids, and service
 /// ids tagged with [`SERVICE_KEY`]) and where each key's group of entries ends, right after
-/// a two-word header (for up to nine keys, all in the first cache line: the allocation is
-/// a whole number of lines, which the allocator places on a line boundary); then the
+/// a two-word header (for up to nine keys, all in the first cache line when the allocation
+/// starts on a line boundary; it is a whole number of lines); then the
 /// entries of statements whose actions can match any service (`*`, `s*:...`, `NotAction`),
 /// and the groups, each followed by a copy of those, so a lookup reads one run of entries.
 ///
@@ -424,8 +430,10 @@ const NARROW: u32 = 1 << 31;
 pub(crate) const ENTRY: usize = 4;
 /// Marks a service id among an index's keys (action ids stay below it).
 const SERVICE_KEY: u32 = 1 << 31;
-/// In an entry's last word (beside the prefilter's offset and length): the entry is in its
-/// group because the statement names the group's action exactly, so the action matches.
+/// In an entry's last word (beside the prefilter's offset and length): the statement is
+/// known to match every action looked up to this entry, so its action patterns are not
+/// read: it names the group's action exactly, one of its patterns matched the action's name
+/// when the index was built, it has `*`, or (in a service's group) `service:*`.
 pub(crate) const KNOWN_ACTION: u32 = 1 << 25;
 /// In an entry's last word: the statement is a `Deny`.
 pub(crate) const DENY: u32 = 1 << 26;
@@ -583,7 +591,7 @@ impl Index {
         services: &[(u32, u32)],
         wildcard: &[u32],
         all: &[u32],
-        actions: &impl ActionFacts,
+        actions: &ActionFacts<'_>,
         prefilter_of: impl Fn(u32) -> [u32; 3],
         narrow_limit: usize,
     ) -> Self {
@@ -606,33 +614,35 @@ impl Index {
             let key = group.first().map_or(0, |(k, _)| *k);
             groups.push((key | SERVICE_KEY, &[], group));
         }
-        // A statement both named exactly and under the service is listed once, as named;
-        // under an exact action, only the service's statements that match the action.
-        fn extra<'a>(
-            key: u32,
-            exact: &'a [(u32, u32)],
-            service: &'a [(u32, u32)],
-            actions: &'a impl ActionFacts,
-        ) -> impl Iterator<Item = u32> + 'a {
-            service
-                .iter()
-                .filter(move |(_, id)| exact.binary_search_by_key(id, |(_, i)| *i).is_err())
-                .filter(move |(_, id)| actions.statement_matches(*id, key))
-                .map(|(_, id)| *id)
+        // Each group's own entries, `(statement, known)`, laid out one group after another
+        // (`sizes` says how many each): a statement both named exactly and under the
+        // service is listed once, as named; under an exact action, only the service's
+        // statements that match the action.
+        let mut members: Vec<(u32, bool)> = Vec::with_capacity(exact.len() + services.len());
+        let mut sizes: Vec<usize> = Vec::with_capacity(groups.len());
+        for (key, exact, service) in &groups {
+            let before = members.len();
+            if key & SERVICE_KEY != 0 {
+                let svc = key & !SERVICE_KEY;
+                members.extend(
+                    service
+                        .iter()
+                        .map(|&(_, id)| (id, actions.statement_matches_service(id, svc))),
+                );
+            } else {
+                members.extend(exact.iter().map(|&(_, id)| (id, true)));
+                members.extend(
+                    service
+                        .iter()
+                        .filter(|(_, id)| exact.binary_search_by_key(id, |(_, i)| *i).is_err())
+                        .filter(|(_, id)| actions.statement_matches(*id, *key))
+                        .map(|&(_, id)| (id, true)),
+                );
+            }
+            // Each group is followed by a copy of the wildcard entries.
+            sizes.push(members.len() - before + wildcard.len());
         }
-        // Each group is followed by a copy of the wildcard entries.
-        let sizes: Vec<usize> = groups
-            .iter()
-            .map(|(key, e, s)| {
-                let own = if key & SERVICE_KEY == 0 {
-                    e.len() + extra(*key, e, s, actions).count()
-                } else {
-                    s.len()
-                };
-                own + wildcard.len()
-            })
-            .collect();
-        let entries: usize = sizes.iter().sum();
+        let entries = members.len() + groups.len() * wildcard.len();
         let narrow = entries <= narrow_limit;
         let ends_len = Self::ends_len(groups.len(), narrow);
         let mut data = Vec::with_capacity(
@@ -667,23 +677,15 @@ impl Index {
             entry(&mut data, id, actions.statement_matches_any(id));
         }
         let wild_end = data.len();
-        for (key, exact, service) in &groups {
-            if key & SERVICE_KEY != 0 {
-                let svc = key & !SERVICE_KEY;
-                for &(_, id) in *service {
-                    entry(&mut data, id, actions.statement_matches_service(id, svc));
-                }
-            } else {
-                for &(_, id) in *exact {
-                    entry(&mut data, id, true);
-                }
-                for id in extra(*key, exact, service, actions) {
-                    entry(&mut data, id, true);
-                }
+        let mut own = members.iter();
+        for size in &sizes {
+            for &(id, known) in own.by_ref().take(size.saturating_sub(wildcard.len())) {
+                entry(&mut data, id, known);
             }
             data.extend_from_within(wild_at..wild_end);
         }
-        // A whole number of cache lines: the allocator then places it on a line boundary.
+        // A whole number of cache lines: placed on a line boundary, it shares no line with
+        // other data.
         let pad = (16 - (data.len() + all.len() + 1) % 16) % 16;
         data.resize(data.len() + pad, 0);
         data.extend_from_slice(all);
@@ -1079,27 +1081,22 @@ pub(crate) struct ActionIds {
 }
 
 /// What building an index needs to know of actions and of statements' action patterns.
-pub(crate) trait ActionFacts {
-    /// The service id of an exact action id.
-    fn service_of(&self, action: u32) -> Option<u32>;
-    /// Whether a statement's `Action`/`NotAction` matches an exact action id.
-    fn statement_matches(&self, statement: u32, action: u32) -> bool;
-    /// Whether a statement's `Action` matches every action (it has `*`).
-    fn statement_matches_any(&self, statement: u32) -> bool;
-    /// Whether a statement's `Action` matches every action of a service (it has
-    /// `service:*`).
-    fn statement_matches_service(&self, statement: u32, service: u32) -> bool;
+pub(crate) struct ActionFacts<'a> {
+    pub(crate) statements: &'a [Stmt],
+    pub(crate) ids: &'a ActionIds,
 }
 
-impl ActionFacts for (&[Stmt], &ActionIds) {
+impl ActionFacts<'_> {
+    /// The service id of an exact action id.
     fn service_of(&self, action: u32) -> Option<u32> {
-        self.1.by_id.get(action as usize).and_then(|(_, s)| *s)
+        self.ids.by_id.get(action as usize).and_then(|(_, s)| *s)
     }
 
+    /// Whether a statement's `Action`/`NotAction` matches an exact action id.
     fn statement_matches(&self, statement: u32, action: u32) -> bool {
         let (Some(s), Some((name, _))) = (
-            self.0.get(statement as usize),
-            self.1.by_id.get(action as usize),
+            self.statements.get(statement as usize),
+            self.ids.by_id.get(action as usize),
         ) else {
             return false;
         };
@@ -1110,16 +1107,19 @@ impl ActionFacts for (&[Stmt], &ActionIds) {
         hit != s.actions_negated
     }
 
+    /// Whether a statement's `Action` matches every action (it has `*`).
     fn statement_matches_any(&self, statement: u32) -> bool {
-        self.0
+        self.statements
             .get(statement as usize)
             .is_some_and(|s| !s.actions_negated && s.actions_wild.iter().any(Pattern::is_any))
     }
 
+    /// Whether a statement's `Action` matches every action of a service (it has
+    /// `service:*`).
     fn statement_matches_service(&self, statement: u32, service: u32) -> bool {
         let (Some(s), Some(name)) = (
-            self.0.get(statement as usize),
-            self.1.service_names.get(service as usize),
+            self.statements.get(statement as usize),
+            self.ids.service_names.get(service as usize),
         ) else {
             return false;
         };
@@ -1281,7 +1281,7 @@ fn build_index_narrow_to(
         &services,
         &wildcard,
         &all,
-        &(statements, ids),
+        &ActionFacts { statements, ids },
         |id| {
             statements.get(id as usize).map_or([0, 0, 0], |s| {
                 let [lo, hi, meta] = prefilter(s);
@@ -1722,7 +1722,7 @@ mod tests {
             stmt <= 256,
             "Stmt is {stmt} bytes (four cache lines at most)"
         );
-        // A condition is one cache line: a statement's conditions are read one line each.
+        // A condition fits one cache line: evaluating one reads one line.
         let condition = std::mem::size_of::<crate::condition::Condition>();
         assert!(condition <= 64, "Condition is {condition} bytes");
         eprintln!(
