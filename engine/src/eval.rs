@@ -12,7 +12,7 @@ use crate::set::{
     Shared, Stmt, DENY, ENTRY, HAS_PRINCIPAL, KNOWN_ACTION, MAX_STATEMENTS, NOT_RESOURCE,
     OBLIGATIONS,
 };
-use crate::types::{Decision, Effect, Reason};
+use crate::types::{Decision, Reason};
 
 /// Statement ids that decide, each tagged with [`OBLIGED`] when the statement has
 /// obligations.
@@ -79,13 +79,16 @@ impl Memo {
     }
 }
 
-/// A statement's effect from its index entry's flags.
-fn effect(flags: u32) -> Effect {
-    if flags & DENY != 0 {
-        Effect::Deny
+/// Files a statement that applies under `denies` or `allows` by its effect (from its index
+/// entry's flags); returns whether it allows.
+fn record(denies: &mut Ids, allows: &mut Ids, id: u32, flags: u32) -> bool {
+    let (list, allow) = if flags & DENY != 0 {
+        (denies, false)
     } else {
-        Effect::Allow
-    }
+        (allows, true)
+    };
+    push_unique(list, tagged(id, flags));
+    allow
 }
 
 fn push_unique(v: &mut Ids, id: u32) {
@@ -124,17 +127,14 @@ impl Index {
             }
             return;
         }
-        let mut visit = |entries: &[u32]| {
-            for e in entries.chunks_exact(ENTRY) {
-                let Some(&id) = e.first() else { continue };
-                if admits(e, key.resource) {
-                    if let Some(s) = statements.get(id as usize) {
-                        f(id, s, entry_flags(e));
-                    }
+        for e in self.lookup(key.action, key.service).chunks_exact(ENTRY) {
+            let Some(&id) = e.first() else { continue };
+            if admits(e, key.resource) {
+                if let Some(s) = statements.get(id as usize) {
+                    f(id, s, entry_flags(e));
                 }
             }
-        };
-        visit(self.lookup(key.action, key.service));
+        }
     }
 }
 
@@ -223,9 +223,14 @@ impl PolicySet {
     /// # Ok::<(), pdp_engine::CompileErrors>(())
     /// ```
     pub fn decide(&self, request: &Request) -> Decision<'_> {
+        self.decide_known::<false>(request)
+    }
+
+    /// The decision for the request with what the directory knows of its subject.
+    fn decide_known<const SCAN: bool>(&self, request: &Request) -> Decision<'_> {
         match self.with_directory(request) {
-            Some(merged) => self.decide_with::<false>(&merged),
-            None => self.decide_with::<false>(request),
+            Some(merged) => self.decide_with::<SCAN>(&merged),
+            None => self.decide_with::<SCAN>(request),
         }
     }
 
@@ -252,10 +257,7 @@ impl PolicySet {
     /// statement instead of using the action index. A reference for tests and benchmarks.
     #[doc(hidden)]
     pub fn decide_scan(&self, request: &Request) -> Decision<'_> {
-        match self.with_directory(request) {
-            Some(merged) => self.decide_with::<true>(&merged),
-            None => self.decide_with::<true>(request),
-        }
+        self.decide_known::<true>(request)
     }
 
     fn decide_with<const SCAN: bool>(&self, request: &Request) -> Decision<'_> {
@@ -283,8 +285,8 @@ impl PolicySet {
                 folded.as_bytes()
             }
         };
-        let ids = &self.action_ids;
-        let (action_id, service) = match ids.actions.get(action) {
+        let known = &self.action_ids;
+        let (action_id, service) = match known.actions.get(action) {
             Some(&(id, service)) => (Some(id), service),
             // The service is the text before the first `:`; an action without one has
             // none (index entries under a service may be marked as matching every action
@@ -295,7 +297,7 @@ impl PolicySet {
                     .iter()
                     .position(|b| *b == b':')
                     .and_then(|i| action.get(..i))
-                    .and_then(|svc| ids.services.get(svc))
+                    .and_then(|svc| known.services.get(svc))
                     .copied(),
             ),
         };
@@ -312,12 +314,7 @@ impl PolicySet {
             self.guardrails
                 .each::<SCAN>(&self.statements, key, |id, s, flags| {
                     if s.applies(&self.shared, &ctx, flags) {
-                        match effect(flags) {
-                            Effect::Deny => push_unique(&mut acc.denies, tagged(id, flags)),
-                            Effect::Allow => {
-                                push_unique(&mut acc.guard_allows, tagged(id, flags));
-                            }
-                        }
+                        record(&mut acc.denies, &mut acc.guard_allows, id, flags);
                     }
                 });
         }
@@ -333,18 +330,18 @@ impl PolicySet {
             allowed |= self.resource_policies::<SCAN>(&ctx, key, &mut acc);
         }
 
-        let (allowed, reason, ids) = if !acc.denies.is_empty() {
+        let (allowed, reason, deciding) = if !acc.denies.is_empty() {
             (false, Reason::ExplicitDeny, acc.denies)
         } else if allowed && (!self.guardrails_have_allow || !acc.guard_allows.is_empty()) {
-            let mut ids = acc.allows;
+            let mut deciding = acc.allows;
             for id in acc.guard_allows {
-                push_unique(&mut ids, id);
+                push_unique(&mut deciding, id);
             }
-            (true, Reason::Allowed, ids)
+            (true, Reason::Allowed, deciding)
         } else {
             (false, Reason::ImplicitDeny, Ids::new())
         };
-        let mut decision = self.decision(allowed, reason, &ids);
+        let mut decision = self.decision(allowed, reason, &deciding);
         decision.time_dependent = ctx.clock_read.get();
         decision
     }
@@ -367,13 +364,7 @@ impl PolicySet {
             }
             index.each::<SCAN>(&self.statements, key, |id, s, flags| {
                 if s.applies(&self.shared, ctx, flags) {
-                    match effect(flags) {
-                        Effect::Deny => push_unique(&mut acc.denies, tagged(id, flags)),
-                        Effect::Allow => {
-                            allowed = true;
-                            push_unique(&mut acc.allows, tagged(id, flags));
-                        }
-                    }
+                    allowed |= record(&mut acc.denies, &mut acc.allows, id, flags);
                 }
             });
         }
@@ -401,13 +392,7 @@ impl PolicySet {
                         s.applies(&self.shared, ctx, flags)
                     };
                     if applies {
-                        match effect(flags) {
-                            Effect::Deny => push_unique(&mut acc.denies, tagged(id, flags)),
-                            Effect::Allow => {
-                                allows = true;
-                                push_unique(&mut acc.allows, tagged(id, flags));
-                            }
-                        }
+                        allows |= record(&mut acc.denies, &mut acc.allows, id, flags);
                     }
                 });
             return allows;
@@ -416,19 +401,13 @@ impl PolicySet {
         att.identity
             .each::<SCAN>(&self.statements, key, |id, s, flags| {
                 if acc.memo.applies(id, s, &self.shared, ctx, flags) {
-                    match effect(flags) {
-                        Effect::Deny => push_unique(&mut acc.denies, tagged(id, flags)),
-                        Effect::Allow => push_unique(&mut allows, tagged(id, flags)),
-                    }
+                    record(&mut acc.denies, &mut allows, id, flags);
                 }
             });
         let mut boundary_allows = Ids::new();
         boundary.each::<SCAN>(&self.statements, key, |id, s, flags| {
             if acc.memo.applies(id, s, &self.shared, ctx, flags) {
-                match effect(flags) {
-                    Effect::Deny => push_unique(&mut acc.denies, tagged(id, flags)),
-                    Effect::Allow => push_unique(&mut boundary_allows, tagged(id, flags)),
-                }
+                record(&mut acc.denies, &mut boundary_allows, id, flags);
             }
         });
         if allows.is_empty() || boundary_allows.is_empty() {
