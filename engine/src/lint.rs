@@ -10,6 +10,7 @@ use crate::condition::Qualifier;
 use crate::error::CompileErrors;
 use crate::keys::Key;
 use crate::set::{Cold, PolicySet, ResPat, Stmt};
+use crate::types::Effect;
 
 /// A statement as the linter reads it: the compiled statement and its [`Cold`] part.
 struct View<'a> {
@@ -32,7 +33,6 @@ impl PolicySet {
         })
     }
 }
-use crate::types::Effect;
 
 /// How serious a finding is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
