@@ -61,6 +61,8 @@ pub(crate) struct Compiled {
     policies: Vec<PolicyMeta>,
     by_name: FastMap<String, usize>,
     digests: Vec<(String, [u8; 32])>,
+    /// Where each document's encoding is written to be digested (reused).
+    scratch: Vec<u8>,
     pub(crate) errors: Vec<CompileError>,
 }
 
@@ -151,8 +153,10 @@ impl Compiled {
             origin: origin.to_owned(),
             statements: start..end,
         });
-        self.digests
-            .push((name.to_owned(), crate::set::document_digest(doc)));
+        self.digests.push((
+            name.to_owned(),
+            crate::set::document_digest(doc, &mut self.scratch),
+        ));
     }
 }
 
@@ -170,6 +174,7 @@ pub(crate) fn finish(
         policies,
         by_name,
         mut digests,
+        scratch: _,
         mut errors,
     } = compiled;
     if statements.len() > MAX_STATEMENTS {
