@@ -8,7 +8,7 @@ use crate::condition;
 use crate::error::{CompileError, CompileErrors};
 use crate::pattern::Pattern;
 use crate::set::{
-    build_index, parse_obligation, res_pat, revision_of, Bindings, CAttachment, Cold, CondIds,
+    parse_obligation, res_pat, revision_of, Bindings, CAttachment, Cold, CondIds, Placer,
     PolicyMeta, PolicySet, Principals, Res, Resources, Shared, Stmt, MAX_STATEMENTS,
 };
 use crate::types::{Effect, Obligation, StatementInfo};
@@ -203,6 +203,7 @@ pub(crate) fn finish(
     };
 
     let action_ids = crate::set::ActionIds::assign(&mut statements, &cold);
+    let placer = Placer::new(&statements, &cold, &action_ids);
     let mut usage = Usage::default();
     let mut bp = Problems {
         file: &bindings_origin,
@@ -239,15 +240,15 @@ pub(crate) fn finish(
         let identity = ids_of(&a.policies, &field, bp, &mut usage.identity);
         let boundary = a.boundary.as_ref().map(|b| {
             let field = format!("{kind}.{name}.boundary");
-            build_index(
-                &statements,
-                &cold,
-                &action_ids,
-                ids_of(std::slice::from_ref(b), &field, bp, &mut usage.identity),
-            )
+            placer.index(ids_of(
+                std::slice::from_ref(b),
+                &field,
+                bp,
+                &mut usage.identity,
+            ))
         });
         CAttachment {
-            identity: build_index(&statements, &cold, &action_ids, identity),
+            identity: placer.index(identity),
             boundary,
         }
     };
@@ -305,7 +306,7 @@ pub(crate) fn finish(
             .get(*i as usize)
             .is_some_and(|s| s.effect == Effect::Allow)
     });
-    let guardrails = build_index(&statements, &cold, &action_ids, guard_ids);
+    let guardrails = placer.index(guard_ids);
     let mut resources = Vec::new();
     for (i, r) in bindings.resources.iter().enumerate() {
         let field = format!("resources[{i}]");
@@ -318,10 +319,7 @@ pub(crate) fn finish(
             &mut bp,
             &mut usage.resource,
         );
-        resources.push((
-            Pattern::new(&r.pattern, false),
-            build_index(&statements, &cold, &action_ids, ids),
-        ));
+        resources.push((Pattern::new(&r.pattern, false), placer.index(ids)));
     }
 
     // Principal belongs in resource policies only, and resource policies need one.

@@ -1232,64 +1232,79 @@ impl ActionIds {
     }
 }
 
-/// Builds an action index over statement ids.
-pub(crate) fn build_index(
-    statements: &[Stmt],
-    cold: &[Cold],
-    ids: &ActionIds,
-    members: impl IntoIterator<Item = u32>,
-) -> Index {
-    build_index_narrow_to(statements, cold, ids, members, usize::from(u16::MAX))
+/// What building an attachment's action index needs of each statement of a set, worked
+/// out once however many attachments name the statement: where its action patterns place
+/// it, and its index entries' words (resource prefilter and flags).
+pub(crate) struct Placer<'a> {
+    facts: ActionFacts<'a>,
+    placements: Vec<Placement>,
+    entries: Vec<[u32; 3]>,
 }
 
-/// [`build_index`], with `u16` group ends when the groups hold at most `narrow_limit`
-/// entries (tests build both forms).
-fn build_index_narrow_to(
-    statements: &[Stmt],
-    cold: &[Cold],
-    ids: &ActionIds,
-    members: impl IntoIterator<Item = u32>,
-    narrow_limit: usize,
-) -> Index {
-    // (key, statement) pairs, sorted and deduplicated: cheaper than ordered maps for the
-    // handful of statements an attachment has.
-    let mut exact: Vec<(u32, u32)> = Vec::new();
-    let mut services: Vec<(u32, u32)> = Vec::new();
-    let mut wildcard: Vec<u32> = Vec::new();
-    let mut all: Vec<u32> = members.into_iter().collect();
-    all.sort_unstable();
-    all.dedup();
-    all.retain(|id| statements.get(*id as usize).is_some());
-    for &id in &all {
-        let (Some(stmt), Some(c)) = (statements.get(id as usize), cold.get(id as usize)) else {
-            continue;
-        };
-        match ids.placement(stmt, c) {
-            Placement::Wildcard => wildcard.push(id),
-            Placement::Keys(actions, svcs) => {
-                exact.extend(actions.into_iter().map(|a| (a, id)));
-                services.extend(svcs.into_iter().map(|s| (s, id)));
-            }
+impl<'a> Placer<'a> {
+    pub(crate) fn new(statements: &'a [Stmt], cold: &[Cold], ids: &'a ActionIds) -> Self {
+        Placer {
+            facts: ActionFacts { statements, ids },
+            placements: statements
+                .iter()
+                .zip(cold)
+                .map(|(s, c)| ids.placement(s, c))
+                .collect(),
+            entries: statements
+                .iter()
+                .map(|s| {
+                    let [lo, hi, meta] = prefilter(s);
+                    [lo, hi, meta | stmt_flags(s)]
+                })
+                .collect(),
         }
     }
-    for v in [&mut exact, &mut services] {
-        v.sort_unstable();
-        v.dedup();
+
+    /// The action index over statement ids.
+    pub(crate) fn index(&self, members: impl IntoIterator<Item = u32>) -> Index {
+        self.index_narrow_to(members, usize::from(u16::MAX))
     }
-    Index::build(
-        &exact,
-        &services,
-        &wildcard,
-        &all,
-        &ActionFacts { statements, ids },
-        |id| {
-            statements.get(id as usize).map_or([0, 0, 0], |s| {
-                let [lo, hi, meta] = prefilter(s);
-                [lo, hi, meta | stmt_flags(s)]
-            })
-        },
-        narrow_limit,
-    )
+
+    /// [`Placer::index`], with `u16` group ends when the groups hold at most
+    /// `narrow_limit` entries (tests build both forms).
+    fn index_narrow_to(
+        &self,
+        members: impl IntoIterator<Item = u32>,
+        narrow_limit: usize,
+    ) -> Index {
+        // (key, statement) pairs, sorted and deduplicated: cheaper than ordered maps for
+        // the handful of statements an attachment has.
+        let mut exact: Vec<(u32, u32)> = Vec::new();
+        let mut services: Vec<(u32, u32)> = Vec::new();
+        let mut wildcard: Vec<u32> = Vec::new();
+        let mut all: Vec<u32> = members.into_iter().collect();
+        all.sort_unstable();
+        all.dedup();
+        all.retain(|id| self.facts.statements.get(*id as usize).is_some());
+        for &id in &all {
+            match self.placements.get(id as usize) {
+                Some(Placement::Wildcard) => wildcard.push(id),
+                Some(Placement::Keys(actions, svcs)) => {
+                    exact.extend(actions.iter().map(|&a| (a, id)));
+                    services.extend(svcs.iter().map(|&s| (s, id)));
+                }
+                None => {}
+            }
+        }
+        for v in [&mut exact, &mut services] {
+            v.sort_unstable();
+            v.dedup();
+        }
+        Index::build(
+            &exact,
+            &services,
+            &wildcard,
+            &all,
+            &self.facts,
+            |id| self.entries.get(id as usize).copied().unwrap_or([0, 0, 0]),
+            narrow_limit,
+        )
+    }
 }
 
 /// The revision digest of a set's inputs: its documents' digests in name order, then the
@@ -1539,15 +1554,8 @@ mod tests {
             .build()
             .unwrap_or_else(|e| unreachable!("{e}"));
         let members = 0..u32::try_from(set.statements.len()).unwrap_or(0);
-        let build = |limit| {
-            super::build_index_narrow_to(
-                &set.statements,
-                &set.cold,
-                &set.action_ids,
-                members.clone(),
-                limit,
-            )
-        };
+        let placer = super::Placer::new(&set.statements, &set.cold, &set.action_ids);
+        let build = |limit| placer.index_narrow_to(members.clone(), limit);
         let (narrow, wide) = (build(usize::from(u16::MAX)), build(0));
         assert!(narrow.narrow() && !wide.narrow());
         let services: Vec<u32> = set.action_ids.services.values().copied().collect();
