@@ -167,8 +167,16 @@ impl Pattern {
             return Self::from_toks(toks, case_insensitive);
         }
         // Only `*` wildcards: build the shape straight from the text.
-        let needs_fold = case_insensitive && text.chars().any(|c| fold_char(c) != c);
-        let text: std::borrow::Cow<'_, str> = if needs_fold {
+        let text: std::borrow::Cow<'_, str> = if !case_insensitive {
+            std::borrow::Cow::Borrowed(text)
+        } else if text.is_ascii() {
+            // Most patterns: folded a byte at a time, with no decoding.
+            if text.bytes().any(|b| b.is_ascii_uppercase()) {
+                std::borrow::Cow::Owned(text.to_ascii_lowercase())
+            } else {
+                std::borrow::Cow::Borrowed(text)
+            }
+        } else if text.chars().any(|c| fold_char(c) != c) {
             std::borrow::Cow::Owned(text.chars().map(fold_char).collect())
         } else {
             std::borrow::Cow::Borrowed(text)
@@ -760,7 +768,10 @@ mod shape_tests {
             "*a*",
             "s3:Get*",
             "arn:aws:s3:::b-0*/data/*",
+            "S3:GetObject",
+            "IAM:*User*Policy",
             "É*x",
+            "É*X:Ÿ",
         ] {
             for ci in [false, true] {
                 let mut toks = Vec::new();
