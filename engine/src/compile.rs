@@ -72,6 +72,8 @@ struct Interner {
     shared: Shared,
     /// Condition indexes by the digest of what they were compiled from.
     by_digest: FastMap<u64, smallvec::SmallVec<[u32; 1]>>,
+    /// Condition indexes by exactly what they were compiled from.
+    by_input: FastMap<Box<[u8]>, u32>,
     /// Resource pattern heads by text.
     heads: FastMap<Box<[u8]>, u16>,
 }
@@ -88,19 +90,36 @@ impl Interner {
         Some(i)
     }
 
-    /// The index of `c`: that of an equal condition already kept, or a new one.
-    fn intern(&mut self, c: condition::Compiled) -> u32 {
+    /// The index of the condition compiled from exactly `inputs`, if there is one.
+    fn known(&self, inputs: &[u8]) -> Option<u32> {
+        self.by_input.get(inputs).copied()
+    }
+
+    /// The index of a condition: that of an equal condition already kept, or a new one.
+    fn intern(&mut self, made: condition::Made) -> u32 {
+        let (condition, digest, inputs) = match made {
+            condition::Made::Known(i) => return i,
+            condition::Made::New {
+                condition,
+                digest,
+                inputs,
+            } => (condition, digest, inputs),
+        };
         let list = &mut self.shared.conditions;
-        let same = self.by_digest.entry(c.digest).or_default();
-        if let Some(&i) = same
+        let same = self.by_digest.entry(digest).or_default();
+        let i = match same
             .iter()
-            .find(|&&i| list.get(i as usize) == Some(&c.condition))
+            .find(|&&i| list.get(i as usize) == Some(&condition))
         {
-            return i;
-        }
-        let i = u32::try_from(list.len()).unwrap_or(u32::MAX);
-        list.push(c.condition);
-        same.push(i);
+            Some(&i) => i,
+            None => {
+                let i = u32::try_from(list.len()).unwrap_or(u32::MAX);
+                list.push(condition);
+                same.push(i);
+                i
+            }
+        };
+        self.by_input.insert(inputs.into_boxed_slice(), i);
         i
     }
 }
@@ -539,7 +558,10 @@ fn compile_document(
             index,
             sid.map(str::to_owned),
             raw,
-            variables,
+            &Env {
+                variables,
+                known: &|inputs| shared.known(inputs),
+            },
             &mut sp,
             obligations,
         ) {
@@ -547,7 +569,7 @@ fn compile_document(
             let mut ids: smallvec::SmallVec<[u32; CondIds::INLINE]> = smallvec::SmallVec::new();
             for cond in compiled {
                 c.labels.push(cond.label);
-                ids.push(shared.intern(cond));
+                ids.push(shared.intern(cond.made));
             }
             stmt.conditions = CondIds::new(&ids, &mut shared.shared.overflow);
             stmt.resource = Res::new(&stmt.resources, |head| shared.head(head));
@@ -624,15 +646,26 @@ struct Fields<'j> {
     obligations: Option<&'j Json>,
 }
 
+/// What compiling a statement takes from its document and its set.
+#[derive(Clone, Copy)]
+struct Env<'a> {
+    /// Whether policy variables apply (the document's `Version`).
+    variables: bool,
+    /// The index of the condition the set already has, compiled from exactly these
+    /// inputs, if any.
+    known: &'a dyn Fn(&[u8]) -> Option<u32>,
+}
+
 fn compile_statement(
     policy: &str,
     index: usize,
     sid: Option<String>,
     raw: &Json,
-    variables: bool,
+    env: &Env<'_>,
     p: &mut Problems<'_>,
     obligations: &mut Vec<Obligation>,
 ) -> Option<(Stmt, Cold, Vec<condition::Compiled>)> {
+    let Env { variables, known } = *env;
     let Some(obj) = raw.as_object() else {
         p.add(None, "a statement must be an object");
         return None;
@@ -746,6 +779,7 @@ fn compile_statement(
                         op,
                         body,
                         variables,
+                        known,
                         &mut conditions,
                         &mut condition_labels,
                         &mut errs,

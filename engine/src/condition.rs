@@ -146,13 +146,27 @@ impl Label {
     }
 }
 
-/// A condition as compiled from a statement: the condition, its label and a digest of
-/// what it was compiled from (equal for equal conditions, so that they are kept once).
+/// A condition as compiled from a statement, and its label.
 #[derive(Debug)]
 pub(crate) struct Compiled {
-    pub(crate) condition: Condition,
+    pub(crate) made: Made,
     pub(crate) label: Label,
-    pub(crate) digest: u64,
+}
+
+/// A condition compiled anew, or the index of the one the set already has, compiled from
+/// the same inputs.
+#[derive(Debug)]
+pub(crate) enum Made {
+    New {
+        condition: Condition,
+        /// A digest of what it was compiled from: equal for equal conditions, so that they
+        /// are kept once.
+        digest: u64,
+        /// Exactly what it was compiled from (see [`inputs`]): equal inputs compile to
+        /// an equal condition, which is then not compiled again.
+        inputs: Vec<u8>,
+    },
+    Known(u32),
 }
 
 /// Compiles one operator with its key/value map. Errors name the operator and key. Each
@@ -162,6 +176,7 @@ pub(crate) fn compile(
     operator: &str,
     body: &serde_json::Value,
     variables: bool,
+    known: &dyn Fn(&[u8]) -> Option<u32>,
     out: &mut Vec<Compiled>,
     labels: &mut String,
     errors: &mut Vec<(String, String)>,
@@ -237,27 +252,41 @@ pub(crate) fn compile(
                 }
             }
         }
+        let label = |labels: &mut String| {
+            let start = labels.len();
+            labels.push_str(operator);
+            labels.push('\u{0}');
+            labels.push_str(key_name);
+            // A statement's labels past 64 KiB are cut off in messages, never wrong
+            // elsewhere.
+            Label(
+                u16::try_from(start).unwrap_or(u16::MAX),
+                u16::try_from(labels.len() - start).unwrap_or(0),
+            )
+        };
+        let inputs = inputs(variables, operator, key_name, &texts);
+        // Sets repeat a few conditions across many statements: one compiled from the same
+        // inputs is not compiled again.
+        if let Some(i) = known(&inputs) {
+            out.push(Compiled {
+                made: Made::Known(i),
+                label: label(labels),
+            });
+            continue;
+        }
         match compile_values(family, &texts, variables) {
             Ok(values) => out.push(Compiled {
-                label: {
-                    let start = labels.len();
-                    labels.push_str(operator);
-                    labels.push('\u{0}');
-                    labels.push_str(key_name);
-                    // A statement's labels past 64 KiB are cut off in messages, never wrong
-                    // elsewhere.
-                    Label(
-                        u16::try_from(start).unwrap_or(u16::MAX),
-                        u16::try_from(labels.len() - start).unwrap_or(0),
-                    )
-                },
-                digest: digest(operator, key_name, &texts),
-                condition: Condition {
-                    key: Key::parse(key_name),
-                    qualifier,
-                    negated,
-                    if_exists,
-                    values,
+                label: label(labels),
+                made: Made::New {
+                    condition: Condition {
+                        key: Key::parse(key_name),
+                        qualifier,
+                        negated,
+                        if_exists,
+                        values,
+                    },
+                    digest: digest(operator, key_name, &texts),
+                    inputs,
                 },
             }),
             Err(e) => errors.push((vfield(), e)),
@@ -277,6 +306,23 @@ fn digest(operator: &str, key_name: &str, texts: &[Cow<'_, str>]) -> u64 {
         t.as_ref().hash(&mut h);
     }
     h.finish()
+}
+
+/// Everything a condition is compiled from, unambiguously: whether policy variables apply,
+/// the operator, the key as written and the values as text, each text after its length.
+fn inputs(variables: bool, operator: &str, key_name: &str, texts: &[Cow<'_, str>]) -> Vec<u8> {
+    let len: usize = texts.iter().map(|t| t.len() + 4).sum();
+    let mut out = Vec::with_capacity(1 + 8 + operator.len() + key_name.len() + len);
+    out.push(u8::from(variables));
+    for t in [operator, key_name]
+        .into_iter()
+        .chain(texts.iter().map(AsRef::as_ref))
+    {
+        // Texts past 4 GiB cannot occur: documents are bounded far below.
+        out.extend_from_slice(&u32::try_from(t.len()).unwrap_or(u32::MAX).to_le_bytes());
+        out.extend_from_slice(t.as_bytes());
+    }
+    out
 }
 
 fn compile_values(
