@@ -1317,8 +1317,11 @@ pub(crate) fn revision_of(docs: &mut [(String, [u8; 32])], bindings: &Bindings) 
         h.update(name.as_bytes());
         h.update(digest);
     }
-    // Writing into a digest cannot fail.
-    let _ = serde_json::to_writer(&mut h, bindings);
+    // Serialized whole and hashed in one call (cheaper than feeding the hasher the
+    // serializer's many small writes); bindings always serialize.
+    if let Ok(text) = serde_json::to_vec(bindings) {
+        h.update(text);
+    }
     let digest = h.finalize();
     digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
 }
@@ -1489,6 +1492,30 @@ mod tests {
             super::document_digest(&other, &mut fresh)
         );
         assert_ne!(super::document_digest(&other, &mut scratch), fed);
+    }
+
+    #[test]
+    fn revisions_stay_the_same_from_one_release_to_the_next() {
+        // Replicas running different releases during a rollout must name the same set the
+        // same way: the digest's encoding is fixed, and this pins it.
+        let set = super::PolicySet::builder()
+            .policy_json(
+                "read",
+                r#"{"Version": "2012-10-17", "Statement": {"Sid": "R", "Effect": "Allow",
+                    "Action": ["s3:Get*", "s3:List*"], "Resource": "arn:aws:s3:::docs/*",
+                    "Condition": {"NumericLessThan": {"pdp:Risk": 3}}}}"#,
+            )
+            .policy_yaml(
+                "deny",
+                "Version: '2012-10-17'\nStatement:\n  - Effect: Deny\n    Action: '*'\n    Resource: '*'\n    Condition: {Bool: {aws:MultiFactorAuthPresent: false}}\n",
+            )
+            .bindings_yaml(
+                "bindings.yaml",
+                "roles: { Reader: { policies: [read], boundary: read } }\nguardrails: [deny]\n",
+            )
+            .build()
+            .unwrap_or_else(|e| unreachable!("{e}"));
+        assert_eq!(set.revision(), "05fa738359c58439");
     }
 
     #[test]
