@@ -1516,6 +1516,24 @@ mod tests {
             .build()
             .unwrap_or_else(|e| unreachable!("{e}"));
         assert_eq!(set.revision(), "05fa738359c58439");
+        // The same documents written in the other format: the same set, the same revision.
+        let again = super::PolicySet::builder()
+            .policy_yaml(
+                "read",
+                "Version: '2012-10-17'\nStatement:\n  Sid: R\n  Effect: Allow\n  Action: [s3:Get*, s3:List*]\n  Resource: arn:aws:s3:::docs/*\n  Condition: {NumericLessThan: {pdp:Risk: 3}}\n",
+            )
+            .policy_json(
+                "deny",
+                r#"{"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Action": "*",
+                    "Resource": "*", "Condition": {"Bool": {"aws:MultiFactorAuthPresent": false}}}]}"#,
+            )
+            .bindings_yaml(
+                "bindings.yaml",
+                "roles: { Reader: { policies: [read], boundary: read } }\nguardrails: [deny]\n",
+            )
+            .build()
+            .unwrap_or_else(|e| unreachable!("{e}"));
+        assert_eq!(again.revision(), set.revision());
     }
 
     #[test]
