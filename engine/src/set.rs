@@ -581,20 +581,21 @@ impl Index {
     }
 
     /// Lays out an index from sorted, deduplicated `(key, statement)` pairs (`services`
-    /// keyed by service id), the wildcard statements and all statements. `actions` says of
-    /// an exact action its service and whether a statement's actions match it (whose text
-    /// is known here, so a statement under the action's service that cannot match it is
-    /// left out of the action's group, and one that does is marked [`KNOWN_ACTION`]), and
-    /// whether a statement's actions match every action (a wildcard entry then marked so).
+    /// keyed by service id), the wildcard statements and all statements. The placer gives
+    /// each statement's entry words, and says of an exact action its service and whether
+    /// a statement's actions match it (whose text is known here, so a statement under the
+    /// action's service that cannot match it is left out of the action's group, and one
+    /// that does is marked [`KNOWN_ACTION`]), and whether a statement's actions match every
+    /// action (a wildcard entry then marked so).
     fn build(
         exact: &[(u32, u32)],
         services: &[(u32, u32)],
         wildcard: &[u32],
         all: &[u32],
-        actions: &ActionFacts<'_>,
-        prefilter_of: impl Fn(u32) -> [u32; 3],
+        placer: &Placer<'_>,
         narrow_limit: usize,
     ) -> Self {
+        let actions = &placer.facts;
         let to_u32 = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
         let service_group = |svc: u32| {
             let from = services.partition_point(|(k, _)| *k < svc);
@@ -615,13 +616,12 @@ impl Index {
             groups.push((key | SERVICE_KEY, &[], group));
         }
         // Each group's own entries, `(statement, known)`, laid out one group after another
-        // (`sizes` says how many each): a statement both named exactly and under the
+        // (`own_ends` says where each ends): a statement both named exactly and under the
         // service is listed once, as named; under an exact action, only the service's
         // statements that match the action.
         let mut members: Vec<(u32, bool)> = Vec::with_capacity(exact.len() + services.len());
-        let mut sizes: Vec<usize> = Vec::with_capacity(groups.len());
+        let mut own_ends: Vec<usize> = Vec::with_capacity(groups.len());
         for (key, exact, service) in &groups {
-            let before = members.len();
             if key & SERVICE_KEY != 0 {
                 let svc = key & !SERVICE_KEY;
                 members.extend(
@@ -639,8 +639,7 @@ impl Index {
                         .map(|&(_, id)| (id, true)),
                 );
             }
-            // Each group is followed by a copy of the wildcard entries.
-            sizes.push(members.len() - before + wildcard.len());
+            own_ends.push(members.len());
         }
         let entries = members.len() + groups.len() * wildcard.len();
         let narrow = entries <= narrow_limit;
@@ -655,11 +654,11 @@ impl Index {
             to_u32(wildcard.len()),
         ]);
         data.extend(groups.iter().map(|(key, _, _)| *key));
-        let mut end = 0usize;
-        let mut ends = sizes.iter().map(|size| {
-            end += size;
-            to_u32(end)
-        });
+        // Each group is followed by a copy of the wildcard entries.
+        let mut ends = own_ends
+            .iter()
+            .enumerate()
+            .map(|(i, end)| to_u32(end + (i + 1) * wildcard.len()));
         if narrow {
             while let Some(a) = ends.next() {
                 data.push(a | ends.next().unwrap_or(0) << 16);
@@ -668,7 +667,7 @@ impl Index {
             data.extend(ends);
         }
         let entry = |data: &mut Vec<u32>, id: u32, known: bool| {
-            let [lo, hi, meta] = prefilter_of(id);
+            let [lo, hi, meta] = placer.entries.get(id as usize).copied().unwrap_or([0; 3]);
             let known = if known { KNOWN_ACTION } else { 0 };
             data.extend([id, lo, hi, meta | known]);
         };
@@ -677,12 +676,13 @@ impl Index {
             entry(&mut data, id, actions.statement_matches_any(id));
         }
         let wild_end = data.len();
-        let mut own = members.iter();
-        for size in &sizes {
-            for &(id, known) in own.by_ref().take(size.saturating_sub(wildcard.len())) {
+        let mut from = 0;
+        for &to in &own_ends {
+            for &(id, known) in members.get(from..to).unwrap_or_default() {
                 entry(&mut data, id, known);
             }
             data.extend_from_within(wild_at..wild_end);
+            from = to;
         }
         // A whole number of cache lines: placed on a line boundary, it shares no line with
         // other data.
@@ -1295,15 +1295,7 @@ impl<'a> Placer<'a> {
             v.sort_unstable();
             v.dedup();
         }
-        Index::build(
-            &exact,
-            &services,
-            &wildcard,
-            &all,
-            &self.facts,
-            |id| self.entries.get(id as usize).copied().unwrap_or([0, 0, 0]),
-            narrow_limit,
-        )
+        Index::build(&exact, &services, &wildcard, &all, self, narrow_limit)
     }
 }
 
