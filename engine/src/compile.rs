@@ -70,7 +70,8 @@ pub(crate) struct Compiled {
 #[derive(Debug, Default)]
 struct Interner {
     shared: Shared,
-    /// Condition indexes by the digest of what they were compiled from.
+    /// Condition indexes by the digest of what they were compiled from
+    /// ([`condition::digest`]).
     by_digest: FastMap<u64, smallvec::SmallVec<[u32; 1]>>,
     /// Condition indexes by exactly what they were compiled from.
     by_input: FastMap<Box<[u8]>, u32>,
@@ -97,16 +98,15 @@ impl Interner {
 
     /// The index of a condition: that of an equal condition already kept, or a new one.
     fn intern(&mut self, made: condition::Made) -> u32 {
-        let (condition, digest, inputs) = match made {
+        let (condition, inputs) = match made {
             condition::Made::Known(i) => return i,
-            condition::Made::New {
-                condition,
-                digest,
-                inputs,
-            } => (condition, digest, inputs),
+            condition::Made::New { condition, inputs } => (condition, inputs),
         };
         let list = &mut self.shared.conditions;
-        let same = self.by_digest.entry(digest).or_default();
+        let same = self
+            .by_digest
+            .entry(condition::digest(&inputs))
+            .or_default();
         let i = match same
             .iter()
             .find(|&&i| list.get(i as usize) == Some(&condition))

@@ -159,9 +159,6 @@ pub(crate) struct Compiled {
 pub(crate) enum Made {
     New {
         condition: Condition,
-        /// A digest of what it was compiled from: equal for equal conditions, so that they
-        /// are kept once.
-        digest: u64,
         /// Exactly what it was compiled from (see [`inputs`]): equal inputs compile to
         /// an equal condition, which is then not compiled again.
         inputs: Vec<u8>,
@@ -285,7 +282,6 @@ pub(crate) fn compile(
                         if_exists,
                         values,
                     },
-                    digest: digest(operator, key_name, &texts),
                     inputs,
                 },
             }),
@@ -294,22 +290,18 @@ pub(crate) fn compile(
     }
 }
 
-/// A digest of what a condition is compiled from, to find equal conditions by: the same
-/// for equal inputs, which compile to equal conditions. (Not the policy version: most
-/// conditions compile the same under both, and those that do not are told apart when
-/// compared.)
-fn digest(operator: &str, key_name: &str, texts: &[Cow<'_, str>]) -> u64 {
-    use std::hash::{BuildHasher, Hash, Hasher};
-    let mut h = foldhash::fast::FixedState::default().build_hasher();
-    (operator, key_name).hash(&mut h);
-    for t in texts {
-        t.as_ref().hash(&mut h);
-    }
-    h.finish()
+/// A digest of a condition's [`inputs`], to find equal conditions by: the same for equal
+/// inputs, which compile to equal conditions. (Not whether policy variables apply: most
+/// conditions compile the same under both policy versions, and those that do not are told
+/// apart when compared.)
+pub(crate) fn digest(inputs: &[u8]) -> u64 {
+    use std::hash::BuildHasher;
+    foldhash::fast::FixedState::default().hash_one(inputs.get(1..).unwrap_or_default())
 }
 
-/// Everything a condition is compiled from, unambiguously: whether policy variables apply,
-/// the operator, the key as written and the values as text, each text after its length.
+/// Everything a condition is compiled from, unambiguously: whether policy variables apply
+/// (the first byte), the operator, the key as written and the values as text, each text
+/// after its length.
 fn inputs(variables: bool, operator: &str, key_name: &str, texts: &[Cow<'_, str>]) -> Vec<u8> {
     let len: usize = texts.iter().map(|t| t.len() + 4).sum();
     let mut out = Vec::with_capacity(1 + 8 + operator.len() + key_name.len() + len);
