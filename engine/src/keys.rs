@@ -236,16 +236,8 @@ fn octet(s: &[u8]) -> Option<(u8, usize)> {
     Some((u8::try_from(value).ok()?, 3))
 }
 
-fn tag<'a>(
-    tags: &'a std::collections::BTreeMap<crate::request::Text, crate::request::Text>,
-    key: &str,
-) -> Option<Found<'a>> {
-    tags.get(key)
-        .or_else(|| {
-            tags.iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case(key))
-                .map(|(_, v)| v)
-        })
+fn tag<'a>(tags: &'a crate::request::Tags, key: &str) -> Option<Found<'a>> {
+    tags.get_ignore_ascii_case(key)
         .map(|v| Found::One(Val::Str(v)))
 }
 

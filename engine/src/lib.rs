@@ -51,7 +51,9 @@ mod types;
 
 pub use condition::operator_names;
 pub use error::{CompileError, CompileErrors, LoadError};
-pub use request::{Context, Request, Resource, Roles, Scalar, Subject, Text, Value};
+pub use request::{
+    Context, Request, Resource, Roles, Scalar, Subject, Tags, TagsIter, Text, Value,
+};
 pub use set::{
     Attachment, Bindings, Format, PolicySet, PolicySetBuilder, ResourceAttachment, BINDINGS_FILE,
     MAX_DOCUMENT_BYTES, MAX_POLICIES, MAX_STATEMENTS, ROUTES_FILE,

@@ -1,7 +1,6 @@
 //! Decision requests as plain Rust values: who (subject), what (action), on what (resource) and
 //! in which context. Built directly by embedders or deserialized from the JSON request format.
 
-use std::collections::BTreeMap;
 use std::fmt;
 
 use chrono::{DateTime, Utc};
@@ -51,7 +50,7 @@ pub struct Subject {
     pub roles: Roles,
     /// Principal tags: `aws:PrincipalTag/<key>`.
     #[serde(default)]
-    pub tags: BTreeMap<Text, Text>,
+    pub tags: Tags,
 }
 
 /// The resource a request acts on.
@@ -63,7 +62,213 @@ pub struct Resource {
     pub id: Text,
     /// Resource tags: `aws:ResourceTag/<key>`.
     #[serde(default)]
-    pub tags: BTreeMap<Text, Text>,
+    pub tags: Tags,
+}
+
+/// Tags (of a subject or a resource): keys mapped to values, kept sorted by key with each
+/// key once, like a `BTreeMap<Text, Text>`, in one small allocation: a request holds a
+/// handful of tags, and a decision reading one touches a single run of memory instead of a
+/// tree node's scattered keys, values and length. Built with `.collect()` or `.into()` from
+/// `(Text, Text)` pairs (of a key given twice, the last wins), from a `BTreeMap`, or with
+/// [`Tags::insert`]; read with
+/// [`Tags::get`] and by iterating (in key order).
+///
+/// ```
+/// use pdp_engine::Tags;
+///
+/// let mut tags: Tags = [("team", "data"), ("env", "dev"), ("team", "ops")]
+///     .into_iter()
+///     .map(|(k, v)| (k.into(), v.into()))
+///     .collect();
+/// assert_eq!(tags.get("team").map(|v| v.as_str()), Some("ops"));
+/// tags.insert("env", "prod");
+/// let keys: Vec<&str> = tags.keys().map(|k| k.as_str()).collect();
+/// assert_eq!(keys, ["env", "team"]);
+/// ```
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Tags(Vec<(Text, Text)>);
+
+impl Tags {
+    /// No tags.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets `key` to `value`; returns the value it replaces, if any. Each insert moves the
+    /// tags after `key`: to build many tags at once, collect them instead.
+    pub fn insert(&mut self, key: impl Into<Text>, value: impl Into<Text>) -> Option<Text> {
+        let key = key.into();
+        let value = value.into();
+        match self.position(&key) {
+            Ok(at) => self
+                .0
+                .get_mut(at)
+                .map(|slot| std::mem::replace(&mut slot.1, value)),
+            Err(at) => {
+                self.0.insert(at, (key, value));
+                None
+            }
+        }
+    }
+
+    /// Removes `key`; returns its value, if it was there.
+    pub fn remove(&mut self, key: &str) -> Option<Text> {
+        let at = self.position(key).ok()?;
+        Some(self.0.remove(at).1)
+    }
+
+    /// The value of `key` (compared exactly).
+    pub fn get(&self, key: &str) -> Option<&Text> {
+        let at = self.position(key).ok()?;
+        self.0.get(at).map(|(_, v)| v)
+    }
+
+    /// The value of `key`, or else of the first key (in key order) equal to it but for ASCII
+    /// case: how a condition key's tag name finds a tag.
+    pub(crate) fn get_ignore_ascii_case(&self, key: &str) -> Option<&Text> {
+        self.get(key).or_else(|| {
+            self.0
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(key))
+                .map(|(_, v)| v)
+        })
+    }
+
+    fn position(&self, key: &str) -> Result<usize, usize> {
+        self.0.binary_search_by(|(k, _)| k.as_str().cmp(key))
+    }
+
+    /// Whether `key` is there (compared exactly).
+    pub fn contains_key(&self, key: &str) -> bool {
+        self.position(key).is_ok()
+    }
+
+    /// The tags in key order.
+    pub fn iter(&self) -> TagsIter<'_> {
+        fn pair((k, v): &(Text, Text)) -> (&Text, &Text) {
+            (k, v)
+        }
+        self.0.iter().map(pair)
+    }
+
+    /// The keys in order.
+    pub fn keys(&self) -> impl Iterator<Item = &Text> {
+        self.0.iter().map(|(k, _)| k)
+    }
+
+    /// The values, in the order of their keys.
+    pub fn values(&self) -> impl Iterator<Item = &Text> {
+        self.0.iter().map(|(_, v)| v)
+    }
+
+    /// Number of tags.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether there are no tags.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Tags from pairs in any order: sorted once (stably, so of a key given twice the last
+    /// wins), in `O(n log n)` however many there are.
+    fn from_pairs(mut pairs: Vec<(Text, Text)>) -> Self {
+        pairs.sort_by(|a, b| a.0.cmp(&b.0));
+        // `dedup_by` keeps the first of a run and passes the later one first: move the
+        // later value into the kept entry so that the last wins.
+        pairs.dedup_by(|later, kept| {
+            if later.0 == kept.0 {
+                std::mem::swap(&mut later.1, &mut kept.1);
+                true
+            } else {
+                false
+            }
+        });
+        Tags(pairs)
+    }
+}
+
+/// Iterator over [`Tags`] in key order.
+pub type TagsIter<'a> = std::iter::Map<
+    std::slice::Iter<'a, (Text, Text)>,
+    fn(&'a (Text, Text)) -> (&'a Text, &'a Text),
+>;
+
+impl fmt::Debug for Tags {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map().entries(self.iter()).finish()
+    }
+}
+
+impl FromIterator<(Text, Text)> for Tags {
+    fn from_iter<I: IntoIterator<Item = (Text, Text)>>(iter: I) -> Self {
+        Tags::from_pairs(iter.into_iter().collect())
+    }
+}
+
+impl Extend<(Text, Text)> for Tags {
+    fn extend<I: IntoIterator<Item = (Text, Text)>>(&mut self, iter: I) {
+        let mut pairs = std::mem::take(&mut self.0);
+        pairs.extend(iter);
+        *self = Tags::from_pairs(pairs);
+    }
+}
+
+impl<const N: usize> From<[(Text, Text); N]> for Tags {
+    fn from(pairs: [(Text, Text); N]) -> Self {
+        pairs.into_iter().collect()
+    }
+}
+
+impl<K: Into<Text>, V: Into<Text>> From<std::collections::BTreeMap<K, V>> for Tags {
+    fn from(map: std::collections::BTreeMap<K, V>) -> Self {
+        map.into_iter().map(|(k, v)| (k.into(), v.into())).collect()
+    }
+}
+
+impl IntoIterator for Tags {
+    type Item = (Text, Text);
+    type IntoIter = std::vec::IntoIter<(Text, Text)>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter()
+    }
+}
+
+impl<'a> IntoIterator for &'a Tags {
+    type Item = (&'a Text, &'a Text);
+    type IntoIter = TagsIter<'a>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}
+
+impl Serialize for Tags {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.iter())
+    }
+}
+
+struct TagsVisitor;
+
+impl<'de> Visitor<'de> for TagsVisitor {
+    type Value = Tags;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a map of tag keys to string values")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Tags, A::Error> {
+        let mut pairs: Vec<(Text, Text)> = Vec::with_capacity(map.size_hint().unwrap_or(0).min(64));
+        while let Some(pair) = map.next_entry::<Text, Text>()? {
+            pairs.push(pair);
+        }
+        Ok(Tags::from_pairs(pairs))
+    }
+}
+
+impl<'de> Deserialize<'de> for Tags {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_map(TagsVisitor)
+    }
 }
 
 /// A single context value.
@@ -385,6 +590,83 @@ mod tests {
         assert_eq!(c.len(), 40);
         assert_eq!(c.get("k7"), Some(&Value::from("last")));
         assert_eq!(c.get("k8"), Some(&Value::from(8i64)));
+        Ok(())
+    }
+
+    fn pairs(list: &[(&str, &str)]) -> Vec<(Text, Text)> {
+        list.iter()
+            .map(|(k, v)| ((*k).into(), (*v).into()))
+            .collect()
+    }
+
+    #[test]
+    fn tags_keep_key_order_and_the_last_value_of_a_key() {
+        let tags: Tags = pairs(&[("team", "a"), ("env", "dev"), ("team", "b"), ("app", "x")])
+            .into_iter()
+            .collect();
+        let listed: Vec<(&str, &str)> =
+            tags.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        assert_eq!(listed, [("app", "x"), ("env", "dev"), ("team", "b")]);
+        // The same tags in another order, or inserted one by one, are equal.
+        let mut inserted = Tags::new();
+        for (k, v) in [("team", "a"), ("app", "x"), ("env", "dev")] {
+            assert_eq!(inserted.insert(k, v), None);
+        }
+        assert_eq!(inserted.insert("team", "b").as_deref(), Some("a"));
+        assert_eq!(inserted, tags);
+        assert_eq!(inserted.remove("app").as_deref(), Some("x"));
+        assert_eq!(inserted.remove("app"), None);
+        assert_eq!(inserted.len(), 2);
+        assert!(!inserted.contains_key("app") && inserted.contains_key("env"));
+        // As a `BTreeMap` would hold them.
+        let map: std::collections::BTreeMap<String, String> = [
+            ("team".into(), "b".into()),
+            ("app".into(), "x".into()),
+            ("env".into(), "dev".into()),
+        ]
+        .into();
+        assert_eq!(Tags::from(map), tags);
+    }
+
+    #[test]
+    fn tags_lookup_prefers_the_exact_key_then_the_first_equal_but_for_case() {
+        let tags: Tags = pairs(&[("Env", "upper"), ("env", "lower"), ("TEAM", "t")])
+            .into_iter()
+            .collect();
+        assert_eq!(tags.get("env").map(Text::as_str), Some("lower"));
+        assert_eq!(tags.get("ENV"), None);
+        assert_eq!(
+            tags.get_ignore_ascii_case("ENV").map(Text::as_str),
+            Some("upper")
+        );
+        assert_eq!(
+            tags.get_ignore_ascii_case("team").map(Text::as_str),
+            Some("t")
+        );
+        assert_eq!(tags.get_ignore_ascii_case("owner"), None);
+    }
+
+    #[test]
+    fn tags_are_a_json_object_and_of_a_repeated_key_the_last_wins() -> Result<(), serde_json::Error>
+    {
+        let tags: Tags = serde_json::from_str(r#"{"team": "a", "env": "dev", "team": "b"}"#)?;
+        assert_eq!(tags.get("team").map(Text::as_str), Some("b"));
+        assert_eq!(serde_json::to_string(&tags)?, r#"{"env":"dev","team":"b"}"#);
+        assert_eq!(format!("{tags:?}"), r#"{"env": "dev", "team": "b"}"#);
+        assert!(serde_json::from_str::<Tags>(r#"{"team": 1}"#).is_err());
+        // Many keys in reverse order: sorted once, every key found.
+        let json = format!(
+            "{{{}}}",
+            (0..5000)
+                .rev()
+                .map(|i| format!("\"k{i:05}\": \"{i}\""))
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        let many: Tags = serde_json::from_str(&json)?;
+        assert_eq!(many.len(), 5000);
+        assert!(many.keys().zip(many.keys().skip(1)).all(|(a, b)| a < b));
+        assert_eq!(many.get("k04321").map(Text::as_str), Some("4321"));
         Ok(())
     }
 

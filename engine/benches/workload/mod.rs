@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use chrono::{DateTime, Utc};
 use pdp_engine::{
     Attachment, Bindings, Context, Decision, PolicySet, Reason, Request, Resource, Scalar, Subject,
-    Value,
+    Tags, Value,
 };
 use serde::Deserialize;
 
@@ -213,7 +213,7 @@ pub fn from_json(origin: &str, text: &str) -> Result<Workload, String> {
             subject: Subject {
                 id: r.principal.into(),
                 roles: roles.into_iter().map(Into::into).collect(),
-                tags: BTreeMap::new(),
+                tags: Tags::new(),
             },
             action: r.action.into(),
             resource: Resource {

@@ -138,7 +138,7 @@ fn tags(
     t: &std::collections::HashMap<String, String>,
     limits: &Limits,
     field: FieldName<'_>,
-) -> Result<std::collections::BTreeMap<engine::Text, engine::Text>, FieldError> {
+) -> Result<engine::Tags, FieldError> {
     if t.len() > limits.max_items {
         return Err(field_error(
             field(),
@@ -149,14 +149,14 @@ fn tags(
             ),
         ));
     }
-    let mut out = std::collections::BTreeMap::new();
+    let mut out = Vec::with_capacity(t.len());
     for (k, v) in t {
         let kf = || format!("{}.{k}", field());
         bounded(&kf, k, limits)?;
         bounded(&kf, v, limits)?;
-        out.insert(k.as_str().into(), v.as_str().into());
+        out.push((k.as_str().into(), v.as_str().into()));
     }
-    Ok(out)
+    Ok(out.into_iter().collect())
 }
 
 fn scalar(
