@@ -259,12 +259,12 @@ pub(crate) fn finish(
         let identity = ids_of(&a.policies, &field, bp, &mut usage.identity);
         let boundary = a.boundary.as_ref().map(|b| {
             let field = format!("{kind}.{name}.boundary");
-            placer.index(ids_of(
+            Box::new(placer.index(ids_of(
                 std::slice::from_ref(b),
                 &field,
                 bp,
                 &mut usage.identity,
-            ))
+            )))
         });
         CAttachment {
             identity: placer.index(identity),
