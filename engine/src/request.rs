@@ -249,25 +249,33 @@ impl Serialize for Tags {
     }
 }
 
-struct TagsVisitor;
+/// Reads a map's entries in the order given (a key given twice kept twice) and makes a
+/// `T` of them.
+struct MapVisitor<K, V, T> {
+    expecting: &'static str,
+    make: fn(Vec<(K, V)>) -> T,
+}
 
-impl<'de> Visitor<'de> for TagsVisitor {
-    type Value = Tags;
+impl<'de, K: Deserialize<'de>, V: Deserialize<'de>, T> Visitor<'de> for MapVisitor<K, V, T> {
+    type Value = T;
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a map of tag keys to string values")
+        f.write_str(self.expecting)
     }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Tags, A::Error> {
-        let mut pairs: Vec<(Text, Text)> = Vec::with_capacity(map.size_hint().unwrap_or(0).min(64));
-        while let Some(pair) = map.next_entry::<Text, Text>()? {
-            pairs.push(pair);
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<T, A::Error> {
+        let mut entries = Vec::with_capacity(map.size_hint().unwrap_or(0).min(64));
+        while let Some(entry) = map.next_entry()? {
+            entries.push(entry);
         }
-        Ok(Tags::from_pairs(pairs))
+        Ok((self.make)(entries))
     }
 }
 
 impl<'de> Deserialize<'de> for Tags {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_map(TagsVisitor)
+        d.deserialize_map(MapVisitor {
+            expecting: "a map of tag keys to string values",
+            make: Tags::from_pairs,
+        })
     }
 }
 
@@ -529,25 +537,12 @@ impl<'de> Deserialize<'de> for Value {
     }
 }
 
-struct ContextVisitor;
-
-impl<'de> Visitor<'de> for ContextVisitor {
-    type Value = Context;
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a map of condition keys to values")
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Context, A::Error> {
-        let mut entries: Vec<(Text, Value)> = Vec::new();
-        while let Some(entry) = map.next_entry::<Text, Value>()? {
-            entries.push(entry);
-        }
-        Ok(Context::from_entries(entries))
-    }
-}
-
 impl<'de> Deserialize<'de> for Context {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_map(ContextVisitor)
+        d.deserialize_map(MapVisitor {
+            expecting: "a map of condition keys to values",
+            make: Context::from_entries,
+        })
     }
 }
 

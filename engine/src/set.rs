@@ -1572,6 +1572,23 @@ mod tests {
         assert!(!set.reads_context_key("pdp:DeviceId"));
     }
 
+    /// A set of one policy, `p`, bound to role `R`.
+    fn role_r(policy: &str) -> super::PolicySet {
+        super::PolicySet::builder()
+            .policy_json("p", policy)
+            .bindings_yaml("b", "roles: { R: { policies: [p] } }")
+            .build()
+            .unwrap_or_else(|e| unreachable!("{e}"))
+    }
+
+    /// Role `R`'s identity index.
+    fn index_of_r(set: &super::PolicySet) -> super::Index {
+        set.roles
+            .get("R")
+            .map(|a| a.identity.clone())
+            .unwrap_or_default()
+    }
+
     /// The entries (statement id, whether marked [`super::KNOWN_ACTION`]) a lookup of
     /// `action` reads in role `R`'s index (the wildcard entries last).
     fn entries(set: &super::PolicySet, action: &str) -> Vec<(u32, bool)> {
@@ -1584,12 +1601,7 @@ mod tests {
             let (name, _) = action.split_once(':')?;
             ids.services.get(name.as_bytes()).copied()
         });
-        let index = set
-            .roles
-            .get("R")
-            .map(|a| a.identity.clone())
-            .unwrap_or_default();
-        index
+        index_of_r(set)
             .lookup(id, service)
             .chunks_exact(super::ENTRY)
             .map(|e| {
@@ -1613,11 +1625,7 @@ mod tests {
             r#"{{"Version": "2012-10-17", "Statement": [{}]}}"#,
             statements.join(",")
         );
-        let set = super::PolicySet::builder()
-            .policy_json("p", &policy)
-            .bindings_yaml("b", "roles: { R: { policies: [p] } }")
-            .build()
-            .unwrap_or_else(|e| unreachable!("{e}"));
+        let set = role_r(&policy);
         let members = 0..u32::try_from(set.statements.len()).unwrap_or(0);
         let placer = super::Placer::new(&set.statements, &set.cold, &set.action_ids);
         let build = |limit| placer.index_narrow_to(members.clone(), limit);
@@ -1645,21 +1653,12 @@ mod tests {
 
     #[test]
     fn an_index_keeps_a_copy_of_its_first_line() {
-        let set = super::PolicySet::builder()
-            .policy_json(
-                "p",
-                r#"{"Version": "2012-10-17", "Statement": [
-                    {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"},
-                    {"Effect": "Allow", "Action": "s3:Put*", "Resource": "*"}]}"#,
-            )
-            .bindings_yaml("b", "roles: { R: { policies: [p] } }")
-            .build()
-            .unwrap_or_else(|e| unreachable!("{e}"));
-        let index = set
-            .roles
-            .get("R")
-            .map(|a| a.identity.clone())
-            .unwrap_or_default();
+        let set = role_r(
+            r#"{"Version": "2012-10-17", "Statement": [
+                {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"},
+                {"Effect": "Allow", "Action": "s3:Put*", "Resource": "*"}]}"#,
+        );
+        let index = index_of_r(&set);
         assert_eq!(index.data.len() % super::HEAD, 0);
         assert_eq!(Some(&index.head[..]), index.data.get(..super::HEAD));
         // Its keys lie in the copy; a lookup finds the same entries as one that reads only
@@ -1701,11 +1700,7 @@ mod tests {
             {"Effect": "Allow", "Action": "*", "Resource": "*"},
             {"Effect": "Deny", "NotAction": "iam:*", "Resource": "*"},
             {"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}"#;
-        let set = super::PolicySet::builder()
-            .policy_json("p", policy)
-            .bindings_yaml("b", "roles: { R: { policies: [p] } }")
-            .build()
-            .unwrap_or_else(|e| unreachable!("{e}"));
+        let set = role_r(policy);
         // Named exactly: the exact statement, `s3:Get*` and `s3:*` (all known to match, so
         // no action pattern is read), not `s3:Put*`; then `*` (known) and the `NotAction`
         // (checked).
