@@ -70,8 +70,7 @@ pub struct Resource {
 /// handful of tags, and a decision reading one touches a single run of memory instead of a
 /// tree node's scattered keys, values and length. Built with `.collect()` or `.into()` from
 /// `(Text, Text)` pairs (of a key given twice, the last wins), from a `BTreeMap`, or with
-/// [`Tags::insert`]; read with
-/// [`Tags::get`] and by iterating (in key order).
+/// [`Tags::insert`]; read with [`Tags::get`] and by iterating (in key order).
 ///
 /// ```
 /// use pdp_engine::Tags;
