@@ -155,11 +155,6 @@ impl Tags {
         self.0.iter().map(|(k, _)| k)
     }
 
-    /// The values, in the order of their keys.
-    pub fn values(&self) -> impl Iterator<Item = &Text> {
-        self.0.iter().map(|(_, v)| v)
-    }
-
     /// Number of tags.
     pub fn len(&self) -> usize {
         self.0.len()
@@ -203,14 +198,6 @@ impl fmt::Debug for Tags {
 impl FromIterator<(Text, Text)> for Tags {
     fn from_iter<I: IntoIterator<Item = (Text, Text)>>(iter: I) -> Self {
         Tags::from_pairs(iter.into_iter().collect())
-    }
-}
-
-impl Extend<(Text, Text)> for Tags {
-    fn extend<I: IntoIterator<Item = (Text, Text)>>(&mut self, iter: I) {
-        let mut pairs = std::mem::take(&mut self.0);
-        pairs.extend(iter);
-        *self = Tags::from_pairs(pairs);
     }
 }
 

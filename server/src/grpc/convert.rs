@@ -149,14 +149,14 @@ fn tags(
             ),
         ));
     }
-    let mut out = Vec::with_capacity(t.len());
-    for (k, v) in t {
-        let kf = || format!("{}.{k}", field());
-        bounded(&kf, k, limits)?;
-        bounded(&kf, v, limits)?;
-        out.push((k.as_str().into(), v.as_str().into()));
-    }
-    Ok(out.into_iter().collect())
+    t.iter()
+        .map(|(k, v)| {
+            let kf = || format!("{}.{k}", field());
+            bounded(&kf, k, limits)?;
+            bounded(&kf, v, limits)?;
+            Ok((k.as_str().into(), v.as_str().into()))
+        })
+        .collect()
 }
 
 fn scalar(
@@ -402,6 +402,48 @@ mod tests {
         };
         let err = request(&parts, &DEFAULT_LIMITS, "").err();
         assert_eq!(err.map(|e| e.field), Some("resource.id".to_owned()));
+    }
+
+    #[test]
+    fn tags_are_converted_in_key_order_within_their_limits() {
+        let limits = Limits {
+            max_items: 2,
+            ..DEFAULT_LIMITS
+        };
+        let mut r = pb::Resource {
+            id: "arn:aws:s3:::b/k".into(),
+            tags: [("team", "data"), ("env", "prod")]
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .into(),
+            ..Default::default()
+        };
+        fn parts(r: &pb::Resource) -> Parts<'_> {
+            Parts {
+                action: "s3:GetObject",
+                resource: Some(r),
+                ..Default::default()
+            }
+        }
+        let ok = request(&parts(&r), &limits, "").map(|q| q.resource.tags);
+        let listed = ok.map(|t| {
+            t.iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+        });
+        assert_eq!(
+            listed.ok(),
+            Some(vec!["env=prod".to_owned(), "team=data".to_owned()])
+        );
+
+        r.tags
+            .insert("env".into(), "x".repeat(limits.max_field_bytes + 1));
+        let err = request(&parts(&r), &limits, "").err();
+        assert_eq!(err.map(|e| e.field), Some("resource.tags.env".to_owned()));
+
+        r.tags.insert("env".into(), "prod".into());
+        r.tags.insert("owner".into(), "ops".into());
+        let err = request(&parts(&r), &limits, "").err();
+        assert_eq!(err.map(|e| e.field), Some("resource.tags".to_owned()));
     }
 
     #[test]
