@@ -70,11 +70,11 @@ fn readme_grpcurl_calls_work_through_reflection() {
 
     // The README's Publish call, taken from the README itself, revokes session s-42.
     let readme =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/signals.md")).unwrap();
     let line = readme
         .lines()
         .find(|l| l.contains("grpcurl") && l.contains("SignalService/Publish"))
-        .expect("README shows a Publish call");
+        .expect("docs/signals.md shows a Publish call");
     let publish = line.split('\'').nth(1).expect("the call's -d JSON");
     let published: serde_json::Value = serde_json::from_str(&grpcurl(&[
         "-plaintext",
