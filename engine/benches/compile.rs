@@ -1,5 +1,6 @@
-//! Compile-time benchmark over the shared IAM workloads (`shared/bench/iam-S*.json`, or
-//! `$PDP_BENCH_DIR`): building a set from already parsed documents and bindings.
+//! Compile-time benchmark over the IAM workloads (`benches/workloads/iam-S{10,100}.json`, and
+//! S = 1,000 and 10,000 from `$PDP_BENCH_DIR` when it holds them): building a set from already
+//! parsed documents and bindings.
 //!
 //! Kept apart from the `decide` benchmark because that one counts heap bytes with a counting
 //! global allocator, whose bookkeeping (atomic counters on every allocation) is not part of
@@ -33,6 +34,14 @@ fn main() {
     let mode = workload::Mode::current();
     let mut loaded = Vec::new();
     for s in workload::SIZES {
+        if !workload::available(s) {
+            println!(
+                "S = {s}: {} not found, not measured (set {} to a directory holding it)",
+                workload::path_for(s).display(),
+                workload::DIR_VAR
+            );
+            continue;
+        }
         let (workload, set) = workload::load_built(s).unwrap_or_else(|e| fail(&e));
         if set.statement_count() != workload.statements {
             fail(&format!(

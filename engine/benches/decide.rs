@@ -1,5 +1,5 @@
-//! Decision benchmarks over the shared IAM workloads (`shared/bench/iam-S*.json`, or
-//! `$PDP_BENCH_DIR`).
+//! Decision benchmarks over the IAM workloads (`benches/workloads/iam-S{10,100}.json`, and
+//! S = 1,000 and 10,000 from `$PDP_BENCH_DIR` when it holds them).
 //!
 //! Every workload is loaded, compiled and checked against its `expected` decisions before
 //! anything is timed (a mismatch prints the first few and exits 1). Then:
@@ -48,6 +48,14 @@ fn main() {
     let mode = workload::Mode::current();
     let mut loaded = Vec::new();
     for s in workload::SIZES {
+        if !workload::available(s) {
+            println!(
+                "S = {s}: {} not found, not measured (set {} to a directory holding it)",
+                workload::path_for(s).display(),
+                workload::DIR_VAR
+            );
+            continue;
+        }
         let (workload, set) = workload::load_built(s).unwrap_or_else(|e| fail(&e));
         let check = workload.check(&set, 10);
         if !check.ok() {

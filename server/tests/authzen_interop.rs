@@ -4,8 +4,8 @@
 //! published harnesses send them (`Content-Type: application/json`, `Authorization:
 //! undefined`, no `X-Request-ID`, the status code ignored) and judged the way they judge:
 //! a single answer by `body.decision || false`, a batch by the exact `evaluations` array.
-//! The vectors are read from `shared/authzen-interop` beside the repository, or
-//! `$PDP_AUTHZEN_INTEROP_DIR`.
+//! The vectors are read from `tests/fixtures/authzen-interop` (copied byte for byte from
+//! `openid/authzen`, see its README), or `$PDP_AUTHZEN_INTEROP_DIR`.
 //!
 //! Run: `cargo test -p pdp-server --test authzen_interop -- --nocapture` (prints the tally).
 #![allow(
@@ -26,7 +26,7 @@ use common::{http, start_pdp};
 fn vectors_dir() -> PathBuf {
     match std::env::var("PDP_AUTHZEN_INTEROP_DIR") {
         Ok(d) if !d.is_empty() => PathBuf::from(d),
-        _ => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/authzen-interop"),
+        _ => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/authzen-interop"),
     }
 }
 
@@ -34,7 +34,7 @@ fn vectors(file: &str) -> Value {
     let path = vectors_dir().join(file);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
         panic!(
-            "cannot read the AuthZEN interop vectors `{}`: {e} (they live in shared/authzen-interop beside the repository; set PDP_AUTHZEN_INTEROP_DIR to point elsewhere)",
+            "cannot read the AuthZEN interop vectors `{}`: {e} (they live in server/tests/fixtures/authzen-interop; set PDP_AUTHZEN_INTEROP_DIR to point elsewhere)",
             path.display()
         )
     });

@@ -68,9 +68,10 @@ fn readme_grpcurl_calls_work_through_reflection() {
     let health = grpcurl(&["-plaintext", &addr, "grpc.health.v1.Health/Check"]);
     assert!(health.contains("SERVING"), "{health}");
 
-    // The README's Publish call, taken from the README itself, revokes session s-42.
+    // The Publish call of docs/signals.md, taken from the page itself, revokes session s-42.
     let readme =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/signals.md")).unwrap();
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/signals.md"))
+            .unwrap();
     let line = readme
         .lines()
         .find(|l| l.contains("grpcurl") && l.contains("SignalService/Publish"))

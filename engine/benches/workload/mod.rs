@@ -1,5 +1,5 @@
-//! Loads the shared benchmark workloads (`iam-S{10,100,1000,10000}.json`, format
-//! `engine-bench/iam-workload/v1`, see `shared/bench/README.md`) and turns them into the
+//! Loads the benchmark workloads (`iam-S{10,100,1000,10000}.json`, format
+//! `engine-bench/iam-workload/v1`, see `benches/workloads/README.md`) and turns them into the
 //! engine's own values: a [`PolicySet`] (roles -> bindings) and one [`Request`] per labelled
 //! request, with the decision it must get.
 //!
@@ -21,6 +21,10 @@ use serde::Deserialize;
 /// The workload sizes (statements in the whole store), smallest first.
 pub const SIZES: [usize; 4] = [10, 100, 1_000, 10_000];
 
+/// The sizes kept in the repository (`benches/workloads/`); the larger ones are read from
+/// `$PDP_BENCH_DIR` when it holds them.
+pub const VENDORED_SIZES: [usize; 2] = [10, 100];
+
 /// The only format this loader reads.
 pub const FORMAT: &str = "engine-bench/iam-workload/v1";
 
@@ -31,17 +35,33 @@ pub const DIR_VAR: &str = "PDP_BENCH_DIR";
 /// time, but a fixed `now` keeps the engine off the system clock.
 pub const NOW_EPOCH_SECONDS: i64 = 1_767_225_600;
 
-/// The workload directory: `$PDP_BENCH_DIR`, else `shared/bench` beside the repository.
+/// The workload directory kept in the repository.
+pub fn vendored_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("benches/workloads")
+}
+
+/// The workload directory: `$PDP_BENCH_DIR`, else [`vendored_dir`].
 pub fn bench_dir() -> PathBuf {
     match std::env::var_os(DIR_VAR) {
         Some(dir) if !dir.is_empty() => PathBuf::from(dir),
-        _ => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/bench"),
+        _ => vendored_dir(),
     }
 }
 
-/// The file of workload size `s`.
+/// The file of workload size `s`: in [`bench_dir`], or for a vendored size that directory
+/// lacks, in [`vendored_dir`].
 pub fn path_for(s: usize) -> PathBuf {
-    bench_dir().join(format!("iam-S{s}.json"))
+    let name = format!("iam-S{s}.json");
+    let path = bench_dir().join(&name);
+    if !path.exists() && VENDORED_SIZES.contains(&s) {
+        return vendored_dir().join(name);
+    }
+    path
+}
+
+/// Whether workload size `s` can be read (always for a vendored size).
+pub fn available(s: usize) -> bool {
+    path_for(s).exists()
 }
 
 /// The decision a request must get.
@@ -122,8 +142,8 @@ pub fn load_size(s: usize) -> Result<Workload, String> {
     let origin = path.display().to_string();
     let text = std::fs::read_to_string(&path).map_err(|e| {
         format!(
-            "cannot read workload `{origin}`: {e}\n(the benchmark workloads live in shared/bench beside \
-             the repository; set {DIR_VAR} to the directory that holds iam-S{{10,100,1000,10000}}.json)"
+            "cannot read workload `{origin}`: {e}\n(S = 10 and 100 are in engine/benches/workloads; \
+             set {DIR_VAR} to a directory that holds iam-S{{1000,10000}}.json for the larger ones)"
         )
     })?;
     from_json(&origin, &text)
