@@ -5,7 +5,7 @@
 # loadtest/results/report.md, loadtest/results/latency.png and one JSON report (ghz's format)
 # per scenario.
 #
-#   loadtest/run.sh                       # about 7 minutes
+#   loadtest/run.sh                       # 6 minutes of load, after the release build
 #   DUR=5s OPEN_DUR=10s SOAK=30s loadtest/run.sh
 #
 # Scenarios: Check at 1 in flight and saturated, decision cache on and off; Check in open loop

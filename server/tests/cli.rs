@@ -333,3 +333,37 @@ fn lint_reports_compile_errors_as_errors() {
         stdout(&o)
     );
 }
+
+#[test]
+fn the_readme_describes_the_example_set_as_it_is() {
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    // The case count README gives is the count `pdp policy test` runs.
+    let o = pdp(&["policy", "test", "policies"]);
+    let last = stdout(&o).lines().last().unwrap_or_default().to_owned();
+    let passed = last.split(' ').next().unwrap_or_default();
+    let claim = format!("`policies/tests/` holds {passed} cases");
+    assert!(
+        readme.contains(&claim),
+        "README should say {claim:?} ({last})"
+    );
+    // Every policy document of the example set has a row in README's table.
+    for entry in std::fs::read_dir(repo().join("policies")).unwrap() {
+        let path = entry.unwrap().path();
+        let (Some(stem), Some(ext)) = (path.file_stem(), path.extension()) else {
+            continue;
+        };
+        let stem = stem.to_string_lossy();
+        if stem == "bindings"
+            || stem == "routes"
+            || !["json", "yaml"].contains(&&*ext.to_string_lossy())
+        {
+            continue;
+        }
+        assert!(
+            readme
+                .lines()
+                .any(|l| l.starts_with('|') && l.contains(&format!("`{stem}`"))),
+            "README's example-set table has no row for `{stem}`"
+        );
+    }
+}
