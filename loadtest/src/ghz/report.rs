@@ -188,9 +188,11 @@ pub struct ReportOptions {
     pub call: String,
     /// Plaintext.
     pub insecure: bool,
-    /// Requests in all (0 with a duration).
-    #[serde(skip_serializing_if = "is_zero")]
+    /// Requests in all (with a duration, ghz's stand-in for "no count": `i32::MAX`).
     pub total: u64,
+    /// The open-loop rate schedule: always ghz's constant one.
+    #[serde(flatten)]
+    pub schedules: Schedules,
     /// Workers.
     pub concurrency: u64,
     /// Connections.
@@ -225,6 +227,73 @@ pub struct ReportOptions {
     #[serde(rename = "skipFirst", skip_serializing_if = "is_zero")]
     pub skip_first: u64,
 }
+
+/// The load and concurrency schedule keys ghz writes into `options`. `pdp-loadtest` runs
+/// only ghz's constant schedules (`const`), so these hold ghz's values for them; they are
+/// written so that tools reading ghz's reports find every key they expect.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Schedules {
+    /// `load-schedule`.
+    #[serde(rename = "load-schedule")]
+    pub load_schedule: String,
+    /// `load-start`.
+    #[serde(rename = "load-start")]
+    pub load_start: u64,
+    /// `load-end`.
+    #[serde(rename = "load-end")]
+    pub load_end: u64,
+    /// `load-step`.
+    #[serde(rename = "load-step")]
+    pub load_step: i64,
+    /// `load-step-duration`, ns.
+    #[serde(rename = "load-step-duration")]
+    pub load_step_duration: u64,
+    /// `load-max-duration`, ns.
+    #[serde(rename = "load-max-duration")]
+    pub load_max_duration: u64,
+    /// `concurrency-schedule`.
+    #[serde(rename = "concurrency-schedule")]
+    pub concurrency_schedule: String,
+    /// `concurrency-start`.
+    #[serde(rename = "concurrency-start")]
+    pub concurrency_start: u64,
+    /// `concurrency-end`.
+    #[serde(rename = "concurrency-end")]
+    pub concurrency_end: u64,
+    /// `concurrency-step`.
+    #[serde(rename = "concurrency-step")]
+    pub concurrency_step: i64,
+    /// `concurrency-step-duration`, ns.
+    #[serde(rename = "concurrency-step-duration")]
+    pub concurrency_step_duration: u64,
+    /// `concurrency-max-duration`, ns.
+    #[serde(rename = "concurrency-max-duration")]
+    pub concurrency_max_duration: u64,
+}
+
+impl Default for Schedules {
+    /// ghz's values for its constant schedules.
+    fn default() -> Self {
+        Schedules {
+            load_schedule: "const".to_owned(),
+            load_start: 0,
+            load_end: 0,
+            load_step: 0,
+            load_step_duration: 0,
+            load_max_duration: 0,
+            concurrency_schedule: "const".to_owned(),
+            concurrency_start: 1,
+            concurrency_end: 0,
+            concurrency_step: 0,
+            concurrency_step_duration: 0,
+            concurrency_max_duration: 0,
+        }
+    }
+}
+
+/// ghz's `total` in a report of a run bounded by duration (`math.MaxInt32`).
+pub const TOTAL_WITH_DURATION: u64 = i32::MAX as u64;
 
 fn is_zero(n: &u64) -> bool {
     *n == 0
@@ -338,7 +407,8 @@ pub struct Report {
     pub latency_distribution: Vec<LatencyDistribution>,
     /// ghz's 11-bucket histogram of successful calls.
     pub histogram: Vec<Bucket>,
-    /// ghz's per-call details: not recorded (an empty list).
+    /// ghz's per-call details: not recorded, so memory stays bounded on long runs (an empty
+    /// list; ghz lists every call).
     #[serde(default)]
     pub details: Vec<serde_json::Value>,
     /// Tags.

@@ -545,10 +545,11 @@ pub async fn run(options: &Options) -> Result<Report, RunError> {
         call: options.call.to_string(),
         insecure: options.insecure,
         total: if options.duration.is_some() {
-            0
+            crate::ghz::report::TOTAL_WITH_DURATION
         } else {
             options.total
         },
+        schedules: Default::default(),
         concurrency: options.concurrency as u64,
         connections: options.connections as u64,
         rps: options.rps.unwrap_or(0),
