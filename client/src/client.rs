@@ -303,12 +303,16 @@ impl PdpClient {
         }
     }
 
-    /// The decision, or why the PDP did not give one (no failure policy applied).
+    /// The decision, or why the PDP did not give one (no failure policy applied). A request
+    /// with a `min_signal_generation` is always asked of the PDP (a cached decision may
+    /// predate those signals); its answer is cached for later requests without one.
     pub async fn try_check(&self, request: pb::CheckRequest) -> Result<Decision, ClientError> {
         let key = self.inner.cache.as_ref().map(|_| cache::key(&request));
         if let (Some(c), Some(k)) = (&self.inner.cache, &key) {
-            if let Some(hit) = c.get(k) {
-                return Ok(hit);
+            if request.min_signal_generation == 0 {
+                if let Some(hit) = c.get(k) {
+                    return Ok(hit);
+                }
             }
         }
         let response = self

@@ -181,6 +181,16 @@ impl Check {
         self
     }
 
+    /// Decide only with every signal up to `generation` (a `Publish` answer's) in force:
+    /// a PDP replica behind it waits, up to its bound, and otherwise denies with
+    /// [`Reason::SignalsStale`](crate::Reason::SignalsStale). Such a request is never
+    /// answered from the local cache.
+    #[must_use]
+    pub fn min_signal_generation(mut self, generation: u64) -> Self {
+        self.request.min_signal_generation = generation;
+        self
+    }
+
     /// The request.
     pub fn build(self) -> pb::CheckRequest {
         self.request

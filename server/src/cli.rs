@@ -568,7 +568,15 @@ fn serve(config: &crate::config::ServeConfig) -> u8 {
             config.identity.roles_claims.clone(),
             config.identity.tags_claim.clone(),
         ) {
-            Ok(v) => Some(v),
+            Ok(v) => Some(
+                v.with_claims_authorities(
+                    config
+                        .transmitters
+                        .iter()
+                        .filter(|t| t.claims_authoritative)
+                        .map(|t| t.issuer.clone()),
+                ),
+            ),
             Err(e) => {
                 eprintln!("error: `signals.transmitters`: {e}");
                 return EXIT_USAGE;

@@ -237,6 +237,8 @@ struct FileSignals {
     prune_interval_secs: Option<u64>,
     max_entries: Option<usize>,
     set_max_age_secs: Option<u64>,
+    generation_wait_ms: Option<u64>,
+    publish_claims_authoritative: Option<bool>,
     #[serde(default)]
     detection: FileDetection,
     #[serde(default)]
@@ -264,6 +266,10 @@ pub struct FileTransmitter {
     pub audience: String,
     /// The transmitter's signing keys (a JWKS file).
     pub jwks: PathBuf,
+    /// Whether its `token-claims-change` events may add roles and tags (otherwise they only
+    /// narrow them) [default: false].
+    #[serde(default)]
+    pub claims_authoritative: bool,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -705,6 +711,12 @@ fn signals_config(
                 .into(),
         );
     }
+    if file.generation_wait_ms.is_some_and(|ms| ms > 10_000) {
+        problems.push(
+            "`signals.generation_wait_ms` may be at most 10000 (a Check waits this long at most)"
+                .into(),
+        );
+    }
     let store = crate::signals::store::StoreConfig {
         max_entries: file.max_entries.unwrap_or(defaults.store.max_entries),
         retention_secs: i64::try_from(file.retention_secs.unwrap_or(86_400)).unwrap_or(i64::MAX),
@@ -723,6 +735,10 @@ fn signals_config(
         sensitive_actions,
         detection: enabled.then_some(rule),
         prune_every: Duration::from_secs(file.prune_interval_secs.unwrap_or(60).max(1)),
+        generation_wait: file
+            .generation_wait_ms
+            .map_or(defaults.generation_wait, Duration::from_millis),
+        publish_claims_authoritative: file.publish_claims_authoritative.unwrap_or(false),
     }
 }
 

@@ -163,6 +163,60 @@ async fn a_signal_invalidates_the_cached_decision_through_the_watch_stream() {
 }
 
 #[tokio::test]
+async fn a_check_with_a_signal_generation_is_never_answered_from_the_cache() {
+    let server = start_pdp(Vec::<&str>::new(), &[]);
+    // No Watch stream: only the generation can tell the client its cached allow is old.
+    let pdp = PdpClient::builder()
+        .endpoint(format!("http://{}", server.addr))
+        .watch(false)
+        .build()
+        .unwrap();
+    assert!(pdp.check(readme().build()).await.unwrap().is_allowed());
+    assert!(pdp.check(readme().build()).await.unwrap().is_cached());
+    let mut signals =
+        pb::signal_service_client::SignalServiceClient::connect(format!("http://{}", server.addr))
+            .await
+            .unwrap();
+    let published = signals
+        .publish(pb::PublishRequest {
+            signals: vec![pb::Signal {
+                r#type: pb::SignalType::RiskLevelChange as i32,
+                subject: "alice".into(),
+                risk_level: "high".into(),
+                ..Default::default()
+            }],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(published.generation > 0);
+    let stale = pdp.check(readme().build()).await.unwrap();
+    assert!(
+        stale.is_cached() && stale.is_allowed(),
+        "without it: the cache"
+    );
+    let fresh = pdp
+        .check(readme().min_signal_generation(published.generation).build())
+        .await
+        .unwrap();
+    assert!(!fresh.is_cached());
+    assert_eq!(
+        fresh.reason(),
+        Reason::ExplicitDeny,
+        "the high risk is in force"
+    );
+    let ahead = pdp
+        .check(
+            readme()
+                .min_signal_generation(published.generation + 1000)
+                .build(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(ahead.reason(), Reason::SignalsStale);
+}
+
+#[tokio::test]
 async fn a_stopped_server_means_deny_unless_the_call_site_fails_open() {
     let server = start_pdp(Vec::<&str>::new(), &[]);
     let pdp = PdpClient::builder()

@@ -82,6 +82,7 @@ fn to_pb(case: &TestCase) -> pb::CheckRequest {
                 .collect(),
         }),
         request_id: case.name.clone(),
+        min_signal_generation: 0,
     }
 }
 

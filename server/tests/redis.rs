@@ -1,7 +1,8 @@
 //! Replicas sharing signals through a real `redis-server`: a signal published to one replica
 //! is enforced by the other; a replica that loses Redis keeps serving, denies sensitive
 //! actions after the staleness bound, and recovers; a replica that starts loads what the
-//! others published.
+//! others published; replicas that hold signals write them back to a Redis that lost its
+//! data; a Check may require the generation a Publish answered.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -20,25 +21,36 @@ mod common;
 use common::{channel, check, readme_request, signals_status, start_pdp, Server};
 
 /// A `redis-server` on a free loopback port, persisting every write to its append-only
-/// file so a restart keeps the state. Killed on drop.
+/// file so a restart keeps the state (unless started volatile). Killed on drop.
 struct Redis {
     child: Child,
     port: u16,
     dir: tempfile::TempDir,
 }
 
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 impl Redis {
     fn start() -> Redis {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let dir = tempfile::tempdir().unwrap();
-        Redis::start_on(port, dir)
+        Redis::start_on(free_port(), tempfile::tempdir().unwrap())
     }
 
     fn start_on(port: u16, dir: tempfile::TempDir) -> Redis {
+        Redis::spawn(port, dir, true)
+    }
+
+    /// A server that persists nothing: restarted, it is empty.
+    fn start_volatile_on(port: u16) -> Redis {
+        Redis::spawn(port, tempfile::tempdir().unwrap(), false)
+    }
+
+    fn spawn(port: u16, dir: tempfile::TempDir, persist: bool) -> Redis {
         let child = Command::new("redis-server")
             .args([
                 "--port",
@@ -48,7 +60,7 @@ impl Redis {
                 "--save",
                 "",
                 "--appendonly",
-                "yes",
+                if persist { "yes" } else { "no" },
                 "--appendfsync",
                 "always",
                 "--dir",
@@ -318,4 +330,107 @@ async fn signals_past_retention_leave_the_shared_store() {
         check(&ca, in_session("just-now")).await.reason(),
         pb::Reason::SessionRevoked
     );
+}
+
+async fn check_at(c: &Channel, request: pb::CheckRequest, generation: u64) -> pb::CheckResponse {
+    let mut r = request;
+    r.min_signal_generation = generation;
+    check(c, r).await
+}
+
+#[tokio::test]
+async fn revocations_are_written_back_when_redis_loses_its_data() {
+    let port = free_port();
+    let redis = Redis::start_volatile_on(port);
+    let url = redis.url();
+    let a = replica(&url, &[]);
+    let b = replica(&url, &[]);
+    let (ca, cb) = (channel(&a).await, channel(&b).await);
+    let before = publish(&ca, revoke("s-pre")).await.unwrap();
+    assert_eq!(
+        check_at(&cb, in_session("s-pre"), before.generation)
+            .await
+            .reason(),
+        pb::Reason::SessionRevoked
+    );
+
+    // Redis restarts empty on the same port.
+    drop(redis);
+    let redis = Redis::start_volatile_on(port);
+    // A third replica serves only once it holds what the others hold.
+    let c = replica(&url, &[]);
+    let cc = channel(&c).await;
+    assert_eq!(
+        check(&cc, in_session("s-pre")).await.reason(),
+        pb::Reason::SessionRevoked,
+        "the new replica enforces the revocation made before Redis lost its data"
+    );
+    assert!(hlen(&redis) >= 1, "the revocation is back in Redis");
+    // Generations keep growing across the loss, and the store works as before.
+    let after = publish(&cc, revoke("s-post")).await.unwrap();
+    assert!(after.generation > before.generation);
+    for replica in [&ca, &cb] {
+        assert_eq!(
+            check_at(replica, in_session("s-post"), after.generation)
+                .await
+                .reason(),
+            pb::Reason::SessionRevoked
+        );
+        assert_eq!(
+            check(replica, in_session("s-fresh")).await.decision(),
+            pb::Decision::Allow
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_check_that_requires_the_published_generation_sees_the_signal_on_another_replica() {
+    let redis = Redis::start();
+    let a = replica(&redis.url(), &[]);
+    let b = replica(&redis.url(), &[]);
+    let (ca, cb) = (channel(&a).await, channel(&b).await);
+    let rounds = 300;
+    // Without the generation: how often the very next Check on the other replica still
+    // allows, and for how long.
+    let mut allowed_first = 0;
+    let mut windows = Vec::new();
+    for i in 0..rounds {
+        let session = format!("w-{i}");
+        assert_eq!(
+            check(&cb, in_session(&session)).await.decision(),
+            pb::Decision::Allow
+        );
+        publish(&ca, revoke(&session)).await.unwrap();
+        let published = Instant::now();
+        if check(&cb, in_session(&session)).await.reason() == pb::Reason::SessionRevoked {
+            continue;
+        }
+        allowed_first += 1;
+        loop {
+            let r = check(&cb, in_session(&session)).await;
+            if r.reason() == pb::Reason::SessionRevoked {
+                break;
+            }
+            assert!(published.elapsed() < Duration::from_secs(2), "never denied");
+        }
+        windows.push(published.elapsed());
+    }
+    eprintln!(
+        "without min_signal_generation: {allowed_first} of {rounds} first Checks on the other replica allowed; the longest, from Publish returning to the deny: {:?}",
+        windows.iter().max()
+    );
+    // With it: never.
+    for i in 0..rounds {
+        let session = format!("g-{i}");
+        assert_eq!(
+            check(&cb, in_session(&session)).await.decision(),
+            pb::Decision::Allow
+        );
+        let published = publish(&ca, revoke(&session)).await.unwrap();
+        let r = check_at(&cb, in_session(&session), published.generation).await;
+        assert_eq!(r.reason(), pb::Reason::SessionRevoked, "round {i}");
+    }
+    // A generation no replica has reached is refused once the bound passes.
+    let r = check_at(&cb, in_session("x"), u64::MAX).await;
+    assert_eq!(r.reason(), pb::Reason::SignalsStale);
 }

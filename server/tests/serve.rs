@@ -146,6 +146,7 @@ async fn implicit_deny_and_obligations_come_back() {
             ("aws:SourceIp", s("10.0.0.9")),
         ]),
         request_id: "r-1".into(),
+        min_signal_generation: 0,
     };
     let r = c.check(glass).await.unwrap().into_inner();
     assert_eq!(r.decision(), pb::Decision::Allow);
@@ -193,6 +194,7 @@ async fn batch_follows_its_semantic_and_answers_in_order() {
             item("s3:GetObject"),
         ],
         semantic: semantic as i32,
+        min_signal_generation: 0,
         request_id: String::new(),
     };
     let all = c

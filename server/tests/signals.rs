@@ -513,3 +513,176 @@ async fn context_keys_of_any_text_are_screened_without_failing() {
     }
     assert_eq!(decided(&check(&c, odd).await), ALLOWED);
 }
+
+/// oncall-bob stopping an instance: allowed only with the EmergencyRole (break-glass).
+fn break_glass(roles: &[&str]) -> pb::CheckRequest {
+    let mut r = readme_request(Some(true));
+    let subject = r.subject.as_mut().unwrap();
+    subject.id = "oncall-bob".into();
+    subject.roles = roles.iter().map(|r| (*r).to_owned()).collect();
+    r.action = "ec2:StopInstances".into();
+    r.resource.as_mut().unwrap().id =
+        "arn:aws:ec2:us-east-1:123456789012:instance/i-0abc1234def567890".into();
+    r.context.as_mut().unwrap().fields.insert(
+        "aws:MultiFactorAuthAge".into(),
+        prost_types::Value {
+            kind: Some(Kind::NumberValue(600.0)),
+        },
+    );
+    r
+}
+
+fn claims_change(subject: &str, roles: &[&str]) -> pb::Signal {
+    let list = prost_types::ListValue {
+        values: roles
+            .iter()
+            .map(|r| prost_types::Value {
+                kind: Some(Kind::StringValue((*r).to_owned())),
+            })
+            .collect(),
+    };
+    pb::Signal {
+        claims: Some(prost_types::Struct {
+            fields: [(
+                "roles".to_owned(),
+                prost_types::Value {
+                    kind: Some(Kind::ListValue(list)),
+                },
+            )]
+            .into(),
+        }),
+        ..signal(pb::SignalType::TokenClaimsChange, subject)
+    }
+}
+
+#[tokio::test]
+async fn a_claims_change_narrows_roles_but_adds_none_unless_its_source_is_authoritative() {
+    let server = start_pdp(Vec::<&str>::new(), &[]);
+    let c = channel(&server).await;
+    let glass = break_glass(&["EmergencyRole"]);
+    assert_eq!(decided(&check(&c, glass).await), ALLOWED);
+    let without = break_glass(&["MonitoringRole"]);
+    assert_eq!(
+        decided(&check(&c, without.clone()).await).1,
+        pb::Reason::ImplicitDeny
+    );
+
+    // A claims change naming a role the subject does not carry does not grant it.
+    publish(
+        &c,
+        vec![claims_change(
+            "oncall-bob",
+            &["EmergencyRole", "MonitoringRole"],
+        )],
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        decided(&check(&c, without).await),
+        (pb::Decision::Deny, pb::Reason::ImplicitDeny),
+        "break-glass is not granted by a claims change"
+    );
+    // One that leaves a role out removes it.
+    assert_eq!(decided(&check(&c, request("", "", None)).await), ALLOWED);
+    publish(&c, vec![claims_change("alice", &[])])
+        .await
+        .unwrap();
+    assert_eq!(
+        decided(&check(&c, request("", "", None)).await).1,
+        pb::Reason::ImplicitDeny,
+        "alice no longer holds ApplicationRole"
+    );
+
+    // The same claims change pushed by an SSF transmitter (not authoritative by default).
+    let (_dir, ssf) = ssf_server();
+    let cs = channel(&ssf).await;
+    let event = serde_json::json!({
+        format!("{CAEP}token-claims-change"): {
+            "subject": { "format": "iss_sub", "iss": ISSUER, "sub": "oncall-bob" },
+            "claims": { "roles": ["EmergencyRole", "MonitoringRole"] },
+            "event_timestamp": now()
+        }
+    });
+    let token = set(
+        "rsa.pem",
+        &set_claims("jti-claims", AUD, event),
+        "secevent+jwt",
+    );
+    assert_eq!(push(&ssf, &token, SET_TYPE).0, 202);
+    assert_eq!(
+        decided(&check(&cs, break_glass(&["MonitoringRole"])).await).1,
+        pb::Reason::ImplicitDeny
+    );
+}
+
+#[tokio::test]
+async fn an_authoritative_source_of_claims_may_add_roles() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("pdp.toml");
+    std::fs::write(&config, "[signals]\npublish_claims_authoritative = true\n").unwrap();
+    let server = start_pdp(["--config", config.to_str().unwrap()], &[]);
+    let c = channel(&server).await;
+    publish(&c, vec![claims_change("oncall-bob", &["EmergencyRole"])])
+        .await
+        .unwrap();
+    assert_eq!(
+        decided(&check(&c, break_glass(&["MonitoringRole"])).await),
+        ALLOWED
+    );
+}
+
+#[tokio::test]
+async fn publish_answers_a_generation_checks_can_require() {
+    let server = start_pdp(Vec::<&str>::new(), &[]);
+    let c = channel(&server).await;
+    let first = publish(&c, vec![signal(pb::SignalType::CredentialChange, "carol")])
+        .await
+        .unwrap();
+    let revoke = pb::Signal {
+        session_id: "s-gen".into(),
+        ..signal(pb::SignalType::SessionRevoked, "")
+    };
+    let second = publish(&c, vec![revoke]).await.unwrap();
+    assert!(second.generation > first.generation && first.generation > 0);
+    let mut r = request("s-gen", "", None);
+    r.min_signal_generation = second.generation;
+    assert_eq!(
+        decided(&check(&c, r.clone()).await).1,
+        pb::Reason::SessionRevoked
+    );
+    // A generation this replica has not reached: denied once the bound passes.
+    let mut ahead = request("s-other", "", None);
+    ahead.min_signal_generation = second.generation + 1000;
+    let started = std::time::Instant::now();
+    let behind = check(&c, ahead.clone()).await;
+    assert_eq!(
+        decided(&behind),
+        (pb::Decision::Deny, pb::Reason::SignalsStale)
+    );
+    assert!(
+        behind.message.contains("min_signal_generation"),
+        "{}",
+        behind.message
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(1));
+    let batch = pb::authorization_service_client::AuthorizationServiceClient::new(c.clone())
+        .check_batch(pb::CheckBatchRequest {
+            subject: ahead.subject.clone(),
+            action: ahead.action.clone(),
+            resource: ahead.resource.clone(),
+            context: ahead.context.clone(),
+            items: vec![pb::CheckBatchItem::default(); 2],
+            min_signal_generation: ahead.min_signal_generation,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(batch.responses.len(), 2);
+    assert!(batch
+        .responses
+        .iter()
+        .all(|r| r.reason() == pb::Reason::SignalsStale));
+    ahead.min_signal_generation = 0;
+    assert_eq!(decided(&check(&c, ahead).await), ALLOWED);
+}

@@ -227,7 +227,14 @@ impl Authorizer {
         let traced = call.traced.as_ref().filter(|_| stages);
         let mut described =
             (self.state.audit.is_some() || traced.is_some()).then(Described::default);
-        let decided = self.decide(parts, trusted, prefix, &mut described, traced);
+        let decided = self.decide(
+            parts,
+            trusted,
+            prefix,
+            call.signals_behind,
+            &mut described,
+            traced,
+        );
         let mut response = match decided {
             Ok(r) => r,
             Err(status) => {
@@ -335,6 +342,7 @@ impl Authorizer {
         parts: &Parts<'_>,
         trusted: bool,
         prefix: &str,
+        signals_behind: bool,
         described: &mut Option<Described>,
         traced: Option<&Traced>,
     ) -> Result<pb::CheckResponse, Status> {
@@ -454,10 +462,17 @@ impl Authorizer {
             self.observe(&request, false, now);
             return Ok(logged(response, &mut request, false, described));
         }
-        if signals.stale() && signals.is_sensitive(&request.action) {
+        let stale = if signals_behind {
+            Some("this replica has not applied the signals up to the request's `min_signal_generation` within the bound")
+        } else if signals.stale() && signals.is_sensitive(&request.action) {
+            Some("the signal store has been out of reach longer than the staleness bound, and this action is sensitive")
+        } else {
+            None
+        };
+        if let Some(message) = stale {
             let response = convert::refused(
                 pb::Reason::SignalsStale,
-                "the signal store has been out of reach longer than the staleness bound, and this action is sensitive",
+                message,
                 set.revision(),
                 decision_id(),
             );
@@ -541,6 +556,9 @@ pub struct Call {
     pub trace_id: String,
     /// The call's span, when traced.
     pub traced: Option<Traced>,
+    /// The call's `min_signal_generation` was not reached in time: every decision of the
+    /// call is `REASON_SIGNALS_STALE`.
+    pub signals_behind: bool,
 }
 
 impl Call {
@@ -557,6 +575,7 @@ impl Call {
             sans: String::new(),
             trace_id: traced.as_ref().map(Traced::trace_id).unwrap_or_default(),
             traced,
+            signals_behind: false,
         }
     }
 }
@@ -603,6 +622,7 @@ impl Authorizer {
             sans,
             trace_id: traced.as_ref().map(Traced::trace_id).unwrap_or_default(),
             traced,
+            signals_behind: false,
         }
     }
 }
@@ -632,18 +652,37 @@ fn issue_time(context: &pdp_engine::Context) -> Option<i64> {
     }
 }
 
-/// Puts what the signals say into the request: claims overrides replace roles and tags,
-/// the rest become `pdp:` condition keys.
+/// Puts what the signals say into the request: claims overrides narrow the roles and tags
+/// (or, from a source authoritative for claims, replace them), the rest become `pdp:`
+/// condition keys.
 fn apply_facts(request: &mut pdp_engine::Request, facts: Facts, session: &str, device: &str) {
     if let Some(claims) = facts.claims {
-        if let Some(roles) = claims.roles {
-            request.subject.roles = roles.into_iter().map(Into::into).collect();
+        let subject = &mut request.subject;
+        match (claims.roles, claims.authoritative) {
+            (Some(roles), true) => subject.roles = roles.into_iter().map(Into::into).collect(),
+            // A role the subject does not carry is not added.
+            (Some(roles), false) => subject
+                .roles
+                .retain(|r| roles.iter().any(|n| n.as_str() == r.as_str())),
+            (None, _) => {}
         }
-        if let Some(tags) = claims.tags {
-            request.subject.tags = tags
-                .into_iter()
-                .map(|(k, v)| (k.into(), v.into()))
-                .collect();
+        match (claims.tags, claims.authoritative) {
+            (Some(tags), true) => {
+                subject.tags = tags
+                    .into_iter()
+                    .map(|(k, v)| (k.into(), v.into()))
+                    .collect();
+            }
+            // A tag is kept only with the same value: a changed value would add one.
+            (Some(tags), false) => {
+                subject.tags = subject
+                    .tags
+                    .iter()
+                    .filter(|(k, v)| tags.get(k.as_str()).is_some_and(|n| n == v.as_str()))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
+            }
+            (None, _) => {}
         }
     }
     if let Some(risk) = facts.risk {
@@ -758,14 +797,16 @@ impl pb::authorization_service_server::AuthorizationService for Authorizer {
         request: Request<pb::CheckRequest>,
     ) -> Result<Response<pb::CheckResponse>, Status> {
         let trusted = self.trusted(&request)?;
-        let call = self.grpc_call(&request, "check", "pdp.v1.AuthorizationService/Check");
+        let mut call = self.grpc_call(&request, "check", "pdp.v1.AuthorizationService/Check");
         let pb::CheckRequest {
             subject,
             action,
             resource,
             context,
             request_id,
+            min_signal_generation,
         } = request.into_inner();
+        call.signals_behind = !self.state.signals.reached(min_signal_generation).await;
         let parts = Parts {
             subject: subject.as_ref(),
             action: &action,
@@ -782,7 +823,7 @@ impl pb::authorization_service_server::AuthorizationService for Authorizer {
         request: Request<pb::CheckBatchRequest>,
     ) -> Result<Response<pb::CheckBatchResponse>, Status> {
         let trusted = self.trusted(&request)?;
-        let call = self.grpc_call(
+        let mut call = self.grpc_call(
             &request,
             "check_batch",
             "pdp.v1.AuthorizationService/CheckBatch",
@@ -795,7 +836,9 @@ impl pb::authorization_service_server::AuthorizationService for Authorizer {
             items,
             semantic,
             request_id,
+            min_signal_generation,
         } = request.into_inner();
+        call.signals_behind = !self.state.signals.reached(min_signal_generation).await;
         let span = request_span("check_batch", &request_id);
         let _entered = span.enter();
         if items.len() > self.state.max_batch_items {

@@ -33,11 +33,13 @@ impl SignalService {
     }
 }
 
-/// A protobuf signal as the store keeps it; errors name the field.
+/// A protobuf signal as the store keeps it; errors name the field. `authoritative`: whether
+/// its claims may add roles and tags (else they only narrow).
 pub fn signal(
     s: &pb::Signal,
     now: i64,
     claims: &(Vec<String>, String),
+    authoritative: bool,
     prefix: &str,
 ) -> Result<Signal, String> {
     let pb::Signal {
@@ -96,10 +98,11 @@ pub fn signal(
             .iter()
             .map(|(k, v)| (k.clone(), super::convert::value_to_json(v)))
             .collect();
-        out.claims = Some(
-            sig::ClaimsOverride::from_claims(&json, &claims.0, &claims.1)
-                .map_err(|e| format!("`{prefix}claims`: {e}"))?,
-        );
+        out.claims = Some(sig::ClaimsOverride {
+            authoritative,
+            ..sig::ClaimsOverride::from_claims(&json, &claims.0, &claims.1)
+                .map_err(|e| format!("`{prefix}claims`: {e}"))?
+        });
     }
     out.validate().map_err(|e| format!("`{prefix}`: {e}"))?;
     Ok(out)
@@ -148,11 +151,20 @@ impl pb::signal_service_server::SignalService for SignalService {
             )));
         }
         let now = chrono::Utc::now().timestamp();
+        let authoritative = self.state.signals.publish_claims_authoritative;
         // Every signal is checked before any is applied: a bad one changes nothing.
         let parsed = signals
             .iter()
             .enumerate()
-            .map(|(i, s)| signal(s, now, &self.state.claims, &format!("signals[{i}].")))
+            .map(|(i, s)| {
+                signal(
+                    s,
+                    now,
+                    &self.state.claims,
+                    authoritative,
+                    &format!("signals[{i}]."),
+                )
+            })
             .collect::<Result<Vec<_>, _>>()
             .map_err(Status::invalid_argument)?;
         for s in &parsed {
@@ -165,7 +177,7 @@ impl pb::signal_service_server::SignalService for SignalService {
                 "signal published"
             );
         }
-        let applied = self
+        let published = self
             .state
             .signals
             .publish(&parsed, "publish")
@@ -177,8 +189,9 @@ impl pb::signal_service_server::SignalService for SignalService {
                 crate::signals::shared::PublishError::Unavailable(m) => Status::unavailable(m),
             })?;
         Ok(Response::new(pb::PublishResponse {
-            applied: u32::try_from(applied).unwrap_or(u32::MAX),
+            applied: u32::try_from(published.applied).unwrap_or(u32::MAX),
             cursor: self.state.signals.store.cursor(),
+            generation: published.generation,
         }))
     }
 

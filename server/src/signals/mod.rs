@@ -125,6 +125,11 @@ pub struct ClaimsOverride {
     /// New principal tags, when the tags claim changed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tags: Option<BTreeMap<String, String>>,
+    /// Whether the source is authoritative for claims: the override replaces the subject's
+    /// roles and tags. Otherwise it only narrows them (a role or tag the subject does not
+    /// carry is not added).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub authoritative: bool,
 }
 
 impl ClaimsOverride {
@@ -350,6 +355,7 @@ mod tests {
             Ok(ClaimsOverride {
                 roles: Some(vec!["A".into(), "B".into()]),
                 tags: Some([("team".to_owned(), "x".to_owned())].into()),
+                authoritative: false,
             })
         );
         let only_other: serde_json::Map<String, serde_json::Value> =

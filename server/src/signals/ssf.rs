@@ -177,6 +177,9 @@ pub struct SetVerifier {
     max_age: Duration,
     roles_claims: Vec<String>,
     tags_claim: String,
+    /// Issuers whose `token-claims-change` events may add roles and tags; the others' only
+    /// narrow.
+    claims_authorities: std::collections::HashSet<String>,
     /// Digests of the `(iss, jti)` of accepted SETs.
     seen: moka::sync::Cache<[u8; 32], ()>,
 }
@@ -190,6 +193,7 @@ impl std::fmt::Debug for SetVerifier {
             .field("max_age", &self.max_age)
             .field("roles_claims", &self.roles_claims)
             .field("tags_claim", &self.tags_claim)
+            .field("claims_authorities", &self.claims_authorities)
             .field("remembered_jtis", &self.seen.entry_count())
             .finish()
     }
@@ -250,11 +254,21 @@ impl SetVerifier {
             max_age,
             roles_claims,
             tags_claim,
+            claims_authorities: std::collections::HashSet::new(),
             seen: moka::sync::Cache::builder()
                 .max_capacity(MAX_REMEMBERED_JTIS)
                 .time_to_live(max_age.saturating_add(skew))
                 .build(),
         })
+    }
+
+    /// Makes the transmitters `issuers` authoritative for claims: their `token-claims-change`
+    /// events replace the subject's roles and tags. The others' (by default, every
+    /// transmitter's) only narrow them.
+    #[must_use]
+    pub fn with_claims_authorities(mut self, issuers: impl IntoIterator<Item = String>) -> Self {
+        self.claims_authorities.extend(issuers);
+        self
     }
 
     /// Verifies one SET (the raw HTTP body) at `now` (epoch seconds). On success the SET's
@@ -483,7 +497,7 @@ impl SetVerifier {
                 SsfError::InvalidRequest(format!("unknown event type `{}`", shown(uri)))
             })?;
             let signal = self
-                .signal(kind, event, sub_id, iat, now)
+                .signal(issuer, kind, event, sub_id, iat, now)
                 .map_err(|e| SsfError::InvalidRequest(format!("event `{}`: {e}", shown(uri))))?;
             signals.push(signal);
         }
@@ -493,6 +507,7 @@ impl SetVerifier {
     /// One CAEP event as a signal.
     fn signal(
         &self,
+        issuer: &str,
         kind: Kind,
         event: &Value,
         sub_id: Option<&Value>,
@@ -568,11 +583,10 @@ impl SetVerifier {
                 let Some(Value::Object(claims)) = event.get("claims") else {
                     return Err("`claims` is missing or not an object".into());
                 };
-                signal.claims = Some(ClaimsOverride::from_claims(
-                    claims,
-                    &self.roles_claims,
-                    &self.tags_claim,
-                )?);
+                signal.claims = Some(ClaimsOverride {
+                    authoritative: self.claims_authorities.contains(issuer),
+                    ..ClaimsOverride::from_claims(claims, &self.roles_claims, &self.tags_claim)?
+                });
             }
             Kind::SessionRevoked | Kind::CredentialChange => {}
         }
@@ -905,7 +919,21 @@ mod tests {
             Some(ClaimsOverride {
                 roles: Some(vec!["admin".into()]),
                 tags: Some([("team".to_owned(), "x".to_owned())].into()),
+                authoritative: false,
             })
+        );
+
+        let event = set(
+            "c2",
+            &caep("token-claims-change"),
+            json!({"subject": user("alice"), "claims": {"roles": ["admin"]}}),
+        );
+        let trusted = verifier().with_claims_authorities([ISS.to_owned()]);
+        let from_authority = signals(&trusted, &sign(&event)).pop().unwrap();
+        assert_eq!(
+            from_authority.claims.map(|c| c.authoritative),
+            Some(true),
+            "a transmitter configured as authoritative for claims may add roles"
         );
 
         let credential = one_signal(&set(

@@ -391,6 +391,75 @@ impl Store {
         before - maps.len()
     }
 
+    /// What the store holds, as the signals that would set it again: the latest of each
+    /// type per subject, session and device (to re-seed a shared store that lost its data).
+    pub fn retained(&self) -> Vec<Signal> {
+        let Ok(maps) = self.maps.read() else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        let mut push = |kind: Kind, at: i64, fill: &dyn Fn(&mut Signal)| {
+            let mut s = Signal::new(kind, at);
+            s.reason = "re-seeded".into();
+            fill(&mut s);
+            out.push(s);
+        };
+        for (id, s) in &maps.sessions {
+            if let Some(at) = s.revoked {
+                push(Kind::SessionRevoked, at, &|x| x.session.clone_from(id));
+            }
+        }
+        for (id, d) in &maps.devices {
+            if let Some(c) = &d.compliant {
+                push(Kind::DeviceComplianceChange, c.at, &|x| {
+                    x.device.clone_from(id);
+                    x.compliant = Some(c.value);
+                });
+            }
+            if let Some(r) = &d.risk {
+                push(Kind::RiskLevelChange, r.at, &|x| {
+                    x.device.clone_from(id);
+                    x.risk = Some(r.value);
+                });
+            }
+        }
+        for (id, s) in &maps.subjects {
+            let subject = |x: &mut Signal| x.subject.clone_from(id);
+            if let Some(at) = s.revoked_before {
+                push(Kind::SessionRevoked, at, &subject);
+            }
+            if let Some(at) = s.credentials_changed {
+                push(Kind::CredentialChange, at, &subject);
+            }
+            if let Some(r) = &s.risk {
+                push(Kind::RiskLevelChange, r.at, &|x| {
+                    subject(x);
+                    x.risk = Some(r.value);
+                });
+            }
+            if let Some(d) = &s.detected {
+                push(Kind::RiskLevelChange, d.at, &|x| {
+                    subject(x);
+                    x.risk = Some(d.value.0);
+                    x.until = Some(d.value.1);
+                });
+            }
+            if let Some(a) = &s.assurance {
+                push(Kind::AssuranceLevelChange, a.at, &|x| {
+                    subject(x);
+                    x.assurance = Some(a.value.clone());
+                });
+            }
+            if let Some(c) = &s.claims {
+                push(Kind::TokenClaimsChange, c.at, &|x| {
+                    subject(x);
+                    x.claims = Some(c.value.clone());
+                });
+            }
+        }
+        out
+    }
+
     /// Subjects, sessions and devices held.
     pub fn counts(&self) -> (usize, usize, usize) {
         self.maps.read().map_or((0, 0, 0), |m| {
@@ -642,6 +711,48 @@ mod tests {
         assert_eq!(s.apply(&signal(Kind::CredentialChange, "a", 2)), Ok(true));
         assert_eq!(s.prune(102), 2, "b and c are past retention");
         assert_eq!(s.counts(), (1, 0, 0));
+    }
+
+    #[test]
+    fn what_the_store_retains_sets_an_empty_store_to_the_same_facts() {
+        let s = sized(100);
+        let mut session = Signal::new(Kind::SessionRevoked, 5);
+        session.session = "s1".into();
+        let mut risk = signal(Kind::RiskLevelChange, "a", 7);
+        risk.risk = Some(RiskLevel::High);
+        let mut device = Signal::new(Kind::DeviceComplianceChange, 8);
+        device.device = "d".into();
+        device.compliant = Some(false);
+        let mut claims = signal(Kind::TokenClaimsChange, "a", 9);
+        claims.claims = Some(ClaimsOverride {
+            roles: Some(vec!["R".into()]),
+            ..ClaimsOverride::default()
+        });
+        for x in [
+            &session,
+            &risk,
+            &device,
+            &claims,
+            &signal(Kind::SessionRevoked, "a", 3),
+            &signal(Kind::CredentialChange, "a", 4),
+        ] {
+            assert_eq!(s.apply(x), Ok(true));
+        }
+        let copy = sized(100);
+        for x in s.retained() {
+            assert_eq!(copy.apply(&x), Ok(true), "{x:?}");
+        }
+        let query = Query {
+            subject: "a",
+            session: "s1",
+            device: "d",
+            issued_at: Some(1),
+        };
+        let (mut before, mut after) = (s.lookup(&query, 10), copy.lookup(&query, 10));
+        before.generation = 0;
+        after.generation = 0;
+        assert_eq!(before, after);
+        assert_eq!(copy.counts(), s.counts());
     }
 
     #[test]
