@@ -1,0 +1,114 @@
+//! What the real `pdp serve` answers at the edges of its gRPC API: requests it cannot read
+//! (raw frames sent with a byte codec), decision ids, an untrusted caller's ignored identity,
+//! and the field paths of refused signals.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use bytes::{Buf, BufMut};
+use pb::authorization_service_client::AuthorizationServiceClient;
+use pdp_proto::v1 as pb;
+use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::{Code, Status};
+
+mod common;
+
+use common::{channel, start_pdp};
+
+/// Sends and receives message bytes as they are, so that a test can send bytes that are
+/// not the method's message.
+#[derive(Debug, Clone, Copy, Default)]
+struct Raw;
+
+impl Codec for Raw {
+    type Encode = Vec<u8>;
+    type Decode = Vec<u8>;
+    type Encoder = Raw;
+    type Decoder = Raw;
+    fn encoder(&mut self) -> Raw {
+        Raw
+    }
+    fn decoder(&mut self) -> Raw {
+        Raw
+    }
+}
+
+impl Encoder for Raw {
+    type Item = Vec<u8>;
+    type Error = Status;
+    fn encode(&mut self, item: Vec<u8>, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
+        dst.put_slice(&item);
+        Ok(())
+    }
+}
+
+impl Decoder for Raw {
+    type Item = Vec<u8>;
+    type Error = Status;
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Vec<u8>>, Status> {
+        let n = src.remaining();
+        Ok(Some(src.copy_to_bytes(n).to_vec()))
+    }
+}
+
+/// Calls `path` with `message` as the request message's bytes.
+async fn call_raw(
+    channel: tonic::transport::Channel,
+    path: &'static str,
+    message: Vec<u8>,
+) -> Result<Vec<u8>, Status> {
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready().await.unwrap();
+    grpc.unary(
+        tonic::Request::new(message),
+        http::uri::PathAndQuery::from_static(path),
+        Raw,
+    )
+    .await
+    .map(tonic::Response::into_inner)
+}
+
+const CHECK: &str = "/pdp.v1.AuthorizationService/Check";
+const CHECK_BATCH: &str = "/pdp.v1.AuthorizationService/CheckBatch";
+const ENVOY_CHECK: &str = "/envoy.service.auth.v3.Authorization/Check";
+
+#[tokio::test]
+async fn malformed_protobuf_is_an_invalid_argument() {
+    let server = start_pdp::<[&str; 0], _>([], &[]);
+    let c = channel(&server).await;
+    // Field 1 (`subject`), length-delimited, 127 bytes announced and 2 sent; then a field
+    // with an invalid wire type (7).
+    for bytes in [vec![0x0a, 0x7f, 0x01, 0x02], vec![0x0f]] {
+        for path in [CHECK, CHECK_BATCH, ENVOY_CHECK] {
+            let e = call_raw(c.clone(), path, bytes.clone()).await.unwrap_err();
+            assert_eq!(e.code(), Code::InvalidArgument, "{path}: {e:?}");
+            assert!(
+                e.message().contains("not valid protobuf"),
+                "{path}: {}",
+                e.message()
+            );
+        }
+    }
+    // The well-formed request still decides.
+    let mut client = AuthorizationServiceClient::new(c);
+    let r = client
+        .check(common::readme_request(Some(true)))
+        .await
+        .unwrap();
+    assert_eq!(r.into_inner().decision(), pb::Decision::Allow);
+}
+
+#[tokio::test]
+async fn an_oversize_message_is_resource_exhausted() {
+    let server = start_pdp::<[&str; 0], _>([], &[]);
+    let c = channel(&server).await;
+    let big = vec![0u8; pdp_server::serve::MAX_MESSAGE_BYTES + 1];
+    for path in [CHECK, ENVOY_CHECK] {
+        let e = call_raw(c.clone(), path, big.clone()).await.unwrap_err();
+        assert_eq!(e.code(), Code::ResourceExhausted, "{path}: {e:?}");
+        assert!(e.message().contains("too large"), "{path}: {}", e.message());
+    }
+}
