@@ -112,3 +112,30 @@ async fn an_oversize_message_is_resource_exhausted() {
         assert!(e.message().contains("too large"), "{path}: {}", e.message());
     }
 }
+
+#[tokio::test]
+async fn decision_ids_are_uuid_v7() {
+    let server = start_pdp::<[&str; 0], _>([], &[]);
+    let mut client = AuthorizationServiceClient::new(channel(&server).await);
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let r = client
+            .check(common::readme_request(Some(true)))
+            .await
+            .unwrap()
+            .into_inner();
+        ids.push(r.decision_id);
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    for id in &ids {
+        let uuid = uuid::Uuid::parse_str(id).unwrap();
+        assert_eq!(uuid.get_version_num(), 7, "{id}");
+        assert_eq!(uuid.get_variant(), uuid::Variant::RFC4122, "{id}");
+        let (secs, _) = uuid.get_timestamp().unwrap().to_unix();
+        assert!(secs.abs_diff(now) < 60, "{id}: timestamp {secs}, now {now}");
+    }
+    assert!(ids[0] != ids[1] && ids[1] != ids[2], "{ids:?}");
+}
