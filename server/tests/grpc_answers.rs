@@ -139,3 +139,64 @@ async fn decision_ids_are_uuid_v7() {
     }
     assert!(ids[0] != ids[1] && ids[1] != ids[2], "{ids:?}");
 }
+
+#[tokio::test]
+async fn an_untrusted_callers_ignored_identity_is_named_in_the_message() {
+    let untrusted = start_pdp(["--trust-loopback", "false"], &[]);
+    let mut client = AuthorizationServiceClient::new(channel(&untrusted).await);
+    let r = client
+        .check(common::readme_request(Some(true)))
+        .await
+        .unwrap()
+        .into_inner();
+    // Without the asserted MFA, `require-mfa` denies.
+    assert_eq!(r.decision(), pb::Decision::Deny);
+    for named in [
+        "not trusted",
+        "`subject.id`",
+        "`subject.roles`",
+        "context key `aws:MultiFactorAuthPresent`",
+    ] {
+        assert!(r.message.contains(named), "`{named}` not in: {}", r.message);
+    }
+    assert!(!r.message.contains("subject.tags"), "{}", r.message);
+
+    // Each batch item says so too, including one answered from the decision cache.
+    let request = common::readme_request(Some(true));
+    let item = || pb::CheckBatchItem {
+        resource: request.resource.clone(),
+        ..Default::default()
+    };
+    let batch = client
+        .check_batch(pb::CheckBatchRequest {
+            subject: request.subject.clone(),
+            action: request.action.clone(),
+            context: request.context.clone(),
+            items: vec![item(), item()],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(batch.responses.len(), 2);
+    for r in &batch.responses {
+        assert!(r.message.contains("`subject.roles`"), "{}", r.message);
+    }
+
+    // Nothing asserted, nothing said; a trusted caller's identity counts, and nothing is said.
+    let mut anonymous = common::readme_request(None);
+    anonymous.subject = None;
+    let r = client.check(anonymous).await.unwrap().into_inner();
+    assert_eq!(r.message, "");
+    let trusted = start_pdp::<[&str; 0], _>([], &[]);
+    let mut client = AuthorizationServiceClient::new(channel(&trusted).await);
+    let r = client
+        .check(common::readme_request(Some(true)))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (r.decision(), r.message.as_str()),
+        (pb::Decision::Allow, "")
+    );
+}

@@ -113,6 +113,67 @@ impl Authorizer {
 const IDENTITY_KEY_PREFIXES: &[&str] =
     &["aws:multifactorauth", "aws:tokenissuetime", "aws:principal"];
 
+/// Most identity context keys an ignored-identity note names.
+const NOTE_MAX_KEYS: usize = 4;
+
+/// What an untrusted caller asserted without a token and the PDP ignored (the subject's
+/// `id`, `roles`, `tags`, identity context keys), as a note for the response; `None` when
+/// it asserted nothing (or sent a token, whose claims replace the caller's words anyway).
+fn ignored_identity(parts: &Parts<'_>) -> Option<String> {
+    let mut fields = Vec::new();
+    if let Some(s) = parts.subject {
+        if !s.token.is_empty() {
+            return None;
+        }
+        for (name, asserted) in [
+            ("subject.id", !s.id.is_empty()),
+            ("subject.roles", !s.roles.is_empty()),
+            ("subject.tags", !s.tags.is_empty()),
+        ] {
+            if asserted {
+                fields.push(format!("`{name}`"));
+            }
+        }
+    }
+    let keys: Vec<&str> = parts
+        .context
+        .map(|c| {
+            c.fields
+                .keys()
+                .filter(|k| {
+                    let k = k.to_ascii_lowercase();
+                    IDENTITY_KEY_PREFIXES.iter().any(|p| k.starts_with(p))
+                })
+                .map(String::as_str)
+                .collect()
+        })
+        .unwrap_or_default();
+    for k in keys.iter().take(NOTE_MAX_KEYS) {
+        fields.push(format!("context key `{k}`"));
+    }
+    if keys.len() > NOTE_MAX_KEYS {
+        fields.push(format!(
+            "{} more identity context keys",
+            keys.len() - NOTE_MAX_KEYS
+        ));
+    }
+    if fields.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "the caller is not trusted to assert identity, so the PDP ignored {}: decided as an anonymous subject (send `subject.token`, or call as a trusted caller)",
+        fields.join(", ")
+    ))
+}
+
+/// Adds `note` to a response's message.
+fn append_message(message: &mut String, note: &str) {
+    if !message.is_empty() {
+        message.push_str("; ");
+    }
+    message.push_str(note);
+}
+
 impl Authorizer {
     /// Whether the caller may assert the subject's roles, tags and identity facts itself;
     /// `PERMISSION_DENIED` when it may not call at all.
@@ -246,7 +307,14 @@ impl Authorizer {
             (self.state.audit.is_some() || traced.is_some()).then(Described::default);
         let decided = self.decide(parts, trusted, prefix, &mut described, traced);
         let mut response = match decided {
-            Ok(r) => r,
+            Ok(mut r) => {
+                if !trusted {
+                    if let Some(note) = ignored_identity(parts) {
+                        append_message(&mut r.message, &note);
+                    }
+                }
+                r
+            }
             Err(status) => {
                 if let Some(t) = traced {
                     t.error(status.message().to_owned());
