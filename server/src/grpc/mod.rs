@@ -54,6 +54,8 @@ pub struct State {
     /// How Envoy's HTTP requests map to decision requests (`routes.yaml`); replaced with the
     /// policy set.
     pub routes: arc_swap::ArcSwap<crate::extauthz::routes::RouteTable>,
+    /// The AuthZEN API's public base URL, for its metadata; `None`: no metadata published.
+    pub authzen_base_url: Option<String>,
 }
 
 /// The `AuthorizationService` implementation.
@@ -85,6 +87,7 @@ impl State {
             trust: crate::trust::TrustPolicy::default(),
             policies: None,
             reloads: Arc::default(),
+            authzen_base_url: None,
         }
     }
 }
