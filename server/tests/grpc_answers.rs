@@ -200,3 +200,40 @@ async fn an_untrusted_callers_ignored_identity_is_named_in_the_message() {
         (pb::Decision::Allow, "")
     );
 }
+
+#[tokio::test]
+async fn refused_signals_name_the_field_or_the_signal() {
+    let server = start_pdp::<[&str; 0], _>([], &[]);
+    let mut client = pb::signal_service_client::SignalServiceClient::new(channel(&server).await);
+    let good = pb::Signal {
+        r#type: pb::SignalType::CredentialChange as i32,
+        subject: "alice".into(),
+        ..Default::default()
+    };
+    let publish = |bad: pb::Signal| pb::PublishRequest {
+        signals: vec![good.clone(), bad],
+    };
+    let long = pb::Signal {
+        subject: "x".repeat(2000),
+        ..good.clone()
+    };
+    let e = client.publish(publish(long)).await.unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+    assert!(
+        e.message().starts_with("`signals[1].subject`: 2000 bytes"),
+        "{}",
+        e.message()
+    );
+    let no_device = pb::Signal {
+        r#type: pb::SignalType::DeviceComplianceChange as i32,
+        compliance: "compliant".into(),
+        ..Default::default()
+    };
+    let e = client.publish(publish(no_device)).await.unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+    assert!(
+        e.message().starts_with("`signals[1]`: a `"),
+        "{}",
+        e.message()
+    );
+}
