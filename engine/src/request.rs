@@ -523,12 +523,32 @@ impl<'de> Deserialize<'de> for Value {
     }
 }
 
+struct ContextVisitor;
+
+impl<'de> Visitor<'de> for ContextVisitor {
+    type Value = Context;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a map of condition keys to values")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Context, A::Error> {
+        let mut entries = Vec::with_capacity(map.size_hint().unwrap_or(0).min(64));
+        while let Some(key) = map.next_key::<Text>()? {
+            // A bad value names its key. The format's own position (`at line …`), if it
+            // wrote one, is left for the format to add once, after the key.
+            let value = map.next_value::<Value>().map_err(|e| {
+                let text = e.to_string();
+                let detail = text.split(" at line ").next().unwrap_or(&text);
+                de::Error::custom(format!("context key `{key}`: {detail}"))
+            })?;
+            entries.push((key, value));
+        }
+        Ok(Context::from_entries(entries))
+    }
+}
+
 impl<'de> Deserialize<'de> for Context {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_map(MapVisitor {
-            expecting: "a map of condition keys to values",
-            make: Context::from_entries,
-        })
+        d.deserialize_map(ContextVisitor)
     }
 }
 
@@ -558,6 +578,19 @@ mod tests {
             ]))
         );
         Ok(())
+    }
+
+    #[test]
+    fn a_bad_context_value_names_its_key() {
+        let e = serde_json::from_str::<Request>(
+            r#"{"subject":{"id":"a"},"action":"s3:GetObject","resource":{"id":"r"},
+                "context":{"ok":1,"a:b":{"nested":1}}}"#,
+        )
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+        assert!(e.starts_with("context key `a:b`: invalid type: map"), "{e}");
+        assert_eq!(e.matches(" at line ").count(), 1, "{e}");
     }
 
     #[test]

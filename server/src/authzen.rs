@@ -1049,30 +1049,56 @@ struct Metadata {
     supported_obligations: Vec<&'static str>,
 }
 
-/// The PDP metadata, with URLs built from the request's `Host`.
-async fn metadata(headers: HeaderMap) -> Response {
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .and_then(|h| h.parse::<http::uri::Authority>().ok())
-        .filter(|a| !a.as_str().contains('@'));
-    let Some(host) = host else {
+/// The PDP metadata, with URLs under the configured public base URL (`authzen_base_url`);
+/// a `404` without one. Never built from the request (`Host`, `X-Forwarded-*`): a caller
+/// must not be able to point a PEP at another PDP.
+async fn metadata(Extract(state): Extract<Arc<State>>) -> Response {
+    let Some(base) = &state.authzen_base_url else {
         return error(
-            StatusCode::BAD_REQUEST,
-            "the `Host` header is missing or not a host name",
+            StatusCode::NOT_FOUND,
+            "the PDP metadata is not published: it needs the PDP's public URL (`authzen_base_url`, `--authzen-base-url`)",
         );
     };
-    let base = format!("http://{host}");
     json(
         StatusCode::OK,
         &Metadata {
             access_evaluation_endpoint: format!("{base}{EVALUATION_PATH}"),
             access_evaluations_endpoint: format!("{base}{EVALUATIONS_PATH}"),
-            policy_decision_point: base,
+            policy_decision_point: base.clone(),
             capabilities: [OBLIGATIONS_CAPABILITY],
             supported_obligations: supported_obligations().collect(),
         },
     )
+}
+
+/// Longest base URL accepted, in bytes.
+pub const MAX_BASE_URL_BYTES: usize = 2048;
+
+/// Checks a public base URL for the metadata: an absolute `https://` (or `http://`) URL
+/// with a host, optionally a path, and no user info, query or fragment; returned without
+/// a trailing `/`.
+pub fn base_url(text: &str) -> Result<String, String> {
+    if text.len() > MAX_BASE_URL_BYTES {
+        return Err(format!(
+            "{} bytes, over the limit of {MAX_BASE_URL_BYTES}",
+            text.len()
+        ));
+    }
+    let uri: http::Uri = text
+        .parse()
+        .map_err(|e| format!("`{text}` is not a URL: {e}"))?;
+    match uri.scheme_str() {
+        Some("https" | "http") => {}
+        _ => return Err(format!("`{text}` is not an https:// (or http://) URL")),
+    }
+    match uri.authority() {
+        Some(a) if !a.host().is_empty() && !a.as_str().contains('@') => {}
+        _ => return Err(format!("`{text}` has no host, or has user info")),
+    }
+    if uri.query().is_some() || text.contains('#') {
+        return Err(format!("`{text}` has a query or a fragment"));
+    }
+    Ok(text.trim_end_matches('/').to_owned())
 }
 
 #[cfg(test)]
@@ -1362,6 +1388,28 @@ mod tests {
             semantic(Some(&bad)).unwrap_err().field,
             "options.evaluations_semantic"
         );
+    }
+
+    #[test]
+    fn base_urls_are_absolute_without_query_or_user_info() {
+        assert_eq!(
+            base_url("https://pdp.example.com/").as_deref(),
+            Ok("https://pdp.example.com")
+        );
+        assert_eq!(
+            base_url("https://gw.example.com/pdp").as_deref(),
+            Ok("https://gw.example.com/pdp")
+        );
+        for bad in [
+            "/access",
+            "pdp.example.com",
+            "ftp://pdp.example.com",
+            "https://user@pdp.example.com",
+            "https://pdp.example.com/?a=b",
+            "https://pdp.example.com/#x",
+        ] {
+            assert!(base_url(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

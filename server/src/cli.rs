@@ -676,6 +676,7 @@ fn serve(config: &crate::config::ServeConfig) -> u8 {
             audit,
             telemetry,
             routes: arc_swap::ArcSwap::from_pointee(routes),
+            authzen_base_url: config.authzen_base_url.clone(),
             ..crate::grpc::State::new(set, max_batch_items)
         });
         if let Some(listener) = http {

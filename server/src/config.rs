@@ -165,6 +165,10 @@ pub struct ServeArgs {
     /// Record per-decision metrics (decisions, latency, cache lookups) [default: on].
     #[arg(long, value_enum, env = "PDP_METRICS")]
     pub metrics: Option<Switch>,
+    /// The public base URL of the AuthZEN API (e.g. https://pdp.example.com), the
+    /// metadata's `policy_decision_point` [default: no metadata published].
+    #[arg(long, env = "PDP_AUTHZEN_BASE_URL")]
+    pub authzen_base_url: Option<String>,
 }
 
 /// `drop` / `deny`.
@@ -202,6 +206,7 @@ pub struct FileConfig {
     #[serde(default)]
     tracing: FileTracing,
     metrics: Option<bool>,
+    authzen_base_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -356,6 +361,8 @@ pub struct ServeConfig {
     pub tracing: Option<crate::telemetry::TracingConfig>,
     /// Per-decision metrics.
     pub metrics: bool,
+    /// The AuthZEN API's public base URL (no trailing `/`); `None`: no metadata published.
+    pub authzen_base_url: Option<String>,
 }
 
 impl ServeConfig {
@@ -558,6 +565,15 @@ impl ServeConfig {
                         .unwrap_or_else(|| "pdp".into()),
                 }
             });
+        let authzen_base_url = args
+            .authzen_base_url
+            .clone()
+            .or(file.authzen_base_url.clone())
+            .and_then(|url| {
+                crate::authzen::base_url(&url)
+                    .map_err(|e| problems.push(format!("`authzen_base_url`: {e}")))
+                    .ok()
+            });
         let (Some(listen), true) = (listen, problems.is_empty()) else {
             return Err(problems);
         };
@@ -591,6 +607,7 @@ impl ServeConfig {
                 Some(s) => s == Switch::On,
                 None => file.metrics.unwrap_or(true),
             },
+            authzen_base_url,
         })
     }
 }

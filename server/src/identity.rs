@@ -1,9 +1,10 @@
 //! Verified identity: a subject's JWT is checked against configured keys (a JWKS file),
-//! issuer, audience and validity window, with asymmetric algorithms only (`alg: none` and
-//! HMAC, including HMAC "signed" with a public key, are rejected). Claims become the subject
-//! and identity facts (`aws:MultiFactorAuthPresent`, `aws:MultiFactorAuthAge`,
-//! `aws:TokenIssueTime`) that override anything the caller put in the context. Verified
-//! tokens are cached by digest until they expire.
+//! issuer and audience (each, when configured, a claim the token must carry) and validity
+//! window, with asymmetric algorithms only (`alg: none` and HMAC, including HMAC "signed"
+//! with a public key, are rejected). Claims become the subject and identity facts
+//! (`aws:MultiFactorAuthPresent`, `aws:MultiFactorAuthAge`, `aws:TokenIssueTime`) that
+//! override anything the caller put in the context. Verified tokens are cached by digest
+//! until they expire.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -94,11 +95,11 @@ pub enum IdentityError {
     /// Before `nbf`.
     #[error("the token is not valid yet")]
     NotYetValid,
-    /// Wrong `iss`.
-    #[error("the token's issuer is not accepted")]
+    /// `iss` missing, not a string, or not the configured issuer.
+    #[error("the token's issuer (`iss`) is missing or not accepted")]
     WrongIssuer,
-    /// Wrong `aud`.
-    #[error("the token's audience is not accepted")]
+    /// `aud` missing, or neither the configured audience nor an array holding it.
+    #[error("the token's audience (`aud`) is missing or not accepted")]
     WrongAudience,
     /// A required claim is missing or has the wrong type.
     #[error("claim `{0}` is missing or invalid")]
@@ -402,7 +403,17 @@ impl Verifier {
         let mut validation = Validation::new(alg);
         validation.leeway = self.config.leeway_secs;
         validation.validate_nbf = true;
-        validation.set_required_spec_claims(&["exp", "sub"]);
+        // The library checks `iss` and `aud` only when the token has them: a configured
+        // issuer or audience makes the claim required, and `issuer_and_audience` checks its
+        // shape and value again below.
+        let mut required = vec!["exp", "sub"];
+        if self.config.issuer.is_some() {
+            required.push("iss");
+        }
+        if self.config.audience.is_some() {
+            required.push("aud");
+        }
+        validation.set_required_spec_claims(&required);
         match &self.config.issuer {
             Some(iss) => validation.set_issuer(&[iss]),
             None => validation.iss = None,
@@ -424,6 +435,12 @@ impl Verifier {
                 K::ImmatureSignature => IdentityError::NotYetValid,
                 K::InvalidIssuer => IdentityError::WrongIssuer,
                 K::InvalidAudience => IdentityError::WrongAudience,
+                K::MissingRequiredClaim(c) | K::InvalidClaimFormat(c) if c == "iss" => {
+                    IdentityError::WrongIssuer
+                }
+                K::MissingRequiredClaim(c) | K::InvalidClaimFormat(c) if c == "aud" => {
+                    IdentityError::WrongAudience
+                }
                 K::MissingRequiredClaim(c) | K::InvalidClaimFormat(c) => {
                     IdentityError::BadClaim(c.clone())
                 }
@@ -437,6 +454,7 @@ impl Verifier {
                 _ => IdentityError::Other(e.to_string()),
             }
         })?;
+        issuer_and_audience(&data.claims, &self.config)?;
         self.claims(&data.claims)
     }
 
@@ -446,6 +464,34 @@ impl Verifier {
     ) -> Result<Verified, IdentityError> {
         verified_from_claims(c, &self.config.roles_claims, &self.config.tags_claim, true)
     }
+}
+
+/// With an issuer configured, `iss` must be present, a string, and that issuer (an array is
+/// refused, whatever it holds); with an audience configured, `aud` must be present and be that
+/// audience or an array holding it. Without either configured, the claim is not read.
+fn issuer_and_audience(
+    c: &serde_json::Map<String, serde_json::Value>,
+    config: &IdentityConfig,
+) -> Result<(), IdentityError> {
+    if let Some(issuer) = &config.issuer {
+        match c.get("iss") {
+            Some(serde_json::Value::String(iss)) if iss == issuer => {}
+            _ => return Err(IdentityError::WrongIssuer),
+        }
+    }
+    if let Some(audience) = &config.audience {
+        let held = match c.get("aud") {
+            Some(serde_json::Value::String(aud)) => aud == audience,
+            Some(serde_json::Value::Array(auds)) => {
+                auds.iter().any(|a| a.as_str() == Some(audience.as_str()))
+            }
+            _ => false,
+        };
+        if !held {
+            return Err(IdentityError::WrongAudience);
+        }
+    }
+    Ok(())
 }
 
 /// The subject and facts of an already verified payload: `sub` (required), roles from

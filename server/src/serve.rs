@@ -140,6 +140,8 @@ pub async fn serve(
         .layer(crate::shed::ShedLayer::new(
             limits.concurrency_per_connection,
         ))
+        // Unreadable requests are the caller's fault: INVALID_ARGUMENT / RESOURCE_EXHAUSTED.
+        .layer(crate::decode_errors::DecodeErrorsLayer)
         .add_service(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)

@@ -394,13 +394,14 @@ fn the_request_id_is_echoed_on_every_answer() {
         &server,
         format!("GET /.well-known/authzen-configuration HTTP/1.1\r\nHost: pdp\r\nConnection: close\r\nX-Request-ID: {id}\r\n\r\n").as_bytes(),
     );
-    assert_eq!(code, 200);
+    // No public base URL configured: no metadata, and the id echoed all the same.
+    assert_eq!(code, 404);
     assert!(echoed(&head), "{head}");
 }
 
 #[test]
 fn the_metadata_names_the_endpoints_and_obligation_types() {
-    let server = start_pdp::<[&str; 0], _>([], &[]);
+    let server = start_pdp(["--authzen-base-url", "https://pdp.example.test/"], &[]);
     let (code, text) = common::http(
         &server.http,
         "GET",
@@ -412,12 +413,37 @@ fn the_metadata_names_the_endpoints_and_obligation_types() {
     assert_eq!(
         parse(&text),
         json!({
-            "policy_decision_point": "http://pdp",
-            "access_evaluation_endpoint": "http://pdp/access/v1/evaluation",
-            "access_evaluations_endpoint": "http://pdp/access/v1/evaluations",
+            "policy_decision_point": "https://pdp.example.test",
+            "access_evaluation_endpoint": "https://pdp.example.test/access/v1/evaluation",
+            "access_evaluations_endpoint": "https://pdp.example.test/access/v1/evaluations",
             "capabilities": ["urn:openid:authzen:capability:obligations"],
             "supported_obligations": ["step-up", "notification", "session_termination", "custom", "audit"],
         })
+    );
+}
+
+#[test]
+fn the_metadata_never_reflects_the_host_header() {
+    let hostile = b"GET /.well-known/authzen-configuration HTTP/1.1\r\nHost: evil.test\r\nX-Forwarded-Host: evil.test\r\nX-Forwarded-Proto: https\r\nConnection: close\r\n\r\n";
+    let server = start_pdp(["--authzen-base-url", "https://pdp.example.test"], &[]);
+    let (code, _, body) = raw(&server, hostile);
+    assert_eq!(code, 200);
+    assert!(!body.contains("evil"), "{body}");
+    assert_eq!(
+        parse(&body)["access_evaluation_endpoint"],
+        "https://pdp.example.test/access/v1/evaluation"
+    );
+    // Without a configured base URL nothing is published, whatever the request says.
+    let server = start_pdp::<[&str; 0], _>([], &[]);
+    let (code, _, body) = raw(&server, hostile);
+    assert_eq!(code, 404);
+    assert!(!body.contains("evil"), "{body}");
+    assert!(
+        parse(&body)["error"]
+            .as_str()
+            .unwrap()
+            .contains("--authzen-base-url"),
+        "{body}"
     );
 }
 
@@ -518,7 +544,15 @@ fn bodies_over_the_limit_are_refused_with_413() {
 
 #[test]
 fn untrusted_callers_without_a_configured_key_get_401() {
-    let server = start_pdp(["--trust-loopback", "false"], &[]);
+    let server = start_pdp(
+        [
+            "--trust-loopback",
+            "false",
+            "--authzen-base-url",
+            "https://pdp.example.test",
+        ],
+        &[],
+    );
     let (code, head, body) = raw(
         &server,
         b"POST /access/v1/evaluation HTTP/1.1\r\nHost: pdp\r\nConnection: close\r\nContent-Type: application/json\r\nAuthorization: Bearer k1\r\nContent-Length: 2\r\n\r\n{}",

@@ -169,6 +169,32 @@ fn eval_bad_request_exits_4_with_a_message() {
 }
 
 #[test]
+fn eval_names_the_context_key_of_a_bad_value() {
+    let req = r#"{"subject":{"id":"alice"},"action":"s3:GetObject",
+        "resource":{"id":"arn:aws:s3:::b/k"},"context":{"aws:SourceIp":"10.0.0.1","a:b":{"x":1}}}"#;
+    let o = pdp_stdin(&["eval", "-"], req);
+    assert_eq!(o.status.code(), Some(4));
+    let e = stderr(&o);
+    assert!(e.contains("context key `a:b`: invalid type: map"), "{e}");
+    assert_eq!(e.matches(" at line ").count(), 1, "{e}");
+}
+
+#[test]
+fn serve_refuses_an_authzen_base_url_that_is_not_absolute() {
+    for bad in ["/access", "ftp://pdp.test", "https://pdp.test/?a=1"] {
+        let o = pdp(&[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--authzen-base-url",
+            bad,
+        ]);
+        assert_eq!(o.status.code(), Some(2), "{bad}: {}", stderr(&o));
+        assert!(stderr(&o).contains("`authzen_base_url`"), "{}", stderr(&o));
+    }
+}
+
+#[test]
 fn eval_with_a_broken_policy_set_exits_3() {
     let dir = write_dir(&[
         ("p.json", "{not json"),

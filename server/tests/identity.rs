@@ -245,6 +245,36 @@ async fn every_bad_token_is_an_invalid_identity_deny() {
 }
 
 #[tokio::test]
+async fn a_configured_issuer_and_audience_must_be_in_the_token() {
+    let server = start();
+    for (overrides, fragment) in [
+        (json!({"aud": null}), "audience"),
+        (json!({"iss": null}), "issuer"),
+        (json!({"iss": ["https://evil.test", ISSUER]}), "issuer"),
+        (json!({"iss": [ISSUER]}), "issuer"),
+        (json!({"aud": ["someone-else"]}), "audience"),
+        (json!({"aud": []}), "audience"),
+        (json!({"aud": 7}), "audience"),
+    ] {
+        expect_invalid(&server, &rs256(&claims(overrides)), fragment).await;
+    }
+    // `aud` may be an array holding the audience.
+    let r = check(
+        &server,
+        request(&rs256(&claims(json!({"aud": ["other", AUDIENCE]}))), None),
+    )
+    .await;
+    assert_eq!(r.decision(), pb::Decision::Allow, "{}", r.message);
+
+    // Without an issuer or audience configured, neither claim is read.
+    let jwks = fixture("jwks.json");
+    let open = common::start_pdp(["--jwks", jwks.to_str().unwrap()], &[]);
+    let bare = rs256(&claims(json!({"iss": null, "aud": null})));
+    let r = check(&open, request(&bare, None)).await;
+    assert_eq!(r.decision(), pb::Decision::Allow, "{}", r.message);
+}
+
+#[tokio::test]
 async fn tokens_never_reach_the_log() {
     let server = start_with_env(&[("PDP_LOG", "debug")]);
     let good = rs256(&claims(json!({})));

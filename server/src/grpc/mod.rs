@@ -54,6 +54,8 @@ pub struct State {
     /// How Envoy's HTTP requests map to decision requests (`routes.yaml`); replaced with the
     /// policy set.
     pub routes: arc_swap::ArcSwap<crate::extauthz::routes::RouteTable>,
+    /// The AuthZEN API's public base URL, for its metadata; `None`: no metadata published.
+    pub authzen_base_url: Option<String>,
 }
 
 /// The `AuthorizationService` implementation.
@@ -85,6 +87,7 @@ impl State {
             trust: crate::trust::TrustPolicy::default(),
             policies: None,
             reloads: Arc::default(),
+            authzen_base_url: None,
         }
     }
 }
@@ -113,6 +116,67 @@ impl Authorizer {
 const IDENTITY_KEY_PREFIXES: &[&str] =
     &["aws:multifactorauth", "aws:tokenissuetime", "aws:principal"];
 
+/// Most identity context keys an ignored-identity note names.
+const NOTE_MAX_KEYS: usize = 4;
+
+/// What an untrusted caller asserted without a token and the PDP ignored (the subject's
+/// `id`, `roles`, `tags`, identity context keys), as a note for the response; `None` when
+/// it asserted nothing (or sent a token, whose claims replace the caller's words anyway).
+fn ignored_identity(parts: &Parts<'_>) -> Option<String> {
+    let mut fields = Vec::new();
+    if let Some(s) = parts.subject {
+        if !s.token.is_empty() {
+            return None;
+        }
+        for (name, asserted) in [
+            ("subject.id", !s.id.is_empty()),
+            ("subject.roles", !s.roles.is_empty()),
+            ("subject.tags", !s.tags.is_empty()),
+        ] {
+            if asserted {
+                fields.push(format!("`{name}`"));
+            }
+        }
+    }
+    let keys: Vec<&str> = parts
+        .context
+        .map(|c| {
+            c.fields
+                .keys()
+                .filter(|k| {
+                    let k = k.to_ascii_lowercase();
+                    IDENTITY_KEY_PREFIXES.iter().any(|p| k.starts_with(p))
+                })
+                .map(String::as_str)
+                .collect()
+        })
+        .unwrap_or_default();
+    for k in keys.iter().take(NOTE_MAX_KEYS) {
+        fields.push(format!("context key `{k}`"));
+    }
+    if keys.len() > NOTE_MAX_KEYS {
+        fields.push(format!(
+            "{} more identity context keys",
+            keys.len() - NOTE_MAX_KEYS
+        ));
+    }
+    if fields.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "the caller is not trusted to assert identity, so the PDP ignored {}: decided as an anonymous subject (send `subject.token`, or call as a trusted caller)",
+        fields.join(", ")
+    ))
+}
+
+/// Adds `note` to a response's message.
+fn append_message(message: &mut String, note: &str) {
+    if !message.is_empty() {
+        message.push_str("; ");
+    }
+    message.push_str(note);
+}
+
 impl Authorizer {
     /// Whether the caller may assert the subject's roles, tags and identity facts itself;
     /// `PERMISSION_DENIED` when it may not call at all.
@@ -129,15 +193,32 @@ impl Authorizer {
     }
 }
 
-/// A unique decision id: a random per-process prefix and a counter, in UUID form (no
-/// system call per decision, unlike a random v4 UUID).
+/// A unique decision id: a UUID v7 (RFC 9562), ordered by its millisecond timestamp. The 74
+/// bits after it are a per-process random start plus a counter, not fresh randomness, so
+/// that no id costs a system call for entropy; ids stay unique within a process by the
+/// counter, and across processes by the random start.
 fn decision_id() -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::OnceLock;
-    static PREFIX: OnceLock<u64> = OnceLock::new();
+    static START: OnceLock<([u8; 2], u64)> = OnceLock::new();
     static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let prefix = *PREFIX.get_or_init(|| uuid::Uuid::new_v4().as_u64_pair().0);
-    uuid::Uuid::from_u64_pair(prefix, COUNTER.fetch_add(1, Ordering::Relaxed)).to_string()
+    let (high, low) = *START.get_or_init(|| {
+        let (a, b) = uuid::Uuid::new_v4().as_u64_pair();
+        let [h0, h1, ..] = a.to_be_bytes();
+        ([h0, h1], b)
+    });
+    let n = low.wrapping_add(COUNTER.fetch_add(1, Ordering::Relaxed));
+    let millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    let mut tail = [0u8; 10];
+    let (a, b) = tail.split_at_mut(2);
+    a.copy_from_slice(&high);
+    b.copy_from_slice(&n.to_be_bytes());
+    // The builder overwrites the version and variant bits (6 of the 80 given).
+    uuid::Builder::from_unix_timestamp_millis(millis, &tail)
+        .into_uuid()
+        .to_string()
 }
 
 /// Whether a batch stops after an item that was (or was not) allowed, under `semantic`
@@ -236,7 +317,14 @@ impl Authorizer {
             traced,
         );
         let mut response = match decided {
-            Ok(r) => r,
+            Ok(mut r) => {
+                if !trusted {
+                    if let Some(note) = ignored_identity(parts) {
+                        append_message(&mut r.message, &note);
+                    }
+                }
+                r
+            }
             Err(status) => {
                 if let Some(t) = traced {
                     t.error(status.message().to_owned());

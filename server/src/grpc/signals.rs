@@ -104,7 +104,11 @@ pub fn signal(
                 .map_err(|e| format!("`{prefix}claims`: {e}"))?
         });
     }
-    out.validate().map_err(|e| format!("`{prefix}`: {e}"))?;
+    out.check().map_err(|(field, message)| match field {
+        Some(field) => format!("`{prefix}{field}`: {message}"),
+        // The signal as a whole: its path without the trailing `.`.
+        None => format!("`{}`: {message}", prefix.trim_end_matches('.')),
+    })?;
     Ok(out)
 }
 

@@ -249,23 +249,31 @@ impl Signal {
     /// Checks that the signal names what its kind needs and carries its payload, and that
     /// every field is within bounds.
     pub fn validate(&self) -> Result<(), String> {
+        self.check().map_err(|(field, message)| match field {
+            Some(field) => format!("`{field}` is {message}"),
+            None => message,
+        })
+    }
+
+    /// [`Self::validate`], the field at fault apart (`None`: the signal as a whole): the
+    /// message then says what is wrong with it (`300 bytes, over the limit of 256`).
+    pub fn check(&self) -> Result<(), (Option<&'static str>, String)> {
+        let (ns, level) = self
+            .assurance
+            .as_ref()
+            .map_or(("", ""), |(n, l)| (n.as_str(), l.as_str()));
         for (name, value) in [
-            ("subject", &self.subject),
-            ("session_id", &self.session),
-            ("device_id", &self.device),
-            ("reason", &self.reason),
+            ("subject", self.subject.as_str()),
+            ("session_id", self.session.as_str()),
+            ("device_id", self.device.as_str()),
+            ("reason", self.reason.as_str()),
+            ("assurance_namespace", ns),
+            ("assurance_level", level),
         ] {
             if value.len() > MAX_FIELD_BYTES {
-                return Err(format!(
-                    "`{name}` is {} bytes, over the limit of {MAX_FIELD_BYTES}",
-                    value.len()
-                ));
-            }
-        }
-        if let Some((ns, level)) = &self.assurance {
-            if ns.len() > MAX_FIELD_BYTES || level.len() > MAX_FIELD_BYTES {
-                return Err(format!(
-                    "assurance fields over the limit of {MAX_FIELD_BYTES} bytes"
+                return Err((
+                    Some(name),
+                    format!("{} bytes, over the limit of {MAX_FIELD_BYTES}", value.len()),
                 ));
             }
         }
@@ -273,7 +281,10 @@ impl Signal {
             if ok {
                 Ok(())
             } else {
-                Err(format!("a `{}` signal needs {what}", self.kind.as_str()))
+                Err((
+                    None,
+                    format!("a `{}` signal needs {what}", self.kind.as_str()),
+                ))
             }
         };
         let subject = !self.subject.is_empty();
