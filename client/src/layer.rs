@@ -37,7 +37,8 @@ use std::task::{Context, Poll};
 use http::header::{self, HeaderName, HeaderValue};
 use http::{Method, StatusCode};
 use pdp_proto::v1 as pb;
-use pdp_routes::{fill, match_path, parse_path, parse_template, split_path, Piece, Segment};
+pub use pdp_routes::PathOptions;
+use pdp_routes::{fill, match_path, normalize_path, parse_path, parse_template, Piece, Segment};
 
 use crate::{Check, ClientError, Decision, Obligation, ObligationKind, PdpClient, Reason};
 
@@ -123,6 +124,13 @@ impl Rejection {
     /// 401 `missing_token`, with `WWW-Authenticate: Bearer`: the request has no Bearer token.
     pub fn missing_token() -> Rejection {
         Rejection::new(StatusCode::UNAUTHORIZED, "missing_token").with_challenge("Bearer")
+    }
+
+    /// 400 `invalid_path`: the path cannot be normalized unambiguously (a `.` or `..`
+    /// segment, an encoded `/`, a `;` path parameter, …; see [`RouteMapper`]), so no route
+    /// is consulted.
+    pub fn invalid_path() -> Rejection {
+        Rejection::new(StatusCode::BAD_REQUEST, "invalid_path")
     }
 
     /// 403 `unmapped_route`: no route says what the request is (so it is denied).
@@ -236,13 +244,19 @@ fn grpc_code(status: StatusCode) -> tonic::Code {
 ///
 /// Path templates are those of the PDP's `routes.yaml`: `{name}` captures one non-empty
 /// segment, `{name*}` (last only) the rest of the path; the resource template is filled from
-/// the captures (raw, not percent-decoded). The first matching route wins; the query string
-/// is ignored; a path with a `.` or `..` segment matches no route. The check carries the
-/// context keys `http:Method`, `http:Path` and `http:Route` (the matched template) and, behind
-/// a tonic server, `aws:SourceIp` (the peer's address) and `aws:SecureTransport`.
+/// the captures of the path in normal form, exactly as the PDP's ext_authz front end does
+/// ([`pdp_routes::normalize_path`]: escapes of unreserved characters decoded, slashes merged,
+/// the query dropped). The first matching route wins. A path that cannot be normalized
+/// unambiguously (a `.` or `..` segment, raw or encoded; `\`; an encoded `/`, `\`, `?` or
+/// `#`; a `;` path parameter; a double encoding) is refused before any route is consulted;
+/// [`RouteMapper::path_options`] may keep encoded slashes and path parameters. The check
+/// carries the context keys `http:Method`, `http:Path` (normalized) and `http:Route` (the
+/// matched template) and, behind a tonic server, `aws:SourceIp` (the peer's address) and
+/// `aws:SecureTransport`.
 ///
-/// As a [`CheckMapper`] it refuses a request without a token with
-/// [`Rejection::missing_token`] and one no route matches with [`Rejection::unmapped_route`];
+/// As a [`CheckMapper`] it refuses such a path with [`Rejection::invalid_path`], a request
+/// without a token with [`Rejection::missing_token`] and one no route matches with
+/// [`Rejection::unmapped_route`];
 /// closure mappers use [`RouteMapper::check`] and add what they know:
 ///
 /// ```
@@ -267,6 +281,7 @@ fn grpc_code(status: StatusCode) -> tonic::Code {
 #[derive(Debug, Clone, Default)]
 pub struct RouteMapper {
     routes: Arc<Vec<Route>>,
+    path_options: PathOptions,
 }
 
 #[derive(Debug, Clone)]
@@ -297,6 +312,14 @@ impl RouteMapper {
         resource: &str,
     ) -> Result<RouteMapper, ClientError> {
         self.add(Some(method), path, action, resource)
+    }
+
+    /// How request paths are normalized: by default encoded slashes (`%2F`, `%5C`) and `;`
+    /// path parameters are refused, as in `routes.yaml`.
+    #[must_use]
+    pub fn path_options(mut self, options: PathOptions) -> RouteMapper {
+        self.path_options = options;
+        self
     }
 
     /// [`Self::route`] for any method.
@@ -345,14 +368,15 @@ impl RouteMapper {
     /// The check for `request` (token, route, context), still open to more context, or why
     /// it cannot be checked.
     pub fn check<B>(&self, request: &http::Request<B>) -> Result<Check, Rejection> {
+        let path = normalize_path(request.uri().path(), self.path_options)
+            .map_err(|_| Rejection::invalid_path())?;
         let token = bearer_token(request).ok_or_else(Rejection::missing_token)?;
-        let path = request.uri().path();
         let (route, resource) = self
-            .find(request.method(), path)
+            .find(request.method(), &path)
             .ok_or_else(Rejection::unmapped_route)?;
         let mut check = Check::for_token(token, &route.action, &resource)
             .context("http:Method", request.method().as_str())
-            .context("http:Path", path)
+            .context("http:Path", path.as_str())
             .context("http:Route", route.template.as_str());
         let extensions = request.extensions();
         let tls = extensions.get::<tonic::transport::server::TlsConnectInfo<
@@ -372,8 +396,8 @@ impl RouteMapper {
     }
 
     /// The first route matching, with its resource filled in.
-    fn find(&self, method: &Method, path: &str) -> Option<(&Route, String)> {
-        let parts = split_path(path)?;
+    fn find(&self, method: &Method, path: &pdp_routes::NormalizedPath) -> Option<(&Route, String)> {
+        let parts = path.segments();
         self.routes.iter().find_map(|r| {
             if r.method.as_ref().is_some_and(|m| m != method) {
                 return None;
@@ -801,14 +825,20 @@ mod tests {
             reject(request(Method::POST, "/data/x", Some("t"))).as_deref(),
             Some("unmapped_route")
         );
-        assert_eq!(
-            reject(request(Method::GET, "/data/../admin", Some("t"))).as_deref(),
-            Some("unmapped_route")
-        );
-        assert_eq!(
-            reject(request(Method::GET, "/data/%2E%2e/admin", Some("t"))).as_deref(),
-            Some("unmapped_route")
-        );
+        for path in [
+            "/data/../admin",
+            "/data/%2E%2e/admin",
+            "/data/.%2e/admin",
+            "/data/..%2Fadmin",
+            "/data/..;/admin",
+            "/data/a%3F",
+        ] {
+            assert_eq!(
+                reject(request(Method::GET, path, Some("t"))).as_deref(),
+                Some("invalid_path"),
+                "{path}"
+            );
+        }
         assert_eq!(
             reject(request(Method::DELETE, "/orders/", Some("t"))).as_deref(),
             Some("unmapped_route")
@@ -818,6 +848,36 @@ mod tests {
             Some("missing_token")
         );
         assert!(reject(request(Method::DELETE, "/orders/7", Some("t"))).is_none());
+        Ok(())
+    }
+
+    #[test]
+    fn paths_are_matched_in_normal_form() -> Result<(), ClientError> {
+        let r = routes()?;
+        let resource = |path: &str| {
+            r.map(&request(Method::GET, path, Some("t")))
+                .ok()
+                .and_then(|c| c.resource)
+                .map(|r| r.id)
+        };
+        for path in ["/data//secret/x", "/data/%73ecret/x", "//data/secret//x"] {
+            assert_eq!(
+                resource(path).as_deref(),
+                Some("arn:aws:s3:::my-bucket/data/secret/x"),
+                "{path}"
+            );
+        }
+        let kept = routes()?.path_options(PathOptions {
+            keep_encoded_slashes: true,
+            keep_path_parameters: false,
+        });
+        let check = kept
+            .map(&request(Method::GET, "/data/a%2fb", Some("t")))
+            .map_err(|e| ClientError::Config(e.reason().to_owned()))?;
+        assert_eq!(
+            check.resource.map(|r| r.id).unwrap_or_default(),
+            "arn:aws:s3:::my-bucket/data/a%2Fb"
+        );
         Ok(())
     }
 

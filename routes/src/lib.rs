@@ -6,19 +6,26 @@
 //!   segment) or, last only, `{name*}` (the rest of the path, at least one character);
 //! - a resource template is text with `{name}` captures filled in from the path.
 //!
-//! A request path with a `.` or `..` segment (percent-encoded or not) matches no route: the
-//! service behind may resolve it to another path than the one that was authorized.
+//! A request path is matched only in normal form ([`normalize_path`], RFC 3986 §6.2.2):
+//! escapes of unreserved characters decoded (`%73ecret` is `secret`), slashes merged
+//! (`/data//secret` is `/data/secret`), the query dropped. A path that cannot be normalized
+//! unambiguously is refused, not matched: a `.` or `..` segment (raw or percent-encoded),
+//! `\`, an encoded `/`, `\`, `?` or `#`, a `;` path parameter, a double encoding, a bad
+//! escape or a byte a path may not hold; the service behind might read it as another path
+//! than the one that was authorized.
 //!
 //! ```
-//! use pdp_routes::{fill, match_path, parse_path, parse_template, split_path};
+//! use pdp_routes::{fill, match_path, normalize_path, parse_path, parse_template, PathOptions};
 //!
 //! let segments = parse_path("/orders/{id}/items/{rest*}").unwrap();
 //! let resource = parse_template("arn:app:orders:::order/{id}/{rest}").unwrap();
-//! let parts = split_path("/orders/42/items/a/b?x=1").unwrap();
-//! let captures = match_path(&segments, &parts).unwrap();
+//! let path = normalize_path("/orders//42/items/%61/b?x=1", PathOptions::default()).unwrap();
+//! let captures = match_path(&segments, &path.segments()).unwrap();
 //! assert_eq!(fill(&resource, &captures), "arn:app:orders:::order/42/a/b");
-//! assert!(split_path("/orders/42/items/../../admin").is_none());
+//! assert!(normalize_path("/orders/42/items/../../admin", PathOptions::default()).is_err());
 //! ```
+
+use std::fmt::Write as _;
 
 /// One segment of a path template.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,7 +92,26 @@ pub fn parse_path(path: &str) -> Result<Vec<Segment>, String> {
             None if p.contains(['{', '}']) => {
                 return Err(format!("`{p}`: a capture must be a whole segment"))
             }
-            None => Segment::Literal((*p).to_owned()),
+            None => {
+                if p.is_empty() && i + 1 != parts.len() {
+                    return Err(format!(
+                        "`{path}`: an empty segment never matches (request paths have their slashes merged)"
+                    ));
+                }
+                let mut normal = String::new();
+                if let Err(e) = normalize_segment(p, PathOptions::default(), &mut normal) {
+                    return Err(format!("`{p}`: {e}"));
+                }
+                if normal == "." || normal == ".." {
+                    return Err(format!("`{p}`: {}", PathError::DotSegment));
+                }
+                if normal != *p {
+                    return Err(format!(
+                        "`{p}` never matches: request paths are matched in normal form (`{normal}`)"
+                    ));
+                }
+                Segment::Literal((*p).to_owned())
+            }
         };
         out.push(segment);
     }
@@ -128,18 +154,256 @@ pub fn uncaptured<'a>(segments: &[Segment], resource: &'a [Piece]) -> Option<&'a
     })
 }
 
-/// `.` or `..`, percent-encoded or not.
-pub fn is_dot_segment(segment: &str) -> bool {
-    let decoded = segment.to_ascii_lowercase().replace("%2e", ".");
-    decoded == "." || decoded == ".."
+/// Longest request path (before the query) that is normalized; a longer one is refused.
+pub const MAX_PATH_BYTES: usize = 8192;
+
+/// How a request path's encoded slashes and path parameters are treated. The default
+/// refuses both: the service behind may decode `%2F` into a separator, or cut `;…` off a
+/// segment (`/admin..;/x`), and so serve another path than the one that was authorized.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PathOptions {
+    /// Keep `%2F` and `%5C` as characters of their segment instead of refusing the path.
+    pub keep_encoded_slashes: bool,
+    /// Keep `;` and `%3B` as characters of their segment instead of refusing the path.
+    /// Either way, a segment that a service reading the kept characters would see as `.`
+    /// or `..` (`..%2F`, `..;x`) is refused.
+    pub keep_path_parameters: bool,
 }
 
-/// A request path's segments (after the leading `/`; the query and fragment dropped), or
-/// `None` when one of them is `.` or `..`: such a path matches no route.
-pub fn split_path(path: &str) -> Option<Vec<&str>> {
-    let path = path.split(['?', '#']).next().unwrap_or_default();
-    let parts: Vec<&str> = path.split('/').skip(1).collect();
-    (!parts.iter().any(|p| is_dot_segment(p))).then_some(parts)
+/// Why a request path was refused: it cannot be normalized into one path that the service
+/// behind is sure to read the same way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PathError {
+    /// The path does not start with `/`.
+    NotAbsolute,
+    /// Longer than [`MAX_PATH_BYTES`].
+    TooLong(usize),
+    /// A `.` or `..` segment, raw or percent-encoded.
+    DotSegment,
+    /// `%2F` or `%5C` (unless [`PathOptions::keep_encoded_slashes`]).
+    EncodedSlash,
+    /// A raw `\`, which some servers read as `/`.
+    Backslash,
+    /// `;` or `%3B` (unless [`PathOptions::keep_path_parameters`]).
+    PathParameter,
+    /// `%3F` or `%23`: a `?` or `#` that a server decoding twice reads as a delimiter.
+    EncodedDelimiter,
+    /// `%25` followed by two hex digits (`%252e`): encoded twice.
+    DoubleEncoded,
+    /// A `%` not followed by two hex digits.
+    BadEscape,
+    /// An encoded control character (`%00`–`%1F`, `%7F`).
+    EncodedControl,
+    /// A byte RFC 3986 does not allow in a path (space, `#`, `"`, non-ASCII, …).
+    Byte(u8),
+}
+
+impl PathError {
+    /// A short label for metrics and logs.
+    pub fn label(&self) -> &'static str {
+        match self {
+            PathError::NotAbsolute => "not_absolute",
+            PathError::TooLong(_) => "too_long",
+            PathError::DotSegment => "dot_segment",
+            PathError::EncodedSlash => "encoded_slash",
+            PathError::Backslash => "backslash",
+            PathError::PathParameter => "path_parameter",
+            PathError::EncodedDelimiter => "encoded_delimiter",
+            PathError::DoubleEncoded => "double_encoded",
+            PathError::BadEscape => "bad_escape",
+            PathError::EncodedControl => "encoded_control",
+            PathError::Byte(_) => "bad_character",
+        }
+    }
+}
+
+impl std::fmt::Display for PathError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PathError::NotAbsolute => write!(f, "the path does not start with `/`"),
+            PathError::TooLong(n) => write!(
+                f,
+                "the path is {n} bytes, over the limit of {MAX_PATH_BYTES}"
+            ),
+            PathError::DotSegment => write!(f, "the path has a `.` or `..` segment"),
+            PathError::EncodedSlash => {
+                write!(f, "the path has an encoded `/` or `\\` (`%2F`, `%5C`)")
+            }
+            PathError::Backslash => write!(f, "the path has a `\\`"),
+            PathError::PathParameter => {
+                write!(f, "the path has a `;` path parameter (`;` or `%3B`)")
+            }
+            PathError::EncodedDelimiter => {
+                write!(f, "the path has an encoded `?` or `#` (`%3F`, `%23`)")
+            }
+            PathError::DoubleEncoded => write!(
+                f,
+                "the path is percent-encoded twice (`%25` before two hex digits)"
+            ),
+            PathError::BadEscape => write!(f, "the path has a `%` not followed by two hex digits"),
+            PathError::EncodedControl => write!(f, "the path has an encoded control character"),
+            PathError::Byte(b) if b.is_ascii_graphic() => {
+                write!(
+                    f,
+                    "the path has `{}`, which a path may not hold",
+                    char::from(*b)
+                )
+            }
+            PathError::Byte(b) => write!(
+                f,
+                "the path has the byte 0x{b:02X}, which a path may not hold"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for PathError {}
+
+/// A request path in normal form (RFC 3986 §6.2.2): percent-escapes of unreserved
+/// characters decoded and the others' hex digits upper case, empty segments merged (a
+/// trailing `/` kept), without the query; never a `.` or `..` segment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NormalizedPath(String);
+
+impl NormalizedPath {
+    /// The path, starting with `/`.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The segments after the leading `/` (`/` alone is one empty segment).
+    pub fn segments(&self) -> Vec<&str> {
+        self.0.split('/').skip(1).collect()
+    }
+}
+
+impl std::fmt::Display for NormalizedPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Normalizes a request path (`:path`: the query is dropped), or says why it cannot be
+/// normalized unambiguously. Dot segments are refused rather than resolved: a path that
+/// has them was not written by a well-behaved client, and the service behind may resolve
+/// them differently.
+pub fn normalize_path(raw: &str, options: PathOptions) -> Result<NormalizedPath, PathError> {
+    let path = raw.split_once('?').map_or(raw, |(p, _)| p);
+    if path.len() > MAX_PATH_BYTES {
+        return Err(PathError::TooLong(path.len()));
+    }
+    let Some(rest) = path.strip_prefix('/') else {
+        return Err(PathError::NotAbsolute);
+    };
+    let mut out = String::with_capacity(path.len());
+    let mut segments = rest.split('/').peekable();
+    while let Some(segment) = segments.next() {
+        let last = segments.peek().is_none();
+        if segment.is_empty() && !last {
+            continue;
+        }
+        out.push('/');
+        let start = out.len();
+        normalize_segment(segment, options, &mut out)?;
+        if is_dot_segment(out.get(start..).unwrap_or_default()) {
+            return Err(PathError::DotSegment);
+        }
+    }
+    Ok(NormalizedPath(out))
+}
+
+/// Whether a normalized segment is `.` or `..`, or would be to a service that reads the
+/// encoded slashes or path parameters it was allowed to keep (`..%2F`, `..;x`).
+fn is_dot_segment(segment: &str) -> bool {
+    let pieces = segment.split("%2F").flat_map(|p| p.split("%5C"));
+    pieces
+        .map(|p| {
+            p.split(';')
+                .next()
+                .and_then(|h| h.split("%3B").next())
+                .unwrap_or_default()
+        })
+        .any(|head| head == "." || head == "..")
+}
+
+fn hex(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+fn is_unreserved(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
+}
+
+/// Appends `segment` in normal form to `out`.
+fn normalize_segment(
+    segment: &str,
+    options: PathOptions,
+    out: &mut String,
+) -> Result<(), PathError> {
+    let bytes = segment.as_bytes();
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        i += 1;
+        match b {
+            b'%' => {
+                let decoded = match (
+                    bytes.get(i).copied().and_then(hex),
+                    bytes.get(i + 1).copied().and_then(hex),
+                ) {
+                    (Some(hi), Some(lo)) => hi * 16 + lo,
+                    _ => return Err(PathError::BadEscape),
+                };
+                i += 2;
+                match decoded {
+                    d if is_unreserved(d) => out.push(char::from(d)),
+                    b'/' | b'\\' if !options.keep_encoded_slashes => {
+                        return Err(PathError::EncodedSlash)
+                    }
+                    b';' if !options.keep_path_parameters => return Err(PathError::PathParameter),
+                    b'?' | b'#' => return Err(PathError::EncodedDelimiter),
+                    b'%' if bytes.get(i).copied().and_then(hex).is_some()
+                        && bytes.get(i + 1).copied().and_then(hex).is_some() =>
+                    {
+                        return Err(PathError::DoubleEncoded)
+                    }
+                    d if d < 0x20 || d == 0x7f => return Err(PathError::EncodedControl),
+                    // Writing to a `String` cannot fail.
+                    d => {
+                        let _ = write!(out, "%{d:02X}");
+                    }
+                }
+            }
+            b'\\' => return Err(PathError::Backslash),
+            b';' if !options.keep_path_parameters => return Err(PathError::PathParameter),
+            // pchar: unreserved, sub-delims, `:` and `@`.
+            b if is_unreserved(b)
+                || matches!(
+                    b,
+                    b'!' | b'$'
+                        | b'&'
+                        | b'\''
+                        | b'('
+                        | b')'
+                        | b'*'
+                        | b'+'
+                        | b','
+                        | b';'
+                        | b'='
+                        | b':'
+                        | b'@'
+                ) =>
+            {
+                out.push(char::from(b));
+            }
+            b => return Err(PathError::Byte(b)),
+        }
+    }
+    Ok(())
 }
 
 /// The captures of `segments` over the request path's parts, if it matches.
@@ -206,29 +470,152 @@ mod tests {
     }
 
     #[test]
+    fn template_literals_must_be_in_normal_form() {
+        for bad in [
+            "/a//b",
+            "/%73ecret",
+            "/a/%2e",
+            "/a/..",
+            "/a;b",
+            "/a\\b",
+            "/a b",
+        ] {
+            assert!(parse_path(bad).is_err(), "{bad}");
+        }
+        assert!(parse_path("/a/%20b/").is_ok());
+    }
+
+    #[test]
     fn paths_match_and_fill() {
         let segments = parse_path("/files/{path*}").unwrap_or_default();
         let resource = parse_template("arn:files:::{path}").unwrap_or_default();
         let m = |p: &str| {
-            split_path(p)
-                .and_then(|parts| match_path(&segments, &parts))
+            normalize_path(p, PathOptions::default())
+                .ok()
+                .and_then(|path| match_path(&segments, &path.segments()))
                 .map(|c| fill(&resource, &c))
         };
         assert_eq!(m("/files/a/b.txt").as_deref(), Some("arn:files:::a/b.txt"));
         assert_eq!(m("/files/a?q=1#f").as_deref(), Some("arn:files:::a"));
+        assert_eq!(m("//files//a//%62").as_deref(), Some("arn:files:::a/b"));
         assert_eq!(m("/files/"), None);
         assert_eq!(m("/other/a"), None);
-        for traversal in [
-            "/files/a/../../etc/passwd",
-            "/files/./a",
-            "/files/a/%2e%2e/b",
-            "/files/a/%2E./b",
-            "/files/..",
-        ] {
-            assert_eq!(m(traversal), None, "{traversal}");
-        }
         let one = parse_path("/orders/{id}").unwrap_or_default();
         assert!(match_path(&one, &["orders", ""]).is_none());
         assert!(match_path(&one, &["orders", "1", "x"]).is_none());
+    }
+
+    /// Each input, normalized with the default options: the normal form, or the refusal.
+    const TABLE: &[(&str, Result<&str, PathError>)] = &[
+        ("/", Ok("/")),
+        ("/a/b", Ok("/a/b")),
+        ("/a/b/", Ok("/a/b/")),
+        ("/a/b?x=1&y=../..", Ok("/a/b")),
+        ("/a/b?", Ok("/a/b")),
+        ("//a///b//", Ok("/a/b/")),
+        ("//", Ok("/")),
+        ("/data/%73ecret", Ok("/data/secret")),
+        ("/%41%7a%30%2D%5f%7E%2e", Ok("/Az0-_~.")),
+        ("/a%2fb", Err(PathError::EncodedSlash)),
+        ("/a%2Fb", Err(PathError::EncodedSlash)),
+        ("/a%5cb", Err(PathError::EncodedSlash)),
+        ("/a%20b%c3%a9", Ok("/a%20b%C3%A9")),
+        ("/a%25b", Ok("/a%25b")),
+        ("/a%252e%252e/b", Err(PathError::DoubleEncoded)),
+        ("/a:b@c!$&'()*+,=", Ok("/a:b@c!$&'()*+,=")),
+        ("/a..b/.x/..y", Ok("/a..b/.x/..y")),
+        ("/.", Err(PathError::DotSegment)),
+        ("/..", Err(PathError::DotSegment)),
+        ("/a/./b", Err(PathError::DotSegment)),
+        ("/public/../admin/panel", Err(PathError::DotSegment)),
+        ("/a/%2e%2e/b", Err(PathError::DotSegment)),
+        ("/a/%2e%2E/b", Err(PathError::DotSegment)),
+        ("/a/%2E./b", Err(PathError::DotSegment)),
+        ("/a/.%2e/b", Err(PathError::DotSegment)),
+        ("/a/%2e/b", Err(PathError::DotSegment)),
+        ("/a/./", Err(PathError::DotSegment)),
+        ("/a/..%2Fadmin", Err(PathError::EncodedSlash)),
+        ("/a/..;/admin", Err(PathError::PathParameter)),
+        ("/a;jsessionid=1", Err(PathError::PathParameter)),
+        ("/a%3Bb", Err(PathError::PathParameter)),
+        ("/a\\..\\admin", Err(PathError::Backslash)),
+        ("/admin%3F", Err(PathError::EncodedDelimiter)),
+        ("/admin%23x", Err(PathError::EncodedDelimiter)),
+        ("/admin#x", Err(PathError::Byte(b'#'))),
+        ("/a b", Err(PathError::Byte(b' '))),
+        ("/caf\u{e9}", Err(PathError::Byte(0xC3))),
+        ("/a\tb", Err(PathError::Byte(b'\t'))),
+        ("/a%00b", Err(PathError::EncodedControl)),
+        ("/a%7f", Err(PathError::EncodedControl)),
+        ("/a%", Err(PathError::BadEscape)),
+        ("/a%2", Err(PathError::BadEscape)),
+        ("/a%zz", Err(PathError::BadEscape)),
+        ("/a%+1", Err(PathError::BadEscape)),
+        ("", Err(PathError::NotAbsolute)),
+        ("a/b", Err(PathError::NotAbsolute)),
+        ("*", Err(PathError::NotAbsolute)),
+        ("http://h/a", Err(PathError::NotAbsolute)),
+        ("?/a", Err(PathError::NotAbsolute)),
+    ];
+
+    #[test]
+    fn paths_normalize_or_are_refused() {
+        for (input, expected) in TABLE {
+            let got = normalize_path(input, PathOptions::default());
+            assert_eq!(
+                got.as_ref().map(NormalizedPath::as_str).map_err(|e| *e),
+                *expected,
+                "{input:?}"
+            );
+            if let Ok(normal) = got {
+                // The normal form is its own normal form.
+                assert_eq!(
+                    normalize_path(normal.as_str(), PathOptions::default()).as_ref(),
+                    Ok(&normal),
+                    "{input:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn options_keep_encoded_slashes_and_path_parameters() {
+        let keep = PathOptions {
+            keep_encoded_slashes: true,
+            keep_path_parameters: true,
+        };
+        for (input, expected) in [
+            ("/a%2fb%5c", Ok("/a%2Fb%5C")),
+            ("/a;v=1/b%3bc", Ok("/a;v=1/b%3Bc")),
+            ("/a/..;/admin", Err(PathError::DotSegment)),
+            ("/a/.;x", Err(PathError::DotSegment)),
+            ("/a/..%3Bx", Err(PathError::DotSegment)),
+            ("/a/..%2F", Err(PathError::DotSegment)),
+            ("/a/x%2F..%2Fy", Err(PathError::DotSegment)),
+            ("/a/x%5C.", Err(PathError::DotSegment)),
+            ("/a/..x%2F.y", Ok("/a/..x%2F.y")),
+            ("/a\\b", Err(PathError::Backslash)),
+            ("/a%3F", Err(PathError::EncodedDelimiter)),
+        ] {
+            assert_eq!(
+                normalize_path(input, keep)
+                    .as_ref()
+                    .map(NormalizedPath::as_str)
+                    .map_err(|e| *e),
+                expected,
+                "{input:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn long_paths_are_refused() {
+        let long = format!("/{}", "a".repeat(MAX_PATH_BYTES));
+        assert_eq!(
+            normalize_path(&long, PathOptions::default()),
+            Err(PathError::TooLong(MAX_PATH_BYTES + 1))
+        );
+        let fits = format!("/{}?{}", "a".repeat(MAX_PATH_BYTES - 1), "q".repeat(100));
+        assert!(normalize_path(&fits, PathOptions::default()).is_ok());
     }
 }

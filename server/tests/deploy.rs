@@ -234,6 +234,13 @@ fn envoy_asks_the_pdp_grpc_port_with_ext_authz_v3_over_http2() {
     let (pdp_name, _) = pdp_service(&compose);
     let listen_port = toml_port(&pdp_toml(), "listen");
     for hcm in connection_managers(&envoy) {
+        // The paths the PDP authorizes are the ones routed upstream.
+        assert_eq!(hcm["normalize_path"], true, "normalize_path");
+        assert_eq!(hcm["merge_slashes"], true, "merge_slashes");
+        assert_eq!(
+            hcm["path_with_escaped_slashes_action"], "REJECT_REQUEST",
+            "path_with_escaped_slashes_action"
+        );
         let filters = hcm["http_filters"].as_array().unwrap();
         let names: Vec<_> = filters
             .iter()

@@ -6,6 +6,11 @@
 //! principal (SPIFFE ID). An allow lets the request through with the decision id and the
 //! obligations in upstream headers and dynamic metadata; a deny is a 403 with a JSON body, or
 //! a 401 challenge when the PDP needs a step-up or a valid token.
+//!
+//! The path is normalized first ([`pdp_routes::normalize_path`]); one that cannot be
+//! normalized unambiguously (dot segments, encoded slashes, path parameters, …) is refused
+//! with a 400 before any route, unmapped rule or context extension is consulted, and the
+//! refusal is recorded as a decision like any other.
 
 pub mod routes;
 
@@ -144,6 +149,66 @@ fn obligations_json(response: &pb::CheckResponse) -> serde_json::Value {
 // JSON as an envoy `Value`.
 pdp_proto::json_to_protobuf_value!(fn envoy_value, envoy_types::pb::google::protobuf);
 
+/// Longest request path shown in the decision log for a refused request.
+const MAX_SHOWN_PATH: usize = 1024;
+
+/// A request path as the decision log shows it: without the query (it may carry
+/// credentials), cut to [`MAX_SHOWN_PATH`] bytes.
+fn shown_path(raw: &str) -> &str {
+    let path = raw.split_once('?').map_or(raw, |(p, _)| p);
+    let mut end = path.len().min(MAX_SHOWN_PATH);
+    while !path.is_char_boundary(end) {
+        end = end.saturating_sub(1);
+    }
+    path.get(..end).unwrap_or_default()
+}
+
+/// The dynamic metadata of an answer, for Envoy's access logs.
+fn metadata(
+    decision_id: &str,
+    allowed: bool,
+    reason: &str,
+    obligations: &serde_json::Value,
+) -> envoy_pb::Struct {
+    envoy_pb::Struct {
+        fields: [
+            ("decision_id".to_owned(), envoy_value(&decision_id.into())),
+            (
+                "decision".to_owned(),
+                envoy_value(&if allowed { "allow" } else { "deny" }.into()),
+            ),
+            ("reason".to_owned(), envoy_value(&reason.into())),
+            ("obligations".to_owned(), envoy_value(obligations)),
+        ]
+        .into_iter()
+        .collect(),
+    }
+}
+
+/// The answer to a request refused before any route was consulted: `status` with the
+/// refusal's decision id, `reason` and message.
+fn refusal(
+    status: envoy::HttpStatusCode,
+    refused: &pb::CheckResponse,
+    reason: &'static str,
+    grpc: Status,
+) -> envoy::CheckResponse {
+    let body = serde_json::json!({
+        "decision": "deny",
+        "decision_id": refused.decision_id,
+        "reason": reason,
+        "message": refused.message,
+    });
+    let mut response = denied(status, &body, None, grpc);
+    response.set_dynamic_metadata(Some(metadata(
+        &refused.decision_id,
+        false,
+        reason,
+        &serde_json::Value::Array(Vec::new()),
+    )));
+    response
+}
+
 fn denied(
     status: envoy::HttpStatusCode,
     body: &serde_json::Value,
@@ -196,6 +261,24 @@ impl envoy::Authorization for ExtAuthz {
             http.host.clone()
         };
 
+        // The path in normal form, or refused before anything reads it: the service behind
+        // might resolve it to another path than the one a route would authorize.
+        let path = match pdp_routes::normalize_path(&http.path, routes.path_options) {
+            Ok(path) => path,
+            Err(e) => {
+                let message = e.to_string();
+                let refused =
+                    self.authorizer
+                        .refuse(&call, "invalid_path", &message, shown_path(&http.path));
+                return Ok(Response::new(refusal(
+                    envoy::HttpStatusCode::BadRequest,
+                    &refused,
+                    "invalid_path",
+                    Status::invalid_argument(message),
+                )));
+            }
+        };
+
         // The route: context extensions may name the action and resource themselves.
         let ext = &attributes.context_extensions;
         let matched = match (ext.get("pdp.action"), ext.get("pdp.resource")) {
@@ -204,7 +287,7 @@ impl envoy::Authorization for ExtAuthz {
                 resource: resource.clone(),
                 route: String::new(),
             }),
-            _ => routes.find(&host, &http.method, &http.path),
+            _ => routes.find(&host, &http.method, &path),
         };
         let Some(matched) = matched else {
             return Ok(Response::new(match routes.unmapped(&host) {
@@ -218,11 +301,16 @@ impl envoy::Authorization for ExtAuthz {
                     response
                 }
                 Unmapped::Deny => {
-                    tracing::debug!(%host, method = %http.method, "no route matches: denied");
-                    denied(
+                    let refused = self.authorizer.refuse(
+                        &call,
+                        "unmapped_route",
+                        "no route matches this request",
+                        path.as_str(),
+                    );
+                    refusal(
                         envoy::HttpStatusCode::Forbidden,
-                        &serde_json::json!({ "decision": "deny", "reason": "unmapped_route" }),
-                        None,
+                        &refused,
+                        "unmapped_route",
                         Status::permission_denied("no route matches this request"),
                     )
                 }
@@ -257,10 +345,7 @@ impl envoy::Authorization for ExtAuthz {
             },
         );
         context.insert("http:Method".into(), string_value(http.method.clone()));
-        context.insert(
-            "http:Path".into(),
-            string_value(http.path.split('?').next().unwrap_or_default()),
-        );
+        context.insert("http:Path".into(), string_value(path.as_str()));
         context.insert("http:Host".into(), string_value(host.clone()));
         if !matched.route.is_empty() {
             context.insert("http:Route".into(), string_value(matched.route.clone()));
@@ -365,19 +450,12 @@ impl envoy::Authorization for ExtAuthz {
             }
             let mut response = envoy::CheckResponse::with_status(Status::ok(""));
             response.set_http_response(ok);
-            response.set_dynamic_metadata(Some(envoy_pb::Struct {
-                fields: [
-                    (
-                        "decision_id".to_owned(),
-                        envoy_value(&decision.decision_id.clone().into()),
-                    ),
-                    ("decision".to_owned(), envoy_value(&"allow".into())),
-                    ("reason".to_owned(), envoy_value(&reason.into())),
-                    ("obligations".to_owned(), envoy_value(&obligations)),
-                ]
-                .into_iter()
-                .collect(),
-            }));
+            response.set_dynamic_metadata(Some(metadata(
+                &decision.decision_id,
+                true,
+                reason,
+                &obligations,
+            )));
             return Ok(Response::new(response));
         }
         let body = serde_json::json!({
@@ -416,19 +494,12 @@ impl envoy::Authorization for ExtAuthz {
                 Status::permission_denied("denied"),
             )
         };
-        response.set_dynamic_metadata(Some(envoy_pb::Struct {
-            fields: [
-                (
-                    "decision_id".to_owned(),
-                    envoy_value(&decision.decision_id.clone().into()),
-                ),
-                ("decision".to_owned(), envoy_value(&"deny".into())),
-                ("reason".to_owned(), envoy_value(&reason.into())),
-                ("obligations".to_owned(), envoy_value(&obligations)),
-            ]
-            .into_iter()
-            .collect(),
-        }));
+        response.set_dynamic_metadata(Some(metadata(
+            &decision.decision_id,
+            false,
+            reason,
+            &obligations,
+        )));
         Ok(Response::new(response))
     }
 }

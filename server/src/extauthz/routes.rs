@@ -2,11 +2,17 @@
 //! route matches a host, methods and a path template (`/orders/{id}`, `/files/{path*}`) and
 //! names the action and the resource (an ARN template filled from the path's captures).
 //! Validated like policies: every problem, with the file, the route and the field.
+//!
+//! Paths are matched in normal form ([`pdp_routes::normalize_path`]); a path that cannot be
+//! normalized unambiguously never reaches the table (the front end refuses it). Hosts are
+//! matched lower case, without the port or a trailing dot.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use pdp_routes::{fill, match_path, parse_path, parse_template, split_path, Piece, Segment};
+use pdp_routes::{
+    fill, match_path, parse_path, parse_template, NormalizedPath, PathOptions, Piece, Segment,
+};
 use serde::Deserialize;
 
 /// Largest routes file read.
@@ -25,6 +31,18 @@ pub enum Unmapped {
     Allow,
 }
 
+/// What to do with a request path holding characters that some services decode or cut
+/// (`%2F`, `%5C`; `;` path parameters).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+enum Keep {
+    /// Refuse the request (400).
+    #[default]
+    Reject,
+    /// Keep them as characters of their segment.
+    Keep,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawTable {
@@ -38,6 +56,10 @@ struct RawTable {
     headers_to_remove: Vec<String>,
     #[serde(default)]
     context_headers: Vec<String>,
+    #[serde(default)]
+    encoded_slashes: Keep,
+    #[serde(default)]
+    path_parameters: Keep,
 }
 
 #[derive(Debug, Deserialize)]
@@ -75,6 +97,8 @@ pub struct RouteTable {
     pub headers_to_remove: Vec<String>,
     /// Request headers copied into the context as `http:Header/<name>`.
     pub context_headers: Vec<String>,
+    /// How request paths are normalized before matching.
+    pub path_options: PathOptions,
 }
 
 /// A matched route: the action and the resource.
@@ -91,26 +115,48 @@ pub struct Matched {
 /// Headers that never reach the context (credentials).
 const SECRET_HEADERS: &[&str] = &["authorization", "cookie", "proxy-authorization"];
 
+/// A request's host as it is matched: lower case, without the port or a trailing dot.
+pub fn normalize_host(host: &str) -> String {
+    let host = match host.rsplit_once(':') {
+        Some((h, port)) if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => h,
+        _ => host,
+    };
+    host.strip_suffix('.').unwrap_or(host).to_ascii_lowercase()
+}
+
+/// Whether `pattern` (lower case: a host, `*.suffix` or `*`) matches a normalized host.
 fn host_matches(pattern: &str, host: &str) -> bool {
-    // The port is not part of the match.
-    let host = host.rsplit_once(':').map_or(host, |(h, p)| {
-        if p.bytes().all(|b| b.is_ascii_digit()) {
-            h
-        } else {
-            host
-        }
-    });
     if pattern == "*" {
         return true;
     }
     match pattern.strip_prefix("*.") {
         Some(suffix) => host
-            .len()
-            .checked_sub(suffix.len() + 1)
-            .and_then(|cut| host.get(cut..))
-            .is_some_and(|tail| tail.starts_with('.') && tail[1..].eq_ignore_ascii_case(suffix)),
-        None => pattern.eq_ignore_ascii_case(host),
+            .strip_suffix(suffix)
+            .is_some_and(|head| head.len() > 1 && head.ends_with('.')),
+        None => pattern == host,
     }
+}
+
+/// How specific a host pattern is: a host beats `*.suffix`, a longer suffix a shorter
+/// one, and `*` comes last.
+fn specificity(pattern: &str) -> (u8, usize) {
+    if pattern == "*" {
+        (0, 0)
+    } else if pattern.starts_with("*.") {
+        (1, pattern.len())
+    } else {
+        (2, pattern.len())
+    }
+}
+
+/// The problem with a host pattern, if any.
+fn host_problem(h: &str) -> Option<String> {
+    let bad = h.is_empty()
+        || (h.contains('*') && h != "*" && !h.starts_with("*."))
+        || h.get(2..)
+            .is_some_and(|rest| h.starts_with("*.") && (rest.is_empty() || rest.contains('*')))
+        || (h.contains(':') && !(h.starts_with('[') && h.ends_with(']')));
+    bad.then(|| format!("`{h}`: a host (without a port), `*.suffix` or `*`"))
 }
 
 impl RouteTable {
@@ -191,20 +237,28 @@ impl RouteTable {
                     problems.push(at("methods", format!("`{m}` is not an HTTP method")));
                 }
             }
-            if let Some(h) = &r.host {
-                if h.is_empty() || (h.contains('*') && h != "*" && !h.starts_with("*.")) {
-                    problems.push(at("host", format!("`{h}`: a host, `*.suffix` or `*`")));
-                }
+            if let Some(problem) = r.host.as_deref().and_then(host_problem) {
+                problems.push(at("host", problem));
             }
             if problems.len() == before {
                 routes.push(Route {
-                    host: r.host.filter(|h| h != "*"),
+                    host: r.host.filter(|h| h != "*").map(|h| normalize_host(&h)),
                     methods: methods.into_iter().filter(|m| m != "*").collect(),
                     segments,
                     path: r.path,
                     action: r.action,
                     resource,
                 });
+            }
+        }
+        let mut unmapped_hosts = BTreeMap::new();
+        for (pattern, u) in &raw.unmapped_hosts {
+            if let Some(problem) = host_problem(pattern) {
+                problems.push(format!("{origin}: unmapped_hosts: {problem}"));
+            } else if unmapped_hosts.insert(normalize_host(pattern), *u).is_some() {
+                problems.push(format!(
+                    "{origin}: unmapped_hosts: `{pattern}` is listed twice (hosts are matched lower case, without a trailing dot)"
+                ));
             }
         }
         for (field, list) in [
@@ -234,7 +288,7 @@ impl RouteTable {
         Ok(RouteTable {
             routes,
             unmapped: raw.unmapped,
-            unmapped_hosts: raw.unmapped_hosts,
+            unmapped_hosts,
             headers_to_remove: raw
                 .headers_to_remove
                 .iter()
@@ -245,6 +299,10 @@ impl RouteTable {
                 .iter()
                 .map(|h| h.to_ascii_lowercase())
                 .collect(),
+            path_options: PathOptions {
+                keep_encoded_slashes: raw.encoded_slashes == Keep::Keep,
+                keep_path_parameters: raw.path_parameters == Keep::Keep,
+            },
         })
     }
 
@@ -258,13 +316,12 @@ impl RouteTable {
         self.routes.is_empty()
     }
 
-    /// The first route matching `host`, `method` and `path` (the query string is ignored).
-    pub fn find(&self, host: &str, method: &str, path: &str) -> Option<Matched> {
-        // A `.` or `..` segment matches no route: the service behind may resolve it to a
-        // path other than the one that would be authorized.
-        let parts = split_path(path)?;
+    /// The first route matching `host`, `method` and the normalized `path`.
+    pub fn find(&self, host: &str, method: &str, path: &NormalizedPath) -> Option<Matched> {
+        let host = normalize_host(host);
+        let parts = path.segments();
         self.routes.iter().find_map(|r| {
-            if r.host.as_deref().is_some_and(|h| !host_matches(h, host)) {
+            if r.host.as_deref().is_some_and(|h| !host_matches(h, &host)) {
                 return None;
             }
             if !r.methods.is_empty() && !r.methods.iter().any(|m| m.eq_ignore_ascii_case(method)) {
@@ -279,11 +336,14 @@ impl RouteTable {
         })
     }
 
-    /// What to do with an unmatched request to `host`.
+    /// What to do with an unmatched request to `host`: the most specific `unmapped_hosts`
+    /// pattern matching it decides, else `unmapped`.
     pub fn unmapped(&self, host: &str) -> Unmapped {
+        let host = normalize_host(host);
         self.unmapped_hosts
             .iter()
-            .find(|(pattern, _)| host_matches(pattern, host))
+            .filter(|(pattern, _)| host_matches(pattern, &host))
+            .max_by_key(|(pattern, _)| specificity(pattern))
             .map_or(self.unmapped, |(_, u)| *u)
     }
 }
@@ -312,25 +372,39 @@ context_headers: [x-tenant]
         RouteTable::parse("routes.yaml", TABLE).unwrap_or_default()
     }
 
+    impl RouteTable {
+        /// `find` on a raw path; `None` when it cannot be normalized.
+        fn find_raw(&self, host: &str, method: &str, path: &str) -> Option<Matched> {
+            let path = pdp_routes::normalize_path(path, self.path_options).ok()?;
+            self.find(host, method, &path)
+        }
+    }
+
     #[test]
     fn templates_fill_the_resource_from_the_path() {
         let t = table();
         assert_eq!(t.len(), 2);
-        let m = t.find("api.example.com", "GET", "/orders/42?expand=1");
+        let m = t.find_raw("api.example.com", "GET", "/orders/42?expand=1");
         assert_eq!(
             m.map(|m| (m.action, m.resource)),
             Some(("orders:GetOrder".into(), "arn:app:orders:::order/42".into()))
         );
-        assert!(t.find("api", "POST", "/orders/42").is_none(), "method");
-        assert!(t.find("api", "GET", "/orders/42/items").is_none(), "length");
-        assert!(t.find("api", "GET", "/orders/").is_none(), "empty capture");
-        let f = t.find("eu.files.example.com:8443", "PUT", "/files/a/b/c.txt");
+        assert!(t.find_raw("api", "POST", "/orders/42").is_none(), "method");
+        assert!(
+            t.find_raw("api", "GET", "/orders/42/items").is_none(),
+            "length"
+        );
+        assert!(
+            t.find_raw("api", "GET", "/orders/").is_none(),
+            "empty capture"
+        );
+        let f = t.find_raw("eu.files.example.com:8443", "PUT", "/files/a/b/c.txt");
         assert_eq!(
             f.map(|m| m.resource),
             Some("arn:app:files:::a/b/c.txt".into())
         );
         assert!(
-            t.find("files.example.com", "GET", "/files/a").is_none(),
+            t.find_raw("files.example.com", "GET", "/files/a").is_none(),
             "host suffix"
         );
         assert_eq!(t.unmapped("public.example.com"), Unmapped::Allow);
@@ -339,24 +413,69 @@ context_headers: [x-tenant]
     }
 
     #[test]
-    fn dot_segments_match_no_route() {
-        // `/files/public/../secret` would be authorized as `public/../secret` while the
-        // service behind serves `/files/secret`: such a path is unmapped.
+    fn paths_match_in_normal_form() {
         let t = table();
-        for path in [
-            "/files/public/../secret",
-            "/files/./a",
-            "/files/a/%2e%2e/b",
-            "/orders/..",
-        ] {
-            assert!(
-                t.find("eu.files.example.com", "GET", path).is_none(),
-                "{path}"
-            );
+        let f = |path: &str| {
+            t.find_raw("eu.files.example.com", "GET", path)
+                .map(|m| m.resource)
+        };
+        assert_eq!(f("/files//a//%62").as_deref(), Some("arn:app:files:::a/b"));
+        assert_eq!(f("/%66iles/a").as_deref(), Some("arn:app:files:::a"));
+        assert_eq!(f("/files/a..b").as_deref(), Some("arn:app:files:::a..b"));
+        assert_eq!(f("/files/a%2Fb"), None, "refused by default");
+        let keep = RouteTable::parse("r.yaml", &format!("{TABLE}encoded_slashes: keep\n"))
+            .unwrap_or_default();
+        assert!(keep.path_options.keep_encoded_slashes);
+        assert!(!keep.path_options.keep_path_parameters);
+        assert_eq!(
+            keep.find_raw("eu.files.example.com", "GET", "/files/a%2fb")
+                .map(|m| m.resource)
+                .as_deref(),
+            Some("arn:app:files:::a%2Fb")
+        );
+    }
+
+    #[test]
+    fn hosts_match_lower_case_without_port_or_trailing_dot() {
+        let t = RouteTable::parse(
+            "r.yaml",
+            r#"
+routes:
+  - host: API.example.com
+    path: /a
+    action: a:A
+    resource: r
+unmapped: allow
+unmapped_hosts:
+  "*.example.com": allow
+  "Admin.Example.com": deny
+  "*.internal.example.com": deny
+  "*": allow
+"#,
+        )
+        .unwrap_or_default();
+        for host in ["api.example.com", "API.EXAMPLE.COM:443", "api.example.com."] {
+            assert!(t.find_raw(host, "GET", "/a").is_some(), "{host}");
         }
-        assert!(t
-            .find("eu.files.example.com", "GET", "/files/a..b")
-            .is_some());
+        assert!(t.find_raw("xapi.example.com", "GET", "/a").is_none());
+        for host in [
+            "admin.example.com",
+            "ADMIN.example.com:8443",
+            "admin.example.com.",
+            "db.internal.example.com",
+        ] {
+            assert_eq!(t.unmapped(host), Unmapped::Deny, "{host}");
+        }
+        assert_eq!(t.unmapped("www.example.com"), Unmapped::Allow);
+        assert_eq!(t.unmapped("other.org"), Unmapped::Allow);
+        for bad in [
+            "unmapped_hosts: { \"a.com\": allow, \"A.com\": deny }",
+            "unmapped_hosts: { \"a.com:80\": allow }",
+            "unmapped_hosts: { \"*.\": allow }",
+            "routes: [{ host: \"a*.com\", path: /a, action: a:A, resource: r }]",
+        ] {
+            assert!(RouteTable::parse("r.yaml", bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

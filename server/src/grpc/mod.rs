@@ -316,7 +316,7 @@ impl Authorizer {
             &mut described,
             traced,
         );
-        let mut response = match decided {
+        let response = match decided {
             Ok(mut r) => {
                 if !trusted {
                     if let Some(note) = ignored_identity(parts) {
@@ -332,6 +332,49 @@ impl Authorizer {
                 return Err(status);
             }
         };
+        let reason = reason_label(response.reason());
+        Ok(self.record(call, traced, response, described, reason, started))
+    }
+
+    /// A request refused before it could become a decision request (ext_authz's unsafe
+    /// paths): a deny labelled `reason`, with `message` for the caller, recorded like every
+    /// decision (span, decision log, metrics). `resource` is what the decision log shows as
+    /// the resource (the request as far as it could be read).
+    pub fn refuse(
+        &self,
+        call: &Call,
+        reason: &'static str,
+        message: &str,
+        resource: &str,
+    ) -> pb::CheckResponse {
+        let started = std::time::Instant::now();
+        let traced = call.traced.as_ref();
+        let described = (self.state.audit.is_some() || traced.is_some()).then(|| Described {
+            time: self.state.clock.unwrap_or_else(chrono::Utc::now),
+            resource: resource.into(),
+            ..Described::default()
+        });
+        tracing::debug!(reason, resource, "{message}");
+        let response = convert::refused(
+            pb::Reason::Unspecified,
+            message,
+            self.state.set.load().revision(),
+            decision_id(),
+        );
+        self.record(call, traced, response, described, reason, started)
+    }
+
+    /// Records a decision labelled `reason` on the span, in the decision log and in the
+    /// metrics; the response, refused instead when the log cannot take it and must.
+    fn record(
+        &self,
+        call: &Call,
+        traced: Option<&Traced>,
+        mut response: pb::CheckResponse,
+        described: Option<Described>,
+        mut reason: &'static str,
+        started: std::time::Instant,
+    ) -> pb::CheckResponse {
         let elapsed = started.elapsed();
         if let (Some(t), Some(d)) = (traced, &described) {
             t.set([
@@ -344,7 +387,7 @@ impl Authorizer {
                         "deny"
                     },
                 ),
-                KeyValue::new("pdp.reason", reason_label(response.reason())),
+                KeyValue::new("pdp.reason", reason),
                 KeyValue::new("pdp.action", d.action.to_string()),
                 KeyValue::new("pdp.policy.revision", response.policy_revision.clone()),
                 KeyValue::new("pdp.cache.hit", d.cached),
@@ -381,7 +424,7 @@ impl Authorizer {
             let mut record = crate::audit::Record::new(d.time, call.api);
             record.peer = call.peer;
             record.allowed = response.decision == pb::Decision::Allow as i32;
-            record.reason = reason_label(response.reason());
+            record.reason = reason;
             record.latency_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
             record.cached = d.cached;
             record
@@ -406,6 +449,7 @@ impl Authorizer {
                     }
                     crate::audit::Overflow::Deny => {
                         m.log_refused.inc();
+                        reason = reason_label(pb::Reason::AuditUnavailable);
                         response = convert::refused(
                             pb::Reason::AuditUnavailable,
                             "the decision log cannot keep up, and decisions are not made unlogged",
@@ -418,11 +462,11 @@ impl Authorizer {
         }
         crate::metrics::metrics().decided(
             response.decision == pb::Decision::Allow as i32,
-            reason_label(response.reason()),
+            reason,
             call.api,
             elapsed.as_secs_f64(),
         );
-        Ok(response)
+        response
     }
 
     fn decide(
