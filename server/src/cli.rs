@@ -649,7 +649,6 @@ fn serve(config: &crate::config::ServeConfig) -> u8 {
             },
             None => None,
         };
-        warn_exposure(config, tls.is_some());
         signals.start(std::time::Duration::from_secs(2)).await;
         let telemetry = match config.tracing.as_ref().map(crate::telemetry::Telemetry::start) {
             None => None,
@@ -676,6 +675,8 @@ fn serve(config: &crate::config::ServeConfig) -> u8 {
                 .map(|a| format!(", HTTP on {a}"))
                 .unwrap_or_default()
         );
+        // After the banner, which stays the first line.
+        warn_exposure(config, tls.is_some());
         let state = std::sync::Arc::new(crate::grpc::State {
             verifier,
             cache,

@@ -473,13 +473,20 @@ impl ServeConfig {
         };
         let max_streams = args.max_streams.or(l.max_streams).unwrap_or(d.max_streams);
         positive("limits.max_streams", u64::from(max_streams), &mut problems);
-        let max_in_flight = args.max_in_flight.or(l.max_in_flight).unwrap_or(d.max_in_flight);
+        let max_in_flight = args
+            .max_in_flight
+            .or(l.max_in_flight)
+            .unwrap_or(d.max_in_flight);
         positive("limits.max_in_flight", max_in_flight as u64, &mut problems);
         let max_connections = args
             .max_connections
             .or(l.max_connections)
             .unwrap_or(d.max_connections);
-        positive("limits.max_connections", max_connections as u64, &mut problems);
+        positive(
+            "limits.max_connections",
+            max_connections as u64,
+            &mut problems,
+        );
         let http_max_connections = args
             .http_max_connections
             .or(l.http_max_connections)
@@ -630,7 +637,11 @@ impl ServeConfig {
                 .ok(),
             None => DEFAULT_HTTP_LISTEN.parse().ok(),
         };
-        let metrics_listen = match args.metrics_listen.as_ref().or(file.metrics_listen.as_ref()) {
+        let metrics_listen = match args
+            .metrics_listen
+            .as_ref()
+            .or(file.metrics_listen.as_ref())
+        {
             None => None,
             Some(text) if text == "off" => None,
             Some(text) => text

@@ -39,7 +39,7 @@ impl Gate {
     /// `io` guarded, or `None` (and `io` dropped, which closes it) when the cap is reached.
     pub fn admit<IO>(&self, io: IO) -> Option<Guarded<IO>> {
         let Ok(permit) = self.open.clone().try_acquire_owned() else {
-            crate::metrics::metrics().load_shed.inc();
+            crate::metrics::metrics().connections_refused.inc();
             tracing::debug!("connection refused: the connection limit is reached");
             return None;
         };
@@ -152,9 +152,7 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Guarded<IO> {
     }
 }
 
-impl<IO: tonic::transport::server::Connected> tonic::transport::server::Connected
-    for Guarded<IO>
-{
+impl<IO: tonic::transport::server::Connected> tonic::transport::server::Connected for Guarded<IO> {
     type ConnectInfo = IO::ConnectInfo;
 
     fn connect_info(&self) -> Self::ConnectInfo {

@@ -173,8 +173,9 @@ pub async fn serve(
     // wait for the client's delayed ACK (tens of milliseconds). Connections over the cap are
     // closed here, before TLS or HTTP/2 spend anything on them.
     let gate = limits.grpc_gate();
-    let incoming = tokio_stream::StreamExt::filter_map(TcpListenerStream::new(listener), move |conn| {
-        match conn {
+    let incoming = tokio_stream::StreamExt::filter_map(
+        TcpListenerStream::new(listener),
+        move |conn| match conn {
             Ok(c) => {
                 if let Err(e) = c.set_nodelay(true) {
                     tracing::debug!("TCP_NODELAY not set: {e}");
@@ -182,8 +183,8 @@ pub async fn serve(
                 gate.admit(c).map(Ok)
             }
             Err(e) => Some(Err(e)),
-        }
-    });
+        },
+    );
     let mut builder = tonic::transport::Server::builder()
         .max_concurrent_streams(limits.max_streams)
         .http2_keepalive_interval(Some(limits.keepalive()))

@@ -576,7 +576,8 @@ fn untrusted_callers_are_admitted_by_a_configured_api_key() {
 #[test]
 fn the_readme_curl_call_answers_as_the_readme_says() {
     let readme =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/authzen.md")).unwrap();
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/authzen.md"))
+            .unwrap();
     let line = readme
         .lines()
         .find(|l| l.starts_with("curl -s http://127.0.0.1:8180/access/v1/evaluation"))

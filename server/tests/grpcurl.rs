@@ -33,10 +33,8 @@ fn grpcurl(args: &[&str]) -> String {
 fn readme_grpcurl_calls_work_through_reflection() {
     // Started as docs/signals.md says Publish needs: with an admin token file.
     let token = common::admin_token_file();
-    let server = common::start_pdp_plain(
-        ["--admin-token-file", token.path().to_str().unwrap()],
-        &[],
-    );
+    let server =
+        common::start_pdp_plain(["--admin-token-file", token.path().to_str().unwrap()], &[]);
     let addr = server.addr.clone();
 
     let services = grpcurl(&["-plaintext", &addr, "list"]);
@@ -92,7 +90,8 @@ fn readme_grpcurl_calls_work_through_reflection() {
 
     // The README's Publish call, taken from the README itself, revokes session s-42.
     let readme =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/signals.md")).unwrap();
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/signals.md"))
+            .unwrap();
     let line = readme
         .lines()
         .find(|l| l.contains("grpcurl") && l.contains("SignalService/Publish"))

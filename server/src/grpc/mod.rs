@@ -87,9 +87,7 @@ impl State {
             trust: crate::trust::TrustPolicy::default(),
             policies: None,
             reloads: Arc::default(),
-            in_flight: crate::shed::InFlight::new(
-                crate::serve::DEFAULT_SERVE_LIMITS.max_in_flight,
-            ),
+            in_flight: crate::shed::InFlight::new(crate::serve::DEFAULT_SERVE_LIMITS.max_in_flight),
         }
     }
 }
@@ -205,7 +203,9 @@ pub fn require_admin<T>(state: &State, request: &Request<T>, what: &str) -> Resu
         Ok(()) => Ok(()),
         Err(crate::trust::AdminRefusal::BadToken) => {
             tracing::info!(peer = ?request.remote_addr(), "admin call refused: wrong bearer token");
-            Err(Status::unauthenticated("the bearer token is not the admin token"))
+            Err(Status::unauthenticated(
+                "the bearer token is not the admin token",
+            ))
         }
         Err(crate::trust::AdminRefusal::NoGrant) => Err(Status::permission_denied(format!(
             "only callers granted admin access may {what} (the admin token as \

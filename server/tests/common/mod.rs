@@ -68,7 +68,9 @@ where
     let decides_grant = args.iter().any(|a| {
         let a = a.to_string_lossy();
         a.starts_with("--admin-") || a.starts_with("--trust-loopback")
-    }) || envs.iter().any(|(k, _)| k.starts_with("PDP_ADMIN_") || *k == "PDP_TRUST_LOOPBACK");
+    }) || envs
+        .iter()
+        .any(|(k, _)| k.starts_with("PDP_ADMIN_") || *k == "PDP_TRUST_LOOPBACK");
     let mut all: Vec<std::ffi::OsString> = Vec::new();
     if !decides_grant {
         all.extend(["--admin-loopback".into(), "true".into()]);
