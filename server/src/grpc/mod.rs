@@ -32,7 +32,7 @@ pub struct State {
     pub verifier: Option<crate::identity::Verifier>,
     /// Caches decisions; `None` decides every call.
     pub cache: Option<crate::cache::DecisionCache>,
-    /// Which callers may assert subjects without a token (and may call the admin service).
+    /// Which callers may assert subjects without a token, and which hold the admin grant.
     pub trust: crate::trust::TrustPolicy,
     /// The policy directory reloads read; `None` for sets built in memory.
     pub policies: Option<std::path::PathBuf>,
