@@ -704,7 +704,7 @@ fn serve(config: &crate::config::ServeConfig) -> u8 {
         }
         if let Some(listener) = metrics_port {
             tokio::spawn(async move {
-                let gate = limits.http_gate();
+                let gate = limits.metrics_gate();
                 let router = crate::http::metrics_router();
                 if let Err(e) =
                     crate::http::serve(listener, router, limits, gate, std::future::pending()).await

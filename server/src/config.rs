@@ -105,7 +105,7 @@ pub struct ServeArgs {
     /// Connections open at once on the gRPC port; more are closed at once [default: 512].
     #[arg(long, env = "PDP_MAX_CONNECTIONS")]
     pub max_connections: Option<usize>,
-    /// Connections open at once on the HTTP port (and the metrics port) [default: 256].
+    /// Connections open at once on the HTTP port [default: 256].
     #[arg(long, env = "PDP_HTTP_MAX_CONNECTIONS")]
     pub http_max_connections: Option<usize>,
     /// Close a new connection whose first bytes (TLS handshake, HTTP/2 preface, HTTP/1

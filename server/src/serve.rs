@@ -40,7 +40,7 @@ pub struct ServeLimits {
     pub max_in_flight: usize,
     /// Connections open at once on the gRPC port; more are closed as they are accepted.
     pub max_connections: usize,
-    /// Connections open at once on the HTTP port (and on the metrics port).
+    /// Connections open at once on the HTTP port.
     pub http_max_connections: usize,
     /// A new connection's first bytes (TLS handshake, HTTP/2 preface, HTTP/1 request
     /// headers) must arrive within this.
@@ -68,6 +68,16 @@ impl ServeLimits {
         )
     }
 
+    /// The gate for the metrics port's connections: a scraper or two, so at most
+    /// [`METRICS_MAX_CONNECTIONS`].
+    pub fn metrics_gate(&self) -> crate::conn::Gate {
+        crate::conn::Gate::new(
+            self.http_max_connections.min(METRICS_MAX_CONNECTIONS),
+            self.handshake_timeout,
+            self.idle_timeout,
+        )
+    }
+
     /// How often an HTTP/2 connection is pinged, and how long an answer may take: a third
     /// of the idle timeout each, so that a live peer's answers keep it open.
     pub fn keepalive(&self) -> std::time::Duration {
@@ -86,6 +96,9 @@ pub struct TlsFiles {
     /// CA for client certificates; `None`: no client certificate asked.
     pub client_ca: Option<Vec<u8>>,
 }
+
+/// Most connections open at once on the metrics port.
+pub const METRICS_MAX_CONNECTIONS: usize = 32;
 
 /// The limits `pdp serve` applies unless configured otherwise.
 pub const DEFAULT_SERVE_LIMITS: ServeLimits = ServeLimits {
