@@ -213,7 +213,8 @@ pub async fn serve(
     }
     builder
         .timeout(limits.call_timeout)
-        // Shed, don't queue: a call over the limit is refused at once (RESOURCE_EXHAUSTED).
+        // Shed, don't queue: a call over the connection's or the server's limit is refused
+        // at once (RESOURCE_EXHAUSTED).
         .layer(crate::shed::ShedLayer::new(
             limits.concurrency_per_connection,
             in_flight,
