@@ -26,7 +26,8 @@ redis-server --port 56379 --bind 127.0.0.1 --save "" --dir "$dir" >/dev/null &
 pids+=($!)
 wait_port 56379
 for port in 50071 50072; do
-  "$bin/pdp" serve --listen "127.0.0.1:$port" --http-listen off \
+  # --admin-loopback: this benchmark publishes from loopback (a development setting).
+  "$bin/pdp" serve --listen "127.0.0.1:$port" --http-listen off --admin-loopback true \
     --signals redis://127.0.0.1:56379 2>>"$dir/pdp.log" &
   pids+=($!)
   wait_port "$port"

@@ -16,6 +16,11 @@ pub mod v1 {
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/pdp_descriptor.bin"));
 
+/// The encoded file descriptor set of Envoy's `envoy.service.auth.v3` (ext_authz) and the
+/// files it imports, for server reflection (the service itself comes from `envoy-types`).
+pub const ENVOY_EXT_AUTHZ_FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/envoy_ext_authz_descriptor.bin"));
+
 /// Defines `fn $name(&serde_json::Value) -> $pb::Value`: JSON as a `google.protobuf.Value`
 /// of the generated well-known types in module `$pb` (`prost_types`, or envoy-types' own
 /// `envoy_types::pb::google::protobuf`, which has the same shape). Numbers become doubles.

@@ -52,7 +52,8 @@ enum Command {
     /// Validate, test and lint policy directories.
     #[command(subcommand)]
     Policy(PolicyCommand),
-    /// Serve decisions over gRPC (`pdp.v1.AuthorizationService`, health, reflection).
+    /// Serve decisions: gRPC (`pdp.v1` services, Envoy ext_authz, health, reflection) and an
+    /// HTTP port (AuthZEN, SSF push delivery, /metrics, /healthz, /readyz).
     Serve(Box<crate::config::ServeArgs>),
     /// Check decision logs.
     #[command(subcommand)]
@@ -470,6 +471,8 @@ fn init_logging() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Colours only for a person at a terminal, never in a file or a log collector.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .try_init();
 }
@@ -644,6 +647,16 @@ fn serve(config: &crate::config::ServeConfig) -> u8 {
             },
             None => None,
         };
+        let metrics_port = match config.metrics_listen {
+            Some(a) => match tokio::net::TcpListener::bind(a).await {
+                Ok(l) => Some(l),
+                Err(e) => {
+                    eprintln!("error: cannot listen for metrics on {a}: {e}");
+                    return EXIT_SERVE;
+                }
+            },
+            None => None,
+        };
         signals.start(std::time::Duration::from_secs(2)).await;
         let telemetry = match config.tracing.as_ref().map(crate::telemetry::Telemetry::start) {
             None => None,
@@ -654,17 +667,24 @@ fn serve(config: &crate::config::ServeConfig) -> u8 {
             }
         };
         eprintln!(
-            "pdp: serving pdp.v1 on {addr}{} (policies `{}`, revision {}, {} statements; signals {}){}",
+            "pdp: serving pdp.v1 on {addr}{} (policies `{}`, revision {}, {} statements; signals {}){}{}",
             if tls.is_some() { " over TLS" } else { "" },
             dir.display(),
             set.revision(),
             set.statement_count(),
             signals.kind(),
+            metrics_port
+                .as_ref()
+                .and_then(|l| l.local_addr().ok())
+                .map(|a| format!(", metrics on {a}"))
+                .unwrap_or_default(),
             http.as_ref()
                 .and_then(|l| l.local_addr().ok())
                 .map(|a| format!(", HTTP on {a}"))
                 .unwrap_or_default()
         );
+        // After the banner, which stays the first line.
+        warn_exposure(config, tls.is_some());
         let state = std::sync::Arc::new(crate::grpc::State {
             verifier,
             cache,
@@ -677,15 +697,28 @@ fn serve(config: &crate::config::ServeConfig) -> u8 {
             telemetry,
             routes: arc_swap::ArcSwap::from_pointee(routes),
             authzen_base_url: config.authzen_base_url.clone(),
+            in_flight: crate::shed::InFlight::new(limits.max_in_flight),
             ..crate::grpc::State::new(set, max_batch_items)
         });
         if let Some(listener) = http {
-            let state = state.clone();
+            let router = crate::http::router(state.clone(), metrics_port.is_none());
             tokio::spawn(async move {
+                let gate = limits.http_gate();
                 if let Err(e) =
-                    crate::http::serve(listener, state, std::future::pending()).await
+                    crate::http::serve(listener, router, limits, gate, std::future::pending()).await
                 {
                     tracing::error!("the HTTP port stopped: {e}");
+                }
+            });
+        }
+        if let Some(listener) = metrics_port {
+            tokio::spawn(async move {
+                let gate = limits.metrics_gate();
+                let router = crate::http::metrics_router();
+                if let Err(e) =
+                    crate::http::serve(listener, router, limits, gate, std::future::pending()).await
+                {
+                    tracing::error!("the metrics port stopped: {e}");
                 }
             });
         }
@@ -738,6 +771,28 @@ fn serve(config: &crate::config::ServeConfig) -> u8 {
             }
         }
     })
+}
+
+/// Warns about settings that expose the server: plaintext beyond loopback, and the
+/// development-only admin grant.
+fn warn_exposure(config: &crate::config::ServeConfig, tls: bool) {
+    if !tls && !config.listen.ip().is_loopback() {
+        tracing::warn!(
+            listen = %config.listen,
+            "serving gRPC beyond loopback without TLS: tokens, subjects and decisions travel in clear (set `tls.cert` and `tls.key`)"
+        );
+    }
+    if let Some(a) = config.http_listen.filter(|a| !a.ip().is_loopback()) {
+        tracing::warn!(
+            http_listen = %a,
+            "serving HTTP beyond loopback, where it has no TLS: put it behind a TLS proxy or keep it on loopback"
+        );
+    }
+    if config.trust.admin.loopback {
+        tracing::warn!(
+            "every loopback caller may use the admin service and publish signals (`trust.admin_loopback`): for development only"
+        );
+    }
 }
 
 /// Completes on Ctrl-C or SIGTERM.

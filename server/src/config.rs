@@ -94,6 +94,28 @@ pub struct ServeArgs {
     /// Cancel a call still running after this many milliseconds [default: 2000].
     #[arg(long, env = "PDP_CALL_TIMEOUT_MS")]
     pub call_timeout_ms: Option<u64>,
+    /// HTTP/2 streams one connection may open at once (advertised as
+    /// MAX_CONCURRENT_STREAMS) [default: 100].
+    #[arg(long, env = "PDP_MAX_STREAMS")]
+    pub max_streams: Option<u32>,
+    /// Calls in flight in the whole server, both ports; more are refused with
+    /// RESOURCE_EXHAUSTED (HTTP 503) [default: 1024].
+    #[arg(long, env = "PDP_MAX_IN_FLIGHT")]
+    pub max_in_flight: Option<usize>,
+    /// Connections open at once on the gRPC port; more are closed at once [default: 512].
+    #[arg(long, env = "PDP_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+    /// Connections open at once on the HTTP port [default: 256].
+    #[arg(long, env = "PDP_HTTP_MAX_CONNECTIONS")]
+    pub http_max_connections: Option<usize>,
+    /// Close a new connection whose first bytes (TLS handshake, HTTP/2 preface, HTTP/1
+    /// request headers) take longer than this many milliseconds [default: 10000].
+    #[arg(long, env = "PDP_HANDSHAKE_TIMEOUT_MS")]
+    pub handshake_timeout_ms: Option<u64>,
+    /// Close a connection whose peer sends nothing for this many milliseconds (HTTP/2 peers
+    /// are pinged, so a live one stays) [default: 60000].
+    #[arg(long, env = "PDP_IDLE_TIMEOUT_MS")]
+    pub idle_timeout_ms: Option<u64>,
     /// Serve TLS with this certificate chain (PEM); needs --tls-key.
     #[arg(long, env = "PDP_TLS_CERT")]
     pub tls_cert: Option<PathBuf>,
@@ -114,6 +136,22 @@ pub struct ServeArgs {
     /// Let loopback callers assert subjects (and call) [default: true].
     #[arg(long, env = "PDP_TRUST_LOOPBACK")]
     pub trust_loopback: Option<bool>,
+    /// Client certificate SANs allowed to use the admin service and publish signals
+    /// (repeatable; comma-separated in the variable) [default: none].
+    #[arg(
+        long = "admin-caller",
+        env = "PDP_ADMIN_CALLERS",
+        value_delimiter = ','
+    )]
+    pub admin_callers: Option<Vec<String>>,
+    /// A file holding the admin bearer token (one line, at least 32 characters): callers
+    /// sending `authorization: Bearer <token>` may use the admin service and publish signals.
+    #[arg(long, env = "PDP_ADMIN_TOKEN_FILE")]
+    pub admin_token_file: Option<PathBuf>,
+    /// DEVELOPMENT ONLY: let every loopback caller (every container of a pod) use the admin
+    /// service and publish signals [default: false].
+    #[arg(long, env = "PDP_ADMIN_LOOPBACK")]
+    pub admin_loopback: Option<bool>,
     /// Client certificate SANs allowed to ask for decisions at all (repeatable;
     /// comma-separated in the variable) [default: anyone who can connect].
     #[arg(
@@ -122,10 +160,14 @@ pub struct ServeArgs {
         value_delimiter = ','
     )]
     pub check_callers: Option<Vec<String>>,
-    /// The address of the HTTP port (SSF push delivery, health), or `off` [default:
-    /// 127.0.0.1:8180].
+    /// The address of the HTTP port (AuthZEN, SSF push delivery, /metrics, /healthz,
+    /// /readyz), or `off` [default: 127.0.0.1:8180].
     #[arg(long, env = "PDP_HTTP_LISTEN")]
     pub http_listen: Option<String>,
+    /// Serve /metrics on this address of its own instead of the HTTP port, or `off` (on the
+    /// HTTP port) [default: off].
+    #[arg(long, env = "PDP_METRICS_LISTEN")]
+    pub metrics_listen: Option<String>,
     /// Where signals live: `memory` (this replica only) or a `redis://` URL shared by
     /// replicas [default: memory].
     #[arg(long, env = "PDP_SIGNALS")]
@@ -199,6 +241,7 @@ pub struct FileConfig {
     #[serde(default)]
     trust: FileTrust,
     http_listen: Option<String>,
+    metrics_listen: Option<String>,
     #[serde(default)]
     signals: FileSignals,
     #[serde(default)]
@@ -291,6 +334,9 @@ struct FileTrust {
     loopback: Option<bool>,
     callers: Option<Vec<String>>,
     check_callers: Option<Vec<String>>,
+    admin_callers: Option<Vec<String>>,
+    admin_token_file: Option<PathBuf>,
+    admin_loopback: Option<bool>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -320,6 +366,12 @@ struct FileCache {
 struct FileLimits {
     max_concurrency: Option<usize>,
     call_timeout_ms: Option<u64>,
+    max_streams: Option<u32>,
+    max_in_flight: Option<usize>,
+    max_connections: Option<usize>,
+    http_max_connections: Option<usize>,
+    handshake_timeout_ms: Option<u64>,
+    idle_timeout_ms: Option<u64>,
 }
 
 /// The validated configuration.
@@ -349,6 +401,8 @@ pub struct ServeConfig {
     pub trust: crate::trust::TrustPolicy,
     /// The HTTP port's address; `None`: off.
     pub http_listen: Option<SocketAddr>,
+    /// The metrics port's address; `None`: `/metrics` is on the HTTP port.
+    pub metrics_listen: Option<SocketAddr>,
     /// How signals are kept and shared.
     pub signals: crate::signals::shared::SignalsConfig,
     /// SSF transmitters.
@@ -372,7 +426,7 @@ impl ServeConfig {
         let mut problems = Vec::new();
         let file = match &args.config {
             Some(path) => read_file(path).unwrap_or_else(|e| {
-                problems.push(e);
+                problems.extend(e);
                 FileConfig::default()
             }),
             None => FileConfig::default(),
@@ -421,6 +475,50 @@ impl ServeConfig {
             args.call_timeout_ms
                 .or(file.limits.call_timeout_ms)
                 .unwrap_or(2000),
+            &mut problems,
+        );
+        let d = crate::serve::DEFAULT_SERVE_LIMITS;
+        let l = &file.limits;
+        let millis = |name: &str, v: Option<u64>, default: Duration, problems: &mut Vec<String>| {
+            v.map_or(default, |ms| {
+                Duration::from_millis(positive(&format!("limits.{name}"), ms, problems))
+            })
+        };
+        let max_streams = args.max_streams.or(l.max_streams).unwrap_or(d.max_streams);
+        positive("limits.max_streams", u64::from(max_streams), &mut problems);
+        let max_in_flight = args
+            .max_in_flight
+            .or(l.max_in_flight)
+            .unwrap_or(d.max_in_flight);
+        positive("limits.max_in_flight", max_in_flight as u64, &mut problems);
+        let max_connections = args
+            .max_connections
+            .or(l.max_connections)
+            .unwrap_or(d.max_connections);
+        positive(
+            "limits.max_connections",
+            max_connections as u64,
+            &mut problems,
+        );
+        let http_max_connections = args
+            .http_max_connections
+            .or(l.http_max_connections)
+            .unwrap_or(d.http_max_connections);
+        positive(
+            "limits.http_max_connections",
+            http_max_connections as u64,
+            &mut problems,
+        );
+        let handshake_timeout = millis(
+            "handshake_timeout_ms",
+            args.handshake_timeout_ms.or(l.handshake_timeout_ms),
+            d.handshake_timeout,
+            &mut problems,
+        );
+        let idle_timeout = millis(
+            "idle_timeout_ms",
+            args.idle_timeout_ms.or(l.idle_timeout_ms),
+            d.idle_timeout,
             &mut problems,
         );
         let roles_claims = args
@@ -484,10 +582,41 @@ impl ServeConfig {
         if !check_callers.is_empty() && tls.as_ref().is_none_or(|t| t.2.is_none()) {
             problems.push("check callers are identified by client certificates: set `tls.client_ca` (with `tls.cert` and `tls.key`)".into());
         }
+        let admin_callers = args
+            .admin_callers
+            .clone()
+            .or(file.trust.admin_callers.clone())
+            .unwrap_or_default();
+        if !admin_callers.is_empty() && tls.as_ref().is_none_or(|t| t.2.is_none()) {
+            problems.push("admin callers are identified by client certificates: set `tls.client_ca` (with `tls.cert` and `tls.key`)".into());
+        }
+        if admin_callers
+            .iter()
+            .any(|c| c.trim().is_empty() || c.trim() == "*")
+        {
+            problems.push("`trust.admin_callers` may not be empty or `*`".into());
+        }
+        let admin_token = args
+            .admin_token_file
+            .clone()
+            .or(file.trust.admin_token_file.clone())
+            .and_then(|path| {
+                admin_token(&path)
+                    .map_err(|e| problems.push(format!("`trust.admin_token_file`: {e}")))
+                    .ok()
+            });
         let trust = crate::trust::TrustPolicy {
             loopback: args.trust_loopback.or(file.trust.loopback).unwrap_or(true),
             sans: callers,
             check_callers,
+            admin: crate::trust::AdminGrant {
+                loopback: args
+                    .admin_loopback
+                    .or(file.trust.admin_loopback)
+                    .unwrap_or(false),
+                callers: admin_callers,
+                token_sha256: admin_token,
+            },
         };
         let jwks = args.jwks.clone().or(file.identity.jwks.clone());
         let jwks_url = args.jwks_url.clone().or(file.identity.jwks_url.clone());
@@ -521,6 +650,23 @@ impl ServeConfig {
                 .ok(),
             None => DEFAULT_HTTP_LISTEN.parse().ok(),
         };
+        let metrics_listen = match args
+            .metrics_listen
+            .as_ref()
+            .or(file.metrics_listen.as_ref())
+        {
+            None => None,
+            Some(text) if text == "off" => None,
+            Some(text) => text
+                .parse()
+                .map_err(|e| {
+                    problems.push(format!(
+                        "`metrics_listen`: `{text}` is not an address or `off`: {e}"
+                    ))
+                })
+                .ok(),
+        };
+
         let signals = signals_config(args, &file.signals, &mut problems);
         for (i, t) in file.signals.transmitters.iter().enumerate() {
             if t.issuer.is_empty() || t.audience.is_empty() {
@@ -594,10 +740,17 @@ impl ServeConfig {
             limits: ServeLimits {
                 concurrency_per_connection: concurrency,
                 call_timeout: Duration::from_millis(timeout_ms),
+                max_streams,
+                max_in_flight,
+                max_connections,
+                http_max_connections,
+                handshake_timeout,
+                idle_timeout,
             },
             tls,
             trust,
             http_listen,
+            metrics_listen,
             signals,
             transmitters: file.signals.transmitters,
             set_max_age,
@@ -759,10 +912,103 @@ fn signals_config(
     }
 }
 
-fn read_file(path: &Path) -> Result<FileConfig, String> {
+/// Least length of the admin bearer token.
+pub const MIN_ADMIN_TOKEN_CHARS: usize = 32;
+
+/// The SHA-256 digest of the admin token in `path` (its first line, trimmed).
+fn admin_token(path: &Path) -> Result<[u8; 32], String> {
+    use sha2::Digest;
+    let mut text = String::new();
+    std::io::Read::read_to_string(
+        &mut std::io::Read::take(
+            std::fs::File::open(path)
+                .map_err(|e| format!("cannot read `{}`: {e}", path.display()))?,
+            4096,
+        ),
+        &mut text,
+    )
+    .map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
+    let token = text.lines().next().unwrap_or_default().trim();
+    if token.chars().count() < MIN_ADMIN_TOKEN_CHARS || token.contains(char::is_whitespace) {
+        return Err(format!(
+            "`{}` must hold a token of at least {MIN_ADMIN_TOKEN_CHARS} characters, without spaces, on its first line",
+            path.display()
+        ));
+    }
+    Ok(sha2::Sha256::digest(token.as_bytes()).into())
+}
+
+/// Most problems reported from one file.
+const MAX_FILE_PROBLEMS: usize = 64;
+
+/// The file's raw shape, or every problem in it: all syntax errors, then every unknown key
+/// and bad value (each one found is set aside and the rest read again).
+fn read_file(path: &Path) -> Result<FileConfig, Vec<String>> {
+    use serde::Deserialize as _;
     let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
-    toml::from_str(&text).map_err(|e| format!("`{}`: {e}", path.display()))
+        .map_err(|e| vec![format!("cannot read `{}`: {e}", path.display())])?;
+    let at = |e: &toml::de::Error| {
+        let line = e
+            .span()
+            .and_then(|s| text.get(..s.start))
+            .map_or(0, |before| before.matches('\n').count() + 1);
+        format!("`{}`, line {line}: {}", path.display(), e.message().trim())
+    };
+    let (mut root, syntax) = toml::de::DeTable::parse_recoverable(&text);
+    if !syntax.is_empty() {
+        return Err(syntax.iter().take(MAX_FILE_PROBLEMS).map(at).collect());
+    }
+    let mut problems = Vec::new();
+    while problems.len() < MAX_FILE_PROBLEMS {
+        match FileConfig::deserialize(toml::de::Deserializer::from(root.clone())) {
+            Ok(file) if problems.is_empty() => return Ok(file),
+            Ok(_) => break,
+            Err(e) => {
+                problems.push(at(&e));
+                match e.span() {
+                    Some(span) if set_aside(root.get_mut(), &span) => {}
+                    _ => break,
+                }
+            }
+        }
+    }
+    Err(problems)
+}
+
+/// Removes the entry of `table` (at any depth) that the span of a problem points into: the
+/// key named, or the value found wrong; whether one was found.
+fn set_aside(table: &mut toml::de::DeTable<'_>, span: &std::ops::Range<usize>) -> bool {
+    let inside = |s: std::ops::Range<usize>| s.start <= span.start && span.end <= s.end;
+    let mut found = None;
+    for (key, value) in table.iter_mut() {
+        let value_span = value.span();
+        let nested = match value.get_mut() {
+            toml::de::DeValue::Table(t) => set_aside(t, span),
+            toml::de::DeValue::Array(items) => items.iter_mut().any(|item| match item.get_mut() {
+                toml::de::DeValue::Table(t) => set_aside(t, span),
+                _ => false,
+            }),
+            _ => false,
+        };
+        if nested {
+            return true;
+        }
+        if inside(key.span()) || inside(value_span) {
+            found = Some(key.get_ref().clone());
+            break;
+        }
+    }
+    match found {
+        Some(key) => {
+            let entries = std::mem::take(table);
+            *table = entries
+                .into_iter()
+                .filter(|(k, _)| *k.get_ref() != key)
+                .collect();
+            true
+        }
+        None => false,
+    }
 }
 
 #[cfg(test)]
@@ -811,6 +1057,20 @@ mod tests {
         .err();
         let text = errors.unwrap_or_default().join("\n");
         assert!(text.contains("mistake"), "{text}");
+
+        let f = file("mistake = 1\n[limits]\nmax_concurency = 5\ncall_timeout_ms = \"soon\"\n");
+        let errors = ServeConfig::resolve(&ServeArgs {
+            config: Some(f.path().to_path_buf()),
+            ..Default::default()
+        })
+        .err()
+        .unwrap_or_default();
+        let text = errors.join("\n");
+        assert_eq!(errors.len(), 3, "{text}");
+        assert!(
+            text.contains("mistake") && text.contains("max_concurency") && text.contains("line 4"),
+            "{text}"
+        );
 
         let f = file("listen = \"nowhere\"\n[limits]\nmax_concurrency = 0\n");
         let errors = ServeConfig::resolve(&ServeArgs {

@@ -1,5 +1,8 @@
-//! The HTTP port: SSF push delivery (RFC 8935) at `POST /ssf/push`, Prometheus metrics at
-//! `/metrics`, and `/healthz`, `/readyz`.
+//! The HTTP port: AuthZEN, SSF push delivery (RFC 8935) at `POST /ssf/push`, Prometheus
+//! metrics at `/metrics` (or on a port of their own), and `/healthz`, `/readyz`. HTTP/1.1
+//! only; connections are bounded like the gRPC port's (see [`crate::conn`]), and calls
+//! count against the process-wide in-flight limit (a `503` over it; health and metrics are
+//! exempt).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,36 +20,101 @@ use crate::signals::ssf::{Delivery, SsfError};
 /// Largest request body accepted, in bytes.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
-/// The HTTP routes over `state`.
-pub fn router(state: Arc<State>) -> Router {
-    Router::new()
+/// The HTTP routes over `state`; `/metrics` among them when `with_metrics`.
+pub fn router(state: Arc<State>, with_metrics: bool) -> Router {
+    // Calls that do work count against the process-wide limit; probes and metrics do not.
+    let limited = Router::new()
         .route("/ssf/push", post(push))
+        .merge(crate::authzen::routes())
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), shed));
+    let mut router = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
-        .merge(crate::authzen::routes())
+        .merge(limited);
+    if with_metrics {
+        router = router.route("/metrics", get(metrics));
+    }
+    router
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }
 
-/// Serves `router` on `listener` until `shutdown` completes.
+/// The metrics port's routes: `/metrics` only.
+pub fn metrics_router() -> Router {
+    Router::new().route("/metrics", get(metrics))
+}
+
+/// `503` when the process-wide in-flight limit is reached.
+async fn shed(
+    Extract(state): Extract<Arc<State>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let Some(permit) = state.in_flight.try_take() else {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::RETRY_AFTER, "1")],
+            format!(
+                "more than {} calls in flight on this server\n",
+                state.in_flight.limit()
+            ),
+        )
+            .into_response();
+    };
+    let response = next.run(request).await;
+    drop(permit);
+    response
+}
+
+/// Serves `router` on `listener` until `shutdown` completes, each connection through
+/// `gate`, with HTTP/1 request headers due within `limits.handshake_timeout`.
 pub async fn serve(
     listener: tokio::net::TcpListener,
-    state: Arc<State>,
+    router: Router,
+    limits: crate::serve::ServeLimits,
+    gate: crate::conn::Gate,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    use axum::serve::ListenerExt as _;
-    let listener = listener.tap_io(|tcp| {
+    let mut http1 = hyper::server::conn::http1::Builder::new();
+    http1
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(limits.handshake_timeout);
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (tcp, peer) = tokio::select! {
+            () = &mut shutdown => return Ok(()),
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors, most likely: wait for some to be freed.
+                    tracing::debug!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    continue;
+                }
+            },
+        };
         if let Err(e) = tcp.set_nodelay(true) {
             tracing::debug!("TCP_NODELAY not set: {e}");
         }
-    });
-    axum::serve(
-        listener,
-        router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+        let Some(io) = gate.admit(tcp) else {
+            continue;
+        };
+        let router = router.clone();
+        let service = hyper::service::service_fn(
+            move |mut request: hyper::Request<hyper::body::Incoming>| {
+                request
+                    .extensions_mut()
+                    .insert(axum::extract::ConnectInfo(peer));
+                tower::ServiceExt::oneshot(router.clone(), request)
+            },
+        );
+        let connection = http1.serve_connection(hyper_util::rt::TokioIo::new(io), service);
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!("HTTP connection closed: {e}");
+            }
+        });
+    }
 }
 
 /// An RFC 8935 error answer.

@@ -5,6 +5,7 @@ pub mod authzen;
 pub mod cache;
 pub mod cli;
 pub mod config;
+pub mod conn;
 pub mod decode_errors;
 pub mod extauthz;
 pub mod grpc;

@@ -96,8 +96,11 @@ pub struct Metrics {
     pub signals_stale: Gauge,
     /// `pdp_watch_subscribers`.
     pub watchers: Gauge,
-    /// `pdp_load_shed_total`: calls refused because a connection had too many in flight.
+    /// `pdp_load_shed_total`: calls refused because their connection, or the whole server,
+    /// had too many in flight.
     pub load_shed: Counter,
+    /// `pdp_connections_refused_total`: connections closed as accepted, over a port's cap.
+    pub connections_refused: Counter,
     /// `pdp_decision_log_records_total`.
     pub log_written: Counter,
     /// `pdp_decision_log_dropped_total`: records dropped because the log could not keep up.
@@ -127,6 +130,7 @@ impl Metrics {
             signals_stale: Gauge::default(),
             watchers: Gauge::default(),
             load_shed: Counter::default(),
+            connections_refused: Counter::default(),
             log_written: Counter::default(),
             log_dropped: Counter::default(),
             log_refused: Counter::default(),
@@ -182,8 +186,13 @@ impl Metrics {
         );
         registry.register(
             "load_shed",
-            "Calls refused because their connection had too many in flight",
+            "Calls refused because their connection, or the server, had too many in flight",
             m.load_shed.clone(),
+        );
+        registry.register(
+            "connections_refused",
+            "Connections closed as accepted because their port had as many open as allowed",
+            m.connections_refused.clone(),
         );
         registry.register(
             "decision_log_records",

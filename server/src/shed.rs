@@ -1,6 +1,8 @@
-//! Load shedding per connection: at most `limit` calls of one connection are in flight; a
-//! call over the limit is refused at once with `RESOURCE_EXHAUSTED` (never queued) and
-//! counted in `pdp_load_shed_total`. Connections are told apart by their peer address.
+//! Load shedding: at most `limit` calls of one connection are in flight, and at most
+//! [`InFlight`]'s limit in the whole process (both ports); a call over either limit is
+//! refused at once with `RESOURCE_EXHAUSTED` (never queued) and counted in
+//! `pdp_load_shed_total`. Connections are told apart by their peer address. Health checks
+//! are never refused for the process-wide limit: an overloaded server is still alive.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -11,21 +13,60 @@ use std::task::{Context, Poll};
 
 use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
 
-type InFlight = Arc<Mutex<HashMap<SocketAddr, usize>>>;
+type PerPeer = Arc<Mutex<HashMap<SocketAddr, usize>>>;
+
+/// The process-wide bound on calls in flight, shared by the gRPC and HTTP ports.
+#[derive(Debug, Clone)]
+pub struct InFlight {
+    permits: Arc<tokio::sync::Semaphore>,
+    limit: usize,
+}
+
+impl InFlight {
+    /// At most `limit` calls in flight (at least one).
+    pub fn new(limit: usize) -> Self {
+        let limit = limit.clamp(1, tokio::sync::Semaphore::MAX_PERMITS);
+        InFlight {
+            permits: Arc::new(tokio::sync::Semaphore::new(limit)),
+            limit,
+        }
+    }
+
+    /// A slot for one call, held until dropped; `None` (counted as shed) when all are taken.
+    pub fn try_take(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        let permit = self.permits.clone().try_acquire_owned().ok();
+        if permit.is_none() {
+            crate::metrics::metrics().load_shed.inc();
+        }
+        permit
+    }
+
+    /// The limit.
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+}
+
+/// Calls exempt from the process-wide limit: the health service.
+fn exempt<B>(request: &http::Request<B>) -> bool {
+    request.uri().path().starts_with("/grpc.health.v1.Health/")
+}
 
 /// The layer.
 #[derive(Debug, Clone)]
 pub struct ShedLayer {
     limit: usize,
-    in_flight: InFlight,
+    in_flight: PerPeer,
+    total: InFlight,
 }
 
 impl ShedLayer {
-    /// At most `limit` calls in flight per connection.
-    pub fn new(limit: usize) -> Self {
+    /// At most `limit` calls in flight per connection, and `total`'s limit in all.
+    pub fn new(limit: usize, total: InFlight) -> Self {
         ShedLayer {
             limit,
-            in_flight: InFlight::default(),
+            in_flight: PerPeer::default(),
+            total,
         }
     }
 }
@@ -38,6 +79,7 @@ impl<S> tower::Layer<S> for ShedLayer {
             inner,
             limit: self.limit,
             in_flight: self.in_flight.clone(),
+            total: self.total.clone(),
         }
     }
 }
@@ -47,17 +89,18 @@ impl<S> tower::Layer<S> for ShedLayer {
 pub struct Shed<S> {
     inner: S,
     limit: usize,
-    in_flight: InFlight,
+    in_flight: PerPeer,
+    total: InFlight,
 }
 
 /// One call counted against its connection until dropped.
 struct Slot {
-    in_flight: InFlight,
+    in_flight: PerPeer,
     peer: SocketAddr,
 }
 
 impl Slot {
-    fn take(in_flight: &InFlight, peer: SocketAddr, limit: usize) -> Option<Slot> {
+    fn take(in_flight: &PerPeer, peer: SocketAddr, limit: usize) -> Option<Slot> {
         let mut map = in_flight.lock().ok()?;
         let n = map.entry(peer).or_insert(0);
         if *n >= limit {
@@ -127,13 +170,28 @@ where
             },
             None => None,
         };
+        let total = if exempt(&request) {
+            None
+        } else {
+            match self.total.try_take() {
+                Some(permit) => Some(permit),
+                None => {
+                    let refused = tonic::Status::resource_exhausted(format!(
+                        "more than {} calls in flight on this server",
+                        self.total.limit()
+                    ))
+                    .into_http();
+                    return Box::pin(std::future::ready(Ok(refused)));
+                }
+            }
+        };
         // The clone that was polled ready serves this call.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let call = inner.call(request);
         Box::pin(async move {
             let response = call.await;
-            drop(slot);
+            drop((slot, total));
             response
         })
     }

@@ -31,15 +31,35 @@ fn grpcurl(args: &[&str]) -> String {
 
 #[test]
 fn readme_grpcurl_calls_work_through_reflection() {
-    let server = common::start_pdp(std::iter::empty::<&str>(), &[]);
+    // Started as docs/signals.md says Publish needs: with an admin token file.
+    let token = common::admin_token_file();
+    let server =
+        common::start_pdp_plain(["--admin-token-file", token.path().to_str().unwrap()], &[]);
     let addr = server.addr.clone();
 
     let services = grpcurl(&["-plaintext", &addr, "list"]);
-    assert!(
-        services.contains("pdp.v1.AuthorizationService"),
-        "{services}"
-    );
-    assert!(services.contains("grpc.health.v1.Health"), "{services}");
+    for service in [
+        "pdp.v1.AuthorizationService",
+        "pdp.v1.AdminService",
+        "pdp.v1.SignalService",
+        "grpc.health.v1.Health",
+        "envoy.service.auth.v3.Authorization",
+        "grpc.reflection.v1.ServerReflection",
+        "grpc.reflection.v1alpha.ServerReflection",
+    ] {
+        assert!(
+            services.lines().any(|l| l.trim() == service),
+            "`grpcurl list` lacks {service}: {services}"
+        );
+    }
+    // Envoy's service is described in full, down to its messages.
+    let described = grpcurl(&[
+        "-plaintext",
+        &addr,
+        "describe",
+        "envoy.service.auth.v3.CheckRequest",
+    ]);
+    assert!(described.contains("AttributeContext"), "{described}");
 
     let allow: serde_json::Value = serde_json::from_str(&grpcurl(&[
         "-plaintext",
@@ -77,8 +97,16 @@ fn readme_grpcurl_calls_work_through_reflection() {
         .find(|l| l.contains("grpcurl") && l.contains("SignalService/Publish"))
         .expect("docs/signals.md shows a Publish call");
     let publish = line.split('\'').nth(1).expect("the call's -d JSON");
+    let header = line
+        .split('"')
+        .nth(1)
+        .expect("the call's -H \"authorization: ...\" header")
+        .replace("$(cat admin.token)", common::ADMIN_TOKEN);
+    assert!(header.starts_with("authorization: Bearer "), "{header}");
     let published: serde_json::Value = serde_json::from_str(&grpcurl(&[
         "-plaintext",
+        "-H",
+        &header,
         "-d",
         publish,
         &addr,

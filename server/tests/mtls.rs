@@ -222,3 +222,47 @@ async fn the_client_library_speaks_mutual_tls() {
     assert!(!d.is_allowed());
     assert_eq!(d.reason(), pdp_client::Reason::PdpUnavailable);
 }
+
+#[tokio::test]
+async fn only_certificates_listed_for_admin_may_publish_signals() {
+    let (pki, ca) = pki();
+    let server = start_with(&pki, &["--admin-caller", "spiffe://example.test/ops/*"]);
+    let spiffe = |id: &str| vec![SanType::URI(id.try_into().unwrap())];
+    let publish = |identity: (String, String)| {
+        let pki = &pki;
+        let server = &server;
+        async move {
+            let port = server.addr.rsplit(':').next().unwrap();
+            let tls = ClientTlsConfig::new()
+                .domain_name("localhost")
+                .ca_certificate(Certificate::from_pem(&pki.ca_pem))
+                .identity(Identity::from_pem(identity.0, identity.1));
+            let channel = Channel::from_shared(format!("https://localhost:{port}"))
+                .unwrap()
+                .tls_config(tls)
+                .unwrap()
+                .connect()
+                .await
+                .unwrap();
+            pb::signal_service_client::SignalServiceClient::new(channel)
+                .publish(pb::PublishRequest {
+                    signals: vec![pb::Signal {
+                        r#type: pb::SignalType::SessionRevoked as i32,
+                        session_id: "s-9".into(),
+                        ..Default::default()
+                    }],
+                })
+                .await
+        }
+    };
+    // A sidecar trusted to assert subjects is not thereby granted admin access.
+    let e = publish(leaf(&ca, spiffe("spiffe://example.test/sidecar/orders")))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::PermissionDenied, "{e:?}");
+    let ok = publish(leaf(&ca, spiffe("spiffe://example.test/ops/revoker")))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(ok.applied, 1, "{ok:?}");
+}

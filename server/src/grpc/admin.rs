@@ -1,5 +1,5 @@
 //! `pdp.v1.AdminService`: the serving set and the last reload's outcome, and reload on
-//! demand. Only trusted callers (loopback, or a trusted client certificate) may call it.
+//! demand. Only callers holding the admin grant may call it (see [`crate::trust`]).
 
 use std::sync::Arc;
 
@@ -22,7 +22,7 @@ impl Admin {
     }
 
     fn authorize<T>(&self, request: &Request<T>) -> Result<(), Status> {
-        super::require_trusted(&self.state, request, "use the admin service")
+        super::require_admin(&self.state, request, "use the admin service")
     }
 }
 

@@ -32,7 +32,7 @@ pub struct State {
     pub verifier: Option<crate::identity::Verifier>,
     /// Caches decisions; `None` decides every call.
     pub cache: Option<crate::cache::DecisionCache>,
-    /// Which callers may assert subjects without a token (and may call the admin service).
+    /// Which callers may assert subjects without a token, and which hold the admin grant.
     pub trust: crate::trust::TrustPolicy,
     /// The policy directory reloads read; `None` for sets built in memory.
     pub policies: Option<std::path::PathBuf>,
@@ -56,6 +56,8 @@ pub struct State {
     pub routes: arc_swap::ArcSwap<crate::extauthz::routes::RouteTable>,
     /// The AuthZEN API's public base URL, for its metadata; `None`: no metadata published.
     pub authzen_base_url: Option<String>,
+    /// The process-wide bound on calls in flight, shared by both ports.
+    pub in_flight: crate::shed::InFlight,
 }
 
 /// The `AuthorizationService` implementation.
@@ -88,6 +90,7 @@ impl State {
             policies: None,
             reloads: Arc::default(),
             authzen_base_url: None,
+            in_flight: crate::shed::InFlight::new(crate::serve::DEFAULT_SERVE_LIMITS.max_in_flight),
         }
     }
 }
@@ -257,6 +260,38 @@ pub fn require_trusted<T>(state: &State, request: &Request<T>, what: &str) -> Re
         Err(Status::permission_denied(format!(
             "only trusted callers may {what}"
         )))
+    }
+}
+
+/// `PERMISSION_DENIED` unless the caller holds the admin grant (a listed client certificate,
+/// the admin bearer token, or loopback where granted for development); `UNAUTHENTICATED`
+/// for a wrong bearer token. `what` says what it may not do.
+pub fn require_admin<T>(state: &State, request: &Request<T>, what: &str) -> Result<(), Status> {
+    let certs = request.peer_certs();
+    let bearer = request
+        .metadata()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            let (scheme, token) = v.trim().split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+        });
+    match state.trust.may_administer(
+        request.remote_addr(),
+        certs.as_deref().map(Vec::as_slice),
+        bearer,
+    ) {
+        Ok(()) => Ok(()),
+        Err(crate::trust::AdminRefusal::BadToken) => {
+            tracing::info!(peer = ?request.remote_addr(), "admin call refused: wrong bearer token");
+            Err(Status::unauthenticated(
+                "the bearer token is not the admin token",
+            ))
+        }
+        Err(crate::trust::AdminRefusal::NoGrant) => Err(Status::permission_denied(format!(
+            "only callers granted admin access may {what} (the admin token as \
+             `authorization: Bearer`, or a client certificate listed in `trust.admin_callers`)"
+        ))),
     }
 }
 

@@ -1,5 +1,6 @@
-//! `pdp.v1.SignalService`: signals in (`Publish`), invalidations out (`Watch`). Trusted
-//! callers only (loopback, or a trusted client certificate).
+//! `pdp.v1.SignalService`: signals in (`Publish`: callers holding the admin grant only, see
+//! [`crate::trust`]), invalidations out (`Watch`: trusted callers, loopback or a trusted
+//! client certificate).
 
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
@@ -142,7 +143,7 @@ impl pb::signal_service_server::SignalService for SignalService {
         &self,
         request: Request<pb::PublishRequest>,
     ) -> Result<Response<pb::PublishResponse>, Status> {
-        self.authorize(&request, "publish signals")?;
+        super::require_admin(&self.state, &request, "publish signals")?;
         let pb::PublishRequest { signals } = request.into_inner();
         if signals.is_empty() {
             return Err(Status::invalid_argument("`signals`: no signal"));

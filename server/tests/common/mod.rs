@@ -55,7 +55,40 @@ where
 }
 
 /// [`start_pdp`] listening on `listen` (e.g. a fixed port, to restart a server in place).
+///
+/// Most tests publish signals and reload from this process, on loopback: unless `args`
+/// (or `envs`) say otherwise about loopback or the admin grant, the server is started with
+/// the development setting `--admin-loopback true`. [`start_pdp_plain`] adds nothing.
 pub fn start_pdp_on<I, S>(listen: &str, args: I, envs: &[(&str, &str)]) -> Server
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let args: Vec<std::ffi::OsString> = args.into_iter().map(|a| a.as_ref().to_owned()).collect();
+    let decides_grant = args.iter().any(|a| {
+        let a = a.to_string_lossy();
+        a.starts_with("--admin-") || a.starts_with("--trust-loopback")
+    }) || envs
+        .iter()
+        .any(|(k, _)| k.starts_with("PDP_ADMIN_") || *k == "PDP_TRUST_LOOPBACK");
+    let mut all: Vec<std::ffi::OsString> = Vec::new();
+    if !decides_grant {
+        all.extend(["--admin-loopback".into(), "true".into()]);
+    }
+    all.extend(args);
+    spawn_pdp(listen, all, envs)
+}
+
+/// `pdp serve --listen 127.0.0.1:0 --http-listen 127.0.0.1:0 ARGS`, nothing added.
+pub fn start_pdp_plain<I, S>(args: I, envs: &[(&str, &str)]) -> Server
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    spawn_pdp("127.0.0.1:0", args, envs)
+}
+
+fn spawn_pdp<I, S>(listen: &str, args: I, envs: &[(&str, &str)]) -> Server
 where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
@@ -236,6 +269,16 @@ pub async fn stop_gracefully(mut server: Server) {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     panic!("pdp serve did not stop on SIGTERM");
+}
+
+/// The admin bearer token of [`admin_token_file`].
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789abcdef";
+
+/// A file holding [`ADMIN_TOKEN`], for `--admin-token-file`.
+pub fn admin_token_file() -> tempfile::NamedTempFile {
+    let mut f = tempfile::NamedTempFile::new().unwrap();
+    std::io::Write::write_all(&mut f, format!("{ADMIN_TOKEN}\n").as_bytes()).unwrap();
+    f
 }
 
 /// A file of `server/tests/fixtures/`.
