@@ -63,13 +63,22 @@ enum Command {
 #[derive(Debug, Subcommand)]
 enum AuditCommand {
     /// Verify decision log files (given in order: rotated files first, the current one
-    /// last): every record's hash, the chain, the checkpoints and, with --key, their
-    /// signatures. Exit 0 when intact, 1 with the first problem's file and line.
+    /// last): every record's hash, the chain from its start, the checkpoints and, with
+    /// --key, their signatures. Exit 0 when intact, 1 with the first problem's file and line.
     Verify {
         /// The Ed25519 public key that signs checkpoints (PEM); without it signatures are not
         /// checked.
         #[arg(long)]
         key: Option<PathBuf>,
+        /// The latest checkpoint as published beside the log (`FILE.head`): the log must
+        /// still hold the record it attests (a log cut back to an earlier checkpoint does
+        /// not).
+        #[arg(long)]
+        head: Option<PathBuf>,
+        /// The log must reach at least this record (e.g. the last value seen of
+        /// `pdp_decision_log_checkpoint_seq`).
+        #[arg(long, value_name = "SEQ")]
+        expect_seq: Option<u64>,
         /// The log files.
         #[arg(required = true)]
         files: Vec<PathBuf>,
@@ -131,7 +140,12 @@ pub fn main() -> ExitCode {
         Command::Policy(PolicyCommand::Validate { dir }) => validate(&dir),
         Command::Policy(PolicyCommand::Test { dir }) => test(&dir),
         Command::Policy(PolicyCommand::Lint { dir, format }) => lint_dir(&dir, format),
-        Command::Audit(AuditCommand::Verify { key, files }) => audit_verify(key.as_deref(), &files),
+        Command::Audit(AuditCommand::Verify {
+            key,
+            head,
+            expect_seq,
+            files,
+        }) => audit_verify(key.as_deref(), head.as_deref(), expect_seq, &files),
         Command::Audit(AuditCommand::PublicKey { key }) => audit_public_key(&key),
         Command::Serve(args) => match crate::config::ServeConfig::resolve(&args) {
             Ok(config) => serve(&config),
@@ -390,7 +404,18 @@ fn lint_dir(dir: &Path, format: OutputFormat) -> u8 {
     }
 }
 
-fn audit_verify(key: Option<&Path>, files: &[PathBuf]) -> u8 {
+/// `n` and `one` or `many` as `n` asks.
+fn counted(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+fn audit_verify(
+    key: Option<&Path>,
+    head: Option<&Path>,
+    expect_seq: Option<u64>,
+    files: &[PathBuf],
+) -> u8 {
+    use crate::audit::verify::{self, Expected, VerifyError};
     use ed25519_dalek::pkcs8::DecodePublicKey;
     let key = match key {
         Some(path) => {
@@ -410,24 +435,68 @@ fn audit_verify(key: Option<&Path>, files: &[PathBuf]) -> u8 {
         }
         None => None,
     };
-    match crate::audit::verify::verify(files, key.as_ref()) {
+    let mut expected = Vec::new();
+    if let Some(seq) = expect_seq {
+        expected.push(Expected {
+            seq,
+            head: None,
+            source: format!("--expect-seq {seq}"),
+        });
+    }
+    let result = match head {
+        Some(path) => verify::read_head(path, key.as_ref()).and_then(|e| {
+            expected.push(e);
+            verify::verify_expecting(files, key.as_ref(), &expected)
+        }),
+        None => verify::verify_expecting(files, key.as_ref(), &expected),
+    };
+    match result {
         Ok(r) => {
+            for loss in &r.losses {
+                println!("warning: {loss}");
+            }
+            let records = if r.records == 0 {
+                "no records".to_owned()
+            } else {
+                format!(
+                    "{} (seq {}..{})",
+                    counted(r.records, "record", "records"),
+                    r.first_seq,
+                    r.last_seq
+                )
+            };
+            let continues = r.continues.as_ref().map_or_else(String::new, |name| {
+                format!(
+                    ", continuing `{name}` from its signed checkpoint of record {}",
+                    r.first_seq.saturating_sub(1)
+                )
+            });
+            let held: String = r
+                .expected
+                .iter()
+                .map(|e| format!("; {} holds (record {})", e.source, e.seq))
+                .collect();
             println!(
-                "intact: {} records (seq {}..{}), {} checkpoints, the last at {}; signatures {}",
-                r.records,
-                r.first_seq,
-                r.last_seq,
-                r.checkpoints,
+                "intact: {records}{continues}, {}, the last at {}; signatures {}{held}{}",
+                counted(r.checkpoints, "checkpoint", "checkpoints"),
                 r.last_checkpoint,
                 if r.signatures_checked {
                     "verified"
                 } else {
                     "not checked (no --key)"
+                },
+                if r.losses.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        "; {} lost to a crash (above)",
+                        counted(r.losses.len() as u64, "partial line", "partial lines")
+                    )
                 }
             );
             0
         }
-        Err(crate::audit::verify::VerifyError::Tampered(t)) => {
+        Err(VerifyError::Tampered(t)) => {
             println!("NOT INTACT: {t}");
             EXIT_PROBLEMS
         }

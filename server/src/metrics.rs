@@ -108,6 +108,9 @@ pub struct Metrics {
     /// `pdp_decision_log_refused_total`: decisions turned into denies because the log could
     /// not keep up (`overflow = "deny"`).
     pub log_refused: Counter,
+    /// `pdp_decision_log_checkpoint_seq`: the last record the latest checkpoint covers,
+    /// published outside the log so that a log cut back to an earlier checkpoint shows.
+    pub log_checkpoint_seq: Gauge,
     /// Whether per-decision metrics are recorded (`--metrics off` turns them off).
     enabled: std::sync::atomic::AtomicBool,
 }
@@ -134,6 +137,7 @@ impl Metrics {
             log_written: Counter::default(),
             log_dropped: Counter::default(),
             log_refused: Counter::default(),
+            log_checkpoint_seq: Gauge::default(),
             enabled: std::sync::atomic::AtomicBool::new(true),
         };
         registry.register("decisions", "Decisions made", m.decisions.clone());
@@ -208,6 +212,11 @@ impl Metrics {
             "decision_log_refused",
             "Decisions denied because the decision log could not keep up",
             m.log_refused.clone(),
+        );
+        registry.register(
+            "decision_log_checkpoint_seq",
+            "The seq of the last record the latest decision log checkpoint covers",
+            m.log_checkpoint_seq.clone(),
         );
         Metrics { registry, ..m }
     }

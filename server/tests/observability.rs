@@ -238,3 +238,291 @@ async fn a_log_that_cannot_keep_up_denies_when_told_to_fail_closed() {
     assert!(refused > 0, "a queue of one never overflowed");
     assert!(metric(&server, "pdp_decision_log_refused_total") >= refused as f64);
 }
+
+/// `pdp serve --config` with a signed decision log at `DIR/decisions.jsonl` (`extra`: more
+/// `[decision_log]` settings).
+fn start_logging(dir: &std::path::Path, extra: &str) -> common::Server {
+    let config = dir.join("pdp.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "max_batch_items = 5000\n[decision_log]\npath = \"{}\"\nsigning_key = \"{}\"\n{extra}\n",
+            dir.join("decisions.jsonl").display(),
+            fixture("ed25519.pem"),
+        ),
+    )
+    .unwrap();
+    start_pdp(["--config", config.to_str().unwrap()], &[])
+}
+
+/// Decides a batch of `n` items (`n` records).
+async fn decide(server: &common::Server, n: usize) {
+    let c = channel(server).await;
+    let mut authz = pb::authorization_service_client::AuthorizationServiceClient::new(c);
+    let base = readme_request(Some(true));
+    let batch = authz
+        .check_batch(pb::CheckBatchRequest {
+            subject: base.subject.clone(),
+            action: "s3:GetObject".into(),
+            context: base.context.clone(),
+            items: (0..n)
+                .map(|i| pb::CheckBatchItem {
+                    resource: Some(pb::Resource {
+                        id: format!("arn:aws:s3:::my-bucket/data/{i}.csv"),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(batch.responses.len(), n);
+}
+
+/// `pdp audit verify --key PUB [ARGS] FILES`: exit code and stdout and stderr.
+fn audit_verify(args: &[&str], files: &[&std::path::Path]) -> (Option<i32>, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let public = dir.path().join("pub.pem");
+    let out = pdp(&["audit", "public-key", &fixture("ed25519.pem")]);
+    assert!(out.status.success());
+    std::fs::write(&public, &out.stdout).unwrap();
+    let mut all = vec!["audit", "verify", "--key", public.to_str().unwrap()];
+    all.extend_from_slice(args);
+    all.extend(files.iter().map(|f| f.to_str().unwrap()));
+    let out = pdp(&all);
+    (
+        out.status.code(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+fn log_lines(path: &std::path::Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+fn save_lines(path: &std::path::Path, lines: &[String]) {
+    std::fs::write(path, lines.join("\n") + "\n").unwrap();
+}
+
+#[tokio::test]
+async fn records_removed_at_the_head_or_a_log_cut_back_to_a_checkpoint_are_found() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("decisions.jsonl");
+    let server = start_logging(dir.path(), "checkpoint_every = 5");
+    decide(&server, 15).await;
+    // The latest checkpoint is published outside the log as it is written.
+    let mut published = 0.0;
+    for _ in 0..100 {
+        published = metric(&server, "pdp_decision_log_checkpoint_seq");
+        if published >= 15.0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(published, 15.0);
+    stop_gracefully(server).await;
+    let head = dir.path().join("decisions.jsonl.head");
+    let attested: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&head).unwrap()).unwrap();
+    assert_eq!(attested["checkpoint"]["seq"], 15);
+    let head_arg = ["--head", head.to_str().unwrap()];
+
+    let (code, said) = audit_verify(&head_arg, &[&log]);
+    assert_eq!(code, Some(0), "{said}");
+    assert!(
+        said.contains("intact: 15 records (seq 1..15), 3 checkpoints"),
+        "{said}"
+    );
+    assert!(
+        said.contains("decisions.jsonl.head` holds (record 15)"),
+        "{said}"
+    );
+
+    // Lines: records 1-5, checkpoint, records 6-10, checkpoint, records 11-15, checkpoint.
+    let lines = log_lines(&log);
+    assert_eq!(lines.len(), 18);
+    assert!(lines[17].starts_with("{\"checkpoint\""));
+    let cut = dir.path().join("cut.jsonl");
+    let found = |kept: &[String]| {
+        save_lines(&cut, kept);
+        audit_verify(&[], &[&cut])
+    };
+    let (code, said) = found(&lines[1..]);
+    assert_eq!(code, Some(1), "the first record removed: {said}");
+    assert!(
+        said.contains("cut.jsonl:1: the log starts at record 2, not at record 1"),
+        "{said}"
+    );
+    let (code, said) = found(&lines[14..]);
+    assert_eq!(code, Some(1), "the first 14 lines removed: {said}");
+    assert!(
+        said.contains("cut.jsonl:1: the log starts at record 13"),
+        "{said}"
+    );
+    let (code, said) = found(&lines[17..]);
+    assert_eq!(code, Some(1), "only the last checkpoint left: {said}");
+    assert!(
+        said.contains("cut.jsonl:1: the log starts with a checkpoint of record 15"),
+        "{said}"
+    );
+
+    // Cut back to the checkpoint of record 10: a valid log on its own, but not against the
+    // checkpoint published outside it.
+    let (code, said) = found(&lines[..12]);
+    assert_eq!(code, Some(0), "{said}");
+    assert!(said.contains("intact: 10 records (seq 1..10)"), "{said}");
+    let (code, said) = audit_verify(&head_arg, &[&cut]);
+    assert_eq!(code, Some(1), "{said}");
+    assert!(
+        said.contains("cut.jsonl:13: truncated: the log ends at record 10")
+            && said.contains("attests record 15"),
+        "{said}"
+    );
+    let (code, said) = audit_verify(&["--expect-seq", "15"], &[&cut]);
+    assert_eq!(code, Some(1), "{said}");
+    assert!(said.contains("--expect-seq 15 attests record 15"), "{said}");
+}
+
+#[tokio::test]
+async fn a_rotated_file_opens_with_the_signed_checkpoint_of_the_file_it_continues() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("decisions.jsonl");
+    let server = start_logging(dir.path(), "max_mib = 1");
+    // About 600 bytes a record (1,778 to the MiB): past 1 MiB once.
+    decide(&server, 2500).await;
+    stop_gracefully(server).await;
+    let mut rotated: Vec<std::path::PathBuf> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            let name = p.file_name().unwrap().to_str().unwrap();
+            name.starts_with("decisions.jsonl.") && name[16..].bytes().all(|b| b.is_ascii_digit())
+        })
+        .collect();
+    rotated.sort();
+    assert_eq!(rotated.len(), 1, "{rotated:?}");
+    let old = &rotated[0];
+    let old_name = old.file_name().unwrap().to_str().unwrap();
+    let last_old: u64 = old_name[16..].parse().unwrap();
+
+    let (code, said) = audit_verify(&[], &[old, &log]);
+    assert_eq!(code, Some(0), "{said}");
+    assert!(
+        said.contains("intact: 2500 records (seq 1..2500)"),
+        "{said}"
+    );
+    // The current file alone: the range it covers, and the file it continues.
+    let (code, said) = audit_verify(&[], &[&log]);
+    assert_eq!(code, Some(0), "{said}");
+    assert!(
+        said.contains(&format!(
+            "records (seq {}..2500), continuing `{old_name}` from its signed checkpoint of record {last_old}",
+            last_old + 1
+        )),
+        "{said}"
+    );
+    let (code, said) = audit_verify(&["--head", &format!("{}.head", log.display())], &[&log]);
+    assert_eq!(code, Some(0), "{said}");
+
+    let lines = log_lines(&log);
+    assert!(
+        lines[0].contains(&format!("\"continues\":\"{old_name}\"")),
+        "{}",
+        lines[0]
+    );
+    let cut = dir.path().join("cut.jsonl");
+    // Its first record removed, the opening checkpoint kept.
+    save_lines(&cut, &[&lines[..1], &lines[2..]].concat());
+    let (code, said) = audit_verify(&[], &[&cut]);
+    assert_eq!(code, Some(1), "{said}");
+    assert!(
+        said.contains(&format!(
+            "cut.jsonl:2: record {} follows record {last_old}",
+            last_old + 2
+        )),
+        "{said}"
+    );
+    // The opening checkpoint removed too.
+    save_lines(&cut, &lines[2..]);
+    let (code, said) = audit_verify(&[], &[&cut]);
+    assert_eq!(code, Some(1), "{said}");
+    assert!(
+        said.contains("cut.jsonl:1: the log starts at record"),
+        "{said}"
+    );
+    // Files out of order, or the rotated one with its last record removed.
+    let (code, said) = audit_verify(&[], &[&log, old]);
+    assert_eq!(code, Some(1), "{said}");
+    let old_lines = log_lines(old);
+    let n = old_lines.len();
+    save_lines(&cut, &[&old_lines[..n - 2], &old_lines[n - 1..]].concat());
+    let (code, said) = audit_verify(&[], &[&cut, &log]);
+    assert_eq!(code, Some(1), "{said}");
+}
+
+#[tokio::test]
+async fn a_restart_after_a_crash_cuts_the_partial_line_and_the_log_says_so_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("decisions.jsonl");
+    let server = start_logging(dir.path(), "");
+    decide(&server, 1).await;
+    stop_gracefully(server).await;
+    let (code, said) = audit_verify(&[], &[&log]);
+    assert_eq!(code, Some(0), "{said}");
+    assert!(
+        said.contains("intact: 1 record (seq 1..1), 1 checkpoint, the last at"),
+        "{said}"
+    );
+
+    let server = start_logging(dir.path(), "");
+    decide(&server, 2).await;
+    // Records reach the file within 100 ms; then the process dies mid-write.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    server.stop();
+    let lines = log_lines(&log);
+    assert_eq!(lines.len(), 4, "{lines:?}");
+    let partial = &lines[3][..lines[3].len() / 2];
+    let mut text = std::fs::read_to_string(&log).unwrap();
+    text.push_str(partial);
+    std::fs::write(&log, &text).unwrap();
+
+    let server = start_logging(dir.path(), "");
+    decide(&server, 1).await;
+    stop_gracefully(server).await;
+    let kept = std::fs::read_to_string(dir.path().join("decisions.jsonl.partial")).unwrap();
+    assert_eq!(kept, format!("{partial}\n"));
+    let (code, said) = audit_verify(&[], &[&log]);
+    assert_eq!(code, Some(0), "{said}");
+    assert_eq!(said.matches("warning:").count(), 1, "{said}");
+    assert!(
+        said.contains(&format!(
+            "warning: {}:5: a partial line of {} bytes",
+            log.display(),
+            partial.len()
+        )) && said.contains("decisions.jsonl.partial"),
+        "{said}"
+    );
+    // Records 1-3, the note of the cut (4), the new record (5).
+    assert!(said.contains("intact: 5 records (seq 1..5)"), "{said}");
+    let note: serde_json::Value = serde_json::from_str(&log_lines(&log)[4]).unwrap();
+    assert_eq!(note["recovered"]["line"], 5);
+
+    // A later restart on the now clean log reports nothing new.
+    let server = start_logging(dir.path(), "");
+    decide(&server, 1).await;
+    stop_gracefully(server).await;
+    let (code, said) = audit_verify(&[], &[&log]);
+    assert_eq!(code, Some(0), "{said}");
+    assert_eq!(said.matches("warning:").count(), 1, "{said}");
+}

@@ -2,8 +2,12 @@
 //! dedicated thread, in a tamper-evident file. Each record carries `prev`, the hash of the
 //! record before it, and `hash`, the SHA-256 of its own line up to that field; at intervals
 //! (and at shutdown and rotation) a checkpoint line signs the head of the chain with Ed25519.
-//! [`verify`] checks a log and locates the first record that was edited, removed, reordered
-//! or cut off.
+//! A log starts at record 1, whose `prev` is [`GENESIS`]; a file started by rotation opens
+//! with a signed checkpoint naming the file it continues. The latest checkpoint is also
+//! published outside the log (`FILE.head` and a metric), since cutting a log back to an
+//! earlier checkpoint leaves a valid file. A partial last line left by a crash is cut off at
+//! the next start and noted in the chain. [`verify`] checks a log and locates the first
+//! record that was edited, removed, reordered or cut off.
 
 pub mod verify;
 
@@ -29,7 +33,7 @@ const TICK: Duration = Duration::from_millis(5);
 /// The longest a written record waits in the buffer.
 pub const FLUSH_EVERY: Duration = Duration::from_millis(100);
 
-/// The `prev` of the first record of a log.
+/// The `prev` of the first record of a log (record 1): the head of the empty log, record 0.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// Record fields that can be left out or masked (the others always appear).
@@ -260,6 +264,10 @@ pub struct Checkpoint {
     pub seq: u64,
     /// When it was written (RFC 3339).
     pub time: String,
+    /// Set only on the checkpoint that opens a file started by rotation: the name of the
+    /// file it continues, whose closing checkpoint attests the same record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub continues: Option<String>,
 }
 
 impl Checkpoint {
@@ -373,7 +381,11 @@ impl DecisionLog {
             }
             None => None,
         };
-        let (seq, head) = resume(&config.path)?;
+        let Resumed {
+            seq,
+            head,
+            recovered,
+        } = resume(&config.path)?;
         let file = open_append(&config.path)?;
         let capacity = config.queue.max(1);
         let queue = std::sync::Arc::new(Queue {
@@ -392,7 +404,7 @@ impl DecisionLog {
             None => u16::MAX,
         };
         let masked = field_bits(&mut config.mask.iter());
-        let writer = Writer {
+        let mut writer = Writer {
             size: file.metadata().map(|m| m.len()).unwrap_or(0),
             file,
             buf: Vec::with_capacity(BUFFER_BYTES + 4096),
@@ -409,6 +421,11 @@ impl DecisionLog {
             flushed: Instant::now(),
             config,
         };
+        if let Some(recovered) = &recovered {
+            // The first record after the cut says what was lost, and where.
+            writer.note_recovered(recovered);
+            writer.flush();
+        }
         let taken = Vec::with_capacity(capacity.min(1024));
         let for_writer = std::sync::Arc::clone(&queue);
         std::thread::Builder::new()
@@ -451,6 +468,23 @@ impl DecisionLog {
     }
 }
 
+/// `FILE.<suffix>`, beside the log.
+fn beside(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+/// Where the latest checkpoint is published: `FILE.head`.
+pub fn head_path(log: &Path) -> PathBuf {
+    beside(log, ".head")
+}
+
+/// Where a partial last line cut off at start is kept: `FILE.partial`.
+pub fn partial_path(log: &Path) -> PathBuf {
+    beside(log, ".partial")
+}
+
 fn open_append(path: &Path) -> Result<std::fs::File, AuditError> {
     std::fs::OpenOptions::new()
         .create(true)
@@ -459,22 +493,99 @@ fn open_append(path: &Path) -> Result<std::fs::File, AuditError> {
         .map_err(|e| file_error(path, e))
 }
 
-/// The sequence number and hash of the last record of an existing log (0 and the genesis
-/// hash for a new one).
-fn resume(path: &Path) -> Result<(u64, String), AuditError> {
+/// A partial last line found at start (a write cut off by a crash), cut off the log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Recovered {
+    /// The line it was on (1-based), where the note of its loss now is.
+    pub line: u64,
+    /// Its length.
+    pub bytes: u64,
+    /// Its SHA-256 (hex), to find it in the partial file.
+    pub sha256: String,
+    /// The file it was appended to (`FILE.partial`).
+    pub partial: String,
+}
+
+/// Where an existing log ends: the last record's sequence number and hash (0 and the
+/// genesis hash for a new log), and the partial last line cut off, if any.
+struct Resumed {
+    seq: u64,
+    head: String,
+    recovered: Option<Recovered>,
+}
+
+/// Reads where an existing log ends. A last line without its newline (a write cut off by a
+/// crash) is moved to `FILE.partial` and cut off the log, so that new records start on a
+/// line of their own instead of completing it.
+fn resume(path: &Path) -> Result<Resumed, AuditError> {
+    let mut resumed = Resumed {
+        seq: 0,
+        head: GENESIS.to_owned(),
+        recovered: None,
+    };
     let file = match std::fs::File::open(path) {
         Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((0, GENESIS.into())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(resumed),
         Err(e) => return Err(file_error(path, e)),
     };
-    let mut last = (0, GENESIS.to_owned());
-    for line in std::io::BufReader::new(file).lines() {
-        let line = line.map_err(|e| file_error(path, e))?;
-        if let Some((seq, hash)) = verify::record_seq_and_hash(&line) {
-            last = (seq, hash);
+    let mut reader = std::io::BufReader::new(file);
+    let (mut complete, mut lines) = (0u64, 0u64);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        let n = reader
+            .read_until(b'\n', &mut line)
+            .map_err(|e| file_error(path, e))?;
+        if n == 0 {
+            break;
+        }
+        if line.last() != Some(&b'\n') {
+            resumed.recovered = Some(cut_partial(path, complete, lines + 1, &line)?);
+            break;
+        }
+        complete += n as u64;
+        lines += 1;
+        let text = String::from_utf8_lossy(line.get(..n - 1).unwrap_or_default());
+        if let Some((seq, hash)) = verify::record_seq_and_hash(&text) {
+            (resumed.seq, resumed.head) = (seq, hash);
+        } else if let Ok(c) = serde_json::from_str::<CheckpointLine>(&text) {
+            // A file that holds only the checkpoint opening it continues from that checkpoint.
+            (resumed.seq, resumed.head) = (c.checkpoint.seq, c.checkpoint.head);
         }
     }
-    Ok(last)
+    Ok(resumed)
+}
+
+/// Appends `partial` (the last line, `line`, from byte `at`) to `FILE.partial` and cuts it
+/// off the log.
+fn cut_partial(path: &Path, at: u64, line: u64, partial: &[u8]) -> Result<Recovered, AuditError> {
+    let kept = partial_path(path);
+    let mut out = open_append(&kept)?;
+    out.write_all(partial)
+        .and_then(|()| out.write_all(b"\n"))
+        .and_then(|()| out.sync_all())
+        .map_err(|e| file_error(&kept, e))?;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .and_then(|f| f.set_len(at))
+        .map_err(|e| file_error(path, e))?;
+    tracing::warn!(
+        file = %path.display(),
+        line,
+        bytes = partial.len(),
+        kept = %kept.display(),
+        "the decision log ended with a partial line (a write cut off by a crash): cut off and kept"
+    );
+    Ok(Recovered {
+        line,
+        bytes: partial.len() as u64,
+        sha256: sha256_hex(partial),
+        partial: kept
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+    })
 }
 
 /// Bit `i` stands for `FIELDS[i]` in the writer's `shown` and `masked`.
@@ -601,6 +712,19 @@ impl Writer {
         let mut buf = std::mem::take(&mut self.buf);
         let start = buf.len();
         self.body(r, &mut buf);
+        self.seal(&mut buf, start);
+        let line_len = buf.len() - start;
+        self.buf = buf;
+        self.first_uncovered.get_or_insert_with(Instant::now);
+        self.ended(line_len);
+        if self.size >= self.config.max_bytes {
+            self.rotate();
+        }
+    }
+
+    /// Ends the body at `buf[start..]` (which ends with `"prev":"…"}`) with its hash and a
+    /// newline; the hash becomes the chain's head.
+    fn seal(&mut self, buf: &mut Vec<u8>, start: usize) {
         let digest = Sha256::digest(buf.get(start..).unwrap_or_default());
         self.head.clear();
         push_hex(&mut self.head, &digest);
@@ -609,13 +733,35 @@ impl Writer {
         buf.extend_from_slice(b",\"hash\":\"");
         buf.extend_from_slice(&self.head);
         buf.extend_from_slice(b"\"}\n");
+    }
+
+    /// Writes the record that notes a partial line cut off at start: it takes the next
+    /// sequence number and joins the chain like any record, so its removal shows.
+    fn note_recovered(&mut self, recovered: &Recovered) {
+        self.seq += 1;
+        let mut buf = std::mem::take(&mut self.buf);
+        let start = buf.len();
+        buf.extend_from_slice(b"{\"seq\":");
+        push_u64(&mut buf, self.seq);
+        buf.extend_from_slice(b",\"time\":");
+        push_json_string(
+            &mut buf,
+            chrono::Utc::now()
+                .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+                .as_bytes(),
+        );
+        buf.extend_from_slice(b",\"recovered\":");
+        if serde_json::to_writer(&mut buf, recovered).is_err() {
+            buf.extend_from_slice(b"{}");
+        }
+        buf.extend_from_slice(b",\"prev\":\"");
+        buf.extend_from_slice(&self.head);
+        buf.extend_from_slice(b"\"}");
+        self.seal(&mut buf, start);
         let line_len = buf.len() - start;
         self.buf = buf;
         self.first_uncovered.get_or_insert_with(Instant::now);
         self.ended(line_len);
-        if self.size >= self.config.max_bytes {
-            self.rotate();
-        }
     }
 
     /// Appends `"name":value,` (the value masked when configured) when `field` is shown.
@@ -746,11 +892,20 @@ impl Writer {
             // Nothing new since the last checkpoint in this file.
             return;
         }
+        self.write_checkpoint(None);
+    }
+
+    /// Writes a checkpoint of the chain's head (`continues`: the file a new file continues),
+    /// flushes the file, and publishes the checkpoint outside the log: `FILE.head`, replaced
+    /// atomically, and the `pdp_decision_log_checkpoint_seq` gauge. The file is flushed first
+    /// so that the published checkpoint is never ahead of the log.
+    fn write_checkpoint(&mut self, continues: Option<String>) {
         self.checkpointed = true;
         let checkpoint = Checkpoint {
             head: String::from_utf8_lossy(&self.head).into_owned(),
             seq: self.seq,
             time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            continues,
         };
         let signature = self.key.as_ref().map(|k| {
             base64::engine::general_purpose::STANDARD
@@ -763,22 +918,38 @@ impl Writer {
         let start = self.buf.len();
         if serde_json::to_writer(&mut self.buf, &line).is_ok() {
             self.buf.push(b'\n');
-            let line_len = self.buf.len() - start;
-            self.ended(line_len);
+            let published = self.buf.get(start..).unwrap_or_default().to_vec();
+            self.size += published.len() as u64;
+            self.flush();
+            self.publish(&published, line.checkpoint.seq);
         } else {
             self.buf.truncate(start);
         }
         self.covered = self.seq;
     }
 
+    /// Replaces `FILE.head` with `line` (written to `FILE.head.tmp`, then renamed over it).
+    fn publish(&self, line: &[u8], seq: u64) {
+        let head = head_path(&self.config.path);
+        let tmp = beside(&head, ".tmp");
+        let written = std::fs::write(&tmp, line).and_then(|()| std::fs::rename(&tmp, &head));
+        if let Err(e) = written {
+            tracing::error!(file = %head.display(), "the decision log head cannot be published: {e}");
+        }
+        crate::metrics::metrics()
+            .log_checkpoint_seq
+            .set(i64::try_from(seq).unwrap_or(i64::MAX));
+    }
+
     /// Closes the current file with a checkpoint, renames it `<name>.<last seq>`, and starts
-    /// a new one that continues the chain.
+    /// a new one that continues the chain: it opens with a checkpoint of the same record that
+    /// names the file it continues, so that a file whose first records were removed cannot
+    /// pass for one that continues another.
     fn rotate(&mut self) {
         self.checkpoint();
         self.flush();
         let path = self.config.path.clone();
-        let mut rotated = path.clone().into_os_string();
-        rotated.push(format!(".{:020}", self.seq));
+        let rotated = beside(&path, &format!(".{:020}", self.seq));
         if let Err(e) = std::fs::rename(&path, &rotated) {
             tracing::error!("the decision log cannot be rotated: {e}");
             return;
@@ -787,7 +958,11 @@ impl Writer {
             Ok(file) => {
                 self.file = file;
                 self.size = 0;
-                self.checkpointed = false;
+                let name = rotated
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                self.write_checkpoint(Some(name));
             }
             Err(e) => tracing::error!("the decision log cannot be reopened: {e}"),
         }

@@ -169,16 +169,25 @@ fn checkpoints_signed_by_another_key_or_edited_are_refused() {
     assert!(!report.signatures_checked);
 }
 
+/// The files rotated out of `dir`'s `decisions.jsonl`, in order.
+fn rotated(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            let name = p.file_name().unwrap().to_str().unwrap();
+            name.len() > 16 && name[16..].bytes().all(|b| b.is_ascii_digit())
+        })
+        .collect();
+    files.sort();
+    files
+}
+
 #[test]
 fn rotation_keeps_the_chain_across_files() {
     let dir = tempfile::tempdir().unwrap();
     let path = write_log(dir.path(), 30, |c| c.max_bytes = 2000);
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir.path())
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p != &path)
-        .collect();
-    files.sort();
+    let mut files = rotated(dir.path());
     assert!(files.len() >= 2, "{files:?}");
     files.push(path);
     let report = verify(&files, Some(&public_key())).unwrap();
@@ -187,6 +196,27 @@ fn rotation_keeps_the_chain_across_files() {
     let mut gap = files.clone();
     gap.remove(1);
     assert!(verify(&gap, Some(&public_key())).is_err());
+    // Each file after the first verifies alone, from the checkpoint it opens with.
+    let report = verify(&files[1..], Some(&public_key())).unwrap();
+    assert!(
+        report.continues.is_some() && report.first_seq > 1,
+        "{report:?}"
+    );
+}
+
+#[test]
+fn a_restart_on_a_file_holding_only_its_opening_checkpoint_continues_the_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    // Every record rotates: the current file holds only the checkpoint that opens it.
+    let path = write_log(dir.path(), 3, |c| c.max_bytes = 1);
+    assert_eq!(lines(&path).len(), 1);
+    write_log(dir.path(), 1, |c| c.max_bytes = 1 << 20);
+    let mut files = rotated(dir.path());
+    files.push(path.clone());
+    let report = verify(&files, Some(&public_key())).unwrap();
+    assert_eq!((report.records, report.last_seq), (4, 4));
+    let report = verify(&[path], Some(&public_key())).unwrap();
+    assert_eq!((report.first_seq, report.last_seq), (4, 4));
 }
 
 #[test]
