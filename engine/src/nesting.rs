@@ -141,7 +141,7 @@ impl Yaml<'_> {
     }
 
     /// Skips to the end of the line (not past the newline).
-    fn to_eol(&mut self) {
+    fn skip_line(&mut self) {
         while self.i < self.b.len() && self.at(self.i) != b'\n' {
             self.i += 1;
         }
@@ -188,7 +188,7 @@ impl Yaml<'_> {
             }
             self.i = start;
             self.line += 1;
-            self.to_eol();
+            self.skip_line();
         }
     }
 
@@ -226,7 +226,7 @@ impl Yaml<'_> {
                 }
                 b' ' | b'\t' | b'\r' => {}
                 b'#' if prev_blank => {
-                    self.to_eol();
+                    self.skip_line();
                     continue;
                 }
                 b'\'' | b'"' if node => {
@@ -262,7 +262,7 @@ impl Yaml<'_> {
                 // JSON-like flow mappings: `{"a":"b"}`.
                 b':' if self.depth > 0 && !plain => node = true,
                 b'|' | b'>' if node && self.depth == 0 => {
-                    self.to_eol();
+                    self.skip_line();
                     self.block_scalar(indent);
                     node = true;
                     plain = false;

@@ -1560,6 +1560,7 @@ mod tests {
 
     #[cfg(unix)]
     #[test]
+    #[allow(clippy::unwrap_used)]
     fn links_are_read_only_inside_the_policy_directory() {
         let root = std::env::temp_dir().join(format!("pdp-links-{}", std::process::id()));
         let dir = root.join("policies");
