@@ -363,12 +363,72 @@ impl PolicySet {
                 continue;
             }
             index.each::<SCAN>(&self.statements, key, |id, s, flags| {
-                if s.applies(&self.shared, ctx, flags) {
-                    allowed |= record(&mut acc.denies, &mut acc.allows, id, flags);
+                if !s.applies(&self.shared, ctx, flags) {
+                    return;
+                }
+                if flags & DENY != 0 {
+                    record(&mut acc.denies, &mut acc.allows, id, flags);
+                } else if self.resource_allow_counts::<SCAN>(s, ctx, key, acc) {
+                    push_unique(&mut acc.allows, tagged(id, flags));
+                    allowed = true;
                 }
             });
         }
         allowed
+    }
+
+    /// Whether a resource-policy Allow that applies counts. Granted to the subject itself
+    /// (`user:`, an `AWS` value, anyone, a `NotPrincipal` that leaves the subject out), it
+    /// does, as in AWS for a grant to the user's ARN. Granted only through roles, it counts
+    /// through a matching role without a permissions boundary, or through one whose boundary
+    /// allows the request too (whose Allows then count as well): a grant to a role's ARN is
+    /// limited by the role's boundary. Boundaries of different roles never mix.
+    fn resource_allow_counts<const SCAN: bool>(
+        &self,
+        s: &Stmt,
+        ctx: &EvalCtx<'_>,
+        key: ActionKey,
+        acc: &mut Acc,
+    ) -> bool {
+        let Some(p) = &s.principal else {
+            return true;
+        };
+        let subject = &ctx.req.subject;
+        if p.negated || p.anyone || p.users.iter().any(|u| u.matches(&subject.id)) {
+            return true;
+        }
+        let granted =
+            |role: &&crate::request::Text| p.roles.iter().any(|r| r.matches(role.as_str()));
+        let boundary_of = |role: &crate::request::Text| {
+            self.roles
+                .get(role.as_str())
+                .and_then(|att| att.boundary.as_deref())
+        };
+        // A matching role without a boundary: nothing limits the grant.
+        if subject
+            .roles
+            .iter()
+            .filter(granted)
+            .any(|role| boundary_of(role).is_none())
+        {
+            return true;
+        }
+        let mut counts = false;
+        for boundary in subject.roles.iter().filter(granted).filter_map(boundary_of) {
+            let mut boundary_allows = Ids::new();
+            boundary.each::<SCAN>(&self.statements, key, |id, b, flags| {
+                if acc.memo.applies(id, b, &self.shared, ctx, flags) {
+                    record(&mut acc.denies, &mut boundary_allows, id, flags);
+                }
+            });
+            if !boundary_allows.is_empty() {
+                counts = true;
+                for id in boundary_allows {
+                    push_unique(&mut acc.allows, id);
+                }
+            }
+        }
+        counts
     }
 
     /// Evaluates one identity attachment; returns whether it allows (with its boundary).

@@ -43,6 +43,7 @@ mod error;
 mod eval;
 mod keys;
 pub mod lint;
+mod nesting;
 mod pattern;
 mod request;
 mod set;
@@ -51,11 +52,12 @@ mod types;
 
 pub use condition::operator_names;
 pub use error::{CompileError, CompileErrors, LoadError};
+pub use nesting::{check_nesting, MAX_NESTING};
 pub use request::{
     Context, Request, Resource, Roles, Scalar, Subject, Tags, TagsIter, Text, Value,
 };
 pub use set::{
-    Attachment, Bindings, Format, PolicySet, PolicySetBuilder, ResourceAttachment, BINDINGS_FILE,
-    MAX_DOCUMENT_BYTES, MAX_POLICIES, MAX_STATEMENTS, ROUTES_FILE,
+    contained_file, Attachment, Bindings, Format, PolicySet, PolicySetBuilder, ResourceAttachment,
+    BINDINGS_FILE, MAX_DOCUMENT_BYTES, MAX_POLICIES, MAX_STATEMENTS, ROUTES_FILE,
 };
 pub use types::{Decision, Effect, Obligation, ObligationType, Reason, StatementInfo};

@@ -868,14 +868,16 @@ impl PolicySetBuilder {
                 text.len()
             ))
         } else {
-            match format {
-                Format::Json => {
-                    serde_json::from_str(text).map_err(|e| format!("invalid JSON: {e}"))
-                }
-                Format::Yaml => {
-                    yaml_serde::from_str(text).map_err(|e| format!("invalid YAML: {e}"))
-                }
-            }
+            crate::nesting::check_nesting(text, format)
+                .and_then(|()| match format {
+                    Format::Json => {
+                        serde_json::from_str(text).map_err(|e| format!("invalid JSON: {e}"))
+                    }
+                    Format::Yaml => {
+                        yaml_serde::from_str(text).map_err(|e| format!("invalid YAML: {e}"))
+                    }
+                })
+                .and_then(|v| crate::nesting::check_value(&v).map(|()| v))
         };
         self.compiled
             .add(name, origin, parsed.as_ref().map_err(String::clone));
@@ -925,7 +927,9 @@ impl PolicySetBuilder {
         } else if text.trim().is_empty() {
             Ok(Bindings::default())
         } else {
-            yaml_serde::from_str::<Bindings>(text).map_err(|e| format!("invalid bindings: {e}"))
+            crate::nesting::check_nesting(text, Format::Yaml).and_then(|()| {
+                yaml_serde::from_str::<Bindings>(text).map_err(|e| format!("invalid bindings: {e}"))
+            })
         };
         self.bindings = Some(parsed);
         self.bindings_origin = Some(origin.to_owned());
@@ -962,18 +966,21 @@ impl PolicySet {
     }
 
     /// Loads `DIR/*.json`, `DIR/*.yaml`/`*.yml` (one policy each, named by file stem) and
-    /// `DIR/bindings.yaml`. Sub-directories (such as `tests/`) are not read.
+    /// `DIR/bindings.yaml`. Sub-directories (such as `tests/`) are not read; a symbolic link
+    /// is read only if it resolves to a file inside `DIR` (one leaving it is an error of the
+    /// set, see [`contained_file`]).
     pub fn load_dir(dir: impl AsRef<Path>) -> Result<PolicySet, LoadError> {
         let dir = dir.as_ref();
         let io = |path: &Path, source| LoadError::Io {
             path: path.display().to_string(),
             source,
         };
+        let canonical = dir.canonicalize().map_err(|e| io(dir, e))?;
+        // Not `is_file`, which follows links: links are resolved below, within `dir` only.
         let mut entries: Vec<_> = std::fs::read_dir(dir)
             .map_err(|e| io(dir, e))?
             .filter_map(Result::ok)
             .map(|e| e.path())
-            .filter(|p| p.is_file())
             .collect();
         entries.sort();
         let mut builder = PolicySet::builder();
@@ -995,7 +1002,21 @@ impl PolicySet {
                 _ => continue,
             };
             let origin = path.display().to_string();
-            let text = read_bounded(&path).map_err(|e| io(&path, e))?;
+            let target = match contained_file(&canonical, &path) {
+                Ok(Some(target)) => target,
+                Ok(None) => continue,
+                Err(message) => {
+                    builder.error(CompileError {
+                        file: origin,
+                        statement: None,
+                        sid: None,
+                        field: None,
+                        message,
+                    });
+                    continue;
+                }
+            };
+            let text = read_bounded(&target).map_err(|e| io(&path, e))?;
             if file_name == BINDINGS_FILE || file_name == "bindings.yml" {
                 builder = builder.bindings_yaml(&origin, &text);
                 continue;
@@ -1072,6 +1093,29 @@ impl PolicySet {
     pub fn statements(&self) -> impl Iterator<Item = &StatementInfo> {
         self.cold.iter().map(|c| &c.info)
     }
+}
+
+/// Where to read `path`, an entry of the policy directory whose canonical path is `dir`:
+/// `Some` for a regular file, or a symbolic link that resolves to a regular file inside
+/// `dir` (as Kubernetes mounts a ConfigMap); `None` for what is not read (a directory,
+/// a special file, a link to either inside `dir`); an error for a link that resolves
+/// outside `dir` or cannot be resolved. The error names the link only: neither where it
+/// points nor anything of the file there.
+pub fn contained_file(dir: &Path, path: &Path) -> Result<Option<std::path::PathBuf>, String> {
+    let meta = std::fs::symlink_metadata(path)
+        .map_err(|e| format!("cannot read the directory entry: {e}"))?;
+    if !meta.file_type().is_symlink() {
+        return Ok(meta.is_file().then(|| path.to_path_buf()));
+    }
+    let Ok(target) = path.canonicalize() else {
+        return Err("symbolic link that cannot be resolved; not read".to_owned());
+    };
+    if !target.starts_with(dir) {
+        return Err("symbolic link to a file outside the policy directory; not read".to_owned());
+    }
+    Ok(std::fs::metadata(&target)
+        .is_ok_and(|m| m.is_file())
+        .then_some(target))
 }
 
 fn read_bounded(path: &Path) -> std::io::Result<String> {
@@ -1512,6 +1556,39 @@ mod tests {
             super::document_digest(&other, &mut fresh)
         );
         assert_ne!(super::document_digest(&other, &mut scratch), fed);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    #[allow(clippy::unwrap_used)]
+    fn links_are_read_only_inside_the_policy_directory() {
+        let root = std::env::temp_dir().join(format!("pdp-links-{}", std::process::id()));
+        let dir = root.join("policies");
+        let outside = root.join("outside");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::create_dir_all(&outside).unwrap();
+        let doc = r#"{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"s3:GetObject","Resource":"*"}}"#;
+        std::fs::write(dir.join("real.json"), doc).unwrap();
+        std::fs::write(outside.join("secret.yaml"), "password: hunter2\n").unwrap();
+        std::os::unix::fs::symlink(dir.join("real.json"), dir.join("inside.json")).unwrap();
+        assert_eq!(
+            super::PolicySet::load_dir(&dir)
+                .unwrap()
+                .policy_names()
+                .count(),
+            2
+        );
+        std::os::unix::fs::symlink(outside.join("secret.yaml"), dir.join("leak.yaml")).unwrap();
+        let err = super::PolicySet::load_dir(&dir).unwrap_err().to_string();
+        assert!(
+            err.contains("leak.yaml") && err.contains("outside the policy directory"),
+            "{err}"
+        );
+        assert!(
+            !err.contains("password") && !err.contains("hunter2") && !err.contains("secret"),
+            "{err}"
+        );
+        std::fs::remove_dir_all(&root).unwrap();
     }
 
     #[test]

@@ -94,6 +94,7 @@ pub struct ExpectedStatement {
 impl TestFile {
     /// Parses a YAML test file.
     pub fn from_yaml(text: &str) -> Result<Self, String> {
+        crate::nesting::check_nesting(text, crate::Format::Yaml)?;
         yaml_serde::from_str(text).map_err(|e| e.to_string())
     }
 

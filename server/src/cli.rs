@@ -554,6 +554,10 @@ fn serve(config: &crate::config::ServeConfig) -> u8 {
         Ok(s) => s,
         Err(code) => return code,
     };
+    if set.statement_count() == 0 && !config.allow_empty_policies {
+        eprintln!("error: {}", crate::reload::empty_set_problem(dir));
+        return EXIT_POLICIES;
+    }
     let routes = match crate::extauthz::routes::RouteTable::load_dir(dir) {
         Ok(r) => r,
         Err(problems) => {
@@ -794,6 +798,10 @@ fn serve(config: &crate::config::ServeConfig) -> u8 {
         if let Some((url, every, gap)) = &config.jwks_url {
             crate::jwks::spawn_refresher(state.clone(), url.clone(), *every, *gap);
         }
+        state
+            .reloads
+            .allow_empty
+            .store(config.allow_empty_policies, std::sync::atomic::Ordering::Relaxed);
         if let Err(e) = crate::reload::spawn(dir.to_path_buf(), state.clone(), watch) {
             eprintln!("error: {e}");
             return EXIT_SERVE;

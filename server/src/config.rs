@@ -51,6 +51,10 @@ pub struct ServeArgs {
     /// Watch the policy directory for changes [default: true] (SIGHUP reloads either way).
     #[arg(long, env = "PDP_WATCH")]
     pub watch: Option<bool>,
+    /// Serve (and reload to) a policy set with no statements, which denies every request
+    /// [default: false: such a set is refused].
+    #[arg(long, env = "PDP_ALLOW_EMPTY_POLICIES", num_args = 0..=1, default_missing_value = "true")]
+    pub allow_empty_policies: Option<bool>,
     /// A JWKS file with the keys that sign subject tokens (no tokens accepted without one).
     #[arg(long, env = "PDP_JWKS")]
     pub jwks: Option<PathBuf>,
@@ -230,6 +234,7 @@ pub struct FileConfig {
     listen: Option<String>,
     max_batch_items: Option<usize>,
     watch: Option<bool>,
+    allow_empty_policies: Option<bool>,
     #[serde(default)]
     identity: FileIdentity,
     #[serde(default)]
@@ -385,6 +390,8 @@ pub struct ServeConfig {
     pub max_batch_items: usize,
     /// Whether to watch the policy directory.
     pub watch: bool,
+    /// Whether a policy set with no statements may be served.
+    pub allow_empty_policies: bool,
     /// The JWKS file, when tokens are verified with fixed keys.
     pub jwks: Option<PathBuf>,
     /// The JWKS URL, when keys are fetched; with its refresh period and least gap.
@@ -732,6 +739,10 @@ impl ServeConfig {
             listen,
             max_batch_items,
             watch: args.watch.or(file.watch).unwrap_or(true),
+            allow_empty_policies: args
+                .allow_empty_policies
+                .or(file.allow_empty_policies)
+                .unwrap_or(false),
             jwks,
             jwks_url,
             identity,

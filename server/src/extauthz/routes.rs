@@ -164,8 +164,19 @@ impl RouteTable {
     pub fn load_dir(dir: &Path) -> Result<RouteTable, Vec<String>> {
         let path = dir.join(pdp_engine::ROUTES_FILE);
         let shown = path.display().to_string();
+        if std::fs::symlink_metadata(&path).is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
+        {
+            return Ok(RouteTable::default());
+        }
+        let canonical = dir
+            .canonicalize()
+            .map_err(|e| vec![format!("{shown}: {e}")])?;
+        let path = match pdp_engine::contained_file(&canonical, &path) {
+            Ok(Some(target)) => target,
+            Ok(None) => return Err(vec![format!("{shown}: not a regular file")]),
+            Err(e) => return Err(vec![format!("{shown}: {e}")]),
+        };
         match std::fs::metadata(&path) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(RouteTable::default()),
             Err(e) => return Err(vec![format!("{shown}: {e}")]),
             Ok(m) if m.len() > MAX_ROUTES_BYTES => {
                 return Err(vec![format!(
@@ -181,6 +192,8 @@ impl RouteTable {
 
     /// Parses a routes document; `origin` names it in errors.
     pub fn parse(origin: &str, text: &str) -> Result<RouteTable, Vec<String>> {
+        pdp_engine::check_nesting(text, pdp_engine::Format::Yaml)
+            .map_err(|e| vec![format!("{origin}: {e}")])?;
         let raw: RawTable =
             yaml_serde::from_str(text).map_err(|e| vec![format!("{origin}: {e}")])?;
         let mut problems = Vec::new();
