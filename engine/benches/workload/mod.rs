@@ -59,9 +59,22 @@ pub fn path_for(s: usize) -> PathBuf {
     path
 }
 
-/// Whether workload size `s` can be read (always for a vendored size).
-pub fn available(s: usize) -> bool {
-    path_for(s).exists()
+/// The sizes whose files can be read (the vendored ones always), smallest first; each
+/// size left out is reported on standard output.
+pub fn available_sizes() -> Vec<usize> {
+    SIZES
+        .into_iter()
+        .filter(|&s| {
+            let found = path_for(s).exists();
+            if !found {
+                println!(
+                    "S = {s}: {} not found, not measured (set {DIR_VAR} to a directory holding it)",
+                    path_for(s).display()
+                );
+            }
+            found
+        })
+        .collect()
 }
 
 /// The decision a request must get.
