@@ -229,16 +229,34 @@ async fn receive(state: &Arc<State>, headers: &HeaderMap, body: &[u8]) -> Respon
     }
 }
 
-/// The Prometheus text exposition.
-async fn metrics() -> Response {
-    (
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        crate::metrics::metrics().render(),
-    )
-        .into_response()
+/// The metrics: OpenMetrics 1.0 to a scraper that asks for it (Prometheus does), else the
+/// Prometheus 0.0.4 text format.
+async fn metrics(headers: HeaderMap) -> Response {
+    let openmetrics = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("application/openmetrics-text"));
+    let m = crate::metrics::metrics();
+    if openmetrics {
+        (
+            [(
+                header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            m.render(),
+        )
+            .into_response()
+    } else {
+        (
+            [(
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            m.render_prometheus_text(),
+        )
+            .into_response()
+    }
 }
 
 async fn healthz() -> &'static str {

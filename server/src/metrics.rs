@@ -278,7 +278,7 @@ impl Metrics {
             .inc();
     }
 
-    /// The exposition text.
+    /// The OpenMetrics 1.0 exposition text.
     pub fn render(&self) -> String {
         let mut out = String::new();
         if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
@@ -286,6 +286,43 @@ impl Metrics {
         }
         out
     }
+
+    /// The Prometheus 0.0.4 text exposition, for scrapers and tools that do not ask for
+    /// OpenMetrics (`promtool check metrics`, curl).
+    pub fn render_prometheus_text(&self) -> String {
+        prometheus_text(&self.render())
+    }
+}
+
+/// The Prometheus text format of an OpenMetrics text: the two differ, for what this registry
+/// holds, in that OpenMetrics names a counter's family without the `_total` its samples carry
+/// and has `# UNIT` and `# EOF` lines, which the older format lacks.
+pub fn prometheus_text(openmetrics: &str) -> String {
+    let counters: std::collections::HashSet<&str> = openmetrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|rest| rest.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(openmetrics.len());
+    for line in openmetrics.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let meta = ["# HELP ", "# TYPE "]
+            .into_iter()
+            .find_map(|p| line.strip_prefix(p).map(|rest| (p, rest)));
+        match meta.and_then(|(p, rest)| rest.split_once(' ').map(|(n, t)| (p, n, t))) {
+            Some((p, name, text)) if counters.contains(name) && !name.ends_with("_total") => {
+                out.push_str(p);
+                out.push_str(name);
+                out.push_str("_total ");
+                out.push_str(text);
+            }
+            _ => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    out
 }
 
 /// The process's metrics.
