@@ -329,21 +329,7 @@ async fn a_call_past_its_deadline_is_a_deadline_error() {
     // Warm the connection.
     let _ = pdp.check(readme().build()).await;
     let base = readme().build();
-    let slow = pb::CheckBatchRequest {
-        subject: base.subject,
-        action: "s3:GetObject".into(),
-        context: base.context,
-        items: (0..20_000)
-            .map(|i| pb::CheckBatchItem {
-                resource: Some(pb::Resource {
-                    id: format!("arn:aws:s3:::my-bucket/data/{i}.csv"),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            })
-            .collect(),
-        ..Default::default()
-    };
+    let slow = common::data_batch(&base, 20_000);
     let answers = pdp.check_batch(slow).await.unwrap();
     assert!(
         answers

@@ -207,21 +207,7 @@ async fn a_log_that_cannot_keep_up_denies_when_told_to_fail_closed() {
     let mut refused = 0;
     for _ in 0..10 {
         let batch = authz
-            .check_batch(pb::CheckBatchRequest {
-                subject: base.subject.clone(),
-                action: "s3:GetObject".into(),
-                context: base.context.clone(),
-                items: (0..5000)
-                    .map(|i| pb::CheckBatchItem {
-                        resource: Some(pb::Resource {
-                            id: format!("arn:aws:s3:::my-bucket/data/{i}.csv"),
-                            ..Default::default()
-                        }),
-                        ..Default::default()
-                    })
-                    .collect(),
-                ..Default::default()
-            })
+            .check_batch(common::data_batch(&base, 5000))
             .await
             .unwrap()
             .into_inner();
@@ -261,21 +247,7 @@ async fn decide(server: &common::Server, n: usize) {
     let mut authz = pb::authorization_service_client::AuthorizationServiceClient::new(c);
     let base = readme_request(Some(true));
     let batch = authz
-        .check_batch(pb::CheckBatchRequest {
-            subject: base.subject.clone(),
-            action: "s3:GetObject".into(),
-            context: base.context.clone(),
-            items: (0..n)
-                .map(|i| pb::CheckBatchItem {
-                    resource: Some(pb::Resource {
-                        id: format!("arn:aws:s3:::my-bucket/data/{i}.csv"),
-                        ..Default::default()
-                    }),
-                    ..Default::default()
-                })
-                .collect(),
-            ..Default::default()
-        })
+        .check_batch(common::data_batch(&base, n))
         .await
         .unwrap()
         .into_inner();

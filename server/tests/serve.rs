@@ -567,21 +567,7 @@ async fn calls_over_the_concurrency_limit_are_refused_not_queued() {
     let c = client(&server).await;
     // A long call: thousands of distinct decisions in one batch.
     let base = readme_request(true);
-    let batch = pb::CheckBatchRequest {
-        subject: base.subject.clone(),
-        action: "s3:GetObject".into(),
-        context: base.context.clone(),
-        items: (0..5000)
-            .map(|i| pb::CheckBatchItem {
-                resource: Some(pb::Resource {
-                    id: format!("arn:aws:s3:::my-bucket/data/{i}.csv"),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            })
-            .collect(),
-        ..Default::default()
-    };
+    let batch = common::data_batch(&base, 5000);
     // Short calls, one at a time, for as long as the long one runs. Should a short call take
     // the only slot first, the long one is refused itself; should the long one finish before
     // a short call is refused (a busy machine can schedule it so): try again.

@@ -145,6 +145,30 @@ where
     }
 }
 
+/// A batch of `n` reads (`s3:GetObject` on `my-bucket/data/{i}.csv`, each a distinct
+/// decision) with the subject and context of `base`.
+pub fn data_batch(
+    base: &pdp_proto::v1::CheckRequest,
+    n: usize,
+) -> pdp_proto::v1::CheckBatchRequest {
+    use pdp_proto::v1 as pb;
+    pb::CheckBatchRequest {
+        subject: base.subject.clone(),
+        action: "s3:GetObject".into(),
+        context: base.context.clone(),
+        items: (0..n)
+            .map(|i| pb::CheckBatchItem {
+                resource: Some(pb::Resource {
+                    id: format!("arn:aws:s3:::my-bucket/data/{i}.csv"),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })
+            .collect(),
+        ..Default::default()
+    }
+}
+
 /// The README's example request: alice in ApplicationRole reading her data from the
 /// corporate network, with `aws:MultiFactorAuthPresent` set to `mfa` (absent when `None`).
 pub fn readme_request(mfa: Option<bool>) -> pdp_proto::v1::CheckRequest {
