@@ -62,8 +62,12 @@ fn open_loop_keeps_its_schedule_and_reports_the_send_lag() {
         assert!(lag.p50 <= lag.p99 && lag.p99 <= lag.max, "{lag:?}");
         lags.push(lag);
         // Requests go out on time: a release is late by the pacer's sleep (tens of
-        // microseconds) plus scheduling, far below the 1 ms between two requests here.
-        if lag.p50 < 1_000_000 {
+        // microseconds) plus scheduling. On a quiet machine the median is well under the
+        // 1 ms between two requests; right after a build has filled the page cache it
+        // reaches 1.5 ms. A pacer that falls behind its schedule is late by a growing
+        // amount, hundreds of milliseconds by the end of a 2 s run: the median stays under
+        // 5 requests' spacing.
+        if lag.p50 < 5_000_000 {
             on_time = Some(report);
             break;
         }
