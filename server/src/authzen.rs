@@ -1,16 +1,15 @@
 //! The OpenID AuthZEN Authorization API 1.0 on the HTTP port: `POST /access/v1/evaluation`,
 //! `POST /access/v1/evaluations` and the PDP metadata at `/.well-known/authzen-configuration`.
 //! Each evaluation is mapped onto a `pdp.v1` check (subject, action, resource, context) and
-//! decided by [`Authorizer::ask`], the path every front end shares. Obligations follow the
+//! decided by [`Decider::decide`], the path every front end shares. Obligations follow the
 //! AuthZEN Obligations Extension: they are returned only to a caller that opted in to them,
 //! and a decision that carries obligations the caller cannot take is answered as a plain deny.
 
 use std::collections::{BTreeMap, HashSet};
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{ConnectInfo, Request, State as Extract};
+use axum::extract::{Request, State as Extract};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -22,8 +21,10 @@ use prost_types::value::Kind;
 use serde::Serialize;
 use serde_json::{Map, Value as Json};
 
+use crate::caller::Caller;
+use crate::decider::{Call, Decider, Outcome, Semantic};
 use crate::grpc::convert::{FieldError, Parts};
-use crate::grpc::{Authorizer, Call, State};
+use crate::state::{Snapshot, State};
 
 /// A JSON object.
 type Object = Map<String, Json>;
@@ -146,15 +147,11 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
 }
 
 /// Admits trusted callers, and others presenting a configured API key; a `401` otherwise.
-fn authenticate(
-    state: &State,
-    keys: &ApiKeys,
-    peer: Option<SocketAddr>,
-    headers: &HeaderMap,
-) -> Result<(), Refusal> {
-    if state.trust.trusts(peer, None) {
+fn authenticate(caller: &Caller, keys: &ApiKeys, headers: &HeaderMap) -> Result<(), Refusal> {
+    if caller.trusted {
         return Ok(());
     }
+    let peer = caller.addr;
     let refused = |challenge: &'static str, message: &str| {
         tracing::debug!(peer = ?peer, "AuthZEN call refused: {message}");
         Err(Refusal {
@@ -304,13 +301,6 @@ impl IntoResponse for Refusal {
     }
 }
 
-fn internal_error() -> Response {
-    error(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "the PDP could not make the decision",
-    )
-}
-
 // ---------------------------------------------------------------------------------------
 // Handlers
 
@@ -318,7 +308,7 @@ fn internal_error() -> Response {
 struct Incoming {
     state: Arc<State>,
     keys: Arc<ApiKeys>,
-    peer: Option<SocketAddr>,
+    caller: Caller,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 }
@@ -326,14 +316,14 @@ struct Incoming {
 async fn evaluation(
     Extract(state): Extract<Arc<State>>,
     Extension(keys): Extension<Arc<ApiKeys>>,
-    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    caller: Option<Extension<Caller>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let incoming = Incoming {
         state,
         keys,
-        peer: peer.map(|Extension(ConnectInfo(a))| a),
+        caller: caller.map_or_else(Caller::unknown, |Extension(c)| c),
         headers,
         body,
     };
@@ -348,14 +338,14 @@ async fn evaluation(
 async fn evaluations(
     Extract(state): Extract<Arc<State>>,
     Extension(keys): Extension<Arc<ApiKeys>>,
-    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    caller: Option<Extension<Caller>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let incoming = Incoming {
         state,
         keys,
-        peer: peer.map(|Extension(ConnectInfo(a))| a),
+        caller: caller.map_or_else(Caller::unknown, |Extension(c)| c),
         headers,
         body,
     };
@@ -373,12 +363,12 @@ fn serve(
     incoming: Incoming,
     name: &'static str,
     route: &'static str,
-    decide: impl FnOnce(&Authorizer, &Call, &Object) -> Response,
+    decide: impl FnOnce(&Ask<'_>, &Object) -> Response,
 ) -> Response {
     let Incoming {
         state,
         keys,
-        peer,
+        caller,
         headers,
         body,
     } = incoming;
@@ -390,9 +380,18 @@ fn serve(
             ]
         })
     });
-    let call = Call::new("authzen", state.audit.as_ref().and(peer), traced);
-    let response = match admit(&state, &keys, peer, &headers, body) {
-        Ok(request) => decide(&Authorizer::new(state), &call, &request),
+    let call = Call::new("authzen", &caller, state.audit.is_some(), traced);
+    let response = match admit(&caller, &keys, &headers, body) {
+        Ok(request) => {
+            // One revision answers every evaluation of the call.
+            let snapshot = state.snapshot();
+            let ask = Ask {
+                decider: &Decider::new(state.clone()),
+                snapshot: &snapshot,
+                call: &call,
+            };
+            decide(&ask, &request)
+        }
         Err(refused) => refused.into_response(),
     };
     if let Some(t) = &call.traced {
@@ -406,13 +405,12 @@ fn serve(
 
 /// The request body as a JSON object, once the caller is admitted.
 fn admit(
-    state: &State,
+    caller: &Caller,
     keys: &ApiKeys,
-    peer: Option<SocketAddr>,
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Object, Refusal> {
-    authenticate(state, keys, peer, headers)?;
+    authenticate(caller, keys, headers)?;
     let body = body.map_err(|rejection| {
         let status = rejection.status();
         let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
@@ -456,22 +454,26 @@ fn admit(
 enum Failure {
     /// The request (or the batch item) is malformed: 400, or a failed item.
     Invalid(String),
-    /// The PDP failed: 500, the detail logged.
-    Internal,
+}
+
+/// What an evaluation is decided with: the decider, the revision and the call.
+struct Ask<'a> {
+    decider: &'a Decider,
+    snapshot: &'a Snapshot,
+    call: &'a Call,
 }
 
 /// One Access Evaluation.
-fn single(authorizer: &Authorizer, call: &Call, body: &Object) -> Response {
+fn single(ask: &Ask<'_>, body: &Object) -> Response {
     let parts = Tuple::single(body);
-    match evaluate(authorizer, call, &parts, true) {
+    match evaluate(ask, &parts, true) {
         Ok(decision) => json(StatusCode::OK, &decision),
         Err(Failure::Invalid(message)) => error(StatusCode::BAD_REQUEST, &message),
-        Err(Failure::Internal) => internal_error(),
     }
 }
 
 /// An Access Evaluations request; without evaluations, one Access Evaluation.
-fn batch(authorizer: &Authorizer, call: &Call, body: &Object) -> Response {
+fn batch(ask: &Ask<'_>, body: &Object) -> Response {
     for name in ["subject", "action", "resource", "context"] {
         if body
             .get(name)
@@ -493,9 +495,9 @@ fn batch(authorizer: &Authorizer, call: &Call, body: &Object) -> Response {
     // The spec: without evaluations (absent or empty), the request is one Access
     // Evaluation, answered as one.
     if items.is_empty() {
-        return single(authorizer, call, body);
+        return single(ask, body);
     }
-    let max = authorizer.state().max_batch_items;
+    let max = ask.decider.state().max_batch_items;
     if items.len() > max {
         return error(
             StatusCode::BAD_REQUEST,
@@ -512,7 +514,7 @@ fn batch(authorizer: &Authorizer, call: &Call, body: &Object) -> Response {
     let mut answers = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
         let decided = match item {
-            Json::Object(item) => evaluate(authorizer, call, &Tuple::item(body, item, i), false),
+            Json::Object(item) => evaluate(ask, &Tuple::item(body, item, i), false),
             _ => Err(Failure::Invalid(format!(
                 "`evaluations[{i}]`: must be an object"
             ))),
@@ -520,21 +522,16 @@ fn batch(authorizer: &Authorizer, call: &Call, body: &Object) -> Response {
         let answer = match decided {
             Ok(decision) => decision,
             Err(Failure::Invalid(message)) => Decision::failed(message),
-            Err(Failure::Internal) => return internal_error(),
         };
         // A failed item counts as a deny ("deny on first denial (or failure)").
         let allowed = answer.decision;
         answers.push(answer);
-        let stop = crate::grpc::batch_stops(semantic, allowed);
-        if stop {
+        if semantic.stops(allowed) {
             break;
         }
     }
-    crate::grpc::trace_batch(
-        call,
-        answers.len(),
-        answers.iter().filter(|a| a.decision).count(),
-    );
+    ask.call
+        .trace_batch(answers.len(), answers.iter().filter(|a| a.decision).count());
     json(
         StatusCode::OK,
         &Evaluations {
@@ -544,18 +541,18 @@ fn batch(authorizer: &Authorizer, call: &Call, body: &Object) -> Response {
 }
 
 /// `options.evaluations_semantic` (`execute_all` when absent).
-fn semantic(options: Option<&Json>) -> Result<pb::BatchSemantic, FieldError> {
+fn semantic(options: Option<&Json>) -> Result<Semantic, FieldError> {
     let options = match options {
-        None | Some(Json::Null) => return Ok(pb::BatchSemantic::ExecuteAll),
+        None | Some(Json::Null) => return Ok(Semantic::ExecuteAll),
         Some(Json::Object(o)) => o,
         Some(_) => return Err(field_error("options", "must be an object")),
     };
     match options.get("evaluations_semantic") {
-        None | Some(Json::Null) => Ok(pb::BatchSemantic::ExecuteAll),
+        None | Some(Json::Null) => Ok(Semantic::ExecuteAll),
         Some(Json::String(s)) => match s.as_str() {
-            "execute_all" => Ok(pb::BatchSemantic::ExecuteAll),
-            "deny_on_first_deny" => Ok(pb::BatchSemantic::DenyOnFirstDeny),
-            "permit_on_first_permit" => Ok(pb::BatchSemantic::PermitOnFirstPermit),
+            "execute_all" => Ok(Semantic::ExecuteAll),
+            "deny_on_first_deny" => Ok(Semantic::DenyOnFirstDeny),
+            "permit_on_first_permit" => Ok(Semantic::PermitOnFirstPermit),
             other => Err(field_error(
                 "options.evaluations_semantic",
                 format!(
@@ -571,12 +568,7 @@ fn semantic(options: Option<&Json>) -> Result<pb::BatchSemantic, FieldError> {
 }
 
 /// Converts, decides with `authorizer`, and shapes the answer.
-fn evaluate(
-    authorizer: &Authorizer,
-    call: &Call,
-    tuple: &Tuple<'_>,
-    stages: bool,
-) -> Result<Decision, Failure> {
+fn evaluate(ask: &Ask<'_>, tuple: &Tuple<'_>, stages: bool) -> Result<Decision, Failure> {
     let request = convert(tuple).map_err(|e| Failure::Invalid(e.to_string()))?;
     let parts = Parts {
         subject: Some(&request.subject),
@@ -586,22 +578,17 @@ fn evaluate(
     };
     // Every caller that gets here is trusted, or authenticated by an API key (which counts
     // as trusted).
-    match authorizer.ask(&parts, true, call, stages) {
-        Ok(response) => Ok(answer(&response, &request.declared)),
-        Err(status) if status.code() == tonic::Code::InvalidArgument => {
-            Err(Failure::Invalid(status.message().to_owned()))
-        }
-        Err(status) => {
-            tracing::error!(code = ?status.code(), "an AuthZEN evaluation failed: {}", status.message());
-            Err(Failure::Internal)
-        }
-    }
+    let limits = &ask.decider.state().limits;
+    let input = crate::grpc::convert::check_input(&parts, limits, "", true)
+        .map_err(|e| Failure::Invalid(e.to_string()))?;
+    let outcome = ask.decider.decide(ask.snapshot, input, ask.call, stages);
+    Ok(answer(&outcome, &request.declared))
 }
 
 /// The AuthZEN answer to a decision: obligations only to a caller that opted in to every
 /// one of their types; a plain deny when the decision carries obligations it did not.
-fn answer(response: &pb::CheckResponse, declared: &Declared) -> Decision {
-    let allowed = response.decision == pb::Decision::Allow as i32;
+fn answer(response: &Outcome, declared: &Declared) -> Decision {
+    let allowed = response.allowed;
     if response.obligations.is_empty() {
         return Decision::plain(allowed);
     }
@@ -618,18 +605,8 @@ fn answer(response: &pb::CheckResponse, declared: &Declared) -> Decision {
         .iter()
         .map(|o| Obligation {
             id: o.id.clone(),
-            kind: o.r#type.clone(),
-            properties: Json::Object(
-                o.properties
-                    .as_ref()
-                    .map(|p| {
-                        p.fields
-                            .iter()
-                            .map(|(k, v)| (k.clone(), crate::grpc::convert::value_to_json(v)))
-                            .collect()
-                    })
-                    .unwrap_or_default(),
-            ),
+            kind: o.kind.as_str().to_owned(),
+            properties: Json::Object(o.properties.clone()),
         })
         .collect();
     Decision {
@@ -676,10 +653,11 @@ impl Declared {
 
     /// Whether the caller takes every one of `obligations`: it adopted the extension and
     /// listed each type (values this PDP does not advertise count for nothing).
-    pub fn accepts(&self, obligations: &[pb::Obligation]) -> bool {
+    pub fn accepts(&self, obligations: &[pdp_engine::Obligation]) -> bool {
         self.adopted
             && obligations.iter().all(|o| {
-                supported_obligations().any(|t| t == o.r#type) && self.types.contains(&o.r#type)
+                let kind = o.kind.as_str();
+                supported_obligations().any(|t| t == kind) && self.types.iter().any(|t| t == kind)
             })
     }
 }
@@ -1319,16 +1297,14 @@ mod tests {
 
     #[test]
     fn obligations_reach_only_callers_that_opted_in_to_their_types() {
-        let step_up = pb::Obligation {
+        let step_up = pdp_engine::Obligation {
             id: "s".into(),
-            r#type: "step-up".into(),
-            properties: None,
+            kind: pdp_engine::ObligationType::StepUp,
+            properties: serde_json::Map::new(),
         };
-        let response = pb::CheckResponse {
-            decision: pb::Decision::Allow as i32,
-            obligations: vec![step_up],
-            ..Default::default()
-        };
+        let mut response = Outcome::refused(crate::decider::Reason::Allowed, "", "r");
+        response.allowed = true;
+        response.obligations = vec![step_up];
         let declared = |c: Json| Declared::from_context(Some(&object(c)));
         assert_eq!(
             answer(&response, &Declared::default()),
@@ -1352,10 +1328,7 @@ mod tests {
             text,
             r#"{"decision":true,"context":{"obligations":[{"id":"s","type":"step-up","properties":{}}]}}"#
         );
-        let plain = pb::CheckResponse {
-            decision: pb::Decision::Deny as i32,
-            ..Default::default()
-        };
+        let plain = Outcome::refused(crate::decider::Reason::ImplicitDeny, "", "r");
         assert_eq!(
             serde_json::to_string(&answer(&plain, &adopted)).unwrap(),
             r#"{"decision":false}"#
@@ -1377,12 +1350,9 @@ mod tests {
 
     #[test]
     fn semantics_parse_and_default_to_execute_all() {
-        assert_eq!(semantic(None).unwrap(), pb::BatchSemantic::ExecuteAll);
+        assert_eq!(semantic(None).unwrap(), Semantic::ExecuteAll);
         let o = serde_json::json!({"evaluations_semantic": "deny_on_first_deny"});
-        assert_eq!(
-            semantic(Some(&o)).unwrap(),
-            pb::BatchSemantic::DenyOnFirstDeny
-        );
+        assert_eq!(semantic(Some(&o)).unwrap(), Semantic::DenyOnFirstDeny);
         let bad = serde_json::json!({"evaluations_semantic": "first"});
         assert_eq!(
             semantic(Some(&bad)).unwrap_err().field,

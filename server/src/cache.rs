@@ -8,12 +8,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pdp_engine::{Request, Scalar, Value};
-use pdp_proto::v1 as pb;
+
+use crate::decider::Outcome;
 
 /// A cached response, when it was cached and how long it may be served.
 #[derive(Debug, Clone)]
 struct Entry {
-    response: Arc<pb::CheckResponse>,
+    response: Arc<Outcome>,
     inserted: Instant,
     lifetime: Duration,
 }
@@ -54,8 +55,7 @@ impl DecisionCache {
             cache: moka::sync::Cache::builder()
                 .max_capacity(max_bytes)
                 .weigher(|k: &Vec<u8>, e: &Entry| {
-                    u32::try_from(k.len() + 64 + prost::Message::encoded_len(&*e.response))
-                        .unwrap_or(u32::MAX)
+                    u32::try_from(k.len() + 64 + e.response.weight()).unwrap_or(u32::MAX)
                 })
                 .expire_after(EntryExpiry)
                 .eviction_listener(|_, _, cause| evicted("decision", cause))
@@ -65,7 +65,7 @@ impl DecisionCache {
     }
 
     /// A cached response for `key` and how much longer it may be served.
-    pub fn get(&self, key: &[u8]) -> Option<(Arc<pb::CheckResponse>, Duration)> {
+    pub fn get(&self, key: &[u8]) -> Option<(Arc<Outcome>, Duration)> {
         self.cache
             .get(key)
             .map(|e| (e.response, e.lifetime.saturating_sub(e.inserted.elapsed())))
@@ -73,12 +73,7 @@ impl DecisionCache {
 
     /// Caches a response for at most the TTL and at most `limit` (e.g. until the token
     /// expires), and says for how long (zero: not cached).
-    pub fn insert(
-        &self,
-        key: Vec<u8>,
-        response: pb::CheckResponse,
-        limit: Option<Duration>,
-    ) -> Duration {
+    pub fn insert(&self, key: Vec<u8>, response: Outcome, limit: Option<Duration>) -> Duration {
         let lifetime = limit.map_or(self.ttl, |l| l.min(self.ttl));
         if !lifetime.is_zero() {
             self.cache.insert(
@@ -214,13 +209,13 @@ mod tests {
         let cache = DecisionCache::new(1 << 20, Duration::from_secs(60));
         cache.insert(
             b"k".to_vec(),
-            pb::CheckResponse::default(),
+            Outcome::refused(crate::decider::Reason::ImplicitDeny, "", "r"),
             Some(Duration::ZERO),
         );
         assert!(cache.get(b"k").is_none());
         cache.insert(
             b"k".to_vec(),
-            pb::CheckResponse::default(),
+            Outcome::refused(crate::decider::Reason::ImplicitDeny, "", "r"),
             Some(Duration::from_millis(30)),
         );
         assert!(cache.get(b"k").is_some());

@@ -379,6 +379,37 @@ struct FileLimits {
     idle_timeout_ms: Option<u64>,
 }
 
+/// Where signing keys are fetched from, and how often.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JwksUrl {
+    /// The JWKS URL.
+    pub url: String,
+    /// How often the keys are fetched again.
+    pub refresh: Duration,
+    /// Least time between two fetches (an unknown `kid` asks for one early).
+    pub min_gap: Duration,
+}
+
+/// The decision cache's bounds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheConfig {
+    /// Most bytes held (keys and answers, approximately).
+    pub max_bytes: u64,
+    /// Longest an answer is served from the cache.
+    pub ttl: Duration,
+}
+
+/// The TLS files of the gRPC port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsPaths {
+    /// The certificate chain (PEM).
+    pub cert: PathBuf,
+    /// The private key (PEM).
+    pub key: PathBuf,
+    /// The CA for client certificates (mutual TLS); `None`: none asked.
+    pub client_ca: Option<PathBuf>,
+}
+
 /// The validated configuration.
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
@@ -394,16 +425,16 @@ pub struct ServeConfig {
     pub allow_empty_policies: bool,
     /// The JWKS file, when tokens are verified with fixed keys.
     pub jwks: Option<PathBuf>,
-    /// The JWKS URL, when keys are fetched; with its refresh period and least gap.
-    pub jwks_url: Option<(String, Duration, Duration)>,
+    /// The JWKS URL, when keys are fetched.
+    pub jwks_url: Option<JwksUrl>,
     /// How tokens are checked and mapped.
     pub identity: IdentityConfig,
-    /// Decision cache size in bytes and TTL; `None` when off.
-    pub cache: Option<(u64, Duration)>,
+    /// The decision cache; `None` when off.
+    pub cache: Option<CacheConfig>,
     /// Transport limits.
     pub limits: ServeLimits,
-    /// TLS files: certificate chain, key, client CA.
-    pub tls: Option<(PathBuf, PathBuf, Option<PathBuf>)>,
+    /// TLS files; `None`: plaintext.
+    pub tls: Option<TlsPaths>,
     /// Which callers may assert subjects.
     pub trust: crate::trust::TrustPolicy,
     /// The HTTP port's address; `None`: off.
@@ -555,7 +586,11 @@ impl ServeConfig {
         let key = args.tls_key.clone().or(file.tls.key.clone());
         let client_ca = args.client_ca.clone().or(file.tls.client_ca.clone());
         let tls = match (cert, key) {
-            (Some(c), Some(k)) => Some((c, k, client_ca)),
+            (Some(cert), Some(key)) => Some(TlsPaths {
+                cert,
+                key,
+                client_ca,
+            }),
             (None, None) => {
                 if client_ca.is_some() {
                     problems.push("`tls.client_ca` needs `tls.cert` and `tls.key`".into());
@@ -572,7 +607,7 @@ impl ServeConfig {
             .clone()
             .or(file.trust.callers.clone())
             .unwrap_or_default();
-        if !callers.is_empty() && tls.as_ref().is_none_or(|t| t.2.is_none()) {
+        if !callers.is_empty() && tls.as_ref().is_none_or(|t| t.client_ca.is_none()) {
             problems.push("trusted callers are identified by client certificates: set `tls.client_ca` (with `tls.cert` and `tls.key`)".into());
         }
         if callers
@@ -586,7 +621,7 @@ impl ServeConfig {
             .clone()
             .or(file.trust.check_callers.clone())
             .unwrap_or_default();
-        if !check_callers.is_empty() && tls.as_ref().is_none_or(|t| t.2.is_none()) {
+        if !check_callers.is_empty() && tls.as_ref().is_none_or(|t| t.client_ca.is_none()) {
             problems.push("check callers are identified by client certificates: set `tls.client_ca` (with `tls.cert` and `tls.key`)".into());
         }
         let admin_callers = args
@@ -594,7 +629,7 @@ impl ServeConfig {
             .clone()
             .or(file.trust.admin_callers.clone())
             .unwrap_or_default();
-        if !admin_callers.is_empty() && tls.as_ref().is_none_or(|t| t.2.is_none()) {
+        if !admin_callers.is_empty() && tls.as_ref().is_none_or(|t| t.client_ca.is_none()) {
             problems.push("admin callers are identified by client certificates: set `tls.client_ca` (with `tls.cert` and `tls.key`)".into());
         }
         if admin_callers
@@ -639,11 +674,11 @@ impl ServeConfig {
                 .jwks_min_gap_secs
                 .or(file.identity.jwks_min_gap_secs)
                 .unwrap_or(10);
-            (
+            JwksUrl {
                 url,
-                Duration::from_secs(every.max(1)),
-                Duration::from_secs(gap),
-            )
+                refresh: Duration::from_secs(every.max(1)),
+                min_gap: Duration::from_secs(gap),
+            }
         });
         let http_listen = match args.http_listen.as_ref().or(file.http_listen.as_ref()) {
             Some(text) if text == "off" => None,
@@ -746,8 +781,10 @@ impl ServeConfig {
             jwks,
             jwks_url,
             identity,
-            cache: (cache_on && ttl > 0)
-                .then(|| (mib.saturating_mul(1 << 20), Duration::from_secs(ttl))),
+            cache: (cache_on && ttl > 0).then(|| CacheConfig {
+                max_bytes: mib.saturating_mul(1 << 20),
+                ttl: Duration::from_secs(ttl),
+            }),
             limits: ServeLimits {
                 concurrency_per_connection: concurrency,
                 call_timeout: Duration::from_millis(timeout_ms),
@@ -1038,7 +1075,13 @@ mod tests {
         assert_eq!(c.policies, PathBuf::from("policies"));
         assert_eq!(c.listen.to_string(), "127.0.0.1:50051");
         assert!(c.watch && c.jwks.is_none());
-        assert_eq!(c.cache, Some((64 << 20, Duration::from_secs(10))));
+        assert_eq!(
+            c.cache,
+            Some(CacheConfig {
+                max_bytes: 64 << 20,
+                ttl: Duration::from_secs(10)
+            })
+        );
         Ok(())
     }
 
@@ -1053,7 +1096,7 @@ mod tests {
         let c = ServeConfig::resolve(&args)?;
         assert_eq!(c.listen.to_string(), "127.0.0.1:7000");
         assert_eq!(c.max_batch_items, 9);
-        assert_eq!(c.cache.map(|(_, t)| t), Some(Duration::from_secs(3)));
+        assert_eq!(c.cache.map(|c| c.ttl), Some(Duration::from_secs(3)));
         assert_eq!(c.identity.issuer.as_deref(), Some("https://file"));
         Ok(())
     }

@@ -13,9 +13,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 
-use crate::grpc::State;
 use crate::signals::shared::PublishError;
 use crate::signals::ssf::{Delivery, SsfError};
+use crate::state::State;
 
 /// Largest request body accepted, in bytes.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -36,7 +36,29 @@ pub fn router(state: Arc<State>, with_metrics: bool) -> Router {
     }
     router
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        // Who is calling, once per request (the gRPC port's `CallerLayer` does the same).
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            identify,
+        ))
         .with_state(state)
+}
+
+/// Puts the request's [`crate::caller::Caller`] in its extensions: the connection's
+/// address under the trust policy (this port takes no client certificates, and grants no
+/// admin access).
+async fn identify(
+    Extract(state): Extract<Arc<State>>,
+    mut request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let peer = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0);
+    let caller = crate::caller::Caller::identify(&state.trust, peer, Arc::from(Vec::new()), None);
+    request.extensions_mut().insert(caller);
+    next.run(request).await
 }
 
 /// The metrics port's routes: `/metrics` only.

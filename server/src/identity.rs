@@ -27,6 +27,16 @@ pub const DEFAULT_ALGORITHMS: &[Algorithm] = &[
     Algorithm::EdDSA,
 ];
 
+/// The claims that carry a subject's roles and tags (in tokens, `jwt_authn` payloads and
+/// `token-claims-change` signals).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimNames {
+    /// Claims holding roles (an array of strings, or a space-separated string).
+    pub roles: Vec<String>,
+    /// Claim holding principal tags (an object of strings).
+    pub tags: String,
+}
+
 /// How tokens are checked and mapped.
 #[derive(Debug, Clone)]
 pub struct IdentityConfig {

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use http_body_util::BodyExt;
 use jsonwebtoken::jwk::JwkSet;
 
-use crate::grpc::State;
+use crate::state::State;
 
 /// Largest JWKS document accepted, in bytes.
 pub const MAX_JWKS_BYTES: usize = 1 << 20;

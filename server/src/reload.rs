@@ -16,7 +16,7 @@ use notify::Watcher;
 use pdp_engine::PolicySet;
 use tokio::sync::mpsc;
 
-use crate::grpc::State;
+use crate::state::State;
 
 /// How long a burst of file events is left to settle before reloading (editors and
 /// deployment tools write several files, or one file several times): a reload waits until
@@ -229,7 +229,7 @@ pub async fn reload(dir: &std::path::Path, state: &State, stats: &ReloadStats) -
             .map(|set| (set, crate::extauthz::routes::RouteTable::load_dir(&path)))
     })
     .await;
-    let serving = || state.set.load().revision().to_owned();
+    let serving = || state.snapshot().set.revision().to_owned();
     let outcome = match loaded {
         Ok(Ok((_, Err(problems)))) => {
             stats.failures.fetch_add(1, Ordering::Relaxed);
@@ -264,12 +264,13 @@ pub async fn reload(dir: &std::path::Path, state: &State, stats: &ReloadStats) -
             }
         }
         Ok(Ok((set, Ok(routes)))) => {
-            if **state.routes.load() != routes {
-                tracing::info!(dir = %dir.display(), routes = routes.len(), "routes reloaded");
-                state.routes.store(Arc::new(routes));
-            }
             let old = serving();
-            if set.revision() != old {
+            let routes_changed = state.snapshot().routes != routes;
+            let set_changed = set.revision() != old;
+            if routes_changed {
+                tracing::info!(dir = %dir.display(), routes = routes.len(), "routes reloaded");
+            }
+            if set_changed {
                 tracing::info!(
                     dir = %dir.display(),
                     from = %old,
@@ -277,11 +278,17 @@ pub async fn reload(dir: &std::path::Path, state: &State, stats: &ReloadStats) -
                     statements = set.statement_count(),
                     "policy set reloaded"
                 );
+            }
+            if set_changed || routes_changed {
                 let revision = set.revision().to_owned();
-                crate::metrics::metrics().policy_serving(&revision, set.statement_count());
-                state.set_policies(set);
-                state.signals.store.policy_changed(&revision);
-                stats.reloads.fetch_add(1, Ordering::Relaxed);
+                let statements = set.statement_count();
+                // The set and its routes go out together: no call sees one without the other.
+                state.publish(crate::state::Snapshot::new(set, routes));
+                if set_changed {
+                    crate::metrics::metrics().policy_serving(&revision, statements);
+                    state.signals.store.policy_changed(&revision);
+                    stats.reloads.fetch_add(1, Ordering::Relaxed);
+                }
                 Outcome {
                     accepted: true,
                     revision,

@@ -8,7 +8,8 @@ use pdp_proto::v1 as pb;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 
-use crate::grpc::{Authorizer, State};
+use crate::grpc::Authorizer;
+use crate::state::State;
 
 /// Largest request message accepted, in bytes.
 pub const MAX_MESSAGE_BYTES: usize = 1 << 20;
@@ -179,6 +180,7 @@ pub async fn serve(
     )
     .max_decoding_message_size(MAX_MESSAGE_BYTES);
     let in_flight = state.in_flight.clone();
+    let callers = crate::caller::CallerLayer::new(state.trust.clone());
     let authorization =
         pb::authorization_service_server::AuthorizationServiceServer::new(Authorizer::new(state))
             .max_decoding_message_size(MAX_MESSAGE_BYTES);
@@ -221,6 +223,9 @@ pub async fn serve(
         ))
         // Unreadable requests are the caller's fault: INVALID_ARGUMENT / RESOURCE_EXHAUSTED.
         .layer(crate::decode_errors::DecodeErrorsLayer)
+        // Who is calling, once per request, for every service below (innermost: only calls
+        // that were admitted pay for it).
+        .layer(callers)
         .add_service(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)

@@ -74,7 +74,7 @@ impl TrustPolicy {
     pub fn may_administer(
         &self,
         peer: Option<SocketAddr>,
-        certs: Option<&[CertificateDer<'static>]>,
+        sans: &[String],
         bearer: Option<&str>,
     ) -> Result<(), AdminRefusal> {
         let grant = &self.admin;
@@ -87,11 +87,9 @@ impl TrustPolicy {
         if grant.loopback && peer.is_some_and(|a| a.ip().is_loopback()) {
             return Ok(());
         }
-        let listed = certs.and_then(<[_]>::first).is_some_and(|leaf| {
-            sans_of(leaf)
-                .iter()
-                .any(|san| grant.callers.iter().any(|p| san_matches(p, san)))
-        });
+        let listed = sans
+            .iter()
+            .any(|san| grant.callers.iter().any(|p| san_matches(p, san)));
         if listed {
             Ok(())
         } else {
@@ -112,40 +110,25 @@ fn digest_eq(want: &[u8; 32], token: &str) -> bool {
 
 impl TrustPolicy {
     /// Whether a caller may assert subjects.
-    pub fn trusts(
-        &self,
-        peer: Option<SocketAddr>,
-        certs: Option<&[CertificateDer<'static>]>,
-    ) -> bool {
+    pub fn trusts(&self, peer: Option<SocketAddr>, sans: &[String]) -> bool {
         if self.loopback && peer.is_some_and(|a| a.ip().is_loopback()) {
             return true;
         }
-        let (Some(leaf), false) = (certs.and_then(<[_]>::first), self.sans.is_empty()) else {
-            return false;
-        };
-        sans_of(leaf)
-            .iter()
+        sans.iter()
             .any(|san| self.sans.iter().any(|p| san_matches(p, san)))
     }
 }
 
 impl TrustPolicy {
     /// Whether a caller may call `AuthorizationService`.
-    pub fn may_check(
-        &self,
-        peer: Option<SocketAddr>,
-        certs: Option<&[CertificateDer<'static>]>,
-    ) -> bool {
+    pub fn may_check(&self, peer: Option<SocketAddr>, sans: &[String]) -> bool {
         if self.check_callers.is_empty()
             || (self.loopback && peer.is_some_and(|a| a.ip().is_loopback()))
         {
             return true;
         }
-        certs.and_then(<[_]>::first).is_some_and(|leaf| {
-            sans_of(leaf)
-                .iter()
-                .any(|san| self.check_callers.iter().any(|p| san_matches(p, san)))
-        })
+        sans.iter()
+            .any(|san| self.check_callers.iter().any(|p| san_matches(p, san)))
     }
 }
 
@@ -192,13 +175,13 @@ mod tests {
     fn loopback_trust_can_be_turned_off() {
         let local: SocketAddr = "127.0.0.1:9".parse().unwrap_or_else(|_| unreachable!());
         let remote: SocketAddr = "10.0.0.1:9".parse().unwrap_or_else(|_| unreachable!());
-        assert!(TrustPolicy::default().trusts(Some(local), None));
-        assert!(!TrustPolicy::default().trusts(Some(remote), None));
+        assert!(TrustPolicy::default().trusts(Some(local), &[]));
+        assert!(!TrustPolicy::default().trusts(Some(remote), &[]));
         let strict = TrustPolicy {
             loopback: false,
             ..TrustPolicy::default()
         };
-        assert!(!strict.trusts(Some(local), None));
+        assert!(!strict.trusts(Some(local), &[]));
     }
 
     #[test]
@@ -207,20 +190,20 @@ mod tests {
         let local: SocketAddr = "127.0.0.1:9".parse().unwrap_or_else(|_| unreachable!());
         let default = TrustPolicy::default();
         assert_eq!(
-            default.may_administer(Some(local), None, None),
+            default.may_administer(Some(local), &[], None),
             Err(AdminRefusal::NoGrant)
         );
         let mut granted = TrustPolicy::default();
         granted.admin.token_sha256 = Some(sha2::Sha256::digest(b"s3cret-token").into());
         assert_eq!(
-            granted.may_administer(Some(local), None, Some("s3cret-token")),
+            granted.may_administer(Some(local), &[], Some("s3cret-token")),
             Ok(())
         );
         assert_eq!(
-            granted.may_administer(Some(local), None, Some("s3cret-tokem")),
+            granted.may_administer(Some(local), &[], Some("s3cret-tokem")),
             Err(AdminRefusal::BadToken)
         );
         granted.admin.loopback = true;
-        assert_eq!(granted.may_administer(Some(local), None, None), Ok(()));
+        assert_eq!(granted.may_administer(Some(local), &[], None), Ok(()));
     }
 }

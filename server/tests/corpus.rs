@@ -169,9 +169,9 @@ async fn every_corpus_case_decides_the_same_through_the_server() {
                 .push(case);
         }
         for (clock, cases) in by_clock {
-            let state = Arc::new(pdp_server::grpc::State {
+            let state = Arc::new(pdp_server::state::State {
                 clock,
-                ..pdp_server::grpc::State::new(set_for(), 100)
+                ..pdp_server::state::State::new(set_for(), 100)
             });
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             let addr = listener.local_addr().unwrap();

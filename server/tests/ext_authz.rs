@@ -532,3 +532,46 @@ fn unmapped_hosts_match_lower_case_without_port_or_trailing_dot_most_specific_fi
         }
     }
 }
+
+#[tokio::test]
+async fn an_unmapped_request_let_through_is_recorded_like_any_decision() {
+    let (dir, server) = path_server();
+    let r = ask(
+        &server.addr,
+        &[request(
+            "GET",
+            "api.other.org",
+            "/public/index.html",
+            "10.1.2.3",
+            json!({}),
+        )],
+    );
+    let response = &r[0]["response"];
+    assert_eq!(
+        response["status"]["code"].as_i64().unwrap_or(0),
+        0,
+        "{response}"
+    );
+    assert!(response.get("deniedResponse").is_none(), "{response}");
+    let id = header(&response["okResponse"]["headers"], "x-pdp-decision-id")
+        .unwrap_or_else(|| panic!("no decision id header: {response}"))
+        .to_owned();
+    assert_eq!(response["dynamicMetadata"]["decision_id"], id.as_str());
+    assert_eq!(response["dynamicMetadata"]["reason"], "unmapped_allowed");
+    assert_eq!(
+        metric(
+            &server,
+            r#"pdp_decisions_total{decision="allow",reason="unmapped_allowed",api="ext_authz"}"#
+        ),
+        1.0
+    );
+    stop_gracefully(server).await;
+    let logged = records(&dir);
+    let record = logged
+        .iter()
+        .find(|r| r["decision_id"] == id.as_str())
+        .unwrap_or_else(|| panic!("{id} is not in the decision log"));
+    assert_eq!(record["decision"], "allow");
+    assert_eq!(record["reason"], "unmapped_allowed");
+    assert_eq!(record["resource"], "/public/index.html");
+}

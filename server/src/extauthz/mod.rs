@@ -26,8 +26,10 @@ use pdp_proto::v1 as pb;
 use prost_types::value::Kind;
 use tonic::{Request, Response, Status};
 
+use crate::caller::Caller;
+use crate::decider::{Decider, Outcome, Reason, ServiceError};
 use crate::grpc::convert::Parts;
-use crate::grpc::{Authorizer, State};
+use crate::state::State;
 use routes::Unmapped;
 
 /// The metadata namespace Envoy's `jwt_authn` filter writes verified payloads to.
@@ -38,14 +40,14 @@ pub const METADATA_NAMESPACE: &str = "pdp";
 /// The `envoy.service.auth.v3.Authorization` implementation.
 #[derive(Debug, Clone)]
 pub struct ExtAuthz {
-    authorizer: Authorizer,
+    decider: Decider,
 }
 
 impl ExtAuthz {
     /// The service over `state`.
     pub fn new(state: Arc<State>) -> Self {
         ExtAuthz {
-            authorizer: Authorizer::new(state),
+            decider: Decider::new(state),
         }
     }
 }
@@ -80,7 +82,7 @@ fn envoy_json(v: &envoy_pb::Value) -> serde_json::Value {
 /// context entries, mapped exactly as the PDP maps the tokens it verifies itself.
 fn subject_from_payload(
     payload: &envoy_pb::Struct,
-    claims: &(Vec<String>, String),
+    claims: &crate::identity::ClaimNames,
     context: &mut BTreeMap<String, prost_types::Value>,
 ) -> Option<pb::Subject> {
     let json: serde_json::Map<String, serde_json::Value> = payload
@@ -88,7 +90,8 @@ fn subject_from_payload(
         .iter()
         .map(|(k, v)| (k.clone(), envoy_json(v)))
         .collect();
-    let v = crate::identity::verified_from_claims(&json, &claims.0, &claims.1, false).ok()?;
+    let v =
+        crate::identity::verified_from_claims(&json, &claims.roles, &claims.tags, false).ok()?;
     for (key, value) in v.facts(chrono::Utc::now().timestamp()) {
         let kind = match value {
             pdp_engine::Value::One(pdp_engine::Scalar::Bool(b)) => Kind::BoolValue(b),
@@ -110,36 +113,29 @@ fn subject_from_payload(
 }
 
 /// The step-up obligation's required `acr`, when the decision carries one.
-fn step_up_acr(response: &pb::CheckResponse) -> Option<String> {
-    response
-        .obligations
-        .iter()
-        .find(|o| o.r#type == "step-up")
+fn step_up_acr(outcome: &Outcome) -> Option<String> {
+    outcome
+        .obligation(pdp_engine::ObligationType::StepUp)
         .map(|o| {
             o.properties
-                .as_ref()
-                .and_then(|p| p.fields.get("acr"))
-                .and_then(|v| match &v.kind {
-                    Some(Kind::StringValue(s)) => Some(s.clone()),
-                    _ => None,
-                })
+                .get("acr")
+                .and_then(serde_json::Value::as_str)
                 .unwrap_or_default()
+                .to_owned()
         })
 }
 
 /// The obligations as JSON (id, type, properties).
-fn obligations_json(response: &pb::CheckResponse) -> serde_json::Value {
+fn obligations_json(outcome: &Outcome) -> serde_json::Value {
     serde_json::Value::Array(
-        response
+        outcome
             .obligations
             .iter()
             .map(|o| {
                 serde_json::json!({
                     "id": o.id,
-                    "type": o.r#type,
-                    "properties": o.properties.as_ref().map_or(serde_json::Value::Object(Default::default()), |p| {
-                        serde_json::Value::Object(p.fields.iter().map(|(k, v)| (k.clone(), crate::grpc::convert::value_to_json(v))).collect())
-                    }),
+                    "type": o.kind.as_str(),
+                    "properties": o.properties,
                 })
             })
             .collect(),
@@ -187,12 +183,8 @@ fn metadata(
 
 /// The answer to a request refused before any route was consulted: `status` with the
 /// refusal's decision id, `reason` and message.
-fn refusal(
-    status: envoy::HttpStatusCode,
-    refused: &pb::CheckResponse,
-    reason: &'static str,
-    grpc: Status,
-) -> envoy::CheckResponse {
+fn refusal(status: envoy::HttpStatusCode, refused: &Outcome, grpc: Status) -> envoy::CheckResponse {
+    let reason = refused.reason.label();
     let body = serde_json::json!({
         "decision": "deny",
         "decision_id": refused.decision_id,
@@ -227,23 +219,88 @@ fn denied(
     response
 }
 
+/// The answer to a call that got no decision, the one mapping of [`ServiceError`] onto
+/// ext_authz: the HTTP status Envoy sends the client, and a JSON body saying why.
+fn failed(e: ServiceError) -> envoy::CheckResponse {
+    let (status, reason, grpc) = match &e {
+        ServiceError::InvalidArgument(m) => (
+            envoy::HttpStatusCode::BadRequest,
+            "bad_request",
+            Status::invalid_argument(m.clone()),
+        ),
+        ServiceError::PermissionDenied(m) => (
+            envoy::HttpStatusCode::Forbidden,
+            "permission_denied",
+            Status::permission_denied(m.clone()),
+        ),
+        ServiceError::Unauthenticated(m) => (
+            envoy::HttpStatusCode::Unauthorized,
+            "unauthenticated",
+            Status::unauthenticated(m.clone()),
+        ),
+        ServiceError::Internal(m) => {
+            tracing::error!("an ext_authz check failed: {m}");
+            (
+                envoy::HttpStatusCode::InternalServerError,
+                "internal",
+                Status::internal("the PDP failed to answer"),
+            )
+        }
+    };
+    let message = match &e {
+        ServiceError::Internal(_) => "the PDP failed to answer".to_owned(),
+        other => other.to_string(),
+    };
+    denied(
+        status,
+        &serde_json::json!({ "decision": "deny", "reason": reason, "message": message }),
+        None,
+        grpc,
+    )
+}
+
+/// The answer letting a request through: the decision id and obligations as upstream
+/// headers and dynamic metadata, and the configured headers removed.
+fn allowed(outcome: &Outcome, headers_to_remove: &[String]) -> envoy::CheckResponse {
+    let obligations = obligations_json(outcome);
+    let mut ok = OkHttpResponseBuilder::new();
+    ok.add_header(
+        "x-pdp-decision-id",
+        outcome.decision_id.clone(),
+        None,
+        false,
+    );
+    if !outcome.obligations.is_empty() {
+        ok.add_header("x-pdp-obligations", obligations.to_string(), None, false);
+    }
+    for h in headers_to_remove {
+        ok.remove_header(h.clone());
+    }
+    let mut response = envoy::CheckResponse::with_status(Status::ok(""));
+    response.set_http_response(ok);
+    response.set_dynamic_metadata(Some(metadata(
+        &outcome.decision_id,
+        true,
+        outcome.reason.label(),
+        &obligations,
+    )));
+    response
+}
+
 #[tonic::async_trait]
 impl envoy::Authorization for ExtAuthz {
     async fn check(
         &self,
         request: Request<envoy::CheckRequest>,
     ) -> Result<Response<envoy::CheckResponse>, Status> {
-        let state = self.authorizer.state().clone();
-        let certs = request.peer_certs();
-        let certs = certs.as_deref().map(Vec::as_slice);
-        if !state.trust.may_check(request.remote_addr(), certs) {
-            return Err(Status::permission_denied(
-                "this caller may not ask for decisions",
-            ));
-        }
-        let trusted_sidecar = state.trust.trusts(request.remote_addr(), certs);
-        let call = self.authorizer.grpc_call(
+        let state = self.decider.state().clone();
+        let caller = Caller::of(&request);
+        caller.require_check()?;
+        let trusted_sidecar = caller.trusted;
+        let call = crate::grpc::call_of(
+            &state,
             &request,
+            &caller,
             "ext_authz",
             "envoy.service.auth.v3.Authorization/Check",
         );
@@ -254,7 +311,9 @@ impl envoy::Authorization for ExtAuthz {
             .as_ref()
             .and_then(|r| r.http.clone())
             .unwrap_or_default();
-        let routes = state.routes.load();
+        // One revision throughout: the routes and the set that decides.
+        let snapshot = state.snapshot();
+        let routes = &snapshot.routes;
         let host = if http.host.is_empty() {
             http.headers.get(":authority").cloned().unwrap_or_default()
         } else {
@@ -267,13 +326,16 @@ impl envoy::Authorization for ExtAuthz {
             Ok(path) => path,
             Err(e) => {
                 let message = e.to_string();
-                let refused =
-                    self.authorizer
-                        .refuse(&call, "invalid_path", &message, shown_path(&http.path));
+                let refused = self.decider.refuse(
+                    &snapshot,
+                    &call,
+                    Reason::InvalidPath,
+                    &message,
+                    shown_path(&http.path),
+                );
                 return Ok(Response::new(refusal(
                     envoy::HttpStatusCode::BadRequest,
                     &refused,
-                    "invalid_path",
                     Status::invalid_argument(message),
                 )));
             }
@@ -292,25 +354,20 @@ impl envoy::Authorization for ExtAuthz {
         let Some(matched) = matched else {
             return Ok(Response::new(match routes.unmapped(&host) {
                 Unmapped::Allow => {
-                    let mut ok = OkHttpResponseBuilder::new();
-                    for h in &routes.headers_to_remove {
-                        ok.remove_header(h.clone());
-                    }
-                    let mut response = envoy::CheckResponse::with_status(Status::ok(""));
-                    response.set_http_response(ok);
-                    response
+                    let passed = self.decider.pass(&snapshot, &call, path.as_str());
+                    allowed(&passed, &routes.headers_to_remove)
                 }
                 Unmapped::Deny => {
-                    let refused = self.authorizer.refuse(
+                    let refused = self.decider.refuse(
+                        &snapshot,
                         &call,
-                        "unmapped_route",
+                        Reason::UnmappedRoute,
                         "no route matches this request",
                         path.as_str(),
                     );
                     refusal(
                         envoy::HttpStatusCode::Forbidden,
                         &refused,
-                        "unmapped_route",
                         Status::permission_denied("no route matches this request"),
                     )
                 }
@@ -421,49 +478,30 @@ impl envoy::Authorization for ExtAuthz {
             resource: Some(&resource),
             context: Some(&context),
         };
-        let decision = match self.authorizer.ask(&parts, trusted_sidecar, &call, true) {
-            Ok(d) => d,
-            Err(status) => {
-                return Ok(Response::new(denied(
-                    envoy::HttpStatusCode::BadRequest,
-                    &serde_json::json!({ "decision": "deny", "reason": "bad_request", "message": status.message() }),
-                    None,
-                    Status::invalid_argument(status.message()),
-                )))
-            }
-        };
-        let reason = crate::grpc::reason_label(decision.reason());
-        let obligations = obligations_json(&decision);
-        if decision.decision == pb::Decision::Allow as i32 {
-            let mut ok = OkHttpResponseBuilder::new();
-            ok.add_header(
-                "x-pdp-decision-id",
-                decision.decision_id.clone(),
-                None,
-                false,
-            );
-            if !decision.obligations.is_empty() {
-                ok.add_header("x-pdp-obligations", obligations.to_string(), None, false);
-            }
-            for h in &routes.headers_to_remove {
-                ok.remove_header(h.clone());
-            }
-            let mut response = envoy::CheckResponse::with_status(Status::ok(""));
-            response.set_http_response(ok);
-            response.set_dynamic_metadata(Some(metadata(
-                &decision.decision_id,
-                true,
-                reason,
-                &obligations,
-            )));
-            return Ok(Response::new(response));
+        let input =
+            match crate::grpc::convert::check_input(&parts, &state.limits, "", trusted_sidecar) {
+                Ok(input) => input,
+                Err(e) => {
+                    if let Some(t) = &call.traced {
+                        t.error(e.to_string());
+                    }
+                    return Ok(Response::new(failed(ServiceError::InvalidArgument(
+                        e.to_string(),
+                    ))));
+                }
+            };
+        let decision = self.decider.decide(&snapshot, input, &call, true);
+        if decision.allowed {
+            return Ok(Response::new(allowed(&decision, &routes.headers_to_remove)));
         }
+        let reason = decision.reason.label();
+        let obligations = obligations_json(&decision);
         let body = serde_json::json!({
             "decision": "deny",
             "decision_id": decision.decision_id,
             "reason": reason,
         });
-        let mut response = if decision.reason() == pb::Reason::InvalidIdentity {
+        let mut response = if decision.reason == Reason::InvalidIdentity {
             denied(
                 envoy::HttpStatusCode::Unauthorized,
                 &body,

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use pdp_proto::v1 as pb;
 use tonic::{Request, Response, Status};
 
-use super::State;
 use crate::reload::Outcome;
+use crate::state::State;
 
 /// The `AdminService` implementation.
 #[derive(Debug, Clone)]
@@ -22,7 +22,9 @@ impl Admin {
     }
 
     fn authorize<T>(&self, request: &Request<T>) -> Result<(), Status> {
-        super::require_admin(&self.state, request, "use the admin service")
+        crate::caller::Caller::of(request)
+            .require_admin("use the admin service")
+            .map_err(Status::from)
     }
 }
 
@@ -66,7 +68,8 @@ impl pb::admin_service_server::AdminService for Admin {
         request: Request<pb::StatusRequest>,
     ) -> Result<Response<pb::StatusResponse>, Status> {
         self.authorize(&request)?;
-        let set = self.state.set.load();
+        let snapshot = self.state.snapshot();
+        let set = &snapshot.set;
         let reloads = &self.state.reloads;
         let last = reloads
             .last

@@ -5,6 +5,8 @@ use pdp_engine as engine;
 use pdp_proto::v1 as pb;
 use prost_types::value::Kind;
 
+use crate::decider::{CheckInput, Outcome, Reason};
+
 /// Bounds on one request's fields, so that no input can make a decision expensive.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -248,64 +250,68 @@ pub fn merge_context(
     }
 }
 
-/// The engine's decision as a response.
-pub fn response(d: &engine::Decision<'_>, decision_id: String) -> pb::CheckResponse {
+/// The decider's input for `parts`: the request in the engine's terms, with the token and
+/// session and device ids beside it. `prefix` names the request in errors.
+pub fn check_input(
+    parts: &Parts<'_>,
+    limits: &Limits,
+    prefix: &str,
+    trusted: bool,
+) -> Result<CheckInput, FieldError> {
+    let request = request(parts, limits, prefix)?;
+    let (token, session_id, device_id) = parts.subject.map_or_else(Default::default, |s| {
+        (s.token.clone(), s.session_id.clone(), s.device_id.clone())
+    });
+    Ok(CheckInput {
+        request,
+        token,
+        session_id,
+        device_id,
+        trusted,
+    })
+}
+
+/// The protobuf reason of a decider reason (ext_authz's own refusals have none).
+pub fn reason(r: Reason) -> pb::Reason {
+    match r {
+        Reason::Allowed => pb::Reason::Allowed,
+        Reason::ExplicitDeny => pb::Reason::ExplicitDeny,
+        Reason::ImplicitDeny => pb::Reason::ImplicitDeny,
+        Reason::InvalidIdentity => pb::Reason::InvalidIdentity,
+        Reason::SessionRevoked => pb::Reason::SessionRevoked,
+        Reason::CredentialChanged => pb::Reason::CredentialChanged,
+        Reason::SignalsStale => pb::Reason::SignalsStale,
+        Reason::AuditUnavailable => pb::Reason::AuditUnavailable,
+        Reason::InvalidPath | Reason::UnmappedRoute | Reason::UnmappedAllowed => {
+            pb::Reason::Unspecified
+        }
+    }
+}
+
+/// An outcome as a protobuf response (its strings moved, not copied).
+pub fn check_response(o: Outcome) -> pb::CheckResponse {
     pb::CheckResponse {
-        decision: if d.allowed {
+        decision: if o.allowed {
             pb::Decision::Allow
         } else {
             pb::Decision::Deny
         } as i32,
-        reason: match d.reason {
-            engine::Reason::Allowed => pb::Reason::Allowed,
-            engine::Reason::ExplicitDeny => pb::Reason::ExplicitDeny,
-            engine::Reason::ImplicitDeny => pb::Reason::ImplicitDeny,
-        } as i32,
-        obligations: d.obligations.iter().map(|o| obligation(o)).collect(),
-        determining: d
+        reason: reason(o.reason) as i32,
+        obligations: o.obligations.iter().map(obligation).collect(),
+        determining: o
             .determining
-            .iter()
+            .into_iter()
             .map(|s| pb::StatementRef {
-                policy: s.policy.clone(),
-                sid: s.sid.clone().unwrap_or_default(),
+                policy: s.policy,
+                sid: s.sid.unwrap_or_default(),
                 index: u32::try_from(s.index).unwrap_or(u32::MAX),
                 effect: s.effect.as_str().to_owned(),
             })
             .collect(),
-        decision_id,
-        policy_revision: d.revision.to_owned(),
-        ttl: Some(prost_types::Duration {
-            seconds: 0,
-            nanos: 0,
-        }),
-        message: String::new(),
-    }
-}
-
-/// A deny for an identity that could not be verified.
-pub fn invalid_identity(message: &str, revision: &str, decision_id: String) -> pb::CheckResponse {
-    refused(pb::Reason::InvalidIdentity, message, revision, decision_id)
-}
-
-/// A deny the PDP gives before any policy is consulted (the identity, or a signal), with a
-/// message saying why; never cached.
-pub fn refused(
-    reason: pb::Reason,
-    message: &str,
-    revision: &str,
-    decision_id: String,
-) -> pb::CheckResponse {
-    pb::CheckResponse {
-        decision: pb::Decision::Deny as i32,
-        reason: reason as i32,
-        decision_id,
-        policy_revision: revision.to_owned(),
-        ttl: Some(prost_types::Duration {
-            seconds: 0,
-            nanos: 0,
-        }),
-        message: message.to_owned(),
-        ..Default::default()
+        decision_id: o.decision_id,
+        policy_revision: o.revision,
+        ttl: prost_types::Duration::try_from(o.ttl).ok(),
+        message: o.message,
     }
 }
 

@@ -10,9 +10,9 @@ use pdp_proto::v1 as pb;
 use tokio::sync::broadcast::error::RecvError;
 use tonic::{Request, Response, Status};
 
-use super::State;
 use crate::signals::store::Change;
 use crate::signals::{self as sig, Kind, RiskLevel, Signal};
+use crate::state::State;
 
 /// Most Watch streams open at once.
 pub const MAX_WATCHERS: u64 = 10_000;
@@ -30,7 +30,9 @@ impl SignalService {
     }
 
     fn authorize<T>(&self, request: &Request<T>, what: &str) -> Result<(), Status> {
-        super::require_trusted(&self.state, request, what)
+        crate::caller::Caller::of(request)
+            .require_trusted(what)
+            .map_err(Status::from)
     }
 }
 
@@ -39,7 +41,7 @@ impl SignalService {
 pub fn signal(
     s: &pb::Signal,
     now: i64,
-    claims: &(Vec<String>, String),
+    claims: &crate::identity::ClaimNames,
     authoritative: bool,
     prefix: &str,
 ) -> Result<Signal, String> {
@@ -101,7 +103,7 @@ pub fn signal(
             .collect();
         out.claims = Some(sig::ClaimsOverride {
             authoritative,
-            ..sig::ClaimsOverride::from_claims(&json, &claims.0, &claims.1)
+            ..sig::ClaimsOverride::from_claims(&json, &claims.roles, &claims.tags)
                 .map_err(|e| format!("`{prefix}claims`: {e}"))?
         });
     }
@@ -143,7 +145,7 @@ impl pb::signal_service_server::SignalService for SignalService {
         &self,
         request: Request<pb::PublishRequest>,
     ) -> Result<Response<pb::PublishResponse>, Status> {
-        super::require_admin(&self.state, &request, "publish signals")?;
+        crate::caller::Caller::of(&request).require_admin("publish signals")?;
         let pb::PublishRequest { signals } = request.into_inner();
         if signals.is_empty() {
             return Err(Status::invalid_argument("`signals`: no signal"));
@@ -219,7 +221,7 @@ impl pb::signal_service_server::SignalService for SignalService {
         let pb::WatchRequest { cursor } = request.into_inner();
         let store = signals.store.clone();
         let resume = store.watch(&cursor);
-        let revision = self.state.set.load().revision().to_owned();
+        let revision = self.state.snapshot().set.revision().to_owned();
         let (tx, rx) = tokio::sync::mpsc::channel(64);
         tokio::spawn(async move {
             let _watching = watching;
