@@ -380,7 +380,10 @@ fn serve(
             ]
         })
     });
-    let call = Call::new("authzen", &caller, state.audit.is_some(), traced);
+    let mut call = Call::new("authzen", &caller, state.audit.is_some(), traced);
+    if let Some(id) = headers.get(REQUEST_ID).and_then(|v| v.to_str().ok()) {
+        call.set_request_id(id);
+    }
     let response = match admit(&caller, &keys, &headers, body) {
         Ok(request) => {
             // One revision answers every evaluation of the call.

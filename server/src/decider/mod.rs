@@ -215,6 +215,8 @@ pub struct Call {
     pub sans: String,
     /// The trace the call belongs to (hex), if traced.
     pub trace_id: String,
+    /// The caller's id for the request (`request_id`, `x-request-id`); empty: none.
+    pub request_id: String,
     /// The call's span, when traced.
     pub traced: Option<Traced>,
     /// The call's `min_signal_generation` was not reached in time: every decision of the
@@ -240,6 +242,7 @@ impl Call {
                 String::new()
             },
             trace_id: traced.as_ref().map(Traced::trace_id).unwrap_or_default(),
+            request_id: String::new(),
             traced,
             signals_behind: false,
         }
@@ -301,7 +304,6 @@ impl Decider {
         resource: &str,
     ) -> Outcome {
         let started = Instant::now();
-        tracing::debug!(reason = reason.label(), resource, "{message}");
         let outcome = Outcome::refused(reason, message, snapshot.set.revision());
         let described = record::Described::refused(self.now(), resource);
         self.record(call, call.traced.as_ref(), outcome, described, started)
@@ -350,7 +352,19 @@ pub fn decision_id() -> String {
         .to_string()
 }
 
+/// Longest request id kept for the log; a longer one is cut at a character boundary.
+pub const MAX_REQUEST_ID_BYTES: usize = 128;
+
 impl Call {
+    /// Keeps the caller's request id, cut to [`MAX_REQUEST_ID_BYTES`].
+    pub fn set_request_id(&mut self, id: &str) {
+        let mut end = id.len().min(MAX_REQUEST_ID_BYTES);
+        while !id.is_char_boundary(end) {
+            end = end.saturating_sub(1);
+        }
+        self.request_id = id.get(..end).unwrap_or_default().to_owned();
+    }
+
     /// Records a batch's size and allowed items on its span.
     pub fn trace_batch(&self, items: usize, allowed: usize) {
         if let Some(t) = &self.traced {

@@ -99,8 +99,11 @@ impl Decider {
                 ),
             ]);
         }
+        // The one event per decision (fields only; never tokens or context values).
         tracing::debug!(
             decision_id = %outcome.decision_id,
+            request_id = %call.request_id,
+            api = call.api,
             subject = %described.subject,
             action = %described.action,
             resource = %described.resource,
@@ -108,6 +111,7 @@ impl Decider {
             reason,
             revision = %outcome.revision,
             cached = described.cached,
+            message = %outcome.message,
             "decided"
         );
         if let Some(log) = &self.state.audit {

@@ -105,7 +105,6 @@ impl Decider {
             match self.verify(&token, now, traced) {
                 Ok(v) => Some(v),
                 Err(message) => {
-                    tracing::debug!(reason = "REASON_INVALID_IDENTITY", "{message}");
                     let outcome = Outcome::refused(Reason::InvalidIdentity, &message, revision);
                     return (outcome, Described::of(now, &mut request, false));
                 }
@@ -223,7 +222,6 @@ impl Decider {
                 Guard::SessionRevoked => Reason::SessionRevoked,
                 Guard::CredentialChanged => Reason::CredentialChanged,
             };
-            tracing::debug!(reason = reason.label(), "{message}");
             return Some(Outcome::refused(reason, message, revision));
         }
         let signals = &self.state.signals;

@@ -226,3 +226,13 @@ fn batches_stop_as_their_semantic_says() {
     assert!(!Semantic::DenyOnFirstDeny.stops(true));
     assert!(Semantic::PermitOnFirstPermit.stops(true));
 }
+
+#[test]
+fn request_ids_are_cut_at_a_character_boundary() {
+    let mut c = call();
+    c.set_request_id(&"é".repeat(100));
+    assert!(c.request_id.len() <= MAX_REQUEST_ID_BYTES);
+    assert_eq!(c.request_id, "é".repeat(MAX_REQUEST_ID_BYTES / 2));
+    c.set_request_id("req-1");
+    assert_eq!(c.request_id, "req-1");
+}

@@ -297,7 +297,7 @@ impl envoy::Authorization for ExtAuthz {
         let caller = Caller::of(&request);
         caller.require_check()?;
         let trusted_sidecar = caller.trusted;
-        let call = crate::grpc::call_of(
+        let mut call = crate::grpc::call_of(
             &state,
             &request,
             &caller,
@@ -311,6 +311,14 @@ impl envoy::Authorization for ExtAuthz {
             .as_ref()
             .and_then(|r| r.http.clone())
             .unwrap_or_default();
+        // Envoy's request id (`x-request-id`), for the log.
+        if http.id.is_empty() {
+            if let Some(id) = http.headers.get("x-request-id") {
+                call.set_request_id(id);
+            }
+        } else {
+            call.set_request_id(&http.id);
+        }
         // One revision throughout: the routes and the set that decides.
         let snapshot = state.snapshot();
         let routes = &snapshot.routes;

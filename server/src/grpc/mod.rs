@@ -83,23 +83,6 @@ fn semantic(value: i32) -> Result<Semantic, ServiceError> {
     }
 }
 
-/// The span a call's events are logged in, carrying its request id (the caller's, or one
-/// made up when it sent none). Costs nothing when debug logging is off.
-fn request_span(name: &'static str, request_id: &str) -> tracing::Span {
-    if !tracing::enabled!(tracing::Level::DEBUG) {
-        return tracing::Span::none();
-    }
-    let id = if request_id.is_empty() {
-        crate::decider::decision_id()
-    } else {
-        request_id.to_owned()
-    };
-    match name {
-        "check_batch" => tracing::debug_span!("check_batch", request_id = %id),
-        _ => tracing::debug_span!("check", request_id = %id),
-    }
-}
-
 impl Authorizer {
     /// One decision of `parts`, converted and answered in protobuf; `prefix` names the
     /// item in errors.
@@ -155,9 +138,9 @@ impl pb::authorization_service_server::AuthorizationService for Authorizer {
             resource: resource.as_ref(),
             context: context.as_ref(),
         };
+        call.set_request_id(&request_id);
         let snapshot = state.snapshot();
-        request_span("check", &request_id)
-            .in_scope(|| self.decide(&snapshot, &parts, caller.trusted, "", &call, true))
+        self.decide(&snapshot, &parts, caller.trusted, "", &call, true)
             .map(Response::new)
             .map_err(Status::from)
     }
@@ -187,8 +170,7 @@ impl pb::authorization_service_server::AuthorizationService for Authorizer {
             min_signal_generation,
         } = request.into_inner();
         call.signals_behind = !state.signals.reached(min_signal_generation).await;
-        let span = request_span("check_batch", &request_id);
-        let _entered = span.enter();
+        call.set_request_id(&request_id);
         if items.len() > state.max_batch_items {
             return Err(Status::invalid_argument(format!(
                 "`items`: {} items, over the limit of {}",
