@@ -419,7 +419,7 @@ fn admit(
         let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
             format!(
                 "the body is over the limit of {} bytes",
-                crate::http::MAX_BODY_BYTES
+                crate::serve::MAX_BODY_BYTES
             )
         } else {
             rejection.body_text()

@@ -17,8 +17,7 @@ use crate::signals::shared::PublishError;
 use crate::signals::ssf::{Delivery, SsfError};
 use crate::state::State;
 
-/// Largest request body accepted, in bytes.
-pub const MAX_BODY_BYTES: usize = 64 * 1024;
+pub use crate::serve::MAX_BODY_BYTES;
 
 /// The HTTP routes over `state`; `/metrics` among them when `with_metrics`.
 pub fn router(state: Arc<State>, with_metrics: bool) -> Router {

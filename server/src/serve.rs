@@ -14,6 +14,9 @@ use crate::state::State;
 /// Largest request message accepted, in bytes.
 pub const MAX_MESSAGE_BYTES: usize = 1 << 20;
 
+/// Largest HTTP request body accepted (AuthZEN, SSF push), in bytes.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
 /// Serving failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {

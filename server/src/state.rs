@@ -43,7 +43,7 @@ pub struct State {
     /// The revision serving; replaced whole on reload.
     pub snapshot: arc_swap::ArcSwap<Snapshot>,
     /// Bounds on request fields.
-    pub limits: crate::grpc::convert::Limits,
+    pub limits: crate::decider::Limits,
     /// Most items in one batch (`CheckBatch`, AuthZEN evaluations).
     pub max_batch_items: usize,
     /// A fixed clock for `aws:CurrentTime` / `aws:EpochTime` (tests replaying cases that
@@ -96,7 +96,7 @@ impl State {
             },
             audit: None,
             telemetry: None,
-            limits: crate::grpc::convert::DEFAULT_LIMITS,
+            limits: crate::decider::DEFAULT_LIMITS,
             max_batch_items,
             clock: None,
             verifier: None,

@@ -20,6 +20,27 @@ use std::time::{Duration, Instant};
 use crate::state::{Snapshot, State};
 use crate::telemetry::Traced;
 
+/// Bounds on one request's fields, so that no input can make a decision expensive.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Longest string field (ids, action, tag keys and values, context strings), in bytes.
+    pub max_field_bytes: usize,
+    /// Most context keys.
+    pub max_context_keys: usize,
+    /// Most values in one multivalued context key.
+    pub max_list_values: usize,
+    /// Most roles or tags.
+    pub max_items: usize,
+}
+
+/// The limits `pdp serve` applies unless configured otherwise.
+pub const DEFAULT_LIMITS: Limits = Limits {
+    max_field_bytes: 4096,
+    max_context_keys: 128,
+    max_list_values: 256,
+    max_items: 128,
+};
+
 /// Why a call got no decision: the caller's fault or ours, named once here and mapped
 /// once per transport (gRPC status, HTTP status, ext_authz answer).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -7,26 +7,7 @@ use prost_types::value::Kind;
 
 use crate::decider::{CheckInput, Outcome, Reason};
 
-/// Bounds on one request's fields, so that no input can make a decision expensive.
-#[derive(Debug, Clone, Copy)]
-pub struct Limits {
-    /// Longest string field (ids, action, tag keys and values, context strings), in bytes.
-    pub max_field_bytes: usize,
-    /// Most context keys.
-    pub max_context_keys: usize,
-    /// Most values in one multivalued context key.
-    pub max_list_values: usize,
-    /// Most roles or tags.
-    pub max_items: usize,
-}
-
-/// The limits `pdp serve` applies unless configured otherwise.
-pub const DEFAULT_LIMITS: Limits = Limits {
-    max_field_bytes: 4096,
-    max_context_keys: 128,
-    max_list_values: 256,
-    max_items: 128,
-};
+pub use crate::decider::{Limits, DEFAULT_LIMITS};
 
 /// A request field that cannot be used; becomes `INVALID_ARGUMENT` naming the field.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
