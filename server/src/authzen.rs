@@ -16,14 +16,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Router};
 use bytes::Bytes;
-use pdp_proto::v1 as pb;
-use prost_types::value::Kind;
 use serde::Serialize;
 use serde_json::{Map, Value as Json};
 
 use crate::caller::Caller;
+use crate::decider::bounds::FieldError;
 use crate::decider::{Call, Decider, Outcome, Semantic};
-use crate::grpc::convert::{FieldError, Parts};
 use crate::state::{Snapshot, State};
 
 /// A JSON object.
@@ -572,20 +570,37 @@ fn semantic(options: Option<&Json>) -> Result<Semantic, FieldError> {
 
 /// Converts, decides with `authorizer`, and shapes the answer.
 fn evaluate(ask: &Ask<'_>, tuple: &Tuple<'_>, stages: bool) -> Result<Decision, Failure> {
-    let request = convert(tuple).map_err(|e| Failure::Invalid(e.to_string()))?;
-    let parts = Parts {
-        subject: Some(&request.subject),
-        action: &request.action,
-        resource: Some(&request.resource),
-        context: Some(&request.context),
+    let converted = convert(tuple).map_err(|e| Failure::Invalid(e.to_string()))?;
+    let request = pdp_engine::Request {
+        subject: pdp_engine::Subject {
+            id: converted.subject.id.as_str().into(),
+            roles: converted
+                .subject
+                .roles
+                .iter()
+                .map(|r| r.as_str().into())
+                .collect(),
+            ..Default::default()
+        },
+        action: converted.action.as_str().into(),
+        resource: pdp_engine::Resource {
+            id: converted.resource.id.as_str().into(),
+            ..Default::default()
+        },
+        context: converted.context.into_iter().collect(),
+        now: None,
     };
+    crate::decider::bounds::check(&request, &ask.decider.state().limits, "")
+        .map_err(|e| Failure::Invalid(e.to_string()))?;
     // Every caller that gets here is trusted, or authenticated by an API key (which counts
     // as trusted).
-    let limits = &ask.decider.state().limits;
-    let input = crate::grpc::convert::check_input(&parts, limits, "", true)
-        .map_err(|e| Failure::Invalid(e.to_string()))?;
+    let input = crate::decider::CheckInput {
+        request,
+        trusted: true,
+        ..Default::default()
+    };
     let outcome = ask.decider.decide(ask.snapshot, input, ask.call, stages);
-    Ok(answer(&outcome, &request.declared))
+    Ok(answer(&outcome, &converted.declared))
 }
 
 /// The AuthZEN answer to a decision: obligations only to a caller that opted in to every
@@ -795,17 +810,33 @@ impl<'a> Entity<'a> {
     }
 }
 
-/// An evaluation as `pdp.v1` parts.
+/// An evaluation's subject: `subject.id`, and the roles of `subject.properties.roles`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConvertedSubject {
+    /// The id.
+    pub id: String,
+    /// The roles.
+    pub roles: Vec<String>,
+}
+
+/// An evaluation's resource: `<type>:<id>` (or an ARN as is).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConvertedResource {
+    /// The resource id.
+    pub id: String,
+}
+
+/// An evaluation in the engine's terms.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Converted {
-    /// `subject.id`, and the roles of `subject.properties.roles`.
-    pub subject: pb::Subject,
+    /// The subject.
+    pub subject: ConvertedSubject,
     /// `action.name`, qualified by the resource type.
     pub action: String,
-    /// `<type>:<id>` (or an ARN as is), with the type.
-    pub resource: pb::Resource,
+    /// The resource.
+    pub resource: ConvertedResource,
     /// The context members and the entities' types and properties as condition keys.
-    pub context: prost_types::Struct,
+    pub context: BTreeMap<String, pdp_engine::Value>,
     /// What the caller declared about obligations.
     pub declared: Declared,
 }
@@ -881,18 +912,15 @@ fn convert(tuple: &Tuple<'_>) -> Result<Converted, FieldError> {
     context.extend(derived);
 
     Ok(Converted {
-        subject: pb::Subject {
+        subject: ConvertedSubject {
             id: subject_id.to_owned(),
             roles,
-            ..Default::default()
         },
         action: action_name(name, resource_type),
-        resource: pb::Resource {
+        resource: ConvertedResource {
             id: resource_name(resource_type, resource_id),
-            r#type: resource_type.to_owned(),
-            tags: Default::default(),
         },
-        context: prost_types::Struct { fields: context },
+        context,
         declared: Declared::from_context(context_part.map(|c| c.members)),
     })
 }
@@ -946,7 +974,7 @@ pub fn flatten(
     key: &str,
     path: &str,
     value: &Json,
-    out: &mut BTreeMap<String, prost_types::Value>,
+    out: &mut BTreeMap<String, pdp_engine::Value>,
 ) -> Result<(), FieldError> {
     match value {
         Json::Null => {}
@@ -975,39 +1003,32 @@ pub fn flatten(
                     scalar => values.push(scalar_value(scalar)),
                 }
             }
-            out.insert(
-                key.to_owned(),
-                prost_types::Value {
-                    kind: Some(Kind::ListValue(prost_types::ListValue { values })),
-                },
-            );
+            out.insert(key.to_owned(), pdp_engine::Value::Many(values));
         }
         scalar => {
-            out.insert(key.to_owned(), scalar_value(scalar));
+            out.insert(key.to_owned(), pdp_engine::Value::One(scalar_value(scalar)));
         }
     }
     Ok(())
 }
 
-/// A JSON string, number or boolean as a protobuf value.
-fn scalar_value(value: &Json) -> prost_types::Value {
-    let kind = match value {
-        Json::Bool(b) => Kind::BoolValue(*b),
-        Json::Number(n) => Kind::NumberValue(n.as_f64().unwrap_or(f64::NAN)),
-        Json::String(s) => Kind::StringValue(s.clone()),
+/// A JSON string, number or boolean as an engine scalar.
+fn scalar_value(value: &Json) -> pdp_engine::Scalar {
+    match value {
+        Json::Bool(b) => pdp_engine::Scalar::Bool(*b),
+        // Not finite only past f64's range: refused by the bounds check.
+        Json::Number(n) => pdp_engine::Scalar::Number(n.as_f64().unwrap_or(f64::NAN)),
+        Json::String(s) => pdp_engine::Scalar::String(s.as_str().into()),
         // INVARIANT: callers pass scalars only.
         Json::Null | Json::Array(_) | Json::Object(_) => {
             debug_assert!(false, "not a scalar: {value}");
-            Kind::NullValue(0)
+            pdp_engine::Scalar::Bool(false)
         }
-    };
-    prost_types::Value { kind: Some(kind) }
+    }
 }
 
-fn string(s: &str) -> prost_types::Value {
-    prost_types::Value {
-        kind: Some(Kind::StringValue(s.to_owned())),
-    }
+fn string(s: &str) -> pdp_engine::Value {
+    pdp_engine::Value::One(pdp_engine::Scalar::String(s.into()))
 }
 
 fn field_error(field: impl Into<String>, message: impl Into<String>) -> FieldError {
@@ -1100,14 +1121,12 @@ mod tests {
         }
     }
 
-    fn sv(s: &str) -> prost_types::Value {
+    fn sv(s: &str) -> pdp_engine::Value {
         string(s)
     }
 
-    fn list(values: Vec<prost_types::Value>) -> prost_types::Value {
-        prost_types::Value {
-            kind: Some(Kind::ListValue(prost_types::ListValue { values })),
-        }
+    fn list(values: Vec<pdp_engine::Scalar>) -> pdp_engine::Value {
+        pdp_engine::Value::Many(values)
     }
 
     fn single(v: Json) -> Result<Converted, FieldError> {
@@ -1127,13 +1146,13 @@ mod tests {
             "context": {"time": "now", "net": {"ip": "10.0.0.1"}},
         }))
         .unwrap();
-        let f = &c.context.fields;
+        let f = &c.context;
         assert_eq!(f.get("pdp:ResourceProperty/owner/email"), Some(&sv("a@x")));
         assert!(!f.contains_key("pdp:ResourceProperty/owner/name"));
         assert_eq!(
             f.get("pdp:ResourceProperty/labels"),
             Some(&list(vec![
-                sv("a"),
+                pdp_engine::Scalar::String("a".into()),
                 scalar_value(&serde_json::json!(2)),
                 scalar_value(&Json::Bool(true)),
             ]))
@@ -1258,8 +1277,8 @@ mod tests {
             "context": {"PDP:SUBJECTTYPE": "admin"},
         }))
         .unwrap();
-        assert!(!c.context.fields.contains_key("PDP:SUBJECTTYPE"));
-        assert_eq!(c.context.fields.get("pdp:SubjectType"), Some(&sv("user")));
+        assert!(!c.context.contains_key("PDP:SUBJECTTYPE"));
+        assert_eq!(c.context.get("pdp:SubjectType"), Some(&sv("user")));
     }
 
     #[test]
@@ -1279,19 +1298,19 @@ mod tests {
         // Required members fall back on the default; properties do not.
         assert_eq!(c.subject.id, "bob");
         assert!(c.subject.roles.is_empty());
-        assert_eq!(c.context.fields.get("pdp:SubjectType"), Some(&sv("user")));
+        assert_eq!(c.context.get("pdp:SubjectType"), Some(&sv("user")));
         assert_eq!(c.resource.id, "record:record-1");
         assert_eq!(c.action, "record:write");
         // The item's context replaces the default's.
-        assert!(!c.context.fields.contains_key("a"));
+        assert!(!c.context.contains_key("a"));
         assert_eq!(
-            c.context.fields.get("b"),
-            Some(&scalar_value(&serde_json::json!(3)))
+            c.context.get("b"),
+            Some(&pdp_engine::Value::One(scalar_value(&serde_json::json!(3))))
         );
         let resource_only = object(serde_json::json!({"resource": {"id": "record-2"}}));
         let c = convert(&Tuple::item(&defaults, &resource_only, 1)).unwrap();
         assert_eq!(c.subject.roles, vec!["admin".to_owned()]);
-        assert!(c.context.fields.contains_key("a"));
+        assert!(c.context.contains_key("a"));
         let missing = object(serde_json::json!({"subject": {"type": "user", "id": "x"}}));
         let no_defaults = object(serde_json::json!({}));
         let err = convert(&Tuple::item(&no_defaults, &missing, 2)).unwrap_err();
@@ -1347,7 +1366,7 @@ mod tests {
             "context": {"supported_mandatory_extensions": ["obligations"], "supported_obligations": ["step-up"]},
         }))
         .unwrap();
-        assert!(!c.context.fields.contains_key("supported_obligations"));
+        assert!(!c.context.contains_key("supported_obligations"));
         assert!(c.declared.adopted);
     }
 

@@ -519,6 +519,14 @@ fn malformed_requests_are_refused_naming_the_problem() {
     let (code, error) = send(&[JSON], &long.to_string());
     assert_eq!(code, 400);
     assert!(error.contains("subject.id"), "{error}");
+    let mut long = readme(Some(true));
+    long["context"]["note"] = json!("n".repeat(5000));
+    let (code, error) = send(&[JSON], &long.to_string());
+    assert_eq!(code, 400);
+    assert!(
+        error.starts_with("`context.note`: is 5000 bytes, over the limit of 4096"),
+        "{error}"
+    );
 }
 
 #[test]

@@ -9,6 +9,7 @@
 //! [`CheckInput`] (their conversion errors are a [`ServiceError`]), and the outcome back
 //! into theirs; each maps [`ServiceError`] once onto its own status codes.
 
+pub mod bounds;
 mod record;
 mod stages;
 #[cfg(test)]

@@ -9,15 +9,7 @@ use crate::decider::{CheckInput, Outcome, Reason};
 
 pub use crate::decider::{Limits, DEFAULT_LIMITS};
 
-/// A request field that cannot be used; becomes `INVALID_ARGUMENT` naming the field.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("`{field}`: {message}")]
-pub struct FieldError {
-    /// The field, e.g. `context.aws:SourceIp`.
-    pub field: String,
-    /// What is wrong.
-    pub message: String,
-}
+pub use crate::decider::bounds::FieldError;
 
 fn field_error(field: impl Into<String>, message: impl Into<String>) -> FieldError {
     FieldError {
