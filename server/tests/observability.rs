@@ -107,11 +107,9 @@ async fn every_decision_is_logged_in_a_chain_that_verifies_and_shows_tampering()
     );
     let c = channel(&server).await;
     let mut authz = pb::authorization_service_client::AuthorizationServiceClient::new(c.clone());
-    let allowed = authz
-        .check(readme_request(Some(true)))
-        .await
-        .unwrap()
-        .into_inner();
+    let mut tagged = readme_request(Some(true));
+    tagged.request_id = "req-7".into();
+    let allowed = authz.check(tagged).await.unwrap().into_inner();
     let token = rs256_token(
         serde_json::json!({ "sub": "tina", "roles": ["ApplicationRole"], "amr": ["mfa"] }),
     );
@@ -148,6 +146,12 @@ async fn every_decision_is_logged_in_a_chain_that_verifies_and_shows_tampering()
     assert_eq!(records[0]["subject"], "alice");
     assert_eq!(records[0]["decision"], "allow");
     assert_eq!(records[0]["api"], "check");
+    assert_eq!(records[0]["request_id"], "req-7", "the caller's request id");
+    assert!(
+        records[1].get("request_id").is_none(),
+        "no request id, no field: {}",
+        records[1]
+    );
     assert!(records[0]["caller"]
         .as_str()
         .unwrap()

@@ -49,6 +49,7 @@ pub const FIELDS: &[&str] = &[
     "revision",
     "latency_us",
     "cached",
+    "request_id",
 ];
 
 /// What to do when the writer cannot keep up (its queue is full).
@@ -123,10 +124,12 @@ pub enum Text {
     Resource,
     /// Policy revision.
     Revision,
+    /// The caller's request id (gRPC `request_id`, `x-request-id`); written when not empty.
+    RequestId,
 }
 
 /// How many [`Text`] fields there are.
-const TEXTS: usize = 7;
+const TEXTS: usize = 8;
 
 /// Where a piece of text lies in a record's buffer.
 type Span = (u32, u32);
@@ -600,6 +603,7 @@ const OBLIGATIONS: u16 = 1 << 7;
 const REVISION: u16 = 1 << 8;
 const LATENCY_US: u16 = 1 << 9;
 const CACHED: u16 = 1 << 10;
+const REQUEST_ID: u16 = 1 << 11;
 
 struct Writer {
     file: std::fs::File,
@@ -814,6 +818,10 @@ impl Writer {
         push_json_string(out, r.bytes(Text::DecisionId));
         out.push(b',');
         self.field(out, TRACE_ID, "trace_id", r.bytes(Text::TraceId));
+        let request_id = r.bytes(Text::RequestId);
+        if !request_id.is_empty() {
+            self.field(out, REQUEST_ID, "request_id", request_id);
+        }
         self.field(out, API, "api", r.api.as_bytes());
         if self.shown & CALLER != 0 {
             let mut caller = std::mem::take(&mut self.caller);

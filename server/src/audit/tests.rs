@@ -294,6 +294,7 @@ fn every_field_is_written_in_order_and_reads_back() {
     r.set(Text::Resource, &long)
         .set(Text::DecisionId, "id-\"1\"")
         .set(Text::TraceId, "0af7651916cd43dd8448eb211c80319c")
+        .set(Text::RequestId, "req-1")
         .set(Text::Caller, " spiffe://example.org/a")
         .set(Text::Subject, "ali\nce")
         .set(Text::Action, "s3:GetObject")
@@ -318,6 +319,7 @@ fn every_field_is_written_in_order_and_reads_back() {
             "time",
             "decision_id",
             "trace_id",
+            "request_id",
             "api",
             "caller",
             "subject",
@@ -343,6 +345,7 @@ fn every_field_is_written_in_order_and_reads_back() {
             "time": "2026-11-28T19:02:11.000042Z",
             "decision_id": "id-\"1\"",
             "trace_id": "0af7651916cd43dd8448eb211c80319c",
+            "request_id": "req-1",
             "api": "check_batch",
             "caller": format!("sha256:{}", &caller[..16]),
             "subject": "ali\nce",

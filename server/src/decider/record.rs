@@ -125,6 +125,7 @@ impl Decider {
             record
                 .set(Text::DecisionId, &outcome.decision_id)
                 .set(Text::TraceId, &call.trace_id)
+                .set(Text::RequestId, &call.request_id)
                 .set(Text::Caller, &call.sans)
                 .set(Text::Subject, &described.subject)
                 .set(Text::Action, &described.action)
