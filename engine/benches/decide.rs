@@ -4,7 +4,8 @@
 //! Every workload is loaded, compiled and checked against its `expected` decisions before
 //! anything is timed (a mismatch prints the first few and exits 1). Then:
 //! - criterion groups `decide/S` (indexed, one decision per iteration, cycling through all
-//!   requests) and `decide_scan/S` (the unindexed baseline);
+//!   requests), `plan/S` (a query plan per request, its resource left out) and
+//!   `decide_scan/S` (the unindexed baseline);
 //! - a report: per-decision latency of the indexed path (requests where they lie, and "hot":
 //!   each request copied just before it is decided, as the server decodes it) and of the scan
 //!   (each decision timed on its own with `Instant`, 3 interleaved passes over all requests
@@ -22,7 +23,7 @@ use std::time::Instant;
 
 use cap::Cap;
 use criterion::{BenchmarkId, Criterion, Throughput};
-use pdp_engine::{Decision, PolicySet, Request};
+use pdp_engine::{Decision, PlanRequest, PolicySet, Request};
 
 #[path = "workload/mod.rs"]
 mod workload;
@@ -81,6 +82,29 @@ fn criterion_groups(c: &mut Criterion, loaded: &[Loaded]) {
         let mut requests = l.workload.requests.iter().cycle();
         group.bench_function(BenchmarkId::from_parameter(l.s), |b| {
             b.iter(|| requests.next().map(|r| l.set.decide(black_box(r))));
+        });
+    }
+    group.finish();
+
+    // Query plans for the workload's requests without their resources: the subject's
+    // statements only, so the figure should barely grow with S.
+    let mut group = c.benchmark_group("plan");
+    group.throughput(Throughput::Elements(1));
+    for l in loaded {
+        let planned: Vec<PlanRequest> = l
+            .workload
+            .requests
+            .iter()
+            .map(|r| PlanRequest {
+                subject: r.subject.clone(),
+                action: r.action.clone(),
+                context: r.context.clone(),
+                now: r.now,
+            })
+            .collect();
+        let mut requests = planned.iter().cycle();
+        group.bench_function(BenchmarkId::from_parameter(l.s), |b| {
+            b.iter(|| requests.next().map(|r| l.set.plan(black_box(r))));
         });
     }
     group.finish();

@@ -707,6 +707,96 @@ impl Condition {
     }
 }
 
+impl Condition {
+    /// Whether the condition reads a key `pred` picks: as its key, or in a policy variable
+    /// of its values.
+    pub(crate) fn reads(&self, pred: impl Fn(&Key) -> bool) -> bool {
+        if pred(&self.key) {
+            return true;
+        }
+        let templates: Vec<&Template> = match &self.values {
+            Values::Str(v) | Values::StrIc(v) => v
+                .iter()
+                .filter_map(|s| match s {
+                    StrVal::Dynamic(t) => Some(t),
+                    StrVal::Static(_) => None,
+                })
+                .collect(),
+            Values::Like(v) | Values::Arn(v) => v
+                .iter()
+                .filter_map(|p| match p {
+                    PatVal::Dynamic(t) => Some(t),
+                    PatVal::Static(_) | PatVal::StaticArn(_) => None,
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        templates.iter().any(|t| t.keys().any(&pred))
+    }
+
+    /// The values as text, policy variables filled in from `ctx` (left as written where
+    /// `ctx` cannot fill them).
+    pub(crate) fn values_text(&self, ctx: &EvalCtx<'_>) -> Vec<String> {
+        let template = |t: &Template| {
+            t.resolve(ctx)
+                .map_or_else(|| t.text(), |toks| crate::keys::toks_to_string(&toks))
+        };
+        let pattern = |p: &Pattern| crate::keys::toks_to_string(&p.toks());
+        match &self.values {
+            Values::Str(v) | Values::StrIc(v) => v
+                .iter()
+                .map(|s| match s {
+                    StrVal::Static(s) => s.to_string(),
+                    StrVal::Dynamic(t) => template(t),
+                })
+                .collect(),
+            Values::Like(v) | Values::Arn(v) => v
+                .iter()
+                .map(|p| match p {
+                    PatVal::Static(p) => pattern(p),
+                    PatVal::StaticArn(parts) => {
+                        parts.iter().map(pattern).collect::<Vec<_>>().join(":")
+                    }
+                    PatVal::Dynamic(t) => template(t),
+                })
+                .collect(),
+            Values::Num(_, v) => v
+                .iter()
+                .map(|n| crate::keys::number_to_string(*n))
+                .collect(),
+            Values::Date(_, v) => v.iter().map(|ms| val_to_string(Val::Time(*ms))).collect(),
+            Values::Bool(v) | Values::Null(v) => v.iter().map(ToString::to_string).collect(),
+            Values::Binary(v) => v
+                .iter()
+                .map(|b| base64::engine::general_purpose::STANDARD.encode(b))
+                .collect(),
+            Values::Ip(v) => v.iter().map(IpRange::text).collect(),
+        }
+    }
+}
+
+impl IpRange {
+    /// The block in CIDR notation.
+    fn text(&self) -> String {
+        match *self {
+            IpRange::V4 { network, mask } => {
+                format!(
+                    "{}/{}",
+                    std::net::Ipv4Addr::from(network),
+                    mask.count_ones()
+                )
+            }
+            IpRange::V6 { network, mask } => {
+                format!(
+                    "{}/{}",
+                    std::net::Ipv6Addr::from(network),
+                    mask.count_ones()
+                )
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -143,19 +143,8 @@ impl Stmt {
     /// are known to match, whether its resources are negated, whether it has a principal).
     fn applies(&self, shared: &Shared, ctx: &EvalCtx<'_>, flags: u32) -> bool {
         let req = ctx.req;
-        if flags & KNOWN_ACTION == 0 {
-            // Wildcards first: a candidate reached through its service has one that can
-            // match, and they are on the line read next.
-            let action_hit = self
-                .actions_wild
-                .iter()
-                .any(|p| p.matches_bytes(ctx.action))
-                || ctx
-                    .action_id
-                    .is_some_and(|id| self.actions_exact.contains(&id));
-            if action_hit == self.actions_negated {
-                return false;
-            }
+        if !self.action_matches(ctx, flags) {
+            return false;
         }
         let resource = &req.resource.id;
         let pattern_matches = |p: &ResPat| match p {
@@ -187,8 +176,43 @@ impl Stmt {
     }
 }
 
+impl Stmt {
+    /// Whether the statement's `Action`/`NotAction` matches the request's action (known to,
+    /// when its index entry's flags say so).
+    #[inline]
+    pub(crate) fn action_matches(&self, ctx: &EvalCtx<'_>, flags: u32) -> bool {
+        if flags & KNOWN_ACTION != 0 {
+            return true;
+        }
+        // Wildcards first: a candidate reached through its service has one that can
+        // match, and they are on the line read next.
+        let action_hit = self
+            .actions_wild
+            .iter()
+            .any(|p| p.matches_bytes(ctx.action))
+            || ctx
+                .action_id
+                .is_some_and(|id| self.actions_exact.contains(&id));
+        action_hit != self.actions_negated
+    }
+}
+
+/// The action folded for matching, and its id among the set's exact action names.
+pub(crate) fn action_key(
+    set: &PolicySet,
+    action: &str,
+) -> (compact_str::CompactString, Option<u32>) {
+    let folded = fold(action);
+    let id = set
+        .action_ids
+        .actions
+        .get(folded.as_bytes())
+        .map(|&(id, _)| id);
+    (folded, id)
+}
+
 impl Principals {
-    fn matches(&self, req: &Request) -> bool {
+    pub(crate) fn matches(&self, req: &Request) -> bool {
         let hit = self.anyone
             || self.users.iter().any(|p| p.matches(&req.subject.id))
             || self
@@ -236,7 +260,7 @@ impl PolicySet {
 
     /// The request with what the directory knows of its subject (roles added, tags set),
     /// when it knows anything; `None` otherwise (no copy).
-    fn with_directory(&self, request: &Request) -> Option<Request> {
+    pub(crate) fn with_directory(&self, request: &Request) -> Option<Request> {
         if self.directory.is_empty() {
             return None;
         }

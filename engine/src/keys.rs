@@ -34,6 +34,19 @@ const PRINCIPAL_TAG: &str = "aws:principaltag/";
 const RESOURCE_TAG: &str = "aws:resourcetag/";
 
 impl Key {
+    /// The key's name.
+    pub(crate) fn name(&self) -> String {
+        match self {
+            Key::Username => "aws:username".into(),
+            Key::Userid => "aws:userid".into(),
+            Key::PrincipalTag(k) => format!("aws:PrincipalTag/{k}"),
+            Key::ResourceTag(k) => format!("aws:ResourceTag/{k}"),
+            Key::CurrentTime => "aws:CurrentTime".into(),
+            Key::EpochTime => "aws:EpochTime".into(),
+            Key::Context(k) => k.to_string(),
+        }
+    }
+
     /// Resolves a key name (case-insensitive).
     pub(crate) fn parse(name: &str) -> Key {
         let is = |known: &str| name.eq_ignore_ascii_case(known);
@@ -349,6 +362,27 @@ impl Template {
             }
         }
         Some(out)
+    }
+
+    /// The template as text: `${key}` (with `, 'default'`) for each variable.
+    pub(crate) fn text(&self) -> String {
+        let mut out = String::new();
+        for part in self.parts.iter() {
+            match part {
+                Part::Toks(t) => out.push_str(&toks_to_string(t)),
+                Part::Var { key, default } => {
+                    out.push_str("${");
+                    out.push_str(&key.name());
+                    if let Some(d) = default {
+                        out.push_str(", '");
+                        out.push_str(d);
+                        out.push('\'');
+                    }
+                    out.push('}');
+                }
+            }
+        }
+        out
     }
 
     /// The condition keys this template reads.

@@ -45,6 +45,7 @@ mod keys;
 pub mod lint;
 mod nesting;
 mod pattern;
+mod plan;
 mod request;
 mod set;
 pub mod testsuite;
@@ -53,6 +54,7 @@ mod types;
 pub use condition::operator_names;
 pub use error::{CompileError, CompileErrors, LoadError};
 pub use nesting::{check_nesting, MAX_NESTING};
+pub use plan::{Expr, Glob, GlobPart, IdTemplate, Plan, PlanRequest, TagTest};
 pub use request::{
     Context, Request, Resource, Roles, Scalar, Subject, Tags, TagsIter, Text, Value,
 };

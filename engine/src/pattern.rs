@@ -352,6 +352,30 @@ impl Pattern {
         matches!(self.shape, Shape::Exact(_))
     }
 
+    /// The pattern as tokens (literal characters as folded when case-insensitive).
+    pub(crate) fn toks(&self) -> Vec<Tok> {
+        let lits = |s: &str, out: &mut Vec<Tok>| out.extend(s.chars().map(Tok::Lit));
+        let mut out = Vec::new();
+        match &self.shape {
+            Shape::Any => out.push(Tok::Star),
+            Shape::Exact(s) => lits(s, &mut out),
+            Shape::Prefix(s) => {
+                lits(s, &mut out);
+                out.push(Tok::Star);
+            }
+            Shape::Segments(segs) => {
+                for (i, s) in segs.iter().enumerate() {
+                    if i > 0 {
+                        out.push(Tok::Star);
+                    }
+                    lits(s, &mut out);
+                }
+            }
+            Shape::Glob(t) => out.extend_from_slice(t),
+        }
+        out
+    }
+
     /// Whether this pattern is the lone `*`.
     pub(crate) fn is_any(&self) -> bool {
         matches!(self.shape, Shape::Any)

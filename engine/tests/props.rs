@@ -15,8 +15,8 @@
 use std::collections::BTreeSet;
 
 use pdp_engine::{
-    Attachment, Bindings, Context, Decision, PolicySet, Reason, Request, Resource,
-    ResourceAttachment, Scalar, Subject, Value,
+    Attachment, Bindings, Context, Decision, Plan, PlanRequest, PolicySet, Reason, Request,
+    Resource, ResourceAttachment, Scalar, Subject, Value,
 };
 use proptest::prelude::*;
 use serde_json::{json, Map, Value as Json};
@@ -41,6 +41,7 @@ const RESOURCES: &[&str] = &[
     "arn:aws:s3:::b/k?",
     "arn:aws:s3:::other/*",
     "arn:aws:s3:::b/${aws:username}/*",
+    "arn:aws:s3:::b/${aws:ResourceTag/owner}/*",
 ];
 
 /// Condition shapes: (operator, key, value). No two share both operator and key, so any
@@ -61,6 +62,24 @@ fn condition_shapes() -> Vec<(&'static str, &'static str, Json)> {
         ("ForAllValues:StringLike", "pdp:groups", json!("o*")),
         ("StringNotEquals", "aws:PrincipalTag/team", json!("blue")),
         ("Null", "pdp:risk", json!("false")),
+        // On the resource's tags, directly or through a policy variable.
+        (
+            "StringEquals",
+            "aws:ResourceTag/owner",
+            json!("${aws:username}"),
+        ),
+        ("StringLike", "aws:ResourceTag/env", json!("prod*")),
+        ("Null", "aws:ResourceTag/owner", json!("true")),
+        (
+            "ForAnyValue:StringEquals",
+            "aws:ResourceTag/env",
+            json!(["dev", "stage"]),
+        ),
+        (
+            "StringEquals",
+            "aws:username",
+            json!("${aws:ResourceTag/owner}"),
+        ),
     ]
 }
 
@@ -521,13 +540,30 @@ fn gen_context() -> impl Strategy<Value = Context> {
         })
 }
 
+/// A resource: an id from the alphabet, and sometimes `owner` and `env` tags.
+fn gen_resource() -> impl Strategy<Value = Resource> {
+    (
+        prop::sample::select(REQUEST_RESOURCES),
+        prop::option::weighted(0.5, prop::sample::select(vec!["alice", "u1", "bob"])),
+        prop::option::weighted(0.5, prop::sample::select(vec!["prod", "production", "dev"])),
+    )
+        .prop_map(|(id, owner, env)| Resource {
+            id: id.into(),
+            tags: owner
+                .map(|o| ("owner".into(), o.into()))
+                .into_iter()
+                .chain(env.map(|e| ("env".into(), e.into())))
+                .collect(),
+        })
+}
+
 fn gen_request() -> impl Strategy<Value = Request> {
     (
         prop::sample::select(SUBJECT_IDS),
         prop::sample::subsequence(REQUEST_ROLES, 1..=3),
         prop::option::weighted(0.75, prop::sample::select(vec!["red", "blue", "RED"])),
         prop::sample::select(REQUEST_ACTIONS),
-        prop::sample::select(REQUEST_RESOURCES),
+        gen_resource(),
         gen_context(),
     )
         .prop_map(|(id, roles, team, action, resource, context)| Request {
@@ -540,10 +576,7 @@ fn gen_request() -> impl Strategy<Value = Request> {
                     .collect(),
             },
             action: action.into(),
-            resource: Resource {
-                id: resource.into(),
-                ..Default::default()
-            },
+            resource,
             context,
             now: None,
         })
@@ -645,6 +678,37 @@ fn config() -> ProptestConfig {
 
 proptest! {
     #![proptest_config(config())]
+
+    /// A plan is a partial evaluation: evaluated on any resource, it gives exactly the
+    /// decision for the planned request with that resource.
+    #[test]
+    fn a_plan_allows_exactly_the_resources_decide_allows(
+        set in gen_set(),
+        reqs in requests(),
+        resources in prop::collection::vec(gen_resource(), 1..=12),
+    ) {
+        let ps = set.build(None);
+        for r in &reqs {
+            let plan = ps.plan(&PlanRequest {
+                subject: r.subject.clone(),
+                action: r.action.clone(),
+                context: r.context.clone(),
+                now: r.now,
+            });
+            for resource in resources.iter().chain(std::iter::once(&r.resource)) {
+                let mut full = r.clone();
+                full.resource = resource.clone();
+                prop_assert_eq!(
+                    plan.allows(resource),
+                    ps.decide(&full).allowed,
+                    "plan {} for {:?} on {:?}",
+                    match &plan { Plan::Conditional(e) => e.to_string(), other => format!("{other:?}") },
+                    r,
+                    resource
+                );
+            }
+        }
+    }
 
     /// a. The action index is an optimisation only: it finds exactly the statements a full
     /// scan of the attached statements finds.

@@ -46,6 +46,18 @@ enum Command {
         /// The request file, or `-` for standard input.
         request: PathBuf,
     },
+    /// Print which resources a subject may act on (a query plan, JSON) for a request
+    /// without its resource.
+    Plan {
+        /// The policy directory.
+        #[arg(long, default_value = "policies")]
+        policies: PathBuf,
+        /// The clock for aws:CurrentTime / aws:EpochTime (RFC 3339); the system clock if unset.
+        #[arg(long)]
+        now: Option<DateTime<Utc>>,
+        /// The request file (`subject`, `action`, `context`), or `-` for standard input.
+        request: PathBuf,
+    },
     /// Validate, test and lint policy directories.
     #[command(subcommand)]
     Policy(PolicyCommand),
@@ -134,6 +146,11 @@ pub fn main() -> ExitCode {
             now,
             request,
         } => eval(&policies, now, &request),
+        Command::Plan {
+            policies,
+            now,
+            request,
+        } => plan(&policies, now, &request),
         Command::Policy(PolicyCommand::Validate { dir }) => validate(&dir),
         Command::Policy(PolicyCommand::Test { dir }) => test(&dir),
         Command::Policy(PolicyCommand::Lint { dir, format }) => lint_dir(&dir, format),
@@ -263,6 +280,33 @@ fn eval(dir: &Path, now: Option<DateTime<Utc>>, request: &Path) -> u8 {
             EXIT_REQUEST
         }
     }
+}
+
+fn plan(dir: &Path, now: Option<DateTime<Utc>>, request: &Path) -> u8 {
+    let set = match load(dir) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let text = match read_request(request) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_REQUEST;
+        }
+    };
+    let mut req: pdp_engine::PlanRequest = match serde_json::from_str(&text) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!(
+                "error: request `{}` is invalid: {e} (a plan request has `subject`, `action` and `context`; the resource is what the plan leaves open)",
+                request.display()
+            );
+            return EXIT_REQUEST;
+        }
+    };
+    req.now = now;
+    println!("{}", set.plan(&req).to_json());
+    0
 }
 
 fn validate(dir: &Path) -> u8 {

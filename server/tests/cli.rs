@@ -393,3 +393,47 @@ fn the_readme_describes_the_example_set_as_it_is() {
         );
     }
 }
+
+#[test]
+fn plan_prints_which_resources_the_subject_may_act_on() {
+    let dir = write_dir(&[
+        (
+            "home.yaml",
+            r#"
+Version: "2012-10-17"
+Statement:
+  - Effect: Allow
+    Action: "s3:GetObject"
+    Resource: "arn:aws:s3:::b/${aws:username}/*"
+  - Effect: Deny
+    Action: "s3:*"
+    Resource: "arn:aws:s3:::b/*/secret*"
+"#,
+        ),
+        ("bindings.yaml", "roles: { R: { policies: [home] } }"),
+    ]);
+    let dir = dir.path().to_str().unwrap();
+    let request = r#"{"subject": {"id": "alice", "roles": ["R"]}, "action": "s3:GetObject"}"#;
+    let out = pdp_stdin(&["plan", "--policies", dir, "-"], request);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let plan: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(
+        plan,
+        serde_json::json!({"plan": "conditional", "condition": {"and": [
+            {"id_like": "arn:aws:s3:::b/alice/*"},
+            {"not": {"id_like": "arn:aws:s3:::b/*/secret*"}},
+        ]}})
+    );
+    let other = r#"{"subject": {"id": "alice", "roles": ["R"]}, "action": "s3:PutObject"}"#;
+    let out = pdp_stdin(&["plan", "--policies", dir, "-"], other);
+    assert_eq!(stdout(&out).trim(), r#"{"plan":"always_denied"}"#);
+    // The resource is what a plan leaves open.
+    let with_resource = r#"{"action": "s3:GetObject", "resource": {"id": "x"}}"#;
+    let out = pdp_stdin(&["plan", "--policies", dir, "-"], with_resource);
+    assert_eq!(out.status.code(), Some(4));
+    assert!(
+        stderr(&out).contains("the resource is what the plan leaves open"),
+        "{}",
+        stderr(&out)
+    );
+}
