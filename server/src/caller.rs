@@ -19,7 +19,7 @@ pub struct Caller {
     /// The peer's address, when known.
     pub addr: Option<SocketAddr>,
     /// The URI and DNS names of its client certificate (mutual TLS); empty without one.
-    pub sans: Arc<[String]>,
+    pub sans: Vec<String>,
     /// It may ask for decisions at all (`trust.check_callers`).
     pub may_check: bool,
     /// It may assert subjects' identity without a token (loopback, or a trusted
@@ -36,7 +36,7 @@ impl Caller {
     pub fn identify(
         trust: &TrustPolicy,
         addr: Option<SocketAddr>,
-        sans: Arc<[String]>,
+        sans: Vec<String>,
         bearer: Option<&str>,
     ) -> Caller {
         Caller {
@@ -53,7 +53,7 @@ impl Caller {
     pub fn unknown() -> Caller {
         Caller {
             addr: None,
-            sans: Arc::from(Vec::new()),
+            sans: Vec::new(),
             may_check: false,
             trusted: false,
             admin: Err(AdminRefusal::NoGrant),
@@ -181,10 +181,10 @@ where
             .and_then(TcpConnectInfo::remote_addr)
             .or_else(|| tls.and_then(|i| i.get_ref().remote_addr()));
         // Certificate names are parsed once per request, only when there is a certificate.
-        let sans: Arc<[String]> = tls
+        let sans = tls
             .and_then(TlsConnectInfo::peer_certs)
             .and_then(|certs| certs.first().map(crate::trust::sans_of))
-            .map_or_else(|| Arc::from(Vec::new()), Arc::from);
+            .unwrap_or_default();
         let bearer = request
             .headers()
             .get(http::header::AUTHORIZATION)
