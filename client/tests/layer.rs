@@ -63,6 +63,13 @@ fn obligation(id: &str, kind: &str, props: &[(&str, &str)]) -> pb::Obligation {
 
 #[tonic::async_trait]
 impl AuthorizationService for FakePdp {
+    async fn plan_resources(
+        &self,
+        _request: tonic::Request<pb::PlanResourcesRequest>,
+    ) -> Result<tonic::Response<pb::PlanResourcesResponse>, tonic::Status> {
+        Err(tonic::Status::unimplemented("not faked"))
+    }
+
     async fn check(
         &self,
         request: tonic::Request<pb::CheckRequest>,

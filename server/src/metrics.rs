@@ -55,6 +55,13 @@ pub struct SignalLabels {
     pub source: &'static str,
 }
 
+/// What a query plan said.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PlanLabel {
+    /// `always_allowed`, `always_denied` or `conditional`.
+    pub plan: &'static str,
+}
+
 /// An outcome.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ResultLabel {
@@ -77,6 +84,8 @@ pub struct Metrics {
     pub decisions: Family<DecisionLabels, Counter>,
     /// `pdp_check_duration_seconds`: time to answer one Check (or one CheckBatch item).
     pub check_duration: Histogram,
+    /// `pdp_plans_total`: query plans made, by what they said.
+    pub plans: Family<PlanLabel, Counter>,
     /// `pdp_cache_lookups_total`.
     pub cache_lookups: Family<CacheLabels, Counter>,
     /// `pdp_cache_evictions_total`: entries removed for size or expiry.
@@ -122,6 +131,7 @@ impl Metrics {
             registry: Registry::default(),
             decisions: Family::default(),
             check_duration: Histogram::new(exponential_buckets(0.000_010, 2.0, 16)),
+            plans: Family::default(),
             cache_lookups: Family::default(),
             cache_evictions: Family::default(),
             token_failures: Family::default(),
@@ -146,6 +156,11 @@ impl Metrics {
             "Time to answer one decision request",
             prometheus_client::registry::Unit::Seconds,
             m.check_duration.clone(),
+        );
+        registry.register(
+            "plans",
+            "Query plans made (PlanResources), by what they said",
+            m.plans.clone(),
         );
         registry.register(
             "cache_lookups",
@@ -248,6 +263,13 @@ impl Metrics {
     /// Whether per-decision metrics are recorded.
     pub fn enabled(&self) -> bool {
         self.enabled.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Counts a query plan.
+    pub fn planned(&self, plan: &'static str) {
+        if self.enabled() {
+            self.plans.get_or_create(&PlanLabel { plan }).inc();
+        }
     }
 
     /// Counts a decision taking `seconds`.

@@ -29,6 +29,13 @@ impl pb::authorization_service_server::AuthorizationService for Empty {
     ) -> Result<Response<pb::CheckBatchResponse>, Status> {
         Ok(Response::new(pb::CheckBatchResponse::default()))
     }
+
+    async fn plan_resources(
+        &self,
+        _request: Request<pb::PlanResourcesRequest>,
+    ) -> Result<Response<pb::PlanResourcesResponse>, Status> {
+        Ok(Response::new(pb::PlanResourcesResponse::default()))
+    }
 }
 
 fn main() -> ExitCode {

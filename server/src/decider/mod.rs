@@ -186,6 +186,19 @@ impl Outcome {
     }
 }
 
+/// A query plan, as the decider answers it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlanOutcome {
+    /// Which resources are allowed.
+    pub plan: pdp_engine::Plan,
+    /// Why nothing is: a refusal before the policies (invalid identity, a signal guard).
+    pub refused: Option<Reason>,
+    /// For the caller: why a refusal, or what the PDP ignored.
+    pub message: String,
+    /// The policy revision planned with.
+    pub revision: String,
+}
+
 /// A request in the engine's terms, with what identity and signals need beside it.
 #[derive(Debug, Clone, Default)]
 pub struct CheckInput {
@@ -339,6 +352,69 @@ impl Decider {
         outcome.allowed = true;
         let described = record::Described::refused(self.now(), resource);
         self.record(call, call.traced.as_ref(), outcome, described, started)
+    }
+
+    /// Which resources `input` (its resource left out) may act on: identity and signal
+    /// guards as for [`Decider::decide`], then the engine's plan. A refusal before the
+    /// policies plans no resource, with its reason. Plans are counted in the metrics and
+    /// logged at debug level, not written to the decision log (they decide nothing).
+    pub fn plan(&self, snapshot: &Snapshot, input: CheckInput, call: &Call) -> PlanOutcome {
+        let traced = call.traced.as_ref();
+        let note = if input.trusted {
+            None
+        } else {
+            stages::ignored_identity(&input)
+        };
+        let revision = snapshot.set.revision().to_owned();
+        let mut answer = match self.resolve(snapshot, input, call.signals_behind, traced) {
+            Err(refused) => {
+                let (refused, _) = *refused;
+                PlanOutcome {
+                    plan: pdp_engine::Plan::AlwaysDenied,
+                    refused: Some(refused.reason),
+                    message: refused.message,
+                    revision,
+                }
+            }
+            Ok(resolved) => {
+                let request = resolved.request;
+                let planned = pdp_engine::PlanRequest {
+                    subject: request.subject,
+                    action: request.action,
+                    context: request.context,
+                    now: request.now,
+                };
+                PlanOutcome {
+                    plan: crate::telemetry::stage(traced, "pdp.plan", || {
+                        snapshot.set.plan(&planned)
+                    }),
+                    refused: None,
+                    message: String::new(),
+                    revision,
+                }
+            }
+        };
+        if let Some(note) = note {
+            if !answer.message.is_empty() {
+                answer.message.push_str("; ");
+            }
+            answer.message.push_str(&note);
+        }
+        let kind = match &answer.plan {
+            pdp_engine::Plan::AlwaysAllowed => "always_allowed",
+            pdp_engine::Plan::AlwaysDenied => "always_denied",
+            pdp_engine::Plan::Conditional(_) => "conditional",
+        };
+        tracing::debug!(
+            request_id = %call.request_id,
+            api = call.api,
+            plan = kind,
+            refused = answer.refused.map(Reason::label),
+            revision = %answer.revision,
+            "planned"
+        );
+        crate::metrics::metrics().planned(kind);
+        answer
     }
 
     fn now(&self) -> chrono::DateTime<chrono::Utc> {

@@ -78,6 +78,13 @@ pub(super) fn ignored_identity(input: &CheckInput) -> Option<String> {
     ))
 }
 
+/// A request whose identity and signals are resolved, ready for the engine.
+pub(super) struct Resolved {
+    pub(super) request: pdp_engine::Request,
+    generation: u64,
+    token_expires_at: Option<i64>,
+}
+
 impl Decider {
     /// The stages, each ending the decision or handing it on.
     pub(super) fn run(
@@ -87,6 +94,33 @@ impl Decider {
         signals_behind: bool,
         traced: Option<&Traced>,
     ) -> (Outcome, Described) {
+        let now = self.now();
+        let mut resolved = match self.resolve(snapshot, input, signals_behind, traced) {
+            Ok(r) => r,
+            Err(refused) => return *refused,
+        };
+        // The engine's decision, through the cache.
+        let (outcome, cached) = self.evaluate(
+            snapshot,
+            &resolved.request,
+            resolved.generation,
+            resolved.token_expires_at,
+            now,
+            traced,
+        );
+        self.observe(&resolved.request, outcome.allowed, now);
+        (outcome, Described::of(now, &mut resolved.request, cached))
+    }
+
+    /// Identity and signal guards: the request as the engine is to see it, or the refusal
+    /// that ends the call.
+    pub(super) fn resolve(
+        &self,
+        snapshot: &Snapshot,
+        input: CheckInput,
+        signals_behind: bool,
+        traced: Option<&Traced>,
+    ) -> Result<Resolved, Box<(Outcome, Described)>> {
         let now = self.now();
         let revision = snapshot.set.revision();
         let CheckInput {
@@ -106,7 +140,7 @@ impl Decider {
                 Ok(v) => Some(v),
                 Err(message) => {
                     let outcome = Outcome::refused(Reason::InvalidIdentity, &message, revision);
-                    return (outcome, Described::of(now, &mut request, false));
+                    return Err(Box::new((outcome, Described::of(now, &mut request, false))));
                 }
             }
         };
@@ -163,7 +197,7 @@ impl Decider {
         });
         if let Some(outcome) = self.guard(&facts, signals_behind, &request, revision) {
             self.observe(&request, false, now);
-            return (outcome, Described::of(now, &mut request, false));
+            return Err(Box::new((outcome, Described::of(now, &mut request, false))));
         }
         let generation = facts.generation;
         apply_facts(&mut request, facts, &session, &device_id);
@@ -173,18 +207,11 @@ impl Decider {
                 .insert(SESSION_AGE, now.timestamp().saturating_sub(start));
         }
         request.now = self.state.clock;
-
-        // The engine's decision, through the cache.
-        let (outcome, cached) = self.evaluate(
-            snapshot,
-            &request,
+        Ok(Resolved {
+            request,
             generation,
             token_expires_at,
-            now,
-            traced,
-        );
-        self.observe(&request, outcome.allowed, now);
-        (outcome, Described::of(now, &mut request, cached))
+        })
     }
 
     /// The verified token, or why not.

@@ -288,6 +288,43 @@ pub fn check_response(o: Outcome) -> pb::CheckResponse {
     }
 }
 
+/// A query plan as a protobuf response.
+pub fn plan_response(p: crate::decider::PlanOutcome) -> pb::PlanResourcesResponse {
+    let (kind, condition) = match &p.plan {
+        engine::Plan::AlwaysAllowed => (pb::PlanKind::AlwaysAllowed, None),
+        engine::Plan::AlwaysDenied => (pb::PlanKind::AlwaysDenied, None),
+        engine::Plan::Conditional(e) => (pb::PlanKind::Conditional, Some(resource_expr(e))),
+    };
+    pb::PlanResourcesResponse {
+        kind: kind as i32,
+        condition,
+        policy_revision: p.revision,
+        reason: p.refused.map_or(pb::Reason::Unspecified, reason) as i32,
+        message: p.message,
+    }
+}
+
+/// A plan's expression as a protobuf tree.
+pub fn resource_expr(e: &engine::Expr) -> pb::ResourceExpr {
+    use pb::resource_expr::Expr as E;
+    let list = |es: &[engine::Expr]| pb::ResourceExprList {
+        exprs: es.iter().map(resource_expr).collect(),
+    };
+    let expr = match e {
+        engine::Expr::IdLike(g) => E::IdLike(g.to_string()),
+        engine::Expr::Tag(t) => E::Tag(pb::TagTest {
+            operator: t.operator().to_owned(),
+            key: t.key().to_owned(),
+            values: t.values().to_vec(),
+        }),
+        engine::Expr::IdTemplate(t) => E::IdTemplate(t.pattern().to_owned()),
+        engine::Expr::Not(e) => E::Not(Box::new(resource_expr(e))),
+        engine::Expr::And(es) => E::And(list(es)),
+        engine::Expr::Or(es) => E::Or(list(es)),
+    };
+    pb::ResourceExpr { expr: Some(expr) }
+}
+
 fn obligation(o: &engine::Obligation) -> pb::Obligation {
     pb::Obligation {
         id: o.id.clone(),

@@ -145,6 +145,42 @@ impl pb::authorization_service_server::AuthorizationService for Authorizer {
             .map_err(Status::from)
     }
 
+    async fn plan_resources(
+        &self,
+        request: Request<pb::PlanResourcesRequest>,
+    ) -> Result<Response<pb::PlanResourcesResponse>, Status> {
+        let caller = Caller::of(&request);
+        caller.require_check()?;
+        let state = self.decider.state();
+        let mut call = call_of(
+            state,
+            &request,
+            &caller,
+            "plan_resources",
+            "pdp.v1.AuthorizationService/PlanResources",
+        );
+        let pb::PlanResourcesRequest {
+            subject,
+            action,
+            context,
+            request_id,
+            min_signal_generation,
+        } = request.into_inner();
+        call.signals_behind = !state.signals.reached(min_signal_generation).await;
+        call.set_request_id(&request_id);
+        let parts = Parts {
+            subject: subject.as_ref(),
+            action: &action,
+            resource: None,
+            context: context.as_ref(),
+        };
+        let input = convert::check_input(&parts, &state.limits, "", caller.trusted)
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let snapshot = state.snapshot();
+        let planned = self.decider.plan(&snapshot, input, &call);
+        Ok(Response::new(convert::plan_response(planned)))
+    }
+
     async fn check_batch(
         &self,
         request: Request<pb::CheckBatchRequest>,
