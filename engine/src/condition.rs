@@ -711,27 +711,7 @@ impl Condition {
     /// Whether the condition reads a key `pred` picks: as its key, or in a policy variable
     /// of its values.
     pub(crate) fn reads(&self, pred: impl Fn(&Key) -> bool) -> bool {
-        if pred(&self.key) {
-            return true;
-        }
-        let templates: Vec<&Template> = match &self.values {
-            Values::Str(v) | Values::StrIc(v) => v
-                .iter()
-                .filter_map(|s| match s {
-                    StrVal::Dynamic(t) => Some(t),
-                    StrVal::Static(_) => None,
-                })
-                .collect(),
-            Values::Like(v) | Values::Arn(v) => v
-                .iter()
-                .filter_map(|p| match p {
-                    PatVal::Dynamic(t) => Some(t),
-                    PatVal::Static(_) | PatVal::StaticArn(_) => None,
-                })
-                .collect(),
-            _ => Vec::new(),
-        };
-        templates.iter().any(|t| t.keys().any(&pred))
+        self.keys().into_iter().any(pred)
     }
 
     /// The values as text, policy variables filled in from `ctx` (left as written where
