@@ -3,16 +3,17 @@
 //! decision cache kept fresh by the PDP's Watch stream.
 
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use opentelemetry::propagation::Injector;
 use opentelemetry::trace::{SpanKind, Status as SpanStatus, TraceContextExt as _, Tracer as _};
 use opentelemetry::KeyValue;
 use pdp_proto::v1 as pb;
 use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
+use tower::ServiceExt as _;
 
 use crate::cache::{self, Cache};
+use crate::stack::{self, Call, Reply, Rpc};
 use crate::{ClientError, Decision};
 
 /// What a call site does when the PDP cannot answer.
@@ -67,13 +68,6 @@ impl Default for BreakerPolicy {
             open_for: Duration::from_secs(2),
         }
     }
-}
-
-#[derive(Debug, Default)]
-struct Breaker {
-    failures: u32,
-    open_until: Option<Instant>,
-    probing: bool,
 }
 
 /// Builds a [`PdpClient`].
@@ -225,12 +219,14 @@ impl PdpClientBuilder {
         };
         let cache = self.cache.map(|(n, ttl)| Cache::new(n, ttl));
         let inner = Arc::new(Inner {
-            authz: pb::authorization_service_client::AuthorizationServiceClient::new(
+            stack: stack::stack(
                 channel.clone(),
+                self.call_timeout,
+                self.retry,
+                self.breaker,
+                self.concurrency,
             ),
             signals: pb::signal_service_client::SignalServiceClient::new(channel),
-            limit: Arc::new(tokio::sync::Semaphore::new(self.concurrency)),
-            breaker: Mutex::new(Breaker::default()),
             cache,
             config: self,
         });
@@ -245,10 +241,9 @@ impl PdpClientBuilder {
 
 #[derive(Debug)]
 struct Inner {
-    authz: pb::authorization_service_client::AuthorizationServiceClient<Channel>,
+    /// The middleware of a call (`stack.rs`: retry, breaker, concurrency limit, RPC).
+    stack: stack::Stack,
     signals: pb::signal_service_client::SignalServiceClient<Channel>,
-    limit: Arc<tokio::sync::Semaphore>,
-    breaker: Mutex<Breaker>,
     cache: Option<Cache>,
     config: PdpClientBuilder,
 }
@@ -257,20 +252,6 @@ struct Inner {
 #[derive(Debug, Clone)]
 pub struct PdpClient {
     inner: Arc<Inner>,
-}
-
-/// Writes trace context into gRPC metadata.
-struct Metadata<'a>(&'a mut tonic::metadata::MetadataMap);
-
-impl Injector for Metadata<'_> {
-    fn set(&mut self, key: &str, value: String) {
-        if let (Ok(k), Ok(v)) = (
-            tonic::metadata::MetadataKey::from_bytes(key.as_bytes()),
-            tonic::metadata::MetadataValue::try_from(value.as_str()),
-        ) {
-            self.0.insert(k, v);
-        }
-    }
 }
 
 impl PdpClient {
@@ -315,13 +296,16 @@ impl PdpClient {
                 }
             }
         }
-        let response = self
+        let response = match self
             .call(
                 "pdp.v1.AuthorizationService/Check",
-                &request,
-                |mut c, r| async move { c.check(r).await },
+                Rpc::Check(request.clone()),
             )
-            .await?;
+            .await?
+        {
+            Reply::Check(r) => r,
+            Reply::CheckBatch(_) => return Err(mismatched()),
+        };
         let decision = Decision::from_response(&response);
         if let (Some(c), Some(k)) = (&self.inner.cache, key) {
             c.insert(k, &request, &decision);
@@ -340,12 +324,14 @@ impl PdpClient {
         match self
             .call(
                 "pdp.v1.AuthorizationService/CheckBatch",
-                &request,
-                |mut c, r| async move { c.check_batch(r).await },
+                Rpc::CheckBatch(request),
             )
             .await
         {
-            Ok(r) => Ok(r.responses.iter().map(Decision::from_response).collect()),
+            Ok(Reply::CheckBatch(r)) => {
+                Ok(r.responses.iter().map(Decision::from_response).collect())
+            }
+            Ok(Reply::Check(_)) => Err(mismatched()),
             Err(e) if e.is_pdp_failure() || e == ClientError::CircuitOpen => {
                 Ok(vec![
                     unavailable(self.inner.config.failure_policy, &e);
@@ -363,22 +349,8 @@ impl PdpClient {
         }
     }
 
-    /// One RPC with the client span, the breaker, the concurrency limit, the deadline and
-    /// retries.
-    async fn call<Req, Resp, F, Fut>(
-        &self,
-        method: &'static str,
-        request: &Req,
-        send: F,
-    ) -> Result<Resp, ClientError>
-    where
-        Req: Clone,
-        F: Fn(
-            pb::authorization_service_client::AuthorizationServiceClient<Channel>,
-            tonic::Request<Req>,
-        ) -> Fut,
-        Fut: std::future::Future<Output = Result<tonic::Response<Resp>, tonic::Status>>,
-    {
+    /// One RPC through the middleware stack (`stack.rs`), inside the client span.
+    async fn call(&self, method: &'static str, rpc: Rpc) -> Result<Reply, ClientError> {
         let tracer = opentelemetry::global::tracer("pdp-client");
         let parent = opentelemetry::Context::current();
         let span = tracer
@@ -390,106 +362,28 @@ impl PdpClient {
             ])
             .start_with_context(&tracer, &parent);
         let cx = parent.with_span(span);
-        let config = &self.inner.config;
-        let started = Instant::now();
-        let mut backoff = config.retry.initial_backoff;
-        let mut attempt = 0;
-        let result = loop {
-            attempt += 1;
-            let outcome = self.attempt(request, &cx, &send).await;
-            match outcome {
-                Err(e)
-                    if e.is_retryable()
-                        && attempt < config.retry.max_attempts
-                        && started.elapsed() + backoff < config.retry.budget =>
-                {
-                    let jitter = 0.5 + fastrand::f64();
-                    tokio::time::sleep(backoff.mul_f64(jitter)).await;
-                    backoff = (backoff * 2).min(config.retry.max_backoff);
-                }
-                other => break other,
-            }
-        };
+        let call = Call::new(rpc, cx.clone());
+        let attempts = call.attempts.clone();
+        let result = self.inner.stack.clone().oneshot(call).await;
         let span = cx.span();
-        span.set_attribute(KeyValue::new("pdp.attempts", i64::from(attempt)));
+        span.set_attribute(KeyValue::new(
+            "pdp.attempts",
+            i64::from(attempts.load(Ordering::Relaxed)),
+        ));
         if let Err(e) = &result {
             span.set_status(SpanStatus::error(e.to_string()));
         }
         span.end();
         result
     }
+}
 
-    async fn attempt<Req, Resp, F, Fut>(
-        &self,
-        request: &Req,
-        cx: &opentelemetry::Context,
-        send: &F,
-    ) -> Result<Resp, ClientError>
-    where
-        Req: Clone,
-        F: Fn(
-            pb::authorization_service_client::AuthorizationServiceClient<Channel>,
-            tonic::Request<Req>,
-        ) -> Fut,
-        Fut: std::future::Future<Output = Result<tonic::Response<Resp>, tonic::Status>>,
-    {
-        let inner = &self.inner;
-        let config = &inner.config;
-        self.admit()?;
-        let permit = tokio::time::timeout(config.call_timeout, inner.limit.clone().acquire_owned())
-            .await
-            .map_err(|_| ClientError::DeadlineExceeded)?
-            .map_err(|_| ClientError::Unavailable("the client is closing".into()))?;
-        let mut r = tonic::Request::new(request.clone());
-        r.set_timeout(config.call_timeout);
-        opentelemetry::global::get_text_map_propagator(|p| {
-            p.inject_context(cx, &mut Metadata(r.metadata_mut()));
-        });
-        let sent = tokio::time::timeout(config.call_timeout, send(inner.authz.clone(), r)).await;
-        drop(permit);
-        let result = match sent {
-            Ok(Ok(response)) => Ok(response.into_inner()),
-            Ok(Err(status)) => Err(ClientError::from_status(&status)),
-            Err(_) => Err(ClientError::DeadlineExceeded),
-        };
-        self.record(result.as_ref().err());
-        result
-    }
-
-    /// Whether the breaker lets a call go.
-    fn admit(&self) -> Result<(), ClientError> {
-        let Ok(mut b) = self.inner.breaker.lock() else {
-            return Ok(());
-        };
-        match b.open_until {
-            Some(until) if Instant::now() < until => Err(ClientError::CircuitOpen),
-            Some(_) if b.probing => Err(ClientError::CircuitOpen),
-            Some(_) => {
-                b.probing = true;
-                Ok(())
-            }
-            None => Ok(()),
-        }
-    }
-
-    fn record(&self, error: Option<&ClientError>) {
-        let Ok(mut b) = self.inner.breaker.lock() else {
-            return;
-        };
-        let policy = self.inner.config.breaker;
-        match error.filter(|e| e.is_pdp_failure()) {
-            None => *b = Breaker::default(),
-            Some(e) => {
-                b.failures += 1;
-                if b.probing || b.failures >= policy.failures {
-                    if b.open_until.is_none() || b.probing {
-                        tracing::warn!("PDP circuit breaker opens for {:?}: {e}", policy.open_for);
-                    }
-                    b.open_until = Some(Instant::now() + policy.open_for);
-                    b.probing = false;
-                }
-            }
-        }
+/// An answer of another RPC than the one sent: cannot happen (`Grpc` answers each RPC with
+/// its own reply); fails closed as an internal error if it ever did.
+fn mismatched() -> ClientError {
+    ClientError::Other {
+        code: tonic::Code::Internal,
+        message: "the client's middleware answered another RPC".into(),
     }
 }
 

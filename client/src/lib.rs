@@ -30,6 +30,7 @@ mod client;
 mod decision;
 mod error;
 pub mod layer;
+mod stack;
 
 pub use client::{BreakerPolicy, FailurePolicy, PdpClient, PdpClientBuilder, RetryPolicy};
 pub use decision::{Decision, Obligation, ObligationKind, Reason};

@@ -12,7 +12,9 @@
 //! unambiguously is refused, not matched: a `.` or `..` segment (raw or percent-encoded),
 //! `\`, an encoded `/`, `\`, `?` or `#`, a `;` path parameter, a double encoding, a bad
 //! escape or a byte a path may not hold; the service behind might read it as another path
-//! than the one that was authorized.
+//! than the one that was authorized. The escapes are decoded and written again by the
+//! `percent-encoding` crate; this module decides only which bytes and escapes a path may
+//! hold.
 //!
 //! ```
 //! use pdp_routes::{fill, match_path, normalize_path, parse_path, parse_template, PathOptions};
@@ -25,7 +27,7 @@
 //! assert!(normalize_path("/orders/42/items/../../admin", PathOptions::default()).is_err());
 //! ```
 
-use std::fmt::Write as _;
+use percent_encoding::{percent_decode_str, percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
 /// One segment of a path template.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -326,84 +328,100 @@ fn is_dot_segment(segment: &str) -> bool {
         .any(|head| head == "." || head == "..")
 }
 
-fn hex(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
+/// The bytes that stay percent-encoded in normal form: all but the unreserved characters
+/// (RFC 3986 §2.3), whose escapes are decoded. `percent_encode` writes the hex digits of
+/// the others in upper case, as §6.2.2.1 asks.
+const STAYS_ENCODED: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// Whether `b` may stand unencoded in a path segment (RFC 3986 `pchar`: unreserved,
+/// sub-delims, `:` and `@`).
+fn is_pchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric()
+        || matches!(
+            b,
+            b'-' | b'.'
+                | b'_'
+                | b'~'
+                | b'!'
+                | b'$'
+                | b'&'
+                | b'\''
+                | b'('
+                | b')'
+                | b'*'
+                | b'+'
+                | b','
+                | b';'
+                | b'='
+                | b':'
+                | b'@'
+        )
+}
+
+/// Checks the unencoded bytes of a segment (between escapes), first refusal first.
+fn check_raw(raw: &str, options: PathOptions) -> Result<(), PathError> {
+    for b in raw.bytes() {
+        match b {
+            b'\\' => return Err(PathError::Backslash),
+            b';' if !options.keep_path_parameters => return Err(PathError::PathParameter),
+            b if is_pchar(b) => {}
+            b => return Err(PathError::Byte(b)),
+        }
+    }
+    Ok(())
+}
+
+/// Decodes the escape at the start of `text` (`%` and two hex digits), if it is one.
+/// `percent_decode` passes a malformed escape through unchanged, so an escape decodes
+/// to exactly one byte only when it is well formed.
+fn decode_escape(text: &str) -> Option<u8> {
+    let mut decoded = percent_decode_str(text.get(..3)?);
+    match (decoded.next(), decoded.next()) {
+        (Some(byte), None) => Some(byte),
         _ => None,
     }
 }
 
-fn is_unreserved(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
-}
-
-/// Appends `segment` in normal form to `out`.
+/// Appends `segment` in normal form to `out`: the raw runs as they are, each escape
+/// decoded and encoded again (decoded for an unreserved character, upper-case hex for the
+/// others), refusing at the first byte or escape that makes the path ambiguous.
 fn normalize_segment(
     segment: &str,
     options: PathOptions,
     out: &mut String,
 ) -> Result<(), PathError> {
-    let bytes = segment.as_bytes();
-    let mut i = 0;
-    while let Some(&b) = bytes.get(i) {
-        i += 1;
-        match b {
-            b'%' => {
-                let decoded = match (
-                    bytes.get(i).copied().and_then(hex),
-                    bytes.get(i + 1).copied().and_then(hex),
-                ) {
-                    (Some(hi), Some(lo)) => hi * 16 + lo,
-                    _ => return Err(PathError::BadEscape),
-                };
-                i += 2;
-                match decoded {
-                    d if is_unreserved(d) => out.push(char::from(d)),
-                    b'/' | b'\\' if !options.keep_encoded_slashes => {
-                        return Err(PathError::EncodedSlash)
-                    }
-                    b';' if !options.keep_path_parameters => return Err(PathError::PathParameter),
-                    b'?' | b'#' => return Err(PathError::EncodedDelimiter),
-                    b'%' if bytes.get(i).copied().and_then(hex).is_some()
-                        && bytes.get(i + 1).copied().and_then(hex).is_some() =>
-                    {
-                        return Err(PathError::DoubleEncoded)
-                    }
-                    d if d < 0x20 || d == 0x7f => return Err(PathError::EncodedControl),
-                    // Writing to a `String` cannot fail.
-                    d => {
-                        let _ = write!(out, "%{d:02X}");
-                    }
-                }
-            }
-            b'\\' => return Err(PathError::Backslash),
+    let mut rest = segment;
+    loop {
+        let Some((raw, escaped)) = rest.split_once('%') else {
+            check_raw(rest, options)?;
+            out.push_str(rest);
+            return Ok(());
+        };
+        check_raw(raw, options)?;
+        out.push_str(raw);
+        // `escaped` starts after the `%`; the escape is `%` and its two hex digits.
+        let escape = rest.get(raw.len()..).unwrap_or_default();
+        let decoded = decode_escape(escape).ok_or(PathError::BadEscape)?;
+        rest = escaped.get(2..).unwrap_or_default();
+        match decoded {
+            b'/' | b'\\' if !options.keep_encoded_slashes => return Err(PathError::EncodedSlash),
             b';' if !options.keep_path_parameters => return Err(PathError::PathParameter),
-            // pchar: unreserved, sub-delims, `:` and `@`.
-            b if is_unreserved(b)
-                || matches!(
-                    b,
-                    b'!' | b'$'
-                        | b'&'
-                        | b'\''
-                        | b'('
-                        | b')'
-                        | b'*'
-                        | b'+'
-                        | b','
-                        | b';'
-                        | b'='
-                        | b':'
-                        | b'@'
-                ) =>
+            b'?' | b'#' => return Err(PathError::EncodedDelimiter),
+            b'%' if rest
+                .as_bytes()
+                .get(..2)
+                .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) =>
             {
-                out.push(char::from(b));
+                return Err(PathError::DoubleEncoded)
             }
-            b => return Err(PathError::Byte(b)),
+            d if d < 0x20 || d == 0x7f => return Err(PathError::EncodedControl),
+            d => out.extend(percent_encode(std::slice::from_ref(&d), STAYS_ENCODED)),
         }
     }
-    Ok(())
 }
 
 /// The captures of `segments` over the request path's parts, if it matches.
@@ -551,6 +569,19 @@ mod tests {
         ("/a%2", Err(PathError::BadEscape)),
         ("/a%zz", Err(PathError::BadEscape)),
         ("/a%+1", Err(PathError::BadEscape)),
+        ("/a%%41", Err(PathError::BadEscape)),
+        ("/a%\u{e9}", Err(PathError::BadEscape)),
+        ("/a%2\u{e9}", Err(PathError::BadEscape)),
+        ("/a%25", Ok("/a%25")),
+        ("/a%25%", Err(PathError::BadEscape)),
+        ("/a%252", Ok("/a%252")),
+        ("/a%3a%c3%A9%7b", Ok("/a%3A%C3%A9%7B")),
+        ("/%2e%2e%2f", Err(PathError::EncodedSlash)),
+        ("/a%2f\\", Err(PathError::EncodedSlash)),
+        ("/a\\%2f", Err(PathError::Backslash)),
+        ("/a b%zz", Err(PathError::Byte(b' '))),
+        ("/a%zz b", Err(PathError::BadEscape)),
+        ("/a;%2f", Err(PathError::PathParameter)),
         ("", Err(PathError::NotAbsolute)),
         ("a/b", Err(PathError::NotAbsolute)),
         ("*", Err(PathError::NotAbsolute)),
@@ -604,6 +635,37 @@ mod tests {
                     .map_err(|e| *e),
                 expected,
                 "{input:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn each_option_keeps_only_its_own_characters() {
+        let slashes = PathOptions {
+            keep_encoded_slashes: true,
+            keep_path_parameters: false,
+        };
+        let parameters = PathOptions {
+            keep_encoded_slashes: false,
+            keep_path_parameters: true,
+        };
+        for (input, options, expected) in [
+            ("/a%2f%5C", slashes, Ok("/a%2F%5C")),
+            ("/a%2F;b", slashes, Err(PathError::PathParameter)),
+            ("/a%2F%3bb", slashes, Err(PathError::PathParameter)),
+            ("/..%2f", slashes, Err(PathError::DotSegment)),
+            ("/a;b%3b", parameters, Ok("/a;b%3B")),
+            ("/a;b%2F", parameters, Err(PathError::EncodedSlash)),
+            ("/..;b", parameters, Err(PathError::DotSegment)),
+            ("/a;%252e", parameters, Err(PathError::DoubleEncoded)),
+        ] {
+            assert_eq!(
+                normalize_path(input, options)
+                    .as_ref()
+                    .map(NormalizedPath::as_str)
+                    .map_err(|e| *e),
+                expected,
+                "{input:?} {options:?}"
             );
         }
     }

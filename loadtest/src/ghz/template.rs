@@ -6,6 +6,18 @@
 //! A template is parsed once and rendered for each request; what it does not support
 //! (`range`, `with`, variables, an unknown function) is an error when it is parsed, not a
 //! silently different request.
+//!
+//! Why not the `gtmpl` crate (Go's template language in Rust, 0.7)? It parses every
+//! construct ghz configs use, but renders some of them differently from Go, and so from
+//! ghz (`gtmpl_renders_what_ghz_renders_differently` shows each case):
+//! - its `printf` pads `%05d` with spaces (`    7`, Go: `00007`) and writes `%q` unquoted
+//!   (`a`, Go: `"a"`): zero-padded ids are a common use of `printf` in call data;
+//! - a misspelt field (`{{.RequestNumbr}}`) renders `<no value>`, a silently different
+//!   request, where ghz fails the call (`can't evaluate field`) and this module refuses the
+//!   template when it is parsed;
+//! - its functions are plain `fn(&[Value])` pointers, so `randomString`, `randomInt` and
+//!   `newUUID` could not draw from the run's seeded [`Rng`], nor `.UUID` and the timestamps
+//!   be made once per request on first use, without thread-local state.
 
 use std::cell::{Cell, RefCell};
 use std::fmt::Write as _;
@@ -1125,6 +1137,36 @@ mod tests {
         ] {
             assert!(Template::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    /// What the `gtmpl` crate renders differently from Go's `text/template` (and so from
+    /// ghz), next to what this module renders. Go's output was checked with Go's own
+    /// `text/template` executing these templates over a struct with `RequestNumber`.
+    #[test]
+    fn gtmpl_renders_what_ghz_renders_differently() {
+        let mut data = std::collections::HashMap::new();
+        data.insert("RequestNumber".to_owned(), gtmpl::Value::from(7u64));
+        let data = gtmpl::Context::from(gtmpl::Value::Map(data));
+        let gtmpl_render = |t: &str| {
+            let mut tmpl = gtmpl::Template::default();
+            tmpl.parse(t)
+                .map_err(|e| e.to_string())
+                .and_then(|()| tmpl.render(&data).map_err(|e| e.to_string()))
+        };
+        for (template, go, gtmpl_renders) in [
+            ("{{printf `%05d` .RequestNumber}}", "00007", "    7"),
+            (r#"{{printf "%q" "a"}}"#, r#""a""#, "a"),
+        ] {
+            assert_eq!(gtmpl_render(template).as_deref(), Ok(gtmpl_renders));
+            assert_eq!(render(template, 7), go, "{template}");
+        }
+        // A misspelt field: Go fails the call, gtmpl sends `<no value>`, this module refuses
+        // the template.
+        assert_eq!(
+            gtmpl_render("user-{{.RequestNumbr}}").as_deref(),
+            Ok("user-<no value>")
+        );
+        assert!(Template::parse("user-{{.RequestNumbr}}").is_err());
     }
 
     #[test]

@@ -370,3 +370,60 @@ fn every_field_is_written_in_order_and_reads_back() {
     assert_eq!(v["hash"], sha256_hex(body.as_bytes()));
     assert!(verify(&[path], None).is_ok());
 }
+
+#[test]
+fn serde_json_writes_the_same_line_as_the_writer() {
+    let mut full = Record::new(chrono::Utc::now(), "check_batch");
+    full.peer = Some("[::1]:8443".parse().unwrap());
+    full.cached = true;
+    full.reason = "explicit_deny";
+    full.set(Text::DecisionId, "id-\"1\"")
+        .set(Text::TraceId, "0af7651916cd43dd8448eb211c80319c")
+        .set(Text::Caller, " spiffe://example.org/a")
+        .set(Text::Subject, "ali\nce\u{1}é")
+        .set(Text::Action, "s3:GetObject")
+        .set(Text::Resource, &"r\\".repeat(200))
+        .set(Text::Revision, "6261f2bbd36934cf")
+        .push_determining("app", "", 3)
+        .push_determining("app", "Deny\"All", 0)
+        .push_obligation("step-up")
+        .push_obligation("audit");
+    let empty = Record::new(chrono::Utc::now(), "check");
+    let configs = [
+        AuditConfig::new("x".into()),
+        AuditConfig {
+            fields: Some(vec![
+                "subject".into(),
+                "determining".into(),
+                "cached".into(),
+            ]),
+            mask: vec!["subject".into(), "determining".into()],
+            ..AuditConfig::new("x".into())
+        },
+        AuditConfig {
+            fields: Some(Vec::new()),
+            ..AuditConfig::new("x".into())
+        },
+        AuditConfig {
+            mask: FIELDS.iter().map(|f| (*f).to_owned()).collect(),
+            ..AuditConfig::new("x".into())
+        },
+    ];
+    for config in &configs {
+        let mut format = BenchFormat::new(config);
+        for (seq, r) in [record(1), record(2), full.clone(), empty.clone()]
+            .iter()
+            .enumerate()
+        {
+            let (mut hand, mut serde) = (Vec::new(), Vec::new());
+            format.hand(seq as u64, GENESIS.as_bytes(), r, &mut hand);
+            format.serde(seq as u64, GENESIS.as_bytes(), r, &mut serde);
+            assert_eq!(
+                String::from_utf8(serde).unwrap(),
+                String::from_utf8(hand).unwrap(),
+                "{:?}",
+                config.fields
+            );
+        }
+    }
+}
