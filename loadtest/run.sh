@@ -64,6 +64,14 @@ wait_port() {
   exit 1
 }
 
+# alive PID WHAT LOG: fails unless PID still runs (another process may hold its port).
+alive() {
+  kill -0 "$1" 2>/dev/null && return 0
+  echo "$2 exited (is its port taken?):" >&2
+  tail -5 "$3" >&2
+  exit 1
+}
+
 # start PORT ARGS...: `pdp serve` on CPU 0; sets $server and $port.
 start() {
   port=$1
@@ -71,6 +79,7 @@ start() {
   taskset -c 0 "$bin/pdp" serve --http-listen off --listen "127.0.0.1:$port" "$@" 2>>"$work/pdp-$port.log" &
   server=$!
   wait_port "$port"
+  alive "$server" "pdp serve on port $port" "$work/pdp-$port.log"
 }
 
 stop() {
@@ -177,6 +186,7 @@ if [ "$ENVOY" != off ]; then
     envoy_pid=$!
     wait_port 50180
     wait_port 50181
+    alive "$envoy_pid" "envoy" "$work/envoy-$mode.log"
     for flight in 1 32; do
       if [ "$flight" = 1 ]; then shape=(-c 1 -m 1); else shape=(-c 2 -m 16); fi
       taskset -c 1 h2load "${h2[@]}" "${shape[@]}" -D "$WARMUP" >/dev/null
