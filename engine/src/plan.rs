@@ -326,33 +326,44 @@ enum Node {
     Expr(Expr),
 }
 
-fn and(nodes: impl IntoIterator<Item = Node>) -> Node {
+/// The distinct terms of `nodes`, operands of the same operator (`is_same`) flattened in;
+/// `None` when one of them is `absorbing` (`False` for `and`, `True` for `or`). A term
+/// beside its own negation is absorbing too.
+fn terms(
+    nodes: impl IntoIterator<Item = Node>,
+    absorbing: &Node,
+    is_same: fn(Expr) -> Result<Vec<Expr>, Expr>,
+) -> Option<Vec<Expr>> {
     let mut terms: Vec<Expr> = Vec::new();
+    let mut push = |e: Expr, terms: &mut Vec<Expr>| {
+        if !terms.contains(&e) {
+            terms.push(e);
+        }
+    };
     for n in nodes {
         match n {
-            Node::False => return Node::False,
-            Node::True => {}
-            Node::Expr(Expr::And(inner)) => {
-                for e in inner {
-                    if !terms.contains(&e) {
-                        terms.push(e);
-                    }
-                }
-            }
-            Node::Expr(e) => {
-                if !terms.contains(&e) {
-                    terms.push(e);
-                }
-            }
+            Node::Expr(e) => match is_same(e) {
+                Ok(inner) => inner.into_iter().for_each(|e| push(e, &mut terms)),
+                Err(e) => push(e, &mut terms),
+            },
+            other if &other == absorbing => return None,
+            _ => {}
         }
     }
-    // `x and not x` never holds.
-    if terms
+    let contradiction = terms
         .iter()
-        .any(|t| terms.contains(&Expr::Not(Box::new(t.clone()))))
-    {
+        .any(|t| terms.contains(&Expr::Not(Box::new(t.clone()))));
+    (!contradiction).then_some(terms)
+}
+
+fn and(nodes: impl IntoIterator<Item = Node>) -> Node {
+    let same = |e| match e {
+        Expr::And(inner) => Ok(inner),
+        e => Err(e),
+    };
+    let Some(mut terms) = terms(nodes, &Node::False, same) else {
         return Node::False;
-    }
+    };
     match terms.len() {
         0 => Node::True,
         1 => terms.pop().map_or(Node::True, Node::Expr),
@@ -361,31 +372,13 @@ fn and(nodes: impl IntoIterator<Item = Node>) -> Node {
 }
 
 fn or(nodes: impl IntoIterator<Item = Node>) -> Node {
-    let mut terms: Vec<Expr> = Vec::new();
-    for n in nodes {
-        match n {
-            Node::True => return Node::True,
-            Node::False => {}
-            Node::Expr(Expr::Or(inner)) => {
-                for e in inner {
-                    if !terms.contains(&e) {
-                        terms.push(e);
-                    }
-                }
-            }
-            Node::Expr(e) => {
-                if !terms.contains(&e) {
-                    terms.push(e);
-                }
-            }
-        }
-    }
-    if terms
-        .iter()
-        .any(|t| terms.contains(&Expr::Not(Box::new(t.clone()))))
-    {
+    let same = |e| match e {
+        Expr::Or(inner) => Ok(inner),
+        e => Err(e),
+    };
+    let Some(mut terms) = terms(nodes, &Node::True, same) else {
         return Node::True;
-    }
+    };
     // `id like *` holds for every resource.
     if terms
         .iter()
