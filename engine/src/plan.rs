@@ -335,7 +335,7 @@ fn terms(
     is_same: fn(Expr) -> Result<Vec<Expr>, Expr>,
 ) -> Option<Vec<Expr>> {
     let mut terms: Vec<Expr> = Vec::new();
-    let mut push = |e: Expr, terms: &mut Vec<Expr>| {
+    let push = |e: Expr, terms: &mut Vec<Expr>| {
         if !terms.contains(&e) {
             terms.push(e);
         }
