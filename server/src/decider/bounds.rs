@@ -28,7 +28,12 @@ impl FieldError {
     }
 }
 
-fn bounded(field: impl FnOnce() -> String, value: &str, limits: &Limits) -> Result<(), FieldError> {
+/// `value` is at most `limits.max_field_bytes` long; `field` names it (built only on error).
+pub(crate) fn bounded(
+    field: impl FnOnce() -> String,
+    value: &str,
+    limits: &Limits,
+) -> Result<(), FieldError> {
     if value.len() > limits.max_field_bytes {
         return Err(FieldError::new(
             field(),
@@ -42,7 +47,8 @@ fn bounded(field: impl FnOnce() -> String, value: &str, limits: &Limits) -> Resu
     Ok(())
 }
 
-fn counted(
+/// `n` (of `what`: `roles`, `tags`, `keys`, `values`) is at most `limit`.
+pub(crate) fn counted(
     field: impl FnOnce() -> String,
     n: usize,
     what: &str,

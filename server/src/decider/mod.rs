@@ -199,18 +199,19 @@ pub struct PlanOutcome {
     pub revision: String,
 }
 
-/// A request in the engine's terms, with what identity and signals need beside it.
+/// A request in the engine's terms, with what identity and signals need beside it (the
+/// token and ids borrowed from the caller's message: a token is not copied to be read).
 #[derive(Debug, Clone, Default)]
-pub struct CheckInput {
+pub struct CheckInput<'a> {
     /// The request as the caller stated it; the subject and identity context keys count
     /// only from a trusted caller without a token.
     pub request: pdp_engine::Request,
     /// The subject's token (a JWT); empty: none.
-    pub token: String,
+    pub token: &'a str,
     /// The caller's session id, for session signals (a token's `sid` wins).
-    pub session_id: String,
+    pub session_id: &'a str,
     /// The caller's device id, for device signals.
-    pub device_id: String,
+    pub device_id: &'a str,
     /// Whether the caller may assert the subject's roles, tags and identity facts.
     pub trusted: bool,
 }
@@ -306,7 +307,7 @@ impl Decider {
     pub fn decide(
         &self,
         snapshot: &Snapshot,
-        input: CheckInput,
+        input: CheckInput<'_>,
         call: &Call,
         stages: bool,
     ) -> Outcome {
@@ -358,7 +359,7 @@ impl Decider {
     /// guards as for [`Decider::decide`], then the engine's plan. A refusal before the
     /// policies plans no resource, with its reason. Plans are counted in the metrics and
     /// logged at debug level, not written to the decision log (they decide nothing).
-    pub fn plan(&self, snapshot: &Snapshot, input: CheckInput, call: &Call) -> PlanOutcome {
+    pub fn plan(&self, snapshot: &Snapshot, input: CheckInput<'_>, call: &Call) -> PlanOutcome {
         let traced = call.traced.as_ref();
         let note = if input.trusted {
             None

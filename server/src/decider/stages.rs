@@ -38,7 +38,7 @@ fn is_identity_key(key: &str) -> bool {
 /// What an untrusted caller asserted without a token and the PDP ignores (the subject's
 /// `id`, `roles`, `tags`, identity context keys), as a note for the answer; `None` when it
 /// asserted nothing (or sent a token, whose claims replace the caller's words anyway).
-pub(super) fn ignored_identity(input: &CheckInput) -> Option<String> {
+pub(super) fn ignored_identity(input: &CheckInput<'_>) -> Option<String> {
     if !input.token.is_empty() {
         return None;
     }
@@ -90,7 +90,7 @@ impl Decider {
     pub(super) fn run(
         &self,
         snapshot: &Snapshot,
-        input: CheckInput,
+        input: CheckInput<'_>,
         signals_behind: bool,
         traced: Option<&Traced>,
     ) -> (Outcome, Described) {
@@ -117,7 +117,7 @@ impl Decider {
     pub(super) fn resolve(
         &self,
         snapshot: &Snapshot,
-        input: CheckInput,
+        input: CheckInput<'_>,
         signals_behind: bool,
         traced: Option<&Traced>,
     ) -> Result<Resolved, Box<(Outcome, Described)>> {
@@ -136,7 +136,7 @@ impl Decider {
         let verified = if token.is_empty() {
             None
         } else {
-            match self.verify(&token, now, traced) {
+            match self.verify(token, now, traced) {
                 Ok(v) => Some(v),
                 Err(message) => {
                     let outcome = Outcome::refused(Reason::InvalidIdentity, &message, revision);
@@ -162,7 +162,7 @@ impl Decider {
         let session = verified
             .as_ref()
             .and_then(|v| v.session.clone())
-            .unwrap_or(session_id);
+            .unwrap_or_else(|| session_id.to_owned());
         let issued_at = match &verified {
             Some(v) => v.issued_at.or(v.auth_time),
             None => issue_time(&request.context),
@@ -189,7 +189,7 @@ impl Decider {
                 &crate::signals::store::Query {
                     subject: &request.subject.id,
                     session: &session,
-                    device: &device_id,
+                    device: device_id,
                     issued_at,
                 },
                 now.timestamp(),
@@ -200,7 +200,7 @@ impl Decider {
             return Err(Box::new((outcome, Described::of(now, &mut request, false))));
         }
         let generation = facts.generation;
-        apply_facts(&mut request, facts, &session, &device_id);
+        apply_facts(&mut request, facts, &session, device_id);
         if let Some(start) = issued_at.filter(|_| snapshot.reads_session_age) {
             request
                 .context

@@ -45,7 +45,7 @@ fn state() -> State {
     state
 }
 
-fn input(action: &str, resource: &str, trusted: bool) -> CheckInput {
+fn input(action: &str, resource: &str, trusted: bool) -> CheckInput<'static> {
     CheckInput {
         request: pdp_engine::Request {
             subject: pdp_engine::Subject {
@@ -60,7 +60,7 @@ fn input(action: &str, resource: &str, trusted: bool) -> CheckInput {
             },
             ..Default::default()
         },
-        session_id: "s1".into(),
+        session_id: "s1",
         trusted,
         ..Default::default()
     }
@@ -106,7 +106,7 @@ fn an_explicit_deny_wins_and_names_its_statement() {
 fn a_token_without_a_verifier_is_an_invalid_identity() {
     let decider = Decider::new(Arc::new(state()));
     let mut i = input("docs:Read", "doc:1", true);
-    i.token = "eyJhbGciOiJSUzI1NiJ9.e30.c2ln".into();
+    i.token = "eyJhbGciOiJSUzI1NiJ9.e30.c2ln";
     let o = decide(&decider, i);
     assert_eq!(o.reason, Reason::InvalidIdentity);
     assert!(!o.allowed);
@@ -124,7 +124,7 @@ fn a_revoked_session_is_refused_before_the_engine() {
     assert_eq!(o.reason, Reason::SessionRevoked);
     assert!(o.determining.is_empty());
     let mut other = input("docs:Read", "doc:1", true);
-    other.session_id = "s2".into();
+    other.session_id = "s2";
     assert!(decide(&decider, other).allowed);
 }
 

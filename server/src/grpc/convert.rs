@@ -11,30 +11,15 @@ pub use crate::decider::{Limits, DEFAULT_LIMITS};
 
 pub use crate::decider::bounds::FieldError;
 
+use crate::decider::bounds::{bounded, counted};
+
 fn field_error(field: impl Into<String>, message: impl Into<String>) -> FieldError {
-    FieldError {
-        field: field.into(),
-        message: message.into(),
-    }
+    FieldError::new(field, message)
 }
 
 /// Field names are built only when there is an error to report: they are `format!`s, and
 /// the happy path runs on every call.
 type FieldName<'a> = &'a dyn Fn() -> String;
-
-fn bounded(field: FieldName<'_>, value: &str, limits: &Limits) -> Result<(), FieldError> {
-    if value.len() > limits.max_field_bytes {
-        return Err(field_error(
-            field(),
-            format!(
-                "is {} bytes, over the limit of {}",
-                value.len(),
-                limits.max_field_bytes
-            ),
-        ));
-    }
-    Ok(())
-}
 
 /// The parts of a check request, before defaults are applied (batch items may leave any out).
 #[derive(Debug, Default, Clone)]
@@ -89,16 +74,12 @@ fn subject(
     field: FieldName<'_>,
 ) -> Result<engine::Subject, FieldError> {
     bounded(&|| format!("{}.id", field()), &s.id, limits)?;
-    if s.roles.len() > limits.max_items {
-        return Err(field_error(
-            format!("{}.roles", field()),
-            format!(
-                "has {} roles, over the limit of {}",
-                s.roles.len(),
-                limits.max_items
-            ),
-        ));
-    }
+    counted(
+        || format!("{}.roles", field()),
+        s.roles.len(),
+        "roles",
+        limits.max_items,
+    )?;
     for (i, r) in s.roles.iter().enumerate() {
         bounded(&|| format!("{}.roles[{i}]", field()), r, limits)?;
     }
@@ -114,16 +95,7 @@ fn tags(
     limits: &Limits,
     field: FieldName<'_>,
 ) -> Result<engine::Tags, FieldError> {
-    if t.len() > limits.max_items {
-        return Err(field_error(
-            field(),
-            format!(
-                "has {} tags, over the limit of {}",
-                t.len(),
-                limits.max_items
-            ),
-        ));
-    }
+    counted(field, t.len(), "tags", limits.max_items)?;
     t.iter()
         .map(|(k, v)| {
             let kf = || format!("{}.{k}", field());
@@ -164,32 +136,14 @@ pub fn context(
     limits: &Limits,
     field: FieldName<'_>,
 ) -> Result<engine::Context, FieldError> {
-    if c.fields.len() > limits.max_context_keys {
-        return Err(field_error(
-            field(),
-            format!(
-                "has {} keys, over the limit of {}",
-                c.fields.len(),
-                limits.max_context_keys
-            ),
-        ));
-    }
+    counted(field, c.fields.len(), "keys", limits.max_context_keys)?;
     let mut entries = Vec::with_capacity(c.fields.len());
     for (k, v) in &c.fields {
         let kf = || format!("{}.{k}", field());
         bounded(&kf, k, limits)?;
         let value = match &v.kind {
             Some(Kind::ListValue(list)) => {
-                if list.values.len() > limits.max_list_values {
-                    return Err(field_error(
-                        kf(),
-                        format!(
-                            "has {} values, over the limit of {}",
-                            list.values.len(),
-                            limits.max_list_values
-                        ),
-                    ));
-                }
+                counted(kf, list.values.len(), "values", limits.max_list_values)?;
                 let mut values = Vec::with_capacity(list.values.len());
                 for (i, item) in list.values.iter().enumerate() {
                     values.push(scalar(item, &|| format!("{}[{i}]", kf()), limits)?);
@@ -225,15 +179,19 @@ pub fn merge_context(
 
 /// The decider's input for `parts`: the request in the engine's terms, with the token and
 /// session and device ids beside it. `prefix` names the request in errors.
-pub fn check_input(
-    parts: &Parts<'_>,
+pub fn check_input<'a>(
+    parts: &Parts<'a>,
     limits: &Limits,
     prefix: &str,
     trusted: bool,
-) -> Result<CheckInput, FieldError> {
+) -> Result<CheckInput<'a>, FieldError> {
     let request = request(parts, limits, prefix)?;
-    let (token, session_id, device_id) = parts.subject.map_or_else(Default::default, |s| {
-        (s.token.clone(), s.session_id.clone(), s.device_id.clone())
+    let (token, session_id, device_id) = parts.subject.map_or(("", "", ""), |s| {
+        (
+            s.token.as_str(),
+            s.session_id.as_str(),
+            s.device_id.as_str(),
+        )
     });
     Ok(CheckInput {
         request,
