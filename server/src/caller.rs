@@ -25,27 +25,40 @@ pub struct Caller {
     /// It may assert subjects' identity without a token (loopback, or a trusted
     /// certificate).
     pub trusted: bool,
-    /// Whether it holds the admin grant (the admin bearer token, a listed certificate, or
-    /// loopback where granted for development), and if not, why.
-    pub admin: Result<(), AdminRefusal>,
+    /// What the admin grant is decided from, when a service asks
+    /// ([`Caller::require_admin`]); `None` where none can be held (the HTTP port).
+    admin: Option<AdminClaim>,
+}
+
+/// The trust policy and the request's bearer token: the admin grant is decided from them
+/// only when a service needs it, so a decision request pays nothing for it.
+#[derive(Debug, Clone)]
+struct AdminClaim {
+    trust: Arc<TrustPolicy>,
+    bearer: Option<String>,
 }
 
 impl Caller {
-    /// The caller at `addr` with client certificate names `sans` and bearer token `bearer`
-    /// (the `authorization: Bearer` header, if any), under `trust`.
-    pub fn identify(
-        trust: &TrustPolicy,
-        addr: Option<SocketAddr>,
-        sans: Vec<String>,
-        bearer: Option<&str>,
-    ) -> Caller {
+    /// The caller at `addr` with client certificate names `sans`, under `trust`. It holds
+    /// no admin grant; see [`Caller::claiming_admin`].
+    pub fn identify(trust: &TrustPolicy, addr: Option<SocketAddr>, sans: Vec<String>) -> Caller {
         Caller {
             addr,
             may_check: trust.may_check(addr, &sans),
             trusted: trust.trusts(addr, &sans),
-            admin: trust.may_administer(addr, &sans, bearer),
             sans,
+            admin: None,
         }
+    }
+
+    /// The caller, whose admin grant is decided under `trust` from its address, certificate
+    /// and bearer token `bearer` (the `authorization: Bearer` header, if any) when asked.
+    pub fn claiming_admin(mut self, trust: Arc<TrustPolicy>, bearer: Option<&str>) -> Caller {
+        self.admin = Some(AdminClaim {
+            trust,
+            bearer: bearer.map(str::to_owned),
+        });
+        self
     }
 
     /// A caller nothing is known of: it may do nothing (a request that did not pass through
@@ -56,7 +69,7 @@ impl Caller {
             sans: Vec::new(),
             may_check: false,
             trusted: false,
-            admin: Err(AdminRefusal::NoGrant),
+            admin: None,
         }
     }
 
@@ -94,7 +107,11 @@ impl Caller {
     /// `PERMISSION_DENIED` unless it holds the admin grant, `UNAUTHENTICATED` for a wrong
     /// bearer token; `what` says what it may not do.
     pub fn require_admin(&self, what: &str) -> Result<(), ServiceError> {
-        match self.admin {
+        let granted = self.admin.as_ref().map_or(Err(AdminRefusal::NoGrant), |c| {
+            c.trust
+                .may_administer(self.addr, &self.sans, c.bearer.as_deref())
+        });
+        match granted {
             Ok(()) => Ok(()),
             Err(AdminRefusal::BadToken) => {
                 tracing::info!(peer = ?self.addr, "admin call refused: wrong bearer token");
@@ -190,7 +207,8 @@ where
             .get(http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(bearer_token);
-        let caller = Caller::identify(&self.trust, addr, sans, bearer);
+        let caller =
+            Caller::identify(&self.trust, addr, sans).claiming_admin(self.trust.clone(), bearer);
         request.extensions_mut().insert(caller);
         self.inner.call(request)
     }

@@ -55,7 +55,7 @@ async fn identify(
         .extensions()
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
         .map(|c| c.0);
-    let caller = crate::caller::Caller::identify(&state.trust, peer, Vec::new(), None);
+    let caller = crate::caller::Caller::identify(&state.trust, peer, Vec::new());
     request.extensions_mut().insert(caller);
     next.run(request).await
 }

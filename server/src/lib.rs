@@ -23,3 +23,13 @@ pub mod start;
 pub mod state;
 pub mod telemetry;
 pub mod trust;
+
+/// At most `max` bytes of `s`, cut at a character boundary (for caller text kept in logs
+/// and messages).
+pub fn truncated(s: &str, max: usize) -> &str {
+    let mut end = max.min(s.len());
+    while !s.is_char_boundary(end) {
+        end = end.saturating_sub(1);
+    }
+    s.get(..end).unwrap_or_default()
+}

@@ -26,7 +26,6 @@ use pdp_proto::v1 as pb;
 use prost_types::value::Kind;
 use tonic::{Request, Response, Status};
 
-use crate::caller::Caller;
 use crate::decider::{Decider, Outcome, Reason, ServiceError};
 use crate::grpc::convert::Parts;
 use crate::state::State;
@@ -152,11 +151,7 @@ const MAX_SHOWN_PATH: usize = 1024;
 /// credentials), cut to [`MAX_SHOWN_PATH`] bytes.
 fn shown_path(raw: &str) -> &str {
     let path = raw.split_once('?').map_or(raw, |(p, _)| p);
-    let mut end = path.len().min(MAX_SHOWN_PATH);
-    while !path.is_char_boundary(end) {
-        end = end.saturating_sub(1);
-    }
-    path.get(..end).unwrap_or_default()
+    crate::truncated(path, MAX_SHOWN_PATH)
 }
 
 /// The dynamic metadata of an answer, for Envoy's access logs.
@@ -294,16 +289,13 @@ impl envoy::Authorization for ExtAuthz {
         request: Request<envoy::CheckRequest>,
     ) -> Result<Response<envoy::CheckResponse>, Status> {
         let state = self.decider.state().clone();
-        let caller = Caller::of(&request);
-        caller.require_check()?;
-        let trusted_sidecar = caller.trusted;
-        let mut call = crate::grpc::call_of(
+        let (caller, mut call) = crate::grpc::admit(
             &state,
             &request,
-            &caller,
             "ext_authz",
             "envoy.service.auth.v3.Authorization/Check",
-        );
+        )?;
+        let trusted_sidecar = caller.trusted;
         let check = request.into_inner();
         let attributes = check.attributes.unwrap_or_default();
         let http = attributes

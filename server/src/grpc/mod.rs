@@ -50,7 +50,7 @@ impl Authorizer {
 /// The [`Call`] of a gRPC request by `caller`: who asked (kept only when the decision log
 /// is on) and its span (`span`, e.g. `pdp.v1.AuthorizationService/Check`, continuing the
 /// caller's trace).
-pub fn call_of<T>(
+fn call_of<T>(
     state: &State,
     request: &Request<T>,
     caller: &Caller,
@@ -69,6 +69,28 @@ pub fn call_of<T>(
         })
     });
     Call::new(api, caller, state.audit.is_some(), traced)
+}
+
+/// Admits a gRPC request for decisions: its [`Caller`] (refused with `PERMISSION_DENIED`
+/// when it may not ask) and its [`Call`] (see [`call_of`]).
+pub fn admit<T>(
+    state: &State,
+    request: &Request<T>,
+    api: &'static str,
+    span: &'static str,
+) -> Result<(Caller, Call), Status> {
+    let caller = Caller::of(request);
+    caller.require_check()?;
+    let call = call_of(state, request, &caller, api, span);
+    Ok((caller, call))
+}
+
+/// Keeps the caller's request id, and waits (within the bound) until this replica has
+/// applied the signals up to `min_generation`; past the bound every decision of the call
+/// is `signals_stale`.
+async fn pace(state: &State, call: &mut Call, request_id: &str, min_generation: u64) {
+    call.set_request_id(request_id);
+    call.signals_behind = !state.signals.reached(min_generation).await;
 }
 
 /// The `semantic` field.
@@ -113,16 +135,13 @@ impl pb::authorization_service_server::AuthorizationService for Authorizer {
         &self,
         request: Request<pb::CheckRequest>,
     ) -> Result<Response<pb::CheckResponse>, Status> {
-        let caller = Caller::of(&request);
-        caller.require_check()?;
         let state = self.decider.state();
-        let mut call = call_of(
+        let (caller, mut call) = admit(
             state,
             &request,
-            &caller,
             "check",
             "pdp.v1.AuthorizationService/Check",
-        );
+        )?;
         let pb::CheckRequest {
             subject,
             action,
@@ -131,14 +150,13 @@ impl pb::authorization_service_server::AuthorizationService for Authorizer {
             request_id,
             min_signal_generation,
         } = request.into_inner();
-        call.signals_behind = !state.signals.reached(min_signal_generation).await;
+        pace(state, &mut call, &request_id, min_signal_generation).await;
         let parts = Parts {
             subject: subject.as_ref(),
             action: &action,
             resource: resource.as_ref(),
             context: context.as_ref(),
         };
-        call.set_request_id(&request_id);
         let snapshot = state.snapshot();
         self.decide(&snapshot, &parts, caller.trusted, "", &call, true)
             .map(Response::new)
@@ -149,16 +167,13 @@ impl pb::authorization_service_server::AuthorizationService for Authorizer {
         &self,
         request: Request<pb::PlanResourcesRequest>,
     ) -> Result<Response<pb::PlanResourcesResponse>, Status> {
-        let caller = Caller::of(&request);
-        caller.require_check()?;
         let state = self.decider.state();
-        let mut call = call_of(
+        let (caller, mut call) = admit(
             state,
             &request,
-            &caller,
             "plan_resources",
             "pdp.v1.AuthorizationService/PlanResources",
-        );
+        )?;
         let pb::PlanResourcesRequest {
             subject,
             action,
@@ -166,8 +181,7 @@ impl pb::authorization_service_server::AuthorizationService for Authorizer {
             request_id,
             min_signal_generation,
         } = request.into_inner();
-        call.signals_behind = !state.signals.reached(min_signal_generation).await;
-        call.set_request_id(&request_id);
+        pace(state, &mut call, &request_id, min_signal_generation).await;
         let parts = Parts {
             subject: subject.as_ref(),
             action: &action,
@@ -185,16 +199,13 @@ impl pb::authorization_service_server::AuthorizationService for Authorizer {
         &self,
         request: Request<pb::CheckBatchRequest>,
     ) -> Result<Response<pb::CheckBatchResponse>, Status> {
-        let caller = Caller::of(&request);
-        caller.require_check()?;
         let state = self.decider.state();
-        let mut call = call_of(
+        let (caller, mut call) = admit(
             state,
             &request,
-            &caller,
             "check_batch",
             "pdp.v1.AuthorizationService/CheckBatch",
-        );
+        )?;
         let pb::CheckBatchRequest {
             subject,
             action,
@@ -205,8 +216,7 @@ impl pb::authorization_service_server::AuthorizationService for Authorizer {
             request_id,
             min_signal_generation,
         } = request.into_inner();
-        call.signals_behind = !state.signals.reached(min_signal_generation).await;
-        call.set_request_id(&request_id);
+        pace(state, &mut call, &request_id, min_signal_generation).await;
         if items.len() > state.max_batch_items {
             return Err(Status::invalid_argument(format!(
                 "`items`: {} items, over the limit of {}",

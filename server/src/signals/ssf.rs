@@ -686,7 +686,7 @@ fn reason(event: &Map<String, Value>) -> String {
             _ => None,
         };
         if let Some(found) = found.filter(|s| !s.is_empty()) {
-            return truncated(found, MAX_REASON_BYTES).to_owned();
+            return crate::truncated(found, MAX_REASON_BYTES).to_owned();
         }
     }
     String::new()
@@ -731,18 +731,9 @@ fn already_received(jti: &str) -> SsfError {
     ))
 }
 
-/// At most `max` bytes of `s`, cut at a character boundary.
-fn truncated(s: &str, max: usize) -> &str {
-    let mut end = max.min(s.len());
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    s.get(..end).unwrap_or_default()
-}
-
 /// Caller input as quoted in an error message: bounded.
 fn shown(s: &str) -> String {
-    let cut = truncated(s, MAX_SHOWN_BYTES);
+    let cut = crate::truncated(s, MAX_SHOWN_BYTES);
     if cut.len() < s.len() {
         format!("{cut}…")
     } else {
