@@ -249,24 +249,29 @@ impl<'a> From<&Decision<'a>> for DecisionOutput<'a> {
     }
 }
 
+/// The policy set of `dir` and the request read from `path` (`-`: standard input); `hint`
+/// follows the parse error. Errors are printed; the exit code is returned.
+fn set_and_request<T: serde::de::DeserializeOwned>(
+    dir: &Path,
+    path: &Path,
+    hint: &str,
+) -> Result<(PolicySet, T), u8> {
+    let set = load(dir)?;
+    let text = read_request(path).map_err(|e| {
+        eprintln!("error: {e}");
+        EXIT_REQUEST
+    })?;
+    let request = serde_json::from_str(&text).map_err(|e| {
+        eprintln!("error: request `{}` is invalid: {e}{hint}", path.display());
+        EXIT_REQUEST
+    })?;
+    Ok((set, request))
+}
+
 fn eval(dir: &Path, now: Option<DateTime<Utc>>, request: &Path) -> u8 {
-    let set = match load(dir) {
-        Ok(s) => s,
-        Err(code) => return code,
-    };
-    let text = match read_request(request) {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return EXIT_REQUEST;
-        }
-    };
-    let mut req: Request = match serde_json::from_str(&text) {
+    let (set, mut req): (PolicySet, Request) = match set_and_request(dir, request, "") {
         Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: request `{}` is invalid: {e}", request.display());
-            return EXIT_REQUEST;
-        }
+        Err(code) => return code,
     };
     req.now = now;
     let decision = set.decide(&req);
@@ -283,27 +288,12 @@ fn eval(dir: &Path, now: Option<DateTime<Utc>>, request: &Path) -> u8 {
 }
 
 fn plan(dir: &Path, now: Option<DateTime<Utc>>, request: &Path) -> u8 {
-    let set = match load(dir) {
-        Ok(s) => s,
-        Err(code) => return code,
-    };
-    let text = match read_request(request) {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return EXIT_REQUEST;
-        }
-    };
-    let mut req: pdp_engine::PlanRequest = match serde_json::from_str(&text) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!(
-                "error: request `{}` is invalid: {e} (a plan request has `subject`, `action` and `context`; the resource is what the plan leaves open)",
-                request.display()
-            );
-            return EXIT_REQUEST;
-        }
-    };
+    let hint = " (a plan request has `subject`, `action` and `context`; the resource is what the plan leaves open)";
+    let (set, mut req): (PolicySet, pdp_engine::PlanRequest) =
+        match set_and_request(dir, request, hint) {
+            Ok(r) => r,
+            Err(code) => return code,
+        };
     req.now = now;
     println!("{}", set.plan(&req).to_json());
     0

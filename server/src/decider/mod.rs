@@ -319,12 +319,7 @@ impl Decider {
             stages::ignored_identity(&input)
         };
         let (mut outcome, described) = self.run(snapshot, input, call.signals_behind, traced);
-        if let Some(note) = note {
-            if !outcome.message.is_empty() {
-                outcome.message.push_str("; ");
-            }
-            outcome.message.push_str(&note);
-        }
+        add_note(&mut outcome.message, note);
         self.record(call, traced, outcome, described, started)
     }
 
@@ -341,8 +336,7 @@ impl Decider {
     ) -> Outcome {
         let started = Instant::now();
         let outcome = Outcome::refused(reason, message, snapshot.set.revision());
-        let described = record::Described::refused(self.now(), resource);
-        self.record(call, call.traced.as_ref(), outcome, described, started)
+        self.record_unchecked(call, outcome, resource, started)
     }
 
     /// A request let through without a decision (ext_authz's `unmapped: allow`), recorded
@@ -351,6 +345,18 @@ impl Decider {
         let started = Instant::now();
         let mut outcome = Outcome::refused(Reason::UnmappedAllowed, "", snapshot.set.revision());
         outcome.allowed = true;
+        self.record_unchecked(call, outcome, resource, started)
+    }
+
+    /// Records an answer made without a decision request, of which only the resource
+    /// (`resource`) is known.
+    fn record_unchecked(
+        &self,
+        call: &Call,
+        outcome: Outcome,
+        resource: &str,
+        started: Instant,
+    ) -> Outcome {
         let described = record::Described::refused(self.now(), resource);
         self.record(call, call.traced.as_ref(), outcome, described, started)
     }
@@ -395,12 +401,7 @@ impl Decider {
                 }
             }
         };
-        if let Some(note) = note {
-            if !answer.message.is_empty() {
-                answer.message.push_str("; ");
-            }
-            answer.message.push_str(&note);
-        }
+        add_note(&mut answer.message, note);
         let kind = match &answer.plan {
             pdp_engine::Plan::AlwaysAllowed => "always_allowed",
             pdp_engine::Plan::AlwaysDenied => "always_denied",
@@ -420,6 +421,16 @@ impl Decider {
 
     fn now(&self) -> chrono::DateTime<chrono::Utc> {
         self.state.clock.unwrap_or_else(chrono::Utc::now)
+    }
+}
+
+/// Adds `note` (what the PDP ignored) to an answer's message.
+fn add_note(message: &mut String, note: Option<String>) {
+    if let Some(note) = note {
+        if !message.is_empty() {
+            message.push_str("; ");
+        }
+        message.push_str(&note);
     }
 }
 
@@ -457,11 +468,7 @@ pub const MAX_REQUEST_ID_BYTES: usize = 128;
 impl Call {
     /// Keeps the caller's request id, cut to [`MAX_REQUEST_ID_BYTES`].
     pub fn set_request_id(&mut self, id: &str) {
-        let mut end = id.len().min(MAX_REQUEST_ID_BYTES);
-        while !id.is_char_boundary(end) {
-            end = end.saturating_sub(1);
-        }
-        self.request_id = id.get(..end).unwrap_or_default().to_owned();
+        self.request_id = crate::truncated(id, MAX_REQUEST_ID_BYTES).to_owned();
     }
 
     /// Records a batch's size and allowed items on its span.
