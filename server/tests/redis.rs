@@ -18,7 +18,7 @@ use tonic::transport::Channel;
 
 mod common;
 
-use common::{channel, check, readme_request, signals_status, start_pdp, Server};
+use common::{channel, check, free_port, readme_request, signals_status, start_pdp, Server};
 
 /// A `redis-server` on a free loopback port, persisting every write to its append-only
 /// file so a restart keeps the state (unless started volatile). Killed on drop.
@@ -26,14 +26,6 @@ struct Redis {
     child: Child,
     port: u16,
     dir: tempfile::TempDir,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 impl Redis {

@@ -9,62 +9,16 @@
     clippy::indexing_slicing
 )]
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
-    TraceService, TraceServiceServer,
-};
-use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTraceServiceRequest, ExportTraceServiceResponse,
-};
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use opentelemetry_proto::tonic::trace::v1::Span;
 use pdp_proto::v1 as pb;
 
 mod common;
 
+use common::otlp::{hex, receiver, Sink};
 use common::{channel, fixture, readme_request, rs256_token, start_pdp};
-
-#[derive(Clone, Default)]
-struct Sink(Arc<Mutex<Vec<Span>>>);
-
-#[tonic::async_trait]
-impl TraceService for Sink {
-    async fn export(
-        &self,
-        request: tonic::Request<ExportTraceServiceRequest>,
-    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
-        let mut spans = self.0.lock().unwrap();
-        for rs in request.into_inner().resource_spans {
-            for ss in rs.scope_spans {
-                spans.extend(ss.spans);
-            }
-        }
-        Ok(tonic::Response::new(ExportTraceServiceResponse {
-            partial_success: None,
-        }))
-    }
-}
-
-async fn receiver() -> (Sink, String) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let sink = Sink::default();
-    let service = TraceServiceServer::new(sink.clone());
-    tokio::spawn(async move {
-        tonic::transport::Server::builder()
-            .add_service(service)
-            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener))
-            .await
-            .unwrap();
-    });
-    (sink, format!("http://{addr}"))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
 
 fn attribute(span: &Span, key: &str) -> Option<Value> {
     span.attributes
@@ -84,12 +38,9 @@ fn string(span: &Span, key: &str) -> String {
 async fn spans_of(sink: &Sink, trace_id: &str, at_least: usize) -> Vec<Span> {
     for _ in 0..100 {
         let spans: Vec<Span> = sink
-            .0
-            .lock()
-            .unwrap()
-            .iter()
+            .spans()
+            .into_iter()
             .filter(|s| hex(&s.trace_id) == trace_id)
-            .cloned()
             .collect();
         if spans.len() >= at_least {
             return spans;
@@ -104,7 +55,8 @@ const PARENT: &str = "b7ad6b7169203331";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_check_continues_the_callers_trace_with_a_span_per_stage() {
-    let (sink, endpoint) = receiver().await;
+    let (sink, port) = receiver().await;
+    let endpoint = format!("http://127.0.0.1:{port}");
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("decisions.jsonl");
     let server = start_pdp(
@@ -190,17 +142,11 @@ async fn a_check_continues_the_callers_trace_with_a_span_per_stage() {
     drop(authz);
     let mut found = None;
     for _ in 0..100 {
-        found = sink
-            .0
-            .lock()
-            .unwrap()
-            .iter()
-            .find(|s| {
-                s.parent_span_id.is_empty()
-                    && attribute(s, "pdp.decision_id")
-                        == Some(Value::StringValue(root_call.decision_id.clone()))
-            })
-            .cloned();
+        found = sink.spans().into_iter().find(|s| {
+            s.parent_span_id.is_empty()
+                && attribute(s, "pdp.decision_id")
+                    == Some(Value::StringValue(root_call.decision_id.clone()))
+        });
         if found.is_some() {
             break;
         }
@@ -220,7 +166,8 @@ async fn an_app_span_the_client_span_and_the_pdp_spans_form_one_trace() {
     use opentelemetry::trace::{TraceContextExt as _, Tracer as _, TracerProvider as _};
     use opentelemetry_otlp::WithExportConfig as _;
 
-    let (sink, endpoint) = receiver().await;
+    let (sink, port) = receiver().await;
+    let endpoint = format!("http://127.0.0.1:{port}");
     let server = start_pdp(
         ["--otlp-endpoint", &endpoint, "--trace-sample-ratio", "1"],
         &[("OTEL_BSP_SCHEDULE_DELAY", "100")],

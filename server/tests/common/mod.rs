@@ -8,6 +8,17 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 
+pub mod otlp;
+
+/// A free loopback port (bound, then released for a peer to bind).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// A running `pdp serve`, killed on drop.
 pub struct Server {
     pub child: Child,
