@@ -40,14 +40,14 @@ pub fn request(
     if parts.action.is_empty() {
         return Err(field_error(f("action")(), "is required"));
     }
-    bounded(&f("action"), parts.action, limits)?;
+    bounded(f("action"), parts.action, limits)?;
     let subject = match parts.subject {
         Some(s) => subject(s, limits, &f("subject"))?,
         None => engine::Subject::default(),
     };
     let resource = match parts.resource {
         Some(r) => {
-            bounded(&f("resource.id"), &r.id, limits)?;
+            bounded(f("resource.id"), &r.id, limits)?;
             engine::Resource {
                 id: r.id.as_str().into(),
                 tags: tags(&r.tags, limits, &f("resource.tags"))?,
@@ -73,7 +73,7 @@ fn subject(
     limits: &Limits,
     field: FieldName<'_>,
 ) -> Result<engine::Subject, FieldError> {
-    bounded(&|| format!("{}.id", field()), &s.id, limits)?;
+    bounded(|| format!("{}.id", field()), &s.id, limits)?;
     counted(
         || format!("{}.roles", field()),
         s.roles.len(),
@@ -81,7 +81,7 @@ fn subject(
         limits.max_items,
     )?;
     for (i, r) in s.roles.iter().enumerate() {
-        bounded(&|| format!("{}.roles[{i}]", field()), r, limits)?;
+        bounded(|| format!("{}.roles[{i}]", field()), r, limits)?;
     }
     Ok(engine::Subject {
         id: s.id.as_str().into(),
@@ -99,8 +99,8 @@ fn tags(
     t.iter()
         .map(|(k, v)| {
             let kf = || format!("{}.{k}", field());
-            bounded(&kf, k, limits)?;
-            bounded(&kf, v, limits)?;
+            bounded(kf, k, limits)?;
+            bounded(kf, v, limits)?;
             Ok((k.as_str().into(), v.as_str().into()))
         })
         .collect()
@@ -140,7 +140,7 @@ pub fn context(
     let mut entries = Vec::with_capacity(c.fields.len());
     for (k, v) in &c.fields {
         let kf = || format!("{}.{k}", field());
-        bounded(&kf, k, limits)?;
+        bounded(kf, k, limits)?;
         let value = match &v.kind {
             Some(Kind::ListValue(list)) => {
                 counted(kf, list.values.len(), "values", limits.max_list_values)?;
