@@ -7,8 +7,10 @@
 //! need escapes. `PDP_BENCH_QUICK=1` skips criterion and prints only the report (median of
 //! timed batches, per record).
 
+#[path = "util/mod.rs"]
+mod util;
+
 use std::hint::black_box;
-use std::time::Instant;
 
 use criterion::Criterion;
 use pdp_server::audit::{AuditConfig, BenchFormat, Record, Text, GENESIS};
@@ -44,24 +46,8 @@ fn escaped() -> Record {
     r
 }
 
-/// Median nanoseconds per call of `f`, over 31 batches of 20,000 calls.
-fn median_ns(mut f: impl FnMut()) -> f64 {
-    let mut samples: Vec<f64> = (0..31)
-        .map(|_| {
-            let start = Instant::now();
-            for _ in 0..20_000 {
-                f();
-            }
-            start.elapsed().as_nanos() as f64 / 20_000.0
-        })
-        .collect();
-    samples.sort_by(f64::total_cmp);
-    samples.get(samples.len() / 2).copied().unwrap_or(f64::NAN)
-}
-
 fn main() {
-    let quick = std::env::var("PDP_BENCH_QUICK").is_ok_and(|v| !v.is_empty() && v != "0");
-    let bench_mode = std::env::args().any(|a| a == "--bench");
+    let mode = util::Mode::current();
     let config = AuditConfig::new("decisions.jsonl".into());
     let prev = GENESIS.as_bytes();
     let records = [("typical", typical()), ("escaped", escaped())];
@@ -79,7 +65,7 @@ fn main() {
             std::process::exit(1);
         }
     }
-    if !quick {
+    if !mode.quick {
         let mut c = Criterion::default().configure_from_args();
         for (name, r) in &records {
             let mut format = BenchFormat::new(&config);
@@ -101,7 +87,7 @@ fn main() {
         }
         c.final_summary();
     }
-    if !quick && !bench_mode {
+    if !mode.report() {
         return;
     }
     println!("decision log record formatting (median per record, one reused buffer)");
@@ -112,12 +98,12 @@ fn main() {
     for (name, r) in &records {
         let mut format = BenchFormat::new(&config);
         let mut buf = Vec::with_capacity(4096);
-        let hand = median_ns(|| {
+        let hand = util::median_ns(20_000, || {
             buf.clear();
             format.hand(1, prev, black_box(r), &mut buf);
             black_box(buf.len());
         });
-        let serde = median_ns(|| {
+        let serde = util::median_ns(20_000, || {
             buf.clear();
             format.serde(1, prev, black_box(r), &mut buf);
             black_box(buf.len());

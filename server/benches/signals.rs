@@ -7,9 +7,11 @@
 //! Prints a report (median of many timed batches, per lookup); `PDP_BENCH_QUICK=1` skips
 //! criterion and prints only the report.
 
+#[path = "util/mod.rs"]
+mod util;
+
 use std::collections::HashMap;
 use std::hint::black_box;
-use std::time::Instant;
 
 use criterion::Criterion;
 use pdp_server::signals::store::{Query, Store, StoreConfig};
@@ -42,24 +44,8 @@ fn filled() -> Store {
     store
 }
 
-/// Median nanoseconds per call of `f`, over 31 batches of 10,000 calls.
-fn median_ns(mut f: impl FnMut()) -> f64 {
-    let mut samples: Vec<f64> = (0..31)
-        .map(|_| {
-            let start = Instant::now();
-            for _ in 0..10_000 {
-                f();
-            }
-            start.elapsed().as_nanos() as f64 / 10_000.0
-        })
-        .collect();
-    samples.sort_by(f64::total_cmp);
-    samples.get(samples.len() / 2).copied().unwrap_or(f64::NAN)
-}
-
 fn main() {
-    let quick = std::env::var("PDP_BENCH_QUICK").is_ok_and(|v| !v.is_empty() && v != "0");
-    let bench_mode = std::env::args().any(|a| a == "--bench");
+    let mode = util::Mode::current();
     let empty = Store::new(StoreConfig::default());
     let store = filled();
     let baseline: HashMap<String, u64> = (0..ENTRIES).map(|i| (format!("user-{i}"), 1)).collect();
@@ -75,7 +61,7 @@ fn main() {
         device: "device-779",
         issued_at: Some(10),
     };
-    if !quick {
+    if !mode.quick {
         let mut c = Criterion::default().configure_from_args();
         c.bench_function("signals/lookup/empty", |b| {
             b.iter(|| black_box(empty.lookup(black_box(&miss), 100)))
@@ -91,10 +77,10 @@ fn main() {
         });
         c.final_summary();
     }
-    if !quick && !bench_mode {
+    if !mode.report() {
         return;
     }
-    let base = median_ns(|| {
+    let base = util::median_ns(10_000, || {
         black_box(baseline.get(black_box("user-777")));
     });
     println!("signal lookup on the Check path (median per lookup; target <= {TARGET_NS} ns)");
@@ -112,7 +98,7 @@ fn main() {
             &hit,
         ),
     ] {
-        let ns = median_ns(|| {
+        let ns = util::median_ns(10_000, || {
             black_box(store.lookup(black_box(q), 100));
         });
         println!(
