@@ -143,17 +143,18 @@ pub struct TagTest {
     eval: Arc<Eval>,
 }
 
-/// What evaluating a term against a resource needs: the known request.
+/// What evaluating a term against a resource needs: the known request (one, shared by
+/// every term of a plan) and the term's condition or template.
 #[derive(Debug)]
 struct Eval {
-    known: Request,
+    known: Arc<Request>,
     condition: Option<Condition>,
     template: Option<Template>,
 }
 
 impl Eval {
     fn with_resource(&self, resource: &Resource) -> Request {
-        let mut r = self.known.clone();
+        let mut r = (*self.known).clone();
         r.resource = resource.clone();
         r
     }
@@ -420,7 +421,7 @@ fn reads_resource(key: &Key) -> bool {
 struct Planner<'s> {
     set: &'s PolicySet,
     ctx: EvalCtx<'s>,
-    eval: Arc<Eval>,
+    known: Arc<Request>,
 }
 
 impl Planner<'_> {
@@ -466,7 +467,7 @@ impl Planner<'_> {
                     values: c.values_text(&self.ctx),
                     id: i,
                     eval: Arc::new(Eval {
-                        known: self.eval.known.clone(),
+                        known: self.known.clone(),
                         condition: Some(c.clone()),
                         template: None,
                     }),
@@ -485,7 +486,7 @@ impl Planner<'_> {
                 Node::Expr(Expr::IdTemplate(IdTemplate {
                     text: t.text(),
                     eval: Arc::new(Eval {
-                        known: self.eval.known.clone(),
+                        known: self.known.clone(),
                         condition: None,
                         template: Some(t.clone()),
                     }),
@@ -498,24 +499,31 @@ impl Planner<'_> {
         }
     }
 
-    /// The statements of `index`: Allows and Denys, each as an expression.
-    fn split(&self, index: &Index) -> (Vec<Node>, Vec<Node>) {
-        let (mut allows, mut denies) = (Vec::new(), Vec::new());
+    /// Calls `f` with each statement of `index` that can apply, whether it denies, and
+    /// when it applies.
+    fn each<'i>(&'i self, index: &Index, mut f: impl FnMut(&'i Stmt, bool, Node)) {
         for &id in index.all() {
             let Some(s) = self.set.statements.get(id as usize) else {
                 continue;
             };
             let flags = stmt_flags(s);
             let n = self.statement(id, s, flags);
-            if n == Node::False {
-                continue;
+            if n != Node::False {
+                f(s, flags & DENY != 0, n);
             }
-            if flags & DENY != 0 {
+        }
+    }
+
+    /// The statements of `index`: Allows and Denys, each as an expression.
+    fn split(&self, index: &Index) -> (Vec<Node>, Vec<Node>) {
+        let (mut allows, mut denies) = (Vec::new(), Vec::new());
+        self.each(index, |_, deny, n| {
+            if deny {
                 denies.push(n);
             } else {
                 allows.push(n);
             }
-        }
+        });
         (allows, denies)
     }
 }
@@ -532,15 +540,11 @@ impl PolicySet {
         };
         let known = self.with_directory(&known).unwrap_or(known);
         let (action, action_id) = action_key(self, &known.action);
-        let eval = Arc::new(Eval {
-            known: known.clone(),
-            condition: None,
-            template: None,
-        });
+        let known = Arc::new(known);
         let planner = Planner {
             set: self,
-            ctx: EvalCtx::new(&eval.known, action.as_bytes(), action_id),
-            eval: eval.clone(),
+            ctx: EvalCtx::new(&known, action.as_bytes(), action_id),
+            known: known.clone(),
         };
         let subject = &planner.ctx.req.subject;
         let mut denies = Vec::new();
@@ -573,22 +577,14 @@ impl PolicySet {
 
         for (pattern, index) in &self.resources.entries {
             let attached = id_like(pattern.toks());
-            for &id in index.all() {
-                let Some(s) = self.statements.get(id as usize) else {
-                    continue;
-                };
-                let flags = stmt_flags(s);
-                let n = planner.statement(id, s, flags);
-                if n == Node::False {
-                    continue;
-                }
-                if flags & DENY != 0 {
+            planner.each(index, |s, deny, n| {
+                if deny {
                     denies.push(and([attached.clone(), n]));
                 } else {
                     let counts = self.resource_allow_plan(s, &planner);
                     allowed.push(and([attached.clone(), n, counts]));
                 }
-            }
+            });
         }
 
         let guard = if self.guardrails_have_allow {
