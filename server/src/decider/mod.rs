@@ -357,7 +357,7 @@ impl Decider {
         resource: &str,
         started: Instant,
     ) -> Outcome {
-        let described = record::Described::refused(self.now(), resource);
+        let described = record::Described::unchecked(self.now(), resource);
         self.record(call, call.traced.as_ref(), outcome, described, started)
     }
 

@@ -36,7 +36,7 @@ impl Described {
     }
 
     /// A request that never became a decision request: only its resource is known.
-    pub(super) fn refused(time: chrono::DateTime<chrono::Utc>, resource: &str) -> Described {
+    pub(super) fn unchecked(time: chrono::DateTime<chrono::Utc>, resource: &str) -> Described {
         Described {
             time,
             resource: resource.into(),
