@@ -373,7 +373,8 @@ impl Decider {
             stages::ignored_identity(&input)
         };
         let revision = snapshot.set.revision().to_owned();
-        let mut answer = match self.resolve(snapshot, input, call.signals_behind, traced) {
+        let now = self.now();
+        let mut answer = match self.resolve(snapshot, input, call.signals_behind, traced, now) {
             Err(refused) => {
                 let (refused, _) = *refused;
                 PlanOutcome {

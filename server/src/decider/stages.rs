@@ -95,7 +95,7 @@ impl Decider {
         traced: Option<&Traced>,
     ) -> (Outcome, Described) {
         let now = self.now();
-        let mut resolved = match self.resolve(snapshot, input, signals_behind, traced) {
+        let mut resolved = match self.resolve(snapshot, input, signals_behind, traced, now) {
             Ok(r) => r,
             Err(refused) => return *refused,
         };
@@ -112,16 +112,16 @@ impl Decider {
         (outcome, Described::of(now, &mut resolved.request, cached))
     }
 
-    /// Identity and signal guards: the request as the engine is to see it, or the refusal
-    /// that ends the call.
+    /// Identity and signal guards at `now`: the request as the engine is to see it, or the
+    /// refusal that ends the call.
     pub(super) fn resolve(
         &self,
         snapshot: &Snapshot,
         input: CheckInput<'_>,
         signals_behind: bool,
         traced: Option<&Traced>,
+        now: chrono::DateTime<chrono::Utc>,
     ) -> Result<Resolved, Box<(Outcome, Described)>> {
-        let now = self.now();
         let revision = snapshot.set.revision();
         let CheckInput {
             mut request,
