@@ -451,12 +451,6 @@ fn admit(
     }
 }
 
-/// Why an evaluation was not decided.
-enum Failure {
-    /// The request (or the batch item) is malformed: 400, or a failed item.
-    Invalid(String),
-}
-
 /// What an evaluation is decided with: the decider, the revision and the call.
 struct Ask<'a> {
     decider: &'a Decider,
@@ -469,7 +463,7 @@ fn single(ask: &Ask<'_>, body: &Object) -> Response {
     let parts = Tuple::single(body);
     match evaluate(ask, &parts, true) {
         Ok(decision) => json(StatusCode::OK, &decision),
-        Err(Failure::Invalid(message)) => error(StatusCode::BAD_REQUEST, &message),
+        Err(message) => error(StatusCode::BAD_REQUEST, &message),
     }
 }
 
@@ -516,13 +510,11 @@ fn batch(ask: &Ask<'_>, body: &Object) -> Response {
     for (i, item) in items.iter().enumerate() {
         let decided = match item {
             Json::Object(item) => evaluate(ask, &Tuple::item(body, item, i), false),
-            _ => Err(Failure::Invalid(format!(
-                "`evaluations[{i}]`: must be an object"
-            ))),
+            _ => Err(format!("`evaluations[{i}]`: must be an object")),
         };
         let answer = match decided {
             Ok(decision) => decision,
-            Err(Failure::Invalid(message)) => Decision::failed(message),
+            Err(message) => Decision::failed(message),
         };
         // A failed item counts as a deny ("deny on first denial (or failure)").
         let allowed = answer.decision;
@@ -569,8 +561,8 @@ fn semantic(options: Option<&Json>) -> Result<Semantic, FieldError> {
 }
 
 /// Converts, decides with `authorizer`, and shapes the answer.
-fn evaluate(ask: &Ask<'_>, tuple: &Tuple<'_>, stages: bool) -> Result<Decision, Failure> {
-    let converted = convert(tuple).map_err(|e| Failure::Invalid(e.to_string()))?;
+fn evaluate(ask: &Ask<'_>, tuple: &Tuple<'_>, stages: bool) -> Result<Decision, String> {
+    let converted = convert(tuple).map_err(|e| e.to_string())?;
     let request = pdp_engine::Request {
         subject: pdp_engine::Subject {
             id: converted.subject.id.as_str().into(),
@@ -591,7 +583,7 @@ fn evaluate(ask: &Ask<'_>, tuple: &Tuple<'_>, stages: bool) -> Result<Decision, 
         now: None,
     };
     crate::decider::bounds::check(&request, &ask.decider.state().limits, "")
-        .map_err(|e| Failure::Invalid(e.to_string()))?;
+        .map_err(|e| e.to_string())?;
     // Every caller that gets here is trusted, or authenticated by an API key (which counts
     // as trusted).
     let input = crate::decider::CheckInput {
