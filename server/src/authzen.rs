@@ -560,7 +560,8 @@ fn semantic(options: Option<&Json>) -> Result<Semantic, FieldError> {
     }
 }
 
-/// Converts, decides with `authorizer`, and shapes the answer.
+/// Converts, decides with `ask`, and shapes the answer; a request that cannot be read
+/// fails with what is wrong (a 400, or a failed batch item).
 fn evaluate(ask: &Ask<'_>, tuple: &Tuple<'_>, stages: bool) -> Result<Decision, String> {
     let converted = convert(tuple).map_err(|e| e.to_string())?;
     let request = pdp_engine::Request {
