@@ -32,7 +32,7 @@ fn stop(code: u8) -> impl FnOnce(String) -> Stop {
 pub fn serve(config: &ServeConfig) -> u8 {
     crate::metrics::metrics().set_enabled(config.metrics);
     match start(config) {
-        Ok(code) => code,
+        Ok(()) => 0,
         Err(Stop { code, message }) => {
             if let Some(m) = message {
                 eprintln!("error: {m}");
@@ -52,7 +52,7 @@ struct Prepared {
     audit: Option<crate::audit::DecisionLog>,
 }
 
-fn start(config: &ServeConfig) -> Result<u8, Stop> {
+fn start(config: &ServeConfig) -> Result<(), Stop> {
     let prepared = Prepared {
         snapshot: policies(&config.policies, config.allow_empty_policies)?,
         verifier: file_verifier(config)?,
@@ -183,7 +183,7 @@ async fn bind(addr: std::net::SocketAddr, what: &str) -> Result<tokio::net::TcpL
         .map_err(|e| stop(EXIT_SERVE)(format!("cannot listen {what}on {addr}: {e}")))
 }
 
-async fn run(config: &ServeConfig, prepared: Prepared) -> Result<u8, Stop> {
+async fn run(config: &ServeConfig, prepared: Prepared) -> Result<(), Stop> {
     let Prepared {
         snapshot,
         mut verifier,
@@ -268,7 +268,7 @@ async fn run(config: &ServeConfig, prepared: Prepared) -> Result<u8, Stop> {
     match serving {
         Ok(()) => {
             tracing::info!("stopped");
-            Ok(0)
+            Ok(())
         }
         Err(e) => Err(stop(EXIT_SERVE)(e.to_string())),
     }
