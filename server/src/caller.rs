@@ -25,16 +25,16 @@ pub struct Caller {
     /// It may assert subjects' identity without a token (loopback, or a trusted
     /// certificate).
     pub trusted: bool,
-    /// What the admin grant is decided from, when a service asks
-    /// ([`Caller::require_admin`]); `None` where none can be held (the HTTP port).
+    /// What the admin grant is decided from when a service asks
+    /// ([`Caller::require_admin`]), so that a decision pays nothing for it; `None` where
+    /// none can be held (the HTTP port).
     admin: Option<AdminClaim>,
 }
 
-/// The trust policy and the request's bearer token: the admin grant is decided from them
-/// only when a service needs it, so a decision request pays nothing for it.
+/// The request's claim to the admin grant: its bearer token, if any (the address and
+/// certificate names are the caller's).
 #[derive(Debug, Clone)]
 struct AdminClaim {
-    trust: Arc<TrustPolicy>,
     bearer: Option<String>,
 }
 
@@ -51,11 +51,10 @@ impl Caller {
         }
     }
 
-    /// The caller, whose admin grant is decided under `trust` from its address, certificate
-    /// and bearer token `bearer` (the `authorization: Bearer` header, if any) when asked.
-    pub fn claiming_admin(mut self, trust: Arc<TrustPolicy>, bearer: Option<&str>) -> Caller {
+    /// The caller, whose admin grant is decided (when asked) from its address, certificate
+    /// and bearer token `bearer` (the `authorization: Bearer` header, if any).
+    pub fn claiming_admin(mut self, bearer: Option<&str>) -> Caller {
         self.admin = Some(AdminClaim {
-            trust,
             bearer: bearer.map(str::to_owned),
         });
         self
@@ -106,10 +105,9 @@ impl Caller {
 
     /// `PERMISSION_DENIED` unless it holds the admin grant, `UNAUTHENTICATED` for a wrong
     /// bearer token; `what` says what it may not do.
-    pub fn require_admin(&self, what: &str) -> Result<(), ServiceError> {
+    pub fn require_admin(&self, trust: &TrustPolicy, what: &str) -> Result<(), ServiceError> {
         let granted = self.admin.as_ref().map_or(Err(AdminRefusal::NoGrant), |c| {
-            c.trust
-                .may_administer(self.addr, &self.sans, c.bearer.as_deref())
+            trust.may_administer(self.addr, &self.sans, c.bearer.as_deref())
         });
         match granted {
             Ok(()) => Ok(()),
@@ -207,8 +205,7 @@ where
             .get(http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(bearer_token);
-        let caller =
-            Caller::identify(&self.trust, addr, sans).claiming_admin(self.trust.clone(), bearer);
+        let caller = Caller::identify(&self.trust, addr, sans).claiming_admin(bearer);
         request.extensions_mut().insert(caller);
         self.inner.call(request)
     }

@@ -31,8 +31,10 @@ const SIGNAL_KEYS: &[&str] = &[
 ];
 
 fn is_identity_key(key: &str) -> bool {
-    let k = key.to_ascii_lowercase();
-    IDENTITY_KEY_PREFIXES.iter().any(|p| k.starts_with(p))
+    IDENTITY_KEY_PREFIXES.iter().any(|p| {
+        key.get(..p.len())
+            .is_some_and(|head| head.eq_ignore_ascii_case(p))
+    })
 }
 
 /// What an untrusted caller asserted without a token and the PDP ignores (the subject's

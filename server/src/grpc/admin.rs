@@ -23,7 +23,7 @@ impl Admin {
 
     fn authorize<T>(&self, request: &Request<T>) -> Result<(), Status> {
         crate::caller::Caller::of(request)
-            .require_admin("use the admin service")
+            .require_admin(&self.state.trust, "use the admin service")
             .map_err(Status::from)
     }
 }

@@ -145,7 +145,7 @@ impl pb::signal_service_server::SignalService for SignalService {
         &self,
         request: Request<pb::PublishRequest>,
     ) -> Result<Response<pb::PublishResponse>, Status> {
-        crate::caller::Caller::of(&request).require_admin("publish signals")?;
+        crate::caller::Caller::of(&request).require_admin(&self.state.trust, "publish signals")?;
         let pb::PublishRequest { signals } = request.into_inner();
         if signals.is_empty() {
             return Err(Status::invalid_argument("`signals`: no signal"));
