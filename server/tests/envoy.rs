@@ -400,12 +400,17 @@ fn the_real_envoy_enforces_the_pdps_decisions_from_the_deployed_config() {
     let challenge = headers.get("www-authenticate").cloned().unwrap_or_default();
     assert!(challenge.contains("error=\"invalid_token\""), "{headers:?}");
     assert!(!body.contains("garbage"));
-    // No token at all: refused, and never upstream. The PDP answers it as any deny (403,
-    // here `explicit_deny` from the require-mfa guardrail), not with the 401 and bare
-    // `WWW-Authenticate: Bearer` that RFC 6750 §3 asks for; that is left out of this test
-    // until the PDP answers an anonymous deny with a challenge.
-    let (code, _, body) = get("/data/report.csv", &[("x-tenant", "acme")]);
-    assert_eq!(code, 403, "no token: {body}");
+    // No token at all: refused, never upstream, and asked for a token with the bare
+    // challenge RFC 6750 §3 gives a request without credentials (no error code).
+    let (code, headers, body) = get("/data/report.csv", &[("x-tenant", "acme")]);
+    assert_eq!(code, 401, "no token: {body}");
+    assert_eq!(
+        headers.get("www-authenticate").map(String::as_str),
+        Some("Bearer"),
+        "{headers:?}"
+    );
+    let body: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(body["decision"], "deny", "{body}");
     assert_eq!(reached(), 2);
 
     // 4. Step-up: deleting a bucket with an MFA an hour old gets the RFC 9470 challenge.
@@ -478,6 +483,7 @@ fn the_real_envoy_enforces_the_pdps_decisions_from_the_deployed_config() {
         std::thread::sleep(Duration::from_millis(100));
     };
     assert_eq!(record["trace_id"], trace_id.as_str(), "{record}");
+    assert_eq!(record["request_id"], request_id, "{record}");
     assert_eq!(record["api"], "ext_authz", "{record}");
     assert_eq!(record["decision"], "allow", "{record}");
     // Envoy's access log line names the decision from ext_authz's dynamic metadata.

@@ -216,11 +216,20 @@ fn an_untrusted_sidecar_cannot_assert_the_subject() {
         "envoy.filters.http.jwt_authn": { "jwt_payload": { "sub": "alice", "roles": ["ApplicationRole"], "amr": ["mfa"] } }
     }});
     let r = ask(&server.addr, &[jwt_authn]);
-    assert_eq!(
-        r[0]["response"]["deniedResponse"]["status"]["code"], "Forbidden",
+    // The payload is ignored, so the request is anonymous: denied, and asked for a token
+    // with the bare challenge of RFC 6750 §3.
+    let denied = &r[0]["response"]["deniedResponse"];
+    assert_eq!(denied["status"]["code"], "Unauthorized", "{}", r[0]);
+    assert!(
+        denied["headers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|h| h["header"]["key"] == "www-authenticate" && h["header"]["value"] == "Bearer"),
         "{}",
         r[0]
     );
+    assert_eq!(body(&r[0])["decision"], "deny", "{}", r[0]);
 }
 
 /// The routes of the path tests: `/admin/{rest*}` mapped, unmapped requests allowed except
@@ -515,8 +524,15 @@ fn unmapped_hosts_match_lower_case_without_port_or_trailing_dot_most_specific_fi
     for ((host, path, denied), result) in cases.iter().zip(&r) {
         if *denied {
             let b = body(result);
+            // No route: refused for good (a token would not help). A route the policies
+            // deny to an anonymous request: asked for a token (RFC 6750 §3).
+            let status = if b["reason"] == "unmapped_route" {
+                "Forbidden"
+            } else {
+                "Unauthorized"
+            };
             assert_eq!(
-                result["response"]["deniedResponse"]["status"]["code"], "Forbidden",
+                result["response"]["deniedResponse"]["status"]["code"], status,
                 "{host}{path}: {result}"
             );
             assert_eq!(

@@ -303,13 +303,12 @@ impl envoy::Authorization for ExtAuthz {
             .as_ref()
             .and_then(|r| r.http.clone())
             .unwrap_or_default();
-        // Envoy's request id (`x-request-id`), for the log.
-        if http.id.is_empty() {
-            if let Some(id) = http.headers.get("x-request-id") {
-                call.set_request_id(id);
-            }
-        } else {
-            call.set_request_id(&http.id);
+        // The request's id for the log: Envoy's `x-request-id` (what its access log and the
+        // upstream see), else the id of Envoy's stream (`http.id`, meaningful to Envoy only).
+        match http.headers.get("x-request-id").filter(|id| !id.is_empty()) {
+            Some(id) => call.set_request_id(id),
+            None if !http.id.is_empty() => call.set_request_id(&http.id),
+            None => {}
         }
         // One revision throughout: the routes and the set that decides.
         let snapshot = state.snapshot();
@@ -467,6 +466,7 @@ impl envoy::Authorization for ExtAuthz {
             }
             None => None,
         };
+        let anonymous = subject.is_none();
         let context = prost_types::Struct { fields: context };
         let resource = pb::Resource {
             id: matched.resource.clone(),
@@ -507,6 +507,15 @@ impl envoy::Authorization for ExtAuthz {
                 &body,
                 Some("Bearer error=\"invalid_token\"".into()),
                 Status::unauthenticated("the token could not be verified"),
+            )
+        } else if anonymous {
+            // RFC 6750 §3: a request without credentials is asked for them, with no error
+            // code; a token might change the answer, so this is not a final 403.
+            denied(
+                envoy::HttpStatusCode::Unauthorized,
+                &body,
+                Some("Bearer".into()),
+                Status::unauthenticated("a token is required"),
             )
         } else if let Some(acr) = step_up_acr(&decision) {
             // RFC 9470: ask the client to authenticate again at the required level.
