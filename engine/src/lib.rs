@@ -41,6 +41,7 @@ mod compile;
 mod condition;
 mod error;
 mod eval;
+mod explain;
 mod keys;
 pub mod lint;
 mod nesting;
@@ -53,6 +54,10 @@ mod types;
 
 pub use condition::operator_names;
 pub use error::{CompileError, CompileErrors, LoadError};
+pub use explain::{
+    Attached, Explanation, HeldBack, Limit, Mismatch, NearMiss, MAX_NEAR_MISSES, MAX_VALUES,
+    MAX_VALUE_BYTES,
+};
 pub use nesting::{check_nesting, MAX_NESTING};
 pub use plan::{Expr, Glob, GlobPart, IdTemplate, Plan, PlanRequest, TagTest};
 pub use request::{

@@ -723,6 +723,29 @@ proptest! {
         }
     }
 
+    /// An explanation reads the decision and never changes it; it lists only Allows that
+    /// did not apply, within its bound, and only for a deny.
+    #[test]
+    fn an_explanation_never_changes_the_decision(set in gen_set(), reqs in requests()) {
+        let ps = set.build(None);
+        for r in &reqs {
+            let d = ps.decide(r);
+            let why = ps.explain(r);
+            prop_assert_eq!(why.allowed, d.allowed, "request {:?}", r);
+            prop_assert_eq!(why.reason, d.reason, "request {:?}", r);
+            let determining: Vec<_> = d.determining.iter().map(|s| (*s).clone()).collect();
+            prop_assert_eq!(&why.determining, &determining, "request {:?}", r);
+            prop_assert!(why.near_misses.len() <= pdp_engine::MAX_NEAR_MISSES);
+            if d.allowed {
+                prop_assert!(why.near_misses.is_empty() && why.held_back.is_empty());
+            }
+            for m in &why.near_misses {
+                prop_assert_eq!(m.statement.effect, pdp_engine::Effect::Allow);
+                prop_assert!(!determining.contains(&m.statement), "{:?}", m);
+            }
+        }
+    }
+
     /// b. Deny is monotone: one more Deny statement, anywhere it can be attached, never
     /// turns a denied request into an allowed one.
     #[test]
