@@ -24,6 +24,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         protox::prost::Message::encode_to_vec(&envoy),
     )?;
     tonic_prost_build::configure()
+        // Rarely present: boxed, so every `CheckResponse` stays small.
+        .boxed(".pdp.v1.CheckResponse.explanation")
         .build_client(true)
         .build_server(true)
         .compile_fds(fds)?;

@@ -286,11 +286,12 @@ impl PdpClient {
 
     /// The decision, or why the PDP did not give one (no failure policy applied). A request
     /// with a `min_signal_generation` is always asked of the PDP (a cached decision may
-    /// predate those signals); its answer is cached for later requests without one.
+    /// predate those signals); its answer is cached for later requests without one. An
+    /// explained request (`explain`) is always asked, and its answer not cached.
     pub async fn try_check(&self, request: pb::CheckRequest) -> Result<Decision, ClientError> {
         let key = self.inner.cache.as_ref().map(|_| cache::key(&request));
         if let (Some(c), Some(k)) = (&self.inner.cache, &key) {
-            if request.min_signal_generation == 0 {
+            if request.min_signal_generation == 0 && !request.explain {
                 if let Some(hit) = c.get(k) {
                     return Ok(hit);
                 }
@@ -308,7 +309,9 @@ impl PdpClient {
         };
         let decision = Decision::from_response(&response);
         if let (Some(c), Some(k)) = (&self.inner.cache, key) {
-            c.insert(k, &request, &decision);
+            if !request.explain {
+                c.insert(k, &request, &decision);
+            }
         }
         Ok(decision)
     }

@@ -120,6 +120,7 @@ pub struct Decision {
     message: String,
     fail_open: bool,
     cached: bool,
+    explanation: Option<Box<pb::Explanation>>,
 }
 
 impl Decision {
@@ -150,6 +151,7 @@ impl Decision {
             message: r.message.clone(),
             fail_open: false,
             cached: false,
+            explanation: r.explanation.clone(),
         }
     }
 
@@ -166,6 +168,7 @@ impl Decision {
             message,
             fail_open: allow,
             cached: false,
+            explanation: None,
         }
     }
 
@@ -237,6 +240,12 @@ impl Decision {
     /// The PDP's detail for identity failures, or why the PDP could not be reached.
     pub fn message(&self) -> &str {
         &self.message
+    }
+
+    /// Why the policies decided as they did, when the request asked (`explain`, trusted
+    /// callers only). Explained checks are never served from or kept in the local cache.
+    pub fn explanation(&self) -> Option<&pb::Explanation> {
+        self.explanation.as_deref()
     }
 
     /// Whether this is a fail-open allow: the PDP was not reached and the call site chose to

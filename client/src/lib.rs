@@ -192,6 +192,14 @@ impl Check {
         self
     }
 
+    /// Ask for an explanation of the decision ([`Decision::explanation`]). Only a trusted
+    /// caller may ask; such a request is never answered from the local cache.
+    #[must_use]
+    pub fn explain(mut self) -> Self {
+        self.request.explain = true;
+        self
+    }
+
     /// The request.
     pub fn build(self) -> pb::CheckRequest {
         self.request

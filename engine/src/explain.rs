@@ -44,7 +44,7 @@ pub struct Explanation {
     /// How many near misses were left out past [`MAX_NEAR_MISSES`].
     #[serde(skip_serializing_if = "is_zero")]
     pub omitted: usize,
-    /// The subject's roles that no binding names (they attach nothing).
+    /// The subject's roles that no binding names (they attach nothing); for an allow too.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub unbound_roles: Vec<String>,
 }
@@ -309,11 +309,18 @@ impl PolicySet {
             omitted: 0,
             unbound_roles: Vec::new(),
         };
+        let merged = self.with_directory(request);
+        let request = merged.as_ref().unwrap_or(request);
+        let subject = &request.subject;
+        out.unbound_roles = subject
+            .roles
+            .iter()
+            .filter(|role| !self.roles.contains_key(role.as_str()))
+            .map(ToString::to_string)
+            .collect();
         if decision.allowed {
             return out;
         }
-        let merged = self.with_directory(request);
-        let request = merged.as_ref().unwrap_or(request);
         let (action, action_id) = action_key(self, &request.action);
         let x = Explainer {
             set: self,
@@ -327,12 +334,10 @@ impl PolicySet {
             }
         };
 
-        let subject = &request.subject;
         let mut attachments = Vec::new();
         for role in subject.roles.iter() {
-            match self.roles.get(role.as_str()) {
-                Some(att) => attachments.push((att, Attached::Role(role.to_string()), role)),
-                None => out.unbound_roles.push(role.to_string()),
+            if let Some(att) = self.roles.get(role.as_str()) {
+                attachments.push((att, Attached::Role(role.to_string()), role));
             }
         }
         if let Some(att) = self.subjects.get(subject.id.as_str()) {

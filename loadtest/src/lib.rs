@@ -43,6 +43,7 @@ pub fn readme_request() -> pb::CheckRequest {
         context: Some(prost_types::Struct { fields }),
         request_id: String::new(),
         min_signal_generation: 0,
+        explain: false,
     }
 }
 

@@ -197,6 +197,9 @@ pub struct DecisionContext {
     /// Why a batch item could not be decided.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<ItemError>,
+    /// Why the policies decided as they did (`options.explain`, trusted callers only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub explanation: Option<Json>,
 }
 
 /// An obligation, as the Obligations Extension shapes it.
@@ -237,6 +240,7 @@ impl Decision {
                     status: StatusCode::BAD_REQUEST.as_u16(),
                     message,
                 }),
+                explanation: None,
             }),
         }
     }
@@ -390,6 +394,7 @@ fn serve(
                 decider: &Decider::new(state.clone()),
                 snapshot: &snapshot,
                 call: &call,
+                trusted: caller.trusted,
             };
             decide(&ask, &request)
         }
@@ -456,12 +461,25 @@ struct Ask<'a> {
     decider: &'a Decider,
     snapshot: &'a Snapshot,
     call: &'a Call,
+    /// The caller is trusted by its transport (loopback, a trusted SPIFFE ID): it may ask
+    /// for explanations, which reveal policy. An API key alone does not make it so.
+    trusted: bool,
 }
 
 /// One Access Evaluation.
 fn single(ask: &Ask<'_>, body: &Object) -> Response {
+    let explain = match explain(body.get("options")) {
+        Ok(explain) => explain,
+        Err(e) => return error(StatusCode::BAD_REQUEST, &e.to_string()),
+    };
+    if explain && !ask.trusted {
+        return error(
+            StatusCode::FORBIDDEN,
+            "`options.explain`: only trusted callers may ask for explanations",
+        );
+    }
     let parts = Tuple::single(body);
-    match evaluate(ask, &parts, true) {
+    match evaluate(ask, &parts, true, explain) {
         Ok(decision) => json(StatusCode::OK, &decision),
         Err(message) => error(StatusCode::BAD_REQUEST, &message),
     }
@@ -506,10 +524,20 @@ fn batch(ask: &Ask<'_>, body: &Object) -> Response {
         Ok(s) => s,
         Err(e) => return error(StatusCode::BAD_REQUEST, &e.to_string()),
     };
+    match explain(body.get("options")) {
+        Ok(false) => {}
+        Ok(true) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "`options.explain`: explanations are given for a single evaluation only",
+            )
+        }
+        Err(e) => return error(StatusCode::BAD_REQUEST, &e.to_string()),
+    }
     let mut answers = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
         let decided = match item {
-            Json::Object(item) => evaluate(ask, &Tuple::item(body, item, i), false),
+            Json::Object(item) => evaluate(ask, &Tuple::item(body, item, i), false, false),
             _ => Err(format!("`evaluations[{i}]`: must be an object")),
         };
         let answer = match decided {
@@ -531,6 +559,15 @@ fn batch(ask: &Ask<'_>, body: &Object) -> Response {
             evaluations: answers,
         },
     )
+}
+
+/// `options.explain` (`false` when absent).
+fn explain(options: Option<&Json>) -> Result<bool, FieldError> {
+    match options.and_then(|o| o.get("explain")) {
+        None | Some(Json::Null) => Ok(false),
+        Some(Json::Bool(b)) => Ok(*b),
+        Some(_) => Err(field_error("options.explain", "must be a boolean")),
+    }
 }
 
 /// `options.evaluations_semantic` (`execute_all` when absent).
@@ -562,7 +599,12 @@ fn semantic(options: Option<&Json>) -> Result<Semantic, FieldError> {
 
 /// Converts, decides with `ask`, and shapes the answer; a request that cannot be read
 /// fails with what is wrong (a 400, or a failed batch item).
-fn evaluate(ask: &Ask<'_>, tuple: &Tuple<'_>, stages: bool) -> Result<Decision, String> {
+fn evaluate(
+    ask: &Ask<'_>,
+    tuple: &Tuple<'_>,
+    stages: bool,
+    explain: bool,
+) -> Result<Decision, String> {
     let converted = convert(tuple).map_err(|e| e.to_string())?;
     let request = pdp_engine::Request {
         subject: pdp_engine::Subject {
@@ -592,8 +634,25 @@ fn evaluate(ask: &Ask<'_>, tuple: &Tuple<'_>, stages: bool) -> Result<Decision, 
         trusted: true,
         ..Default::default()
     };
-    let outcome = ask.decider.decide(ask.snapshot, input, ask.call, stages);
-    Ok(answer(&outcome, &converted.declared))
+    if !explain {
+        let outcome = ask.decider.decide(ask.snapshot, input, ask.call, stages);
+        return Ok(answer(&outcome, &converted.declared));
+    }
+    let (outcome, explanation) =
+        ask.decider
+            .decide_explained(ask.snapshot, input, ask.call, stages);
+    let mut decision = answer(&outcome, &converted.declared);
+    if let Some(e) = explanation.and_then(|e| serde_json::to_value(e).ok()) {
+        decision
+            .context
+            .get_or_insert_with(|| DecisionContext {
+                obligations: Vec::new(),
+                error: None,
+                explanation: None,
+            })
+            .explanation = Some(e);
+    }
+    Ok(decision)
 }
 
 /// The AuthZEN answer to a decision: obligations only to a caller that opted in to every
@@ -625,6 +684,7 @@ fn answer(response: &Outcome, declared: &Declared) -> Decision {
         context: Some(DecisionContext {
             obligations,
             error: None,
+            explanation: None,
         }),
     }
 }

@@ -43,6 +43,10 @@ enum Command {
         /// The clock for aws:CurrentTime / aws:EpochTime (RFC 3339); the system clock if unset.
         #[arg(long)]
         now: Option<DateTime<Utc>>,
+        /// Add `explanation`: for a deny, the Allows that nearly applied and the first part
+        /// of each that did not match, and what held back an Allow that applied.
+        #[arg(long)]
+        explain: bool,
         /// The request file, or `-` for standard input.
         request: PathBuf,
     },
@@ -144,8 +148,9 @@ pub fn main() -> ExitCode {
         Command::Eval {
             policies,
             now,
+            explain,
             request,
-        } => eval(&policies, now, &request),
+        } => eval(&policies, now, &request, explain),
         Command::Plan {
             policies,
             now,
@@ -217,6 +222,9 @@ pub struct DecisionOutput<'a> {
     pub determining: Vec<StatementOutput<'a>>,
     /// The obligations to carry out.
     pub obligations: Vec<&'a Obligation>,
+    /// With `--explain`: why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub explanation: Option<pdp_engine::Explanation>,
 }
 
 /// A determining statement in [`DecisionOutput`].
@@ -245,6 +253,7 @@ impl<'a> From<&Decision<'a>> for DecisionOutput<'a> {
                 })
                 .collect(),
             obligations: d.obligations.to_vec(),
+            explanation: None,
         }
     }
 }
@@ -268,14 +277,18 @@ fn set_and_request<T: serde::de::DeserializeOwned>(
     Ok((set, request))
 }
 
-fn eval(dir: &Path, now: Option<DateTime<Utc>>, request: &Path) -> u8 {
+fn eval(dir: &Path, now: Option<DateTime<Utc>>, request: &Path, explain: bool) -> u8 {
     let (set, mut req): (PolicySet, Request) = match set_and_request(dir, request, "") {
         Ok(r) => r,
         Err(code) => return code,
     };
     req.now = now;
     let decision = set.decide(&req);
-    match serde_json::to_string(&DecisionOutput::from(&decision)) {
+    let mut output = DecisionOutput::from(&decision);
+    if explain {
+        output.explanation = Some(set.explain(&req));
+    }
+    match serde_json::to_string(&output) {
         Ok(out) => {
             println!("{out}");
             0

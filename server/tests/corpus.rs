@@ -83,6 +83,7 @@ fn to_pb(case: &TestCase) -> pb::CheckRequest {
         }),
         request_id: case.name.clone(),
         min_signal_generation: 0,
+        explain: false,
     }
 }
 

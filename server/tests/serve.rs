@@ -147,6 +147,7 @@ async fn implicit_deny_and_obligations_come_back() {
         ]),
         request_id: "r-1".into(),
         min_signal_generation: 0,
+        explain: false,
     };
     let r = c.check(glass).await.unwrap().into_inner();
     assert_eq!(r.decision(), pb::Decision::Allow);

@@ -152,6 +152,8 @@ pub struct Record {
     pub latency_us: u64,
     /// Served from the decision cache.
     pub cached: bool,
+    /// The caller asked for an explanation (its text is not recorded); written when true.
+    pub explained: bool,
     text: smallvec::SmallVec<[u8; INLINE_TEXT]>,
     texts: [Span; TEXTS],
     determining: smallvec::SmallVec<[Span; 2]>,
@@ -944,6 +946,7 @@ impl Format {
             revision: text(REVISION, r.bytes(Text::Revision)),
             latency_us: (self.shown & LATENCY_US != 0).then_some(r.latency_us),
             cached: (self.shown & CACHED != 0).then_some(r.cached),
+            explained: r.explained.then_some(true),
             prev: std::str::from_utf8(prev).unwrap_or_default(),
         };
         if serde_json::to_writer(&mut *out, &line).is_err() {
@@ -1041,6 +1044,9 @@ impl Format {
                 b"\"cached\":false,"
             });
         }
+        if r.explained {
+            out.extend_from_slice(b"\"explained\":true,");
+        }
         out.extend_from_slice(b"\"prev\":\"");
         out.extend_from_slice(prev);
         out.extend_from_slice(b"\"}");
@@ -1102,6 +1108,8 @@ struct Line<'a> {
     latency_us: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     cached: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    explained: Option<bool>,
     prev: &'a str,
 }
 

@@ -311,6 +311,31 @@ impl Decider {
         call: &Call,
         stages: bool,
     ) -> Outcome {
+        self.answer(snapshot, input, call, stages, false).0
+    }
+
+    /// Decides `input` as [`Decider::decide`] does, and explains the engine's decision
+    /// ([`pdp_engine::PolicySet::explain`]): none for a request refused before the policies
+    /// (its reason and message say why). The decision log records that an explanation was
+    /// asked for, not its text. Whether the caller may ask is the front end's to check.
+    pub fn decide_explained(
+        &self,
+        snapshot: &Snapshot,
+        input: CheckInput<'_>,
+        call: &Call,
+        stages: bool,
+    ) -> (Outcome, Option<pdp_engine::Explanation>) {
+        self.answer(snapshot, input, call, stages, true)
+    }
+
+    fn answer(
+        &self,
+        snapshot: &Snapshot,
+        input: CheckInput<'_>,
+        call: &Call,
+        stages: bool,
+        explain: bool,
+    ) -> (Outcome, Option<pdp_engine::Explanation>) {
         let started = Instant::now();
         let traced = call.traced.as_ref().filter(|_| stages);
         let note = if input.trusted {
@@ -318,9 +343,13 @@ impl Decider {
         } else {
             stages::ignored_identity(&input)
         };
-        let (mut outcome, described) = self.run(snapshot, input, call.signals_behind, traced);
+        let (mut outcome, described, explanation) =
+            self.run(snapshot, input, call.signals_behind, traced, explain);
         add_note(&mut outcome.message, note);
-        self.record(call, traced, outcome, described, started)
+        let outcome = self.record(call, traced, outcome, described, started);
+        // A decision the log refused has no explanation of its own.
+        let explanation = explanation.filter(|_| outcome.reason != Reason::AuditUnavailable);
+        (outcome, explanation)
     }
 
     /// A request refused before it could become a decision request (ext_authz's unusable

@@ -17,6 +17,8 @@ pub(super) struct Described {
     action: pdp_engine::Text,
     resource: pdp_engine::Text,
     cached: bool,
+    /// The caller asked for an explanation.
+    pub(super) explained: bool,
 }
 
 impl Described {
@@ -32,6 +34,7 @@ impl Described {
             action: std::mem::take(&mut request.action),
             resource: std::mem::take(&mut request.resource.id),
             cached,
+            explained: false,
         }
     }
 
@@ -122,6 +125,7 @@ impl Decider {
             record.reason = reason;
             record.latency_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
             record.cached = described.cached;
+            record.explained = described.explained;
             record
                 .set(Text::DecisionId, &outcome.decision_id)
                 .set(Text::TraceId, &call.trace_id)

@@ -95,11 +95,16 @@ impl Decider {
         input: CheckInput<'_>,
         signals_behind: bool,
         traced: Option<&Traced>,
-    ) -> (Outcome, Described) {
+        explain: bool,
+    ) -> (Outcome, Described, Option<pdp_engine::Explanation>) {
         let now = self.now();
         let mut resolved = match self.resolve(snapshot, input, signals_behind, traced, now) {
             Ok(r) => r,
-            Err(refused) => return *refused,
+            Err(refused) => {
+                let (outcome, mut described) = *refused;
+                described.explained = explain;
+                return (outcome, described, None);
+            }
         };
         // The engine's decision, through the cache.
         let (outcome, cached) = self.evaluate(
@@ -111,7 +116,15 @@ impl Decider {
             traced,
         );
         self.observe(&resolved.request, outcome.allowed, now);
-        (outcome, Described::of(now, &mut resolved.request, cached))
+        // Beside the decision, never instead of it: the engine reads its own decision again.
+        let explanation = explain.then(|| {
+            crate::telemetry::stage(traced, "pdp.explain", || {
+                snapshot.set.explain(&resolved.request)
+            })
+        });
+        let mut described = Described::of(now, &mut resolved.request, cached);
+        described.explained = explain;
+        (outcome, described, explanation)
     }
 
     /// Identity and signal guards at `now`: the request as the engine is to see it, or the

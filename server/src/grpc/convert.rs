@@ -229,20 +229,87 @@ pub fn check_response(o: Outcome) -> pb::CheckResponse {
         } as i32,
         reason: reason(o.reason) as i32,
         obligations: o.obligations.iter().map(obligation).collect(),
-        determining: o
-            .determining
-            .into_iter()
-            .map(|s| pb::StatementRef {
-                policy: s.policy,
-                sid: s.sid.unwrap_or_default(),
-                index: u32::try_from(s.index).unwrap_or(u32::MAX),
-                effect: s.effect.as_str().to_owned(),
-            })
-            .collect(),
+        determining: o.determining.into_iter().map(statement_ref).collect(),
         decision_id: o.decision_id,
         policy_revision: o.revision,
         ttl: prost_types::Duration::try_from(o.ttl).ok(),
         message: o.message,
+        explanation: None,
+    }
+}
+
+/// A statement as the protobuf names it.
+fn statement_ref(s: engine::StatementInfo) -> pb::StatementRef {
+    pb::StatementRef {
+        policy: s.policy,
+        sid: s.sid.unwrap_or_default(),
+        index: u32::try_from(s.index).unwrap_or(u32::MAX),
+        effect: s.effect.as_str().to_owned(),
+    }
+}
+
+/// An explanation as protobuf (the decision itself is the response's).
+pub fn explanation(e: engine::Explanation) -> pb::Explanation {
+    let held_back = e
+        .held_back
+        .into_iter()
+        .map(|h| {
+            let (by, of, policy) = match h.by {
+                engine::Limit::Boundary { of, policy } => ("boundary", of, policy),
+                engine::Limit::Guardrails => ("guardrails", String::new(), String::new()),
+            };
+            pb::HeldBack {
+                by: by.to_owned(),
+                of,
+                policy,
+                allows: h.allows.into_iter().map(statement_ref).collect(),
+            }
+        })
+        .collect();
+    let near_misses = e
+        .near_misses
+        .into_iter()
+        .map(|m| {
+            let (attached, attached_name) = match m.attached {
+                engine::Attached::Role(n) => ("role", n),
+                engine::Attached::Subject(n) => ("subject", n),
+                engine::Attached::Boundary(n) => ("boundary", n),
+                engine::Attached::Guardrail => ("guardrail", String::new()),
+                engine::Attached::ResourcePolicy(n) => ("resource_policy", n),
+            };
+            let mut miss = pb::NearMiss {
+                statement: Some(statement_ref(m.statement)),
+                attached: attached.to_owned(),
+                attached_name,
+                ..Default::default()
+            };
+            miss.part = match m.mismatch {
+                engine::Mismatch::Action => "action",
+                engine::Mismatch::Resource => "resource",
+                engine::Mismatch::Principal => "principal",
+                engine::Mismatch::Condition {
+                    operator,
+                    key,
+                    expected,
+                    actual,
+                } => {
+                    miss.operator = operator;
+                    miss.key = key;
+                    miss.expected = expected;
+                    miss.key_present = actual.is_some();
+                    miss.actual = actual.unwrap_or_default();
+                    "condition"
+                }
+            }
+            .to_owned();
+            miss
+        })
+        .collect();
+    pb::Explanation {
+        held_back,
+        near_misses,
+        omitted: u32::try_from(e.omitted).unwrap_or(u32::MAX),
+        unbound_roles: e.unbound_roles,
     }
 }
 

@@ -105,18 +105,29 @@ fn semantic(value: i32) -> Result<Semantic, ServiceError> {
     }
 }
 
+/// What one decision is within its call.
+#[derive(Clone, Copy)]
+enum Item<'a> {
+    /// The call's one decision (its stages traced), explained or not.
+    Single { explain: bool },
+    /// A batch item, named `prefix` in errors (e.g. `items[3].`).
+    Batch { prefix: &'a str },
+}
+
 impl Authorizer {
-    /// One decision of `parts`, converted and answered in protobuf; `prefix` names the
-    /// item in errors.
+    /// One decision of `parts`, converted and answered in protobuf.
     fn decide(
         &self,
         snapshot: &crate::state::Snapshot,
         parts: &Parts<'_>,
         trusted: bool,
-        prefix: &str,
         call: &Call,
-        stages: bool,
+        item: Item<'_>,
     ) -> Result<pb::CheckResponse, ServiceError> {
+        let (prefix, stages, explain) = match item {
+            Item::Single { explain } => ("", true, explain),
+            Item::Batch { prefix } => (prefix, false, false),
+        };
         let state = self.decider.state();
         let input = convert::check_input(parts, &state.limits, prefix, trusted).map_err(|e| {
             if let Some(t) = call.traced.as_ref().filter(|_| stages) {
@@ -124,8 +135,14 @@ impl Authorizer {
             }
             ServiceError::InvalidArgument(e.to_string())
         })?;
-        let outcome = self.decider.decide(snapshot, input, call, stages);
-        Ok(convert::check_response(outcome))
+        if !explain {
+            let outcome = self.decider.decide(snapshot, input, call, stages);
+            return Ok(convert::check_response(outcome));
+        }
+        let (outcome, explanation) = self.decider.decide_explained(snapshot, input, call, stages);
+        let mut response = convert::check_response(outcome);
+        response.explanation = explanation.map(|e| Box::new(convert::explanation(e)));
+        Ok(response)
     }
 }
 
@@ -149,7 +166,14 @@ impl pb::authorization_service_server::AuthorizationService for Authorizer {
             context,
             request_id,
             min_signal_generation,
+            explain,
         } = request.into_inner();
+        if explain {
+            // An explanation reveals policy.
+            caller
+                .require_trusted("ask for explanations")
+                .map_err(Status::from)?;
+        }
         pace(state, &mut call, &request_id, min_signal_generation).await;
         let parts = Parts {
             subject: subject.as_ref(),
@@ -158,9 +182,15 @@ impl pb::authorization_service_server::AuthorizationService for Authorizer {
             context: context.as_ref(),
         };
         let snapshot = state.snapshot();
-        self.decide(&snapshot, &parts, caller.trusted, "", &call, true)
-            .map(Response::new)
-            .map_err(Status::from)
+        self.decide(
+            &snapshot,
+            &parts,
+            caller.trusted,
+            &call,
+            Item::Single { explain },
+        )
+        .map(Response::new)
+        .map_err(Status::from)
     }
 
     async fn plan_resources(
@@ -240,13 +270,13 @@ impl pb::authorization_service_server::AuthorizationService for Authorizer {
                 resource: item.resource.as_ref().or(resource.as_ref()),
                 context: merged.as_ref(),
             };
+            let prefix = format!("items[{i}].");
             let response = self.decide(
                 &snapshot,
                 &parts,
                 caller.trusted,
-                &format!("items[{i}]."),
                 &call,
-                false,
+                Item::Batch { prefix: &prefix },
             )?;
             let allowed = response.decision == pb::Decision::Allow as i32;
             responses.push(response);

@@ -215,6 +215,7 @@ pub fn readme_request(mfa: Option<bool>) -> pdp_proto::v1::CheckRequest {
         context: Some(prost_types::Struct { fields }),
         request_id: String::new(),
         min_signal_generation: 0,
+        explain: false,
     }
 }
 
