@@ -31,6 +31,7 @@ mod decision;
 mod error;
 pub mod layer;
 mod plan;
+pub mod sql;
 mod stack;
 
 pub use client::{BreakerPolicy, FailurePolicy, PdpClient, PdpClientBuilder, RetryPolicy};

@@ -394,6 +394,23 @@ impl Template {
     }
 }
 
+/// Tokens as a glob: `*` and `?` for the wildcards, `\` before a literal `*`, `?` or `\`.
+pub(crate) fn toks_to_glob(toks: &[Tok]) -> String {
+    let mut out = String::with_capacity(toks.len());
+    for t in toks {
+        match t {
+            Tok::Lit(c @ ('*' | '?' | '\\')) => {
+                out.push('\\');
+                out.push(*c);
+            }
+            Tok::Lit(c) => out.push(*c),
+            Tok::One => out.push('?'),
+            Tok::Star => out.push('*'),
+        }
+    }
+    out
+}
+
 /// Tokens back to text (all literal).
 pub(crate) fn toks_to_string(toks: &[Tok]) -> String {
     toks.iter()

@@ -759,6 +759,26 @@ Statement:
     }
 
     #[test]
+    fn like_values_show_literal_wildcards_from_variables_escaped() {
+        let s = set(r#"
+Version: "2012-10-17"
+Statement:
+  - Effect: Allow
+    Action: "docs:Read"
+    Resource: "*"
+    Condition:
+      StringLike: { "aws:ResourceTag/owner": ["${aws:username}/*", "a\\b?"] }
+"#);
+        let p = plan(&s, "x*y", "docs:Read");
+        let Plan::Conditional(Expr::Tag(t)) = &p else {
+            panic!("{p:?}");
+        };
+        assert_eq!(t.values(), ["x\\*y/*", "a\\\\b?"]);
+        assert!(p.allows(&resource("d", &[("owner", "x*y/1")])));
+        assert!(!p.allows(&resource("d", &[("owner", "xzy/1")])));
+    }
+
+    #[test]
     fn globs_show_literal_wildcards_escaped() {
         let g = Glob::new(vec![
             Tok::Lit('a'),
