@@ -358,7 +358,22 @@ impl Writer {
     /// A tag condition, with the PDP's rules: a missing tag satisfies an `IfExists` or
     /// `ForAllValues:` operator and a negated plain one, and nothing else; a present tag
     /// (one value) satisfies the operator when it matches a value, or none when negated.
+    /// A tag value found by the long form of [`Self::lookup`] is read once, bound as
+    /// `pdp_v.v` in a subquery around the test.
     fn tag(&mut self, t: &pb::TagTest) -> Result<String, SqlError> {
+        let mut bound = None;
+        let test = self.tag_test(t, &mut bound)?;
+        Ok(match bound {
+            Some(lookup) => format!("(SELECT {test} FROM (SELECT {lookup} AS v) AS pdp_v)"),
+            None => test,
+        })
+    }
+
+    fn tag_test(
+        &mut self,
+        t: &pb::TagTest,
+        bound: &mut Option<String>,
+    ) -> Result<String, SqlError> {
         let pb::TagTest {
             operator,
             key,
@@ -404,7 +419,7 @@ impl Writer {
                 )));
             }
         }
-        let value = self.lookup(tag)?;
+        let value = self.lookup(tag, bound)?;
         if family == Family::Null {
             if if_exists || qualifier != Qualifier::None {
                 return Err(SqlError::Malformed(format!(
@@ -494,18 +509,20 @@ impl Writer {
 
     /// The tag's value (text, `NULL` when the resource lacks it): the key exactly, else
     /// the first key in byte order equal to it but for ASCII case (a key without ASCII
-    /// letters has no other spelling).
-    fn lookup(&mut self, tag: &str) -> Result<String, SqlError> {
+    /// letters has no other spelling). That long form is put in `bound`, and `pdp_v.v`
+    /// stands for it.
+    fn lookup(&mut self, tag: &str, bound: &mut Option<String>) -> Result<String, SqlError> {
         let k = self.param(tag)?;
         let tags = &self.tags;
         if !tag.bytes().any(|b| b.is_ascii_alphabetic()) {
             return Ok(format!("({tags} ->> {k})"));
         }
-        Ok(format!(
+        *bound = Some(format!(
             "COALESCE({tags} ->> {k}, (SELECT pdp_tag.value FROM jsonb_each_text({tags}) AS pdp_tag \
              WHERE pdp_tag.value IS NOT NULL AND translate(pdp_tag.key, {UPPER}, {LOWER}) = translate({k}, {UPPER}, {LOWER}) \
              ORDER BY pdp_tag.key COLLATE \"C\" LIMIT 1))"
-        ))
+        ));
+        Ok("pdp_v.v".to_owned())
     }
 
     /// Whether the tag value, read as the PDP reads a number (trimmed, Rust's `f64`
@@ -795,12 +812,10 @@ mod tests {
             w.clause,
             concat!(
                 r#"(("d"."id" LIKE $3::text ESCAPE E'\\') AND "#,
-                r#"(NOT (COALESCE("d"."tags" ->> $4::text, (SELECT pdp_tag.value FROM jsonb_each_text("d"."tags") AS pdp_tag "#,
+                r#"(NOT (SELECT (pdp_v.v IS NOT NULL AND (pdp_v.v IN ($5::text))) FROM "#,
+                r#"(SELECT COALESCE("d"."tags" ->> $4::text, (SELECT pdp_tag.value FROM jsonb_each_text("d"."tags") AS pdp_tag "#,
                 r#"WHERE pdp_tag.value IS NOT NULL AND translate(pdp_tag.key, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz') = translate($4::text, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz') "#,
-                r#"ORDER BY pdp_tag.key COLLATE "C" LIMIT 1)) IS NOT NULL AND "#,
-                r#"(COALESCE("d"."tags" ->> $4::text, (SELECT pdp_tag.value FROM jsonb_each_text("d"."tags") AS pdp_tag "#,
-                r#"WHERE pdp_tag.value IS NOT NULL AND translate(pdp_tag.key, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz') = translate($4::text, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz') "#,
-                r#"ORDER BY pdp_tag.key COLLATE "C" LIMIT 1)) IN ($5::text)))))"#,
+                r#"ORDER BY pdp_tag.key COLLATE "C" LIMIT 1)) AS v) AS pdp_v)))"#,
             )
         );
         assert_eq!(params(&w), ["doc:%", "env", "prod"]);
@@ -969,6 +984,33 @@ mod tests {
             err.to_string().contains("doc/${aws:ResourceTag/team}/*"),
             "{err}"
         );
+    }
+
+    /// The example of `docs/client.md`.
+    #[test]
+    fn the_documented_example_renders_as_shown() {
+        let plan = conditional(E::And(pb::ResourceExprList {
+            exprs: vec![
+                pb::ResourceExpr {
+                    expr: Some(E::IdLike("doc:*".into())),
+                },
+                pb::ResourceExpr {
+                    expr: Some(tag("StringEquals", "aws:ResourceTag/owner", &["alice"])),
+                },
+            ],
+        }));
+        let w = plan.to_sql(&SqlTable::new("id", "tags")).unwrap();
+        assert_eq!(
+            w.clause,
+            concat!(
+                r#"(("id" LIKE $1::text ESCAPE E'\\') AND "#,
+                r#"(SELECT (pdp_v.v IS NOT NULL AND (pdp_v.v IN ($3::text))) FROM "#,
+                r#"(SELECT COALESCE("tags" ->> $2::text, (SELECT pdp_tag.value FROM jsonb_each_text("tags") AS pdp_tag "#,
+                r#"WHERE pdp_tag.value IS NOT NULL AND translate(pdp_tag.key, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz') = translate($2::text, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz') "#,
+                r#"ORDER BY pdp_tag.key COLLATE "C" LIMIT 1)) AS v) AS pdp_v))"#,
+            )
+        );
+        assert_eq!(params(&w), ["doc:%", "owner", "alice"]);
     }
 
     #[test]
