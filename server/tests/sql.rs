@@ -681,3 +681,103 @@ async fn a_plan_from_the_pdp_selects_the_rows_check_allows() {
     let got: BTreeSet<i32> = rows.iter().map(|r| r.get::<_, i32>(0)).collect();
     assert_eq!(got, allowed, "{query}");
 }
+
+#[tokio::test]
+async fn numbers_at_rounding_ties_and_the_overflow_edge_compare_as_the_engine_does() {
+    let pg = Postgres::start();
+    let db = pg.connect().await;
+    // 2^53 + 1 and 2^53 + 3 are ties between doubles (rounding to the even one); the
+    // others sit just by 0.1's double and by the largest double.
+    let values = [
+        "9007199254740991",
+        "9007199254740992",
+        "9007199254740993",
+        "9007199254740994",
+        "9007199254740995",
+        "9007199254740996",
+        "9007199254740993.0000000001",
+        "9007199254740994.9999999999",
+        "0.1",
+        "0.1000000000000000055511151231257827",
+        "0.09999999999999999",
+        "1.7976931348623158e308",
+        "1.7976931348623159e308",
+        "-1.7976931348623159e308",
+        "1e309",
+        "1e-320",
+        "0",
+    ];
+    let rows: Vec<(i32, String, Option<Json>)> = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            (
+                i32::try_from(i).unwrap(),
+                "doc:1".to_owned(),
+                Some(json!({ "n": v })),
+            )
+        })
+        .collect();
+    create_table(&db, &rows).await;
+    let subject = Subject {
+        id: "alice".into(),
+        roles: vec!["R".into()].into(),
+        ..Default::default()
+    };
+    let mut checked = 0;
+    for operator in NUMERIC_OPERATORS {
+        for p in [
+            "9007199254740992",
+            "9007199254740994",
+            "9007199254740996",
+            "0.1",
+            "1.7976931348623157e308",
+            "-1.7976931348623157e308",
+            "0",
+        ] {
+            let policy = json!({"Version": "2012-10-17", "Statement": [{
+                "Effect": "Allow", "Action": "docs:Read", "Resource": "*",
+                "Condition": { *operator: { "aws:ResourceTag/n": p } },
+            }]});
+            let set = PolicySet::builder()
+                .policy_yaml("p", &policy.to_string())
+                .bindings_yaml("b", "roles: { R: { policies: [p] } }")
+                .build()
+                .unwrap();
+            let plan = set.plan(&PlanRequest {
+                subject: subject.clone(),
+                action: "docs:Read".into(),
+                ..Default::default()
+            });
+            let w = client_plan(&plan)
+                .to_sql(&SqlTable::new("id", "tags"))
+                .unwrap();
+            let expected: BTreeSet<i32> = rows
+                .iter()
+                .filter(|(_, id, tags)| {
+                    set.decide(&Request {
+                        subject: subject.clone(),
+                        action: "docs:Read".into(),
+                        resource: resource(id, tags.as_ref()),
+                        ..Default::default()
+                    })
+                    .allowed
+                })
+                .map(|(n, _, _)| *n)
+                .collect();
+            let got = select(&db, &w).await.unwrap();
+            let names = |ns: &BTreeSet<i32>| -> Vec<&str> {
+                ns.iter().map(|n| values[*n as usize]).collect()
+            };
+            assert_eq!(
+                names(&got),
+                names(&expected),
+                "{operator} {p}\nsql: {}\nparams: {:?}",
+                w.clause,
+                w.params
+            );
+            checked += usize::from(!expected.is_empty() && expected.len() < rows.len());
+        }
+    }
+    assert!(checked > 30, "{checked} comparisons split the rows");
+}
