@@ -592,6 +592,11 @@ Statement:
     Resource: "*"
     Condition:
       StringEqualsIgnoreCase: { "aws:ResourceTag/state": "archived" }
+  - Effect: Allow
+    Action: "docs:List"
+    Resource: "doc:*"
+    Condition:
+      StringLike: { "aws:ResourceTag/owner": "${aws:username}/*" }
 "#;
 
 #[tokio::test]
@@ -624,6 +629,8 @@ async fn a_plan_from_the_pdp_selects_the_rows_check_allows() {
         ),
         ("doc:shared/4", json!({"level": "low", "env": "prod"})),
         ("img:1", json!({"owner": "alice"})),
+        ("doc:d", json!({"owner": "a*b/1"})),
+        ("doc:e", json!({"owner": "aXb/1"})),
     ]
     .into_iter()
     .enumerate()
@@ -677,9 +684,35 @@ async fn a_plan_from_the_pdp_selects_the_rows_check_allows() {
         "SELECT n FROM resources WHERE id LIKE $1 AND {} ORDER BY n",
         w.clause
     );
-    let rows = db.query(&query, &refs).await.unwrap();
-    let got: BTreeSet<i32> = rows.iter().map(|r| r.get::<_, i32>(0)).collect();
+    let selected = db.query(&query, &refs).await.unwrap();
+    let got: BTreeSet<i32> = selected.iter().map(|r| r.get::<_, i32>(0)).collect();
     assert_eq!(got, allowed, "{query}");
+
+    // A `*` in a user name, filled into a `StringLike` value, is literal in the plan too.
+    let plan = pdp
+        .plan(PlanQuery::new("a*b", "docs:List").role("Reader").build())
+        .await
+        .unwrap();
+    let w = plan.to_sql(&SqlTable::new("id", "tags")).unwrap();
+    let got = select(&db, &w).await.unwrap();
+    let mut allowed = BTreeSet::new();
+    for (n, id, tags) in &rows {
+        let mut check = pdp_client::Check::new("a*b", "docs:List", id).role("Reader");
+        for (k, v) in tags
+            .as_ref()
+            .and_then(Json::as_object)
+            .into_iter()
+            .flatten()
+        {
+            check = check.resource_tag(k, v.as_str().unwrap());
+        }
+        if pdp.check(check.build()).await.unwrap().is_allowed() {
+            allowed.insert(*n);
+        }
+    }
+    assert_eq!(got, allowed, "sql: {}\nparams: {:?}", w.clause, w.params);
+    let ids: Vec<&str> = got.iter().map(|n| rows[*n as usize].1.as_str()).collect();
+    assert_eq!(ids, ["doc:d"], "{w:?}");
 }
 
 #[tokio::test]
