@@ -12,8 +12,9 @@
 //!
 //! What cannot be rendered with exactly the PDP's semantics is an error naming it
 //! ([`SqlError`]), never an approximate query: `Date*`, `Binary*`, `IpAddress`, `Arn*`
-//! operators, `StringEqualsIgnoreCase` with a non-ASCII value, values still holding a
-//! policy variable, and id templates. A numeric comparison of a tag value the clause
+//! operators, `StringEqualsIgnoreCase` with a non-ASCII value, and values still holding a
+//! policy variable. Id templates (a `Resource` made from the resource's own tags) are
+//! rendered, each tag value escaped for `LIKE`. A numeric comparison of a tag value the clause
 //! cannot read exactly (over 1,000 characters, or an exponent of 1,000 or more) is SQL
 //! `NULL` (unknown): such a row is returned only when the rest of the clause allows it
 //! whatever that comparison says.
@@ -104,9 +105,14 @@ pub enum SqlError {
         /// Why.
         why: String,
     },
-    /// An id pattern whose policy variables read the resource's own tags.
-    #[error("the id template `{0}` cannot be rendered in SQL exactly: its pattern is made from the resource's own tags")]
-    IdTemplate(String),
+    /// An id template this renderer cannot read.
+    #[error("the id template `{pattern}` cannot be rendered in SQL: {why}")]
+    IdTemplate {
+        /// The template.
+        pattern: String,
+        /// Why.
+        why: String,
+    },
     /// The plan breaks the `PlanResources` contract.
     #[error("the plan is malformed: {0}")]
     Malformed(String),
@@ -246,6 +252,18 @@ fn like_pattern(glob: &str) -> Result<String, String> {
     Ok(out)
 }
 
+/// Text as a glob that matches it literally.
+fn glob_literal(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '*' | '?' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// How a condition's values compare, as the PDP's operators do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Family {
@@ -348,7 +366,7 @@ impl Writer {
                 Ok(format!("({} LIKE {p} ESCAPE E'\\\\')", self.id))
             }
             Some(E::Tag(t)) => self.tag(t),
-            Some(E::IdTemplate(t)) => Err(SqlError::IdTemplate(t.clone())),
+            Some(E::IdTemplate(t)) => self.id_template(t),
             Some(E::Not(e)) => Ok(format!("(NOT {})", self.expr(e, depth + 1)?)),
             Some(E::And(l)) => list(self, &l.exprs, " AND ", "TRUE"),
             Some(E::Or(l)) => list(self, &l.exprs, " OR ", "FALSE"),
@@ -512,17 +530,126 @@ impl Writer {
     /// letters has no other spelling). That long form is put in `bound`, and `pdp_v.v`
     /// stands for it.
     fn lookup(&mut self, tag: &str, bound: &mut Option<String>) -> Result<String, SqlError> {
+        let (value, long) = self.lookup_expr(tag)?;
+        if !long {
+            return Ok(value);
+        }
+        *bound = Some(value);
+        Ok("pdp_v.v".to_owned())
+    }
+
+    /// The tag's value, and whether it is the long form (a subquery).
+    fn lookup_expr(&mut self, tag: &str) -> Result<(String, bool), SqlError> {
         let k = self.param(tag)?;
         let tags = &self.tags;
         if !tag.bytes().any(|b| b.is_ascii_alphabetic()) {
-            return Ok(format!("({tags} ->> {k})"));
+            return Ok((format!("({tags} ->> {k})"), false));
         }
-        *bound = Some(format!(
+        Ok((format!(
             "COALESCE({tags} ->> {k}, (SELECT pdp_tag.value FROM jsonb_each_text({tags}) AS pdp_tag \
              WHERE pdp_tag.value IS NOT NULL AND translate(pdp_tag.key, {UPPER}, {LOWER}) = translate({k}, {UPPER}, {LOWER}) \
              ORDER BY pdp_tag.key COLLATE \"C\" LIMIT 1))"
+        ), true))
+    }
+
+    /// An id pattern made from the resource's own tags (`${aws:ResourceTag/<key>}`, with
+    /// `, 'default'` or without), the rest a glob with `\` before a literal `*`, `?`, `\`
+    /// or `$`: `id LIKE` the pattern built in SQL, each tag value escaped for `LIKE`
+    /// (filled-in text is literal). A tag the resource lacks takes its default; without
+    /// one, the pattern matches nothing.
+    fn id_template(&mut self, text: &str) -> Result<String, SqlError> {
+        let bad = |why: String| SqlError::IdTemplate {
+            pattern: text.to_owned(),
+            why,
+        };
+        let mut pieces: Vec<String> = Vec::new();
+        let mut present: Vec<String> = Vec::new();
+        let mut literal = String::new();
+        let mut chars = text.chars().peekable();
+        while let Some(c) = chars.next() {
+            match c {
+                '\\' => match chars.next() {
+                    Some(l @ ('*' | '?' | '$')) => literal.push(l),
+                    Some('\\') => literal.push_str("\\\\"),
+                    Some(other) => {
+                        return Err(bad(format!(
+                            "`\\{other}` escapes neither `*`, `?`, `\\` nor `$`"
+                        )))
+                    }
+                    None => return Err(bad("it ends in a lone `\\`".into())),
+                },
+                '*' => literal.push('%'),
+                '?' => literal.push('_'),
+                '%' | '_' => {
+                    literal.push('\\');
+                    literal.push(c);
+                }
+                '$' if chars.peek() == Some(&'{') => {
+                    chars.next();
+                    let mut inner = String::new();
+                    loop {
+                        match chars.next() {
+                            Some('}') => break,
+                            Some(c) => inner.push(c),
+                            None => return Err(bad("a `${` is not closed".into())),
+                        }
+                    }
+                    let (name, default) = match inner.split_once(',') {
+                        Some((name, d)) => {
+                            let d = d.trim();
+                            let d = d
+                                .strip_prefix('\'')
+                                .and_then(|d| d.strip_suffix('\''))
+                                .ok_or_else(|| bad(format!("the default `{d}` is not quoted")))?;
+                            (name.trim(), Some(d))
+                        }
+                        None => (inner.trim(), None),
+                    };
+                    let prefix = "aws:resourcetag/";
+                    let Some(tag) = name
+                        .get(..prefix.len())
+                        .filter(|p| p.eq_ignore_ascii_case(prefix))
+                        .and_then(|_| name.get(prefix.len()..))
+                    else {
+                        return Err(bad(format!(
+                            "`${{{name}}}` is not a resource tag (the PDP fills in every other variable)"
+                        )));
+                    };
+                    if !literal.is_empty() {
+                        pieces.push(self.param(std::mem::take(&mut literal))?);
+                    }
+                    let (value, _) = self.lookup_expr(tag)?;
+                    let escaped = format!(
+                        "replace(replace(replace({value}, {b}, {bb}), '%', {bp}), '_', {bu})",
+                        b = e_literal("\\"),
+                        bb = e_literal("\\\\"),
+                        bp = e_literal("\\%"),
+                        bu = e_literal("\\_"),
+                    );
+                    match default {
+                        Some(d) => {
+                            let d = like_pattern(&glob_literal(d)).map_err(bad)?;
+                            let d = self.param(d)?;
+                            pieces.push(format!("COALESCE({escaped}, {d})"));
+                        }
+                        None => {
+                            present.push(format!("{value} IS NOT NULL"));
+                            pieces.push(escaped);
+                        }
+                    }
+                }
+                c => literal.push(c),
+            }
+        }
+        if !literal.is_empty() || pieces.is_empty() {
+            pieces.push(self.param(literal)?);
+        }
+        present.push(format!(
+            "{} LIKE ({}) ESCAPE E'\\\\'",
+            self.id,
+            pieces.join(" || ")
         ));
-        Ok("pdp_v.v".to_owned())
+        Ok(format!("({})", present.join(" AND ")))
     }
 
     /// Whether the tag value, read as the PDP reads a number (trimmed, Rust's `f64`
@@ -979,11 +1106,14 @@ mod tests {
             let err = render(e).unwrap_err();
             assert!(err.to_string().contains(says), "{err}");
         }
-        let err = render(E::IdTemplate("doc/${aws:ResourceTag/team}/*".into())).unwrap_err();
+        let err = render(E::IdTemplate("doc/${aws:username}/*".into())).unwrap_err();
         assert!(
-            err.to_string().contains("doc/${aws:ResourceTag/team}/*"),
+            err.to_string()
+                .contains("`${aws:username}` is not a resource tag"),
             "{err}"
         );
+        let err = render(E::IdTemplate(r"doc/\x".into())).unwrap_err();
+        assert!(err.to_string().contains("escapes neither"), "{err}");
     }
 
     /// The example of `docs/client.md`.
@@ -1011,6 +1141,28 @@ mod tests {
             )
         );
         assert_eq!(params(&w), ["doc:%", "owner", "alice"]);
+    }
+
+    #[test]
+    fn id_templates_build_the_pattern_from_escaped_tag_values() {
+        let w = render(E::IdTemplate(
+            r"doc:\$5_${aws:ResourceTag/7}/${aws:ResourceTag/8, 'n*'}/*".into(),
+        ))
+        .unwrap();
+        let esc = |t: &str| {
+            format!(
+                r#"replace(replace(replace(("tags" ->> {t}), E'\\', E'\\\\'), '%', E'\\%'), '_', E'\\_')"#
+            )
+        };
+        assert_eq!(
+            w.clause,
+            format!(
+                r#"(("tags" ->> $2::text) IS NOT NULL AND "id" LIKE ($1::text || {} || $3::text || COALESCE({}, $5::text) || $6::text) ESCAPE E'\\')"#,
+                esc("$2::text"),
+                esc("$4::text"),
+            )
+        );
+        assert_eq!(params(&w), [r"doc:$5\_", "7", "/", "8", r"n*", "/%"]);
     }
 
     #[test]

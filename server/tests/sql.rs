@@ -312,6 +312,10 @@ const IDS: &[&str] = &[
     "doc:",
     "DOC:1",
     "doc:é",
+    "doc:bobprod",
+    "doc:alicedev",
+    "doc:a%b_b",
+    "doc:a_b_b",
 ];
 const PATTERNS: &[&str] = &[
     "*",
@@ -323,6 +327,11 @@ const PATTERNS: &[&str] = &[
     "img:*",
     "doc:${aws:username}/*",
     "DOC:*",
+    "doc:${aws:ResourceTag/owner}/*",
+    "doc:${aws:ResourceTag/7, 'a%'}*",
+    "doc:${aws:username}${aws:ResourceTag/env}",
+    "${aws:ResourceTag/Owner, 'doc:2'}",
+    "doc:${aws:ResourceTag/flag}_b",
 ];
 const STRING_OPERATORS: &[&str] = &[
     "StringEquals",
@@ -486,7 +495,7 @@ async fn rendered_plans_select_exactly_the_rows_decide_allows() {
         .collect();
 
     let started = Instant::now();
-    let (mut conditional, mut nonempty) = (0, 0);
+    let (mut conditional, mut nonempty, mut templates) = (0, 0, 0);
     for case in 0..400 {
         let policies: Vec<Json> = (0..rng.usize(1..=2)).map(|_| policy(&mut rng)).collect();
         let mut builder = PolicySet::builder();
@@ -558,16 +567,19 @@ async fn rendered_plans_select_exactly_the_rows_decide_allows() {
             );
         }
         conditional += usize::from(matches!(plan, Plan::Conditional(_)));
+        templates += usize::from(
+            matches!(&plan, Plan::Conditional(e) if e.to_string().contains("id like template")),
+        );
         nonempty += usize::from(!expected.is_empty() && expected.len() < rows.len());
     }
     // The generator must exercise the interesting part: conditional plans that select
     // some rows and not others.
     assert!(
-        conditional > 150 && nonempty > 100,
-        "{conditional} conditional plans, {nonempty} selecting some rows"
+        conditional > 150 && nonempty > 100 && templates > 20,
+        "{conditional} conditional plans, {nonempty} selecting some rows, {templates} with id templates"
     );
     eprintln!(
-        "400 plans over {} rows in {:?}",
+        "400 plans ({templates} with id templates) over {} rows in {:?}",
         rows.len(),
         started.elapsed()
     );
