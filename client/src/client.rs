@@ -14,7 +14,7 @@ use tower::ServiceExt as _;
 
 use crate::cache::{self, Cache};
 use crate::stack::{self, Call, Reply, Rpc};
-use crate::{ClientError, Decision};
+use crate::{ClientError, Decision, Plan};
 
 /// What a call site does when the PDP cannot answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -305,7 +305,7 @@ impl PdpClient {
             .await?
         {
             Reply::Check(r) => r,
-            Reply::CheckBatch(_) => return Err(mismatched()),
+            Reply::CheckBatch(_) | Reply::Plan(_) => return Err(mismatched()),
         };
         let decision = Decision::from_response(&response);
         if let (Some(c), Some(k)) = (&self.inner.cache, key) {
@@ -334,7 +334,7 @@ impl PdpClient {
             Ok(Reply::CheckBatch(r)) => {
                 Ok(r.responses.iter().map(Decision::from_response).collect())
             }
-            Ok(Reply::Check(_)) => Err(mismatched()),
+            Ok(Reply::Check(_) | Reply::Plan(_)) => Err(mismatched()),
             Err(e) if e.is_pdp_failure() || e == ClientError::CircuitOpen => {
                 Ok(vec![
                     unavailable(self.inner.config.failure_policy, &e);
@@ -342,6 +342,36 @@ impl PdpClient {
                 ])
             }
             Err(e) => Err(e),
+        }
+    }
+
+    /// Which resources the subject may do the action on (`PlanResources`): through the same
+    /// deadline, retries, breaker and concurrency limit as [`Self::check`], never from the
+    /// decision cache. When the PDP cannot answer (unreachable, overloaded, too slow,
+    /// breaker open) the plan allows nothing ([`Plan::is_unavailable`]), whatever the
+    /// failure policy: failing open would list every resource. Errors are only for
+    /// requests the PDP refuses (malformed, or a client it does not admit).
+    pub async fn plan(&self, request: pb::PlanResourcesRequest) -> Result<Plan, ClientError> {
+        match self.try_plan(request).await {
+            Ok(p) => Ok(p),
+            Err(e) if e.is_pdp_failure() || e == ClientError::CircuitOpen => {
+                Ok(Plan::unavailable(e.to_string()))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The plan, or why the PDP did not give one (nothing made up in its place).
+    pub async fn try_plan(&self, request: pb::PlanResourcesRequest) -> Result<Plan, ClientError> {
+        match self
+            .call(
+                "pdp.v1.AuthorizationService/PlanResources",
+                Rpc::Plan(request),
+            )
+            .await?
+        {
+            Reply::Plan(r) => Ok(Plan::from_response(&r)),
+            Reply::Check(_) | Reply::CheckBatch(_) => Err(mismatched()),
         }
     }
 

@@ -30,7 +30,7 @@ pub enum Reason {
 }
 
 impl Reason {
-    fn from_pb(r: i32) -> Reason {
+    pub(crate) fn from_pb(r: i32) -> Reason {
         match pb::Reason::try_from(r) {
             Ok(pb::Reason::Allowed) => Reason::Allowed,
             Ok(pb::Reason::ExplicitDeny) => Reason::ExplicitDeny,

@@ -30,6 +30,8 @@ mod client;
 mod decision;
 mod error;
 pub mod layer;
+mod plan;
+pub mod sql;
 mod stack;
 
 pub use client::{BreakerPolicy, FailurePolicy, PdpClient, PdpClientBuilder, RetryPolicy};
@@ -37,6 +39,7 @@ pub use decision::{Decision, Obligation, ObligationKind, Reason};
 pub use error::ClientError;
 /// The PDP's gRPC types (`pdp.v1`).
 pub use pdp_proto::v1 as pb;
+pub use plan::{Plan, PlanKind, PlanQuery};
 
 /// Builds a [`pb::CheckRequest`]: the common case in one line.
 #[derive(Debug, Clone, Default)]

@@ -40,6 +40,7 @@ use crate::ClientError;
 pub(crate) enum Rpc {
     Check(pb::CheckRequest),
     CheckBatch(pb::CheckBatchRequest),
+    Plan(pb::PlanResourcesRequest),
 }
 
 /// Their answers.
@@ -47,6 +48,7 @@ pub(crate) enum Rpc {
 pub(crate) enum Reply {
     Check(pb::CheckResponse),
     CheckBatch(pb::CheckBatchResponse),
+    Plan(pb::PlanResourcesResponse),
 }
 
 /// One call through the stack: the RPC, the client span's context (injected into each
@@ -387,6 +389,10 @@ impl Service<Call> for Grpc {
                         .check_batch(request(r, &cx, timeout))
                         .await
                         .map(|r| Reply::CheckBatch(r.into_inner())),
+                    Rpc::Plan(r) => authz
+                        .plan_resources(request(r, &cx, timeout))
+                        .await
+                        .map(|r| Reply::Plan(r.into_inner())),
                 }
             })
             .await;

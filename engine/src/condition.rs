@@ -715,13 +715,19 @@ impl Condition {
     }
 
     /// The values as text, policy variables filled in from `ctx` (left as written where
-    /// `ctx` cannot fill them).
+    /// `ctx` cannot fill them). Pattern values (`*Like`, `Arn*`) are written as globs: `*`
+    /// and `?` are wildcards and `\` comes before a literal `*`, `?` or `\` (one a policy
+    /// variable filled in, say), so that a literal is never read as a wildcard.
     pub(crate) fn values_text(&self, ctx: &EvalCtx<'_>) -> Vec<String> {
         let template = |t: &Template| {
             t.resolve(ctx)
                 .map_or_else(|| t.text(), |toks| crate::keys::toks_to_string(&toks))
         };
-        let pattern = |p: &Pattern| crate::keys::toks_to_string(&p.toks());
+        let glob_template = |t: &Template| {
+            t.resolve(ctx)
+                .map_or_else(|| t.text(), |toks| crate::keys::toks_to_glob(&toks))
+        };
+        let pattern = |p: &Pattern| crate::keys::toks_to_glob(&p.toks());
         match &self.values {
             Values::Str(v) | Values::StrIc(v) => v
                 .iter()
@@ -737,7 +743,7 @@ impl Condition {
                     PatVal::StaticArn(parts) => {
                         parts.iter().map(pattern).collect::<Vec<_>>().join(":")
                     }
-                    PatVal::Dynamic(t) => template(t),
+                    PatVal::Dynamic(t) => glob_template(t),
                 })
                 .collect(),
             Values::Num(_, v) => v

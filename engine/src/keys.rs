@@ -385,6 +385,51 @@ impl Template {
         out
     }
 
+    /// The template as a plan shows it: the variables `ctx` knows (those `unknown` does
+    /// not pick) filled in, the others as `${key}` (with `, 'default'`); literal text as a
+    /// glob with `\` also before a literal `$`, so a filled-in `*` or `${` is never read as
+    /// a wildcard or a variable. `None` when a known variable is missing and has no
+    /// default: the template then matches nothing.
+    pub(crate) fn plan_text(
+        &self,
+        ctx: &EvalCtx<'_>,
+        unknown: impl Fn(&Key) -> bool,
+    ) -> Option<String> {
+        let escaped = |toks: &[Tok], out: &mut String| {
+            for t in toks {
+                if *t == Tok::Lit('$') {
+                    out.push('\\');
+                }
+                out.push_str(&toks_to_glob(std::slice::from_ref(t)));
+            }
+        };
+        let mut out = String::new();
+        for part in self.parts.iter() {
+            match part {
+                Part::Toks(t) => escaped(t, &mut out),
+                Part::Var { key, default } if unknown(key) => {
+                    out.push_str("${");
+                    out.push_str(&key.name());
+                    if let Some(d) = default {
+                        out.push_str(", '");
+                        out.push_str(d);
+                        out.push('\'');
+                    }
+                    out.push('}');
+                }
+                Part::Var { key, default } => {
+                    let mut toks = Vec::new();
+                    match ctx.lookup(key) {
+                        Some(Found::One(v)) => literal_toks(&val_to_string(v), &mut toks),
+                        _ => literal_toks(default.as_deref()?, &mut toks),
+                    }
+                    escaped(&toks, &mut out);
+                }
+            }
+        }
+        Some(out)
+    }
+
     /// The condition keys this template reads.
     pub(crate) fn keys(&self) -> impl Iterator<Item = &Key> {
         self.parts.iter().filter_map(|p| match p {
@@ -392,6 +437,23 @@ impl Template {
             Part::Toks(_) => None,
         })
     }
+}
+
+/// Tokens as a glob: `*` and `?` for the wildcards, `\` before a literal `*`, `?` or `\`.
+pub(crate) fn toks_to_glob(toks: &[Tok]) -> String {
+    let mut out = String::with_capacity(toks.len());
+    for t in toks {
+        match t {
+            Tok::Lit(c @ ('*' | '?' | '\\')) => {
+                out.push('\\');
+                out.push(*c);
+            }
+            Tok::Lit(c) => out.push(*c),
+            Tok::One => out.push('?'),
+            Tok::Star => out.push('*'),
+        }
+    }
+    out
 }
 
 /// Tokens back to text (all literal).

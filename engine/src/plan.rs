@@ -215,7 +215,10 @@ impl PartialEq for IdTemplate {
 }
 
 impl IdTemplate {
-    /// The pattern as written.
+    /// The pattern, the variables of the known parts filled in and the resource's tags
+    /// left as `${aws:ResourceTag/<key>}` (with `, 'default'` where written); literal
+    /// text as a glob (`*`, `?` wildcards), with `\` before a literal `*`, `?`, `\` or
+    /// `$`.
     pub fn pattern(&self) -> &str {
         &self.text
     }
@@ -483,8 +486,11 @@ impl Planner<'_> {
         match p {
             ResPat::Static(p) => id_like(p.toks()),
             ResPat::Dynamic(t) if t.keys().any(reads_resource) => {
+                let Some(text) = t.plan_text(&self.ctx, reads_resource) else {
+                    return Node::False;
+                };
                 Node::Expr(Expr::IdTemplate(IdTemplate {
-                    text: t.text(),
+                    text,
                     eval: Arc::new(Eval {
                         known: self.known.clone(),
                         condition: None,
@@ -756,6 +762,48 @@ Statement:
         assert!(!secure.allows(&resource("doc:1", &[])));
         // The known condition fails: nothing is allowed, whatever the tags.
         assert_eq!(plan(&s, "alice", "docs:Read"), Plan::AlwaysDenied);
+    }
+
+    #[test]
+    fn like_values_show_literal_wildcards_from_variables_escaped() {
+        let s = set(r#"
+Version: "2012-10-17"
+Statement:
+  - Effect: Allow
+    Action: "docs:Read"
+    Resource: "*"
+    Condition:
+      StringLike: { "aws:ResourceTag/owner": ["${aws:username}/*", "a\\b?"] }
+"#);
+        let p = plan(&s, "x*y", "docs:Read");
+        let Plan::Conditional(Expr::Tag(t)) = &p else {
+            panic!("{p:?}");
+        };
+        assert_eq!(t.values(), ["x\\*y/*", "a\\\\b?"]);
+        assert!(p.allows(&resource("d", &[("owner", "x*y/1")])));
+        assert!(!p.allows(&resource("d", &[("owner", "xzy/1")])));
+    }
+
+    #[test]
+    fn id_templates_show_known_variables_filled_in_and_literals_escaped() {
+        let s = set(r#"
+Version: "2012-10-17"
+Statement:
+  - Effect: Allow
+    Action: "docs:Read"
+    Resource: "doc:${aws:username}/${aws:ResourceTag/team, 'none'}/${$}{x}*"
+"#);
+        let p = plan(&s, "a*b", "docs:Read");
+        let Plan::Conditional(Expr::IdTemplate(t)) = &p else {
+            panic!("{p:?}");
+        };
+        assert_eq!(
+            t.pattern(),
+            "doc:a\\*b/${aws:ResourceTag/team, 'none'}/\\${x}*"
+        );
+        assert!(p.allows(&resource("doc:a*b/red/${x}1", &[("team", "red")])));
+        assert!(p.allows(&resource("doc:a*b/none/${x}", &[])));
+        assert!(!p.allows(&resource("doc:aXb/red/${x}1", &[("team", "red")])));
     }
 
     #[test]
