@@ -6,10 +6,11 @@ use std::collections::HashMap;
 
 use crate::condition;
 use crate::error::{CompileError, CompileErrors};
+use crate::obligation::parse_obligation;
 use crate::pattern::Pattern;
 use crate::set::{
-    parse_obligation, res_pat, revision_of, Bindings, CAttachment, Cold, CondIds, Placer,
-    PolicyMeta, PolicySet, Principals, Res, Resources, Shared, Stmt, MAX_STATEMENTS,
+    res_pat, revision_of, Bindings, CAttachment, Cold, CondIds, Placer, PolicyMeta, PolicySet,
+    Principals, Res, Resources, Shared, Stmt, MAX_STATEMENTS,
 };
 use crate::types::{Effect, Obligation, StatementInfo};
 

@@ -8,9 +8,8 @@ use crate::keys::EvalCtx;
 use crate::pattern::{fold, fold_into, glob, FOLD_BUF};
 use crate::request::Request;
 use crate::set::{
-    admits, entry_flags, stmt_flags, CAttachment, Index, PolicySet, Principals, Res, ResPat,
-    Shared, Stmt, DENY, ENTRY, HAS_PRINCIPAL, KNOWN_ACTION, MAX_STATEMENTS, NOT_RESOURCE,
-    OBLIGATIONS,
+    stmt_flags, CAttachment, Index, PolicySet, Principals, Res, ResPat, Shared, Stmt, DENY,
+    HAS_PRINCIPAL, KNOWN_ACTION, MAX_STATEMENTS, NOT_RESOURCE, OBLIGATIONS,
 };
 use crate::types::{Decision, Reason};
 
@@ -127,11 +126,14 @@ impl Index {
             }
             return;
         }
-        for e in self.lookup(key.action, key.service).chunks_exact(ENTRY) {
-            let Some(&id) = e.first() else { continue };
-            if admits(e, key.resource) {
-                if let Some(s) = statements.get(id as usize) {
-                    f(id, s, entry_flags(e));
+        for e in self.lookup(key.action, key.service).iter() {
+            if e.admits(key.resource) {
+                let id = e.statement();
+                let s = statements.get(id as usize);
+                // INVARIANT: an index holds only its set's statements (`Placer::index`).
+                debug_assert!(s.is_some(), "statement {id} of {}", statements.len());
+                if let Some(s) = s {
+                    f(id, s, e.flags());
                 }
             }
         }

@@ -37,13 +37,16 @@
 //! # Ok::<(), pdp_engine::CompileErrors>(())
 //! ```
 
+mod builder;
 mod compile;
 mod condition;
 mod error;
 mod eval;
 mod keys;
 pub mod lint;
+mod load;
 mod nesting;
+mod obligation;
 mod pattern;
 mod plan;
 mod request;
@@ -51,15 +54,17 @@ mod set;
 pub mod testsuite;
 mod types;
 
+pub use builder::PolicySetBuilder;
 pub use condition::operator_names;
 pub use error::{CompileError, CompileErrors, LoadError};
+pub use load::{contained_file, ROUTES_FILE};
 pub use nesting::{check_nesting, MAX_NESTING};
 pub use plan::{Expr, Glob, GlobPart, IdTemplate, Plan, PlanRequest, TagTest};
 pub use request::{
     Context, Request, Resource, Roles, Scalar, Subject, Tags, TagsIter, Text, Value,
 };
 pub use set::{
-    contained_file, Attachment, Bindings, Format, PolicySet, PolicySetBuilder, ResourceAttachment,
-    BINDINGS_FILE, MAX_DOCUMENT_BYTES, MAX_POLICIES, MAX_STATEMENTS, ROUTES_FILE,
+    Attachment, Bindings, Format, PolicySet, ResourceAttachment, BINDINGS_FILE, MAX_DOCUMENT_BYTES,
+    MAX_POLICIES, MAX_STATEMENTS,
 };
 pub use types::{Decision, Effect, Obligation, ObligationType, Reason, StatementInfo};
