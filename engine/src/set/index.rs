@@ -349,6 +349,8 @@ impl Index {
         let service_group = |svc: u32| {
             let from = services.partition_point(|(k, _)| *k < svc);
             let to = services.partition_point(|(k, _)| *k <= svc);
+            // INVARIANT: partition points of one sorted list: `from <= to <= len`.
+            debug_assert!(from <= to && to <= services.len());
             services.get(from..to).unwrap_or_default()
         };
         // Per group, keys ascending (action ids, then tagged service ids): the key, the
@@ -424,6 +426,8 @@ impl Index {
         let wild_end = data.len();
         let mut from = 0;
         for &to in &own_ends {
+            // INVARIANT: `own_ends` are ascending lengths of `members`.
+            debug_assert!(from <= to && to <= members.len());
             for &(id, known) in members.get(from..to).unwrap_or_default() {
                 entry(&mut data, id, known);
             }

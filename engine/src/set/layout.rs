@@ -195,54 +195,59 @@ impl InlineRes {
         Some(out)
     }
 
-    /// Whether any of the patterns matches `resource`, given the set's heads.
+    /// Whether any of the patterns matches `resource`, given the set's heads; `None` when a
+    /// part of the layout is missing (a pattern, its text or its head: never made, see
+    /// [`InlineRes::new`]), which the decision resolves fail-closed.
     #[inline]
-    pub(crate) fn matches(&self, resource: &[u8], heads: &[Box<[u8]>]) -> bool {
-        let n = usize::from(self.n);
+    pub(crate) fn matches(&self, resource: &[u8], heads: &[Box<[u8]>]) -> Option<bool> {
         let mut at = 0usize;
-        self.pats.get(..n).unwrap_or_default().iter().any(|p| {
-            let text = self
-                .text
-                .get(at..at + usize::from(p.len))
-                .unwrap_or_default();
-            at += usize::from(p.len);
-            pattern_matches(p, text, resource, heads)
-        })
+        for p in self.pats.get(..usize::from(self.n))? {
+            let end = at + usize::from(p.len);
+            let text = self.text.get(at..end)?;
+            at = end;
+            if p.matches(text, resource, heads)? {
+                return Some(true);
+            }
+        }
+        Some(false)
     }
 }
 
-/// Whether one inline pattern (`text` its runs after the head) matches `resource`.
-#[inline]
-fn pattern_matches(p: &InlinePat, text: &[u8], resource: &[u8], heads: &[Box<[u8]>]) -> bool {
-    if p.runs == 0 {
-        return true;
-    }
-    let head = u16::from_le_bytes(p.head);
-    let rest = if head == NO_HEAD {
-        resource
-    } else {
-        match heads.get(usize::from(head)) {
-            Some(h) if starts_with(resource, h) => resource.get(h.len()..).unwrap_or_default(),
-            // A head that is not there (never made) matches nothing: fail closed.
-            _ => return false,
+impl InlinePat {
+    /// Whether the pattern (`text` its runs after the head) matches `resource`; `None`
+    /// when its head or a run is missing from the layout.
+    #[inline]
+    fn matches(&self, text: &[u8], resource: &[u8], heads: &[Box<[u8]>]) -> Option<bool> {
+        if self.runs == 0 {
+            return Some(true);
         }
-    };
-    let runs = usize::from(p.runs);
-    if runs == 1 {
-        return bytes_eq(text, rest);
-    }
-    let mut parts: [&[u8]; INLINE_RUNS] = [&[]; INLINE_RUNS];
-    let mut from = 0usize;
-    for (i, part) in parts.iter_mut().enumerate().take(runs) {
-        let len = if i + 1 == runs {
-            text.len().saturating_sub(from)
+        let head = u16::from_le_bytes(self.head);
+        let rest = if head == NO_HEAD {
+            resource
         } else {
-            p.lens.get(i).map_or(0, |l| usize::from(*l))
+            let h = heads.get(usize::from(head))?;
+            if !starts_with(resource, h) {
+                return Some(false);
+            }
+            resource.get(h.len()..)?
         };
-        *part = text.get(from..from + len).unwrap_or_default();
-        from += len;
+        let runs = usize::from(self.runs);
+        if runs == 1 {
+            return Some(bytes_eq(text, rest));
+        }
+        let mut parts: [&[u8]; INLINE_RUNS] = [&[]; INLINE_RUNS];
+        let mut from = 0usize;
+        for (i, part) in parts.iter_mut().enumerate().take(runs) {
+            let len = if i + 1 == runs {
+                text.len().checked_sub(from)?
+            } else {
+                usize::from(*self.lens.get(i)?)
+            };
+            *part = text.get(from..from + len)?;
+            from += len;
+        }
+        Some(segments_match(parts.get(..runs)?, rest))
     }
-    segments_match(parts.get(..runs).unwrap_or_default(), rest)
 }
 
 /// What the statements of a set share, each kept once however many statements have it,
@@ -259,11 +264,17 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    /// The conditions of `ids`; an index out of range (never made) is left out.
+    /// The conditions of `ids` (for the linter and tests; a decision resolves a missing
+    /// one fail-closed instead, see `Stmt::applies`).
     pub(crate) fn of<'a>(&'a self, ids: &'a CondIds) -> impl Iterator<Item = &'a Condition> {
-        ids.ids(&self.overflow)
-            .iter()
-            .filter_map(|&i| self.conditions.get(i as usize))
+        let list = ids.ids(&self.overflow);
+        // INVARIANT: the compiler interns every condition a statement names.
+        debug_assert_eq!(list.len(), ids.len(), "condition ids missing");
+        list.iter().filter_map(|&i| {
+            let c = self.conditions.get(i as usize);
+            debug_assert!(c.is_some(), "condition {i} of {}", self.conditions.len());
+            c
+        })
     }
 }
 
@@ -304,7 +315,8 @@ impl CondIds {
         self.len as usize
     }
 
-    /// The indexes, given the set's overflow list.
+    /// The indexes, given the set's overflow list; fewer than [`CondIds::len`] (none) when
+    /// the list does not hold them, which the caller checks.
     pub(crate) fn ids<'a>(&'a self, overflow: &'a [u32]) -> &'a [u32] {
         let len = self.len as usize;
         if len <= Self::INLINE {
@@ -412,7 +424,7 @@ mod tests {
                         super::ResPat::Dynamic(_) => false,
                     });
                     proptest::prop_assert_eq!(
-                        inline.matches(r.as_bytes(), &heads), want,
+                        inline.matches(r.as_bytes(), &heads), Some(want),
                         "patterns {:?} resource {:?}", patterns, r
                     );
                 }
