@@ -61,7 +61,7 @@ pub use load::{contained_file, ROUTES_FILE};
 pub use nesting::{check_nesting, MAX_NESTING};
 pub use plan::{Expr, Glob, GlobPart, IdTemplate, Plan, PlanRequest, TagTest};
 pub use request::{
-    Context, Request, Resource, Roles, Scalar, Subject, Tags, TagsIter, Text, Value,
+    Context, Request, Resource, Roles, RolesIntoIter, Scalar, Subject, Tags, TagsIter, Text, Value,
 };
 pub use set::{
     Attachment, Bindings, Format, PolicySet, ResourceAttachment, BINDINGS_FILE, MAX_DOCUMENT_BYTES,
