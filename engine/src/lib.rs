@@ -7,7 +7,7 @@
 //! denies unless an allow applies.
 //!
 //! The engine does no network I/O and has no async runtime; the only file access is the
-//! optional [`PolicySet::load_dir`].
+//! optional [`PolicySet::load_dir`] (and [`PolicySet::load_dir_with`]).
 //!
 //! ```
 //! use pdp_engine::{Context, PolicySet, Request, Resource, Subject};
@@ -57,7 +57,7 @@ mod types;
 pub use builder::PolicySetBuilder;
 pub use condition::operator_names;
 pub use error::{CompileError, CompileErrors, LoadError};
-pub use load::{contained_file, ROUTES_FILE};
+pub use load::{contained_file, LoadOptions};
 pub use nesting::{check_nesting, MAX_NESTING};
 pub use plan::{Expr, Glob, GlobPart, IdTemplate, Plan, PlanRequest, TagTest};
 pub use request::{

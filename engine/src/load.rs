@@ -10,16 +10,56 @@ use std::path::Path;
 use crate::error::{CompileError, LoadError};
 use crate::set::{Format, PolicySet, BINDINGS_FILE, MAX_DOCUMENT_BYTES, MAX_POLICIES};
 
-/// The file of a policy directory that maps HTTP requests to decision requests (read by the
-/// server's Envoy ext_authz front end; not a policy).
-pub const ROUTES_FILE: &str = "routes.yaml";
+/// What [`PolicySet::load_dir_with`] leaves out of a policy directory: files that other
+/// components keep beside the policies, named by the caller.
+///
+/// ```
+/// use pdp_engine::LoadOptions;
+///
+/// // A directory that also holds `gateway.yaml`, which is not a policy.
+/// let options = LoadOptions::new().skip("gateway.yaml");
+/// assert!(options.skips("gateway.yaml") && !options.skips("read.yaml"));
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LoadOptions {
+    skip: Vec<String>,
+}
+
+impl LoadOptions {
+    /// Every `*.json`, `*.yaml` and `*.yml` file is a policy (but the bindings).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Leaves out the file named `file_name` (compared exactly, without a directory): it is
+    /// neither read nor counted.
+    #[must_use]
+    pub fn skip(mut self, file_name: impl Into<String>) -> Self {
+        self.skip.push(file_name.into());
+        self
+    }
+
+    /// Whether the file named `file_name` is left out.
+    pub fn skips(&self, file_name: &str) -> bool {
+        self.skip.iter().any(|s| s == file_name)
+    }
+}
 
 impl PolicySet {
     /// Loads `DIR/*.json`, `DIR/*.yaml`/`*.yml` (one policy each, named by file stem) and
     /// `DIR/bindings.yaml`. Sub-directories (such as `tests/`) are not read; a symbolic link
     /// is read only if it resolves to a file inside `DIR` (one leaving it is an error of the
-    /// set, see [`contained_file`]).
+    /// set, see [`contained_file`]). Other files with those extensions are policies too: to
+    /// leave some out, use [`PolicySet::load_dir_with`].
     pub fn load_dir(dir: impl AsRef<Path>) -> Result<PolicySet, LoadError> {
+        Self::load_dir_with(dir, &LoadOptions::new())
+    }
+
+    /// [`PolicySet::load_dir`], leaving out the files `options` names.
+    pub fn load_dir_with(
+        dir: impl AsRef<Path>,
+        options: &LoadOptions,
+    ) -> Result<PolicySet, LoadError> {
         let dir = dir.as_ref();
         let io = |path: &Path, source| LoadError::Io {
             path: path.display().to_string(),
@@ -51,6 +91,9 @@ impl PolicySet {
                 "yaml" | "yml" => Format::Yaml,
                 _ => continue,
             };
+            if options.skips(&file_name) {
+                continue;
+            }
             let origin = path.display().to_string();
             let target = match contained_file(&canonical, &path) {
                 Ok(Some(target)) => target,
@@ -69,9 +112,6 @@ impl PolicySet {
             let text = read_bounded(&target).map_err(|e| io(&path, e))?;
             if file_name == BINDINGS_FILE || file_name == "bindings.yml" {
                 builder = builder.bindings_yaml(&origin, &text);
-                continue;
-            }
-            if file_name == ROUTES_FILE {
                 continue;
             }
             count += 1;
@@ -143,6 +183,29 @@ fn read_bounded(path: &Path) -> std::io::Result<String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    #[allow(clippy::unwrap_used)]
+    fn only_the_files_the_caller_names_are_left_out() {
+        let dir = std::env::temp_dir().join(format!("pdp-skip-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let doc = r#"{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"s3:GetObject","Resource":"*"}}"#;
+        std::fs::write(dir.join("read.json"), doc).unwrap();
+        std::fs::write(
+            dir.join("bindings.yaml"),
+            "roles: { R: { policies: [read] } }\n",
+        )
+        .unwrap();
+        // Not a policy document: read as one, it fails the set.
+        std::fs::write(dir.join("gateway.yaml"), "routes: []\n").unwrap();
+        std::fs::write(dir.join("notes.txt"), "not read\n").unwrap();
+        let err = super::PolicySet::load_dir(&dir).unwrap_err().to_string();
+        assert!(err.contains("gateway.yaml"), "{err}");
+        let options = super::LoadOptions::new().skip("gateway.yaml");
+        let set = super::PolicySet::load_dir_with(&dir, &options).unwrap();
+        assert_eq!(set.policy_names().collect::<Vec<_>>(), ["read"]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     #[test]
     #[allow(clippy::unwrap_used)]
     fn links_are_read_only_inside_the_policy_directory() {
