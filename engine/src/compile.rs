@@ -6,10 +6,11 @@ use std::collections::HashMap;
 
 use crate::condition;
 use crate::error::{CompileError, CompileErrors};
+use crate::obligation::parse_obligation;
 use crate::pattern::Pattern;
 use crate::set::{
-    parse_obligation, res_pat, revision_of, Bindings, CAttachment, Cold, CondIds, Placer,
-    PolicyMeta, PolicySet, Principals, Res, Resources, Shared, Stmt, MAX_STATEMENTS,
+    res_pat, revision_of, Bindings, CAttachment, Cold, CondIds, Placer, PolicyMeta, PolicySet,
+    Principals, Res, Resources, Shared, Stmt, MAX_STATEMENTS,
 };
 use crate::types::{Effect, Obligation, StatementInfo};
 
@@ -353,10 +354,16 @@ pub(crate) fn finish(
     };
     let (identity_use, resource_use) = (flags(&usage.identity), flags(&usage.resource));
     for (pi, meta) in policies.iter().enumerate() {
-        let as_identity = identity_use.get(pi).copied().unwrap_or(false);
-        let as_resource = resource_use.get(pi).copied().unwrap_or(false);
+        // INVARIANT: both lists have one flag per policy (`flags`). A policy missing from
+        // them would escape the checks below: read it as used both ways, which reports it.
+        debug_assert!(identity_use.len() == policies.len() && resource_use.len() == policies.len());
+        let as_identity = identity_use.get(pi).copied().unwrap_or(true);
+        let as_resource = resource_use.get(pi).copied().unwrap_or(true);
         for id in meta.statements.clone() {
             let (Some(s), Some(c)) = (statements.get(id as usize), cold.get(id as usize)) else {
+                // INVARIANT: a policy's statements are a range of the set's, each with its
+                // `Cold` (`Compiled::add`).
+                debug_assert!(false, "statement {id} of `{}` is missing", meta.name);
                 continue;
             };
             let mut p = Problems {

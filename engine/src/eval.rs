@@ -8,9 +8,8 @@ use crate::keys::EvalCtx;
 use crate::pattern::{fold, fold_into, glob, FOLD_BUF};
 use crate::request::Request;
 use crate::set::{
-    admits, entry_flags, stmt_flags, CAttachment, Index, PolicySet, Principals, Res, ResPat,
-    Shared, Stmt, DENY, ENTRY, HAS_PRINCIPAL, KNOWN_ACTION, MAX_STATEMENTS, NOT_RESOURCE,
-    OBLIGATIONS,
+    stmt_flags, CAttachment, Index, PolicySet, Principals, Res, ResPat, Shared, Stmt, DENY,
+    HAS_PRINCIPAL, KNOWN_ACTION, MAX_STATEMENTS, NOT_RESOURCE, OBLIGATIONS,
 };
 use crate::types::{Decision, Reason};
 
@@ -63,6 +62,8 @@ impl Memo {
         ctx: &EvalCtx<'_>,
         flags: u32,
     ) -> bool {
+        // INVARIANT: `len` counts filled slots, at most `MEMO` (it grows only with a slot).
+        debug_assert!(self.len <= MEMO);
         let seen = self.ids.get(..self.len).unwrap_or_default();
         if let Some(at) = seen.iter().position(|&i| i == id) {
             return self.applied & (1 << at) != 0;
@@ -121,17 +122,23 @@ impl Index {
     ) {
         if SCAN {
             for &id in self.all() {
-                if let Some(s) = statements.get(id as usize) {
+                let s = statements.get(id as usize);
+                // INVARIANT: an index holds only its set's statements (`Placer::index`).
+                debug_assert!(s.is_some(), "statement {id} of {}", statements.len());
+                if let Some(s) = s {
                     f(id, s, stmt_flags(s));
                 }
             }
             return;
         }
-        for e in self.lookup(key.action, key.service).chunks_exact(ENTRY) {
-            let Some(&id) = e.first() else { continue };
-            if admits(e, key.resource) {
-                if let Some(s) = statements.get(id as usize) {
-                    f(id, s, entry_flags(e));
+        for e in self.lookup(key.action, key.service).iter() {
+            if e.admits(key.resource) {
+                let id = e.statement();
+                let s = statements.get(id as usize);
+                // INVARIANT: an index holds only its set's statements (`Placer::index`).
+                debug_assert!(s.is_some(), "statement {id} of {}", statements.len());
+                if let Some(s) = s {
+                    f(id, s, e.flags());
                 }
             }
         }
@@ -141,7 +148,18 @@ impl Index {
 impl Stmt {
     /// Whether the statement applies, given its index entry's flags (whether its actions
     /// are known to match, whether its resources are negated, whether it has a principal).
+    ///
+    /// A part the compiler always makes but the layout lacks (a resource pattern, the
+    /// principal the flags announce, a condition) cannot be checked: it counts as matching
+    /// for a Deny and as not matching for an Allow ([`missing_part`]), so a broken layout
+    /// fails closed: the Deny applies, the Allow does not.
     fn applies(&self, shared: &Shared, ctx: &EvalCtx<'_>, flags: u32) -> bool {
+        // INVARIANT: entry flags are made from the statement (`Placer::new`).
+        debug_assert!(
+            layouts_broken_on_purpose() || flags & !KNOWN_ACTION == stmt_flags(self),
+            "entry flags {flags:#x} for a statement with {:#x}",
+            stmt_flags(self)
+        );
         let req = ctx.req;
         if !self.action_matches(ctx, flags) {
             return false;
@@ -153,27 +171,55 @@ impl Stmt {
         };
         let resource_hit = match &self.resource {
             Res::Inline(p) => p.matches(resource.as_bytes(), &shared.heads),
-            Res::One(p) => pattern_matches(p),
-            Res::Many => self.resources.iter().any(pattern_matches),
+            Res::One(p) => Some(pattern_matches(p)),
+            // A statement has a pattern at least (the compiler rejects an empty list).
+            Res::Many if self.resources.is_empty() => None,
+            Res::Many => Some(self.resources.iter().any(pattern_matches)),
         };
-        if resource_hit == (flags & NOT_RESOURCE != 0) {
+        let resource_applies = match resource_hit {
+            Some(hit) => hit != (flags & NOT_RESOURCE != 0),
+            None => missing_part(flags),
+        };
+        if !resource_applies {
             return false;
         }
         if flags & HAS_PRINCIPAL != 0 {
-            if let Some(p) = &self.principal {
-                if !p.matches(req) {
-                    return false;
-                }
+            let principal_applies = match &self.principal {
+                Some(p) => p.matches(req),
+                None => missing_part(flags),
+            };
+            if !principal_applies {
+                return false;
             }
         }
-        // Indexes that are not there (never made) fail the statement: fail closed.
-        let list = &shared.conditions;
         let ids = self.conditions.ids(&shared.overflow);
-        ids.len() == self.conditions.len()
-            && ids
-                .iter()
-                .all(|&i| list.get(i as usize).is_some_and(|c| c.holds(ctx)))
+        if ids.len() != self.conditions.len() {
+            return missing_part(flags);
+        }
+        ids.iter()
+            .all(|&i| match shared.conditions.get(i as usize) {
+                Some(c) => c.holds(ctx),
+                None => missing_part(flags),
+            })
     }
+}
+
+/// Whether layouts may be broken: the unit tests below break them on purpose, to show what
+/// a release build then decides; everywhere else a broken layout fails a debug assertion.
+fn layouts_broken_on_purpose() -> bool {
+    cfg!(test)
+}
+
+/// Whether a statement part that the layout lacks counts as matching: for a Deny it does
+/// (the Deny applies), for an Allow it does not.
+#[cold]
+#[inline(never)]
+fn missing_part(flags: u32) -> bool {
+    // INVARIANT: the compiler makes every part a statement's layout and flags name
+    // (`compile_statement`, `Res::new`, `CondIds::new`, `Interner::head`). Unit tests
+    // break layouts on purpose, to show what a release build then decides.
+    debug_assert!(layouts_broken_on_purpose(), "a statement part is missing");
+    flags & DENY != 0
 }
 
 impl Stmt {
@@ -415,7 +461,13 @@ impl PolicySet {
         acc: &mut Acc,
     ) -> bool {
         let Some(p) = &s.principal else {
-            return true;
+            // INVARIANT: a resource policy's statements have a principal (`finish` rejects
+            // one without); a grant to no one counts for no one.
+            debug_assert!(
+                layouts_broken_on_purpose(),
+                "a resource-policy statement without a principal"
+            );
+            return false;
         };
         let subject = &ctx.req.subject;
         if p.negated || p.anyone || p.users.iter().any(|u| u.matches(&subject.id)) {
@@ -510,7 +562,14 @@ impl PolicySet {
         let mut seen: SmallVec<[u32; 4]> = SmallVec::new();
         for &tagged in ids {
             // Naming the statement reads nothing of it: its `Cold` is only addressed.
-            let Some(c) = self.cold.get((tagged & !OBLIGED) as usize) else {
+            let c = self.cold.get((tagged & !OBLIGED) as usize);
+            // INVARIANT: every statement has its `Cold`, at the same index (`finish`).
+            debug_assert!(
+                c.is_some(),
+                "statement {} has no cold part",
+                tagged & !OBLIGED
+            );
+            let Some(c) = c else {
                 continue;
             };
             determining.push(&c.info);
@@ -518,9 +577,15 @@ impl PolicySet {
                 continue;
             }
             for o in c.obligations.clone() {
-                let key = self.obligation_keys.get(o as usize).copied().unwrap_or(o);
+                let key = self.obligation_keys.get(o as usize).copied();
+                // INVARIANT: one key per obligation (`obligation_keys`), and a statement's
+                // obligations are a range of the set's list.
+                debug_assert!(key.is_some(), "obligation {o} has no key");
+                let key = key.unwrap_or(o);
                 if !seen.contains(&key) {
-                    if let Some(ob) = self.obligations.get(o as usize) {
+                    let ob = self.obligations.get(o as usize);
+                    debug_assert!(ob.is_some(), "obligation {o} of {}", self.obligations.len());
+                    if let Some(ob) = ob {
                         seen.push(key);
                         obligations.push(ob);
                     }
@@ -609,6 +674,151 @@ mod tests {
         assert!(timed.allowed && timed.time_dependent);
         let untimed = set.decide(&request("s3:ListBucket"));
         assert!(untimed.allowed && !untimed.time_dependent);
+        Ok(())
+    }
+
+    /// Role `R`'s set of one policy: an Allow of everything and `deny`, a Deny (Sid `D`).
+    fn allow_all_but(deny: &str) -> Result<PolicySet, crate::CompileErrors> {
+        let policy = format!(
+            r#"{{"Version":"2012-10-17","Statement":[
+            {{"Effect":"Allow","Action":"*","Resource":"*"}},
+            {{"Sid":"D","Effect":"Deny",{deny}}}]}}"#
+        );
+        PolicySet::builder()
+            .policy_json("p", &policy)
+            .bindings_yaml("b", "roles: { R: { policies: [p] } }")
+            .build()
+    }
+
+    /// Whether `D` denies the request, by the index and by the scan alike.
+    fn denied_by_d(set: &PolicySet, request: &Request) -> bool {
+        let (indexed, scanned) = (set.decide(request), set.decide_scan(request));
+        assert_eq!(indexed.allowed, scanned.allowed);
+        !indexed.allowed
+            && indexed.reason == crate::Reason::ExplicitDeny
+            && indexed
+                .determining
+                .iter()
+                .any(|s| s.sid.as_deref() == Some("D"))
+    }
+
+    fn for_resource(resource: &str) -> Request {
+        let mut r = request("s3:GetObject");
+        r.resource.id = resource.into();
+        r
+    }
+
+    #[test]
+    fn a_deny_whose_condition_is_missing_applies() -> Result<(), crate::CompileErrors> {
+        let mut set = allow_all_but(
+            r#""Action":"s3:*","Resource":"*",
+               "Condition":{"StringEquals":{"aws:PrincipalTag/team":"blocked"}}"#,
+        )?;
+        let r = request("s3:GetObject");
+        assert!(!denied_by_d(&set, &r) && set.decide(&r).allowed);
+        // The condition list lost (a layout no compiler makes): the Deny applies.
+        set.shared.conditions.clear();
+        assert!(denied_by_d(&set, &r));
+        // So it does when the statement's ids run past the overflow list.
+        let mut set = allow_all_but(
+            r#""Action":"s3:*","Resource":"*","Condition":{
+               "StringEquals":{"aws:PrincipalTag/a":"x","aws:PrincipalTag/b":"x",
+                               "aws:PrincipalTag/c":"x","aws:PrincipalTag/d":"x"}}"#,
+        )?;
+        assert!(!denied_by_d(&set, &r));
+        set.shared.overflow.clear();
+        assert!(denied_by_d(&set, &r));
+        Ok(())
+    }
+
+    #[test]
+    fn an_allow_whose_condition_is_missing_does_not_apply() -> Result<(), crate::CompileErrors> {
+        let mut set = PolicySet::builder()
+            .policy_json(
+                "p",
+                r#"{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"s3:*",
+                    "Resource":"*","Condition":{"StringLike":{"aws:username":"*"}}}}"#,
+            )
+            .bindings_yaml("b", "roles: { R: { policies: [p] } }")
+            .build()?;
+        let r = request("s3:GetObject");
+        assert!(set.decide(&r).allowed);
+        set.shared.conditions.clear();
+        assert!(!set.decide(&r).allowed && !set.decide_scan(&r).allowed);
+        Ok(())
+    }
+
+    #[test]
+    fn a_deny_whose_resource_pattern_is_missing_applies() -> Result<(), crate::CompileErrors> {
+        // Inline, with its head (`arn:aws:s3:::`) among the set's shared heads.
+        let mut set = allow_all_but(r#""Action":"s3:*","Resource":"arn:aws:s3:::secret/*""#)?;
+        let (secret, other) = (
+            for_resource("arn:aws:s3:::secret/a"),
+            for_resource("arn:aws:s3:::other/a"),
+        );
+        assert!(denied_by_d(&set, &secret) && !denied_by_d(&set, &other));
+        // The head lost: the Deny applies to what reaches it (the index entry's prefilter,
+        // made from the pattern's text, still keeps `other` from it).
+        set.shared.heads.clear();
+        assert!(denied_by_d(&set, &secret));
+        // Several patterns (kept apart from the statement's first line), lost.
+        let mut set = allow_all_but(
+            r#""Action":"s3:*","NotResource":["arn:aws:s3:::a/*","arn:aws:s3:::b/*","arn:aws:s3:::c/*"]"#,
+        )?;
+        let inside = for_resource("arn:aws:s3:::a/x");
+        assert!(!denied_by_d(&set, &inside) && denied_by_d(&set, &other));
+        if let Some(s) = set.statements.get_mut(1) {
+            assert!(matches!(s.resource, crate::set::Res::Many));
+            s.resources = Box::new([]);
+        }
+        assert!(denied_by_d(&set, &inside) && denied_by_d(&set, &other));
+        Ok(())
+    }
+
+    /// A set with a resource policy on `arn:aws:s3:::shared/*`: `statement` (with a
+    /// `Principal`) as its only statement.
+    fn resource_policy(statement: &str) -> Result<PolicySet, crate::CompileErrors> {
+        PolicySet::builder()
+            .policy_json("p", r#"{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"*","Resource":"*"}}"#)
+            .policy_json(
+                "rp",
+                &format!(r#"{{"Version":"2012-10-17","Statement":{{"Sid":"D",{statement}}}}}"#),
+            )
+            .bindings_yaml(
+                "b",
+                "roles: { R: { policies: [p] } }\nresources: [{ match: 'arn:aws:s3:::shared/*', policies: [rp] }]",
+            )
+            .build()
+    }
+
+    #[test]
+    fn a_deny_whose_principal_is_missing_applies() -> Result<(), crate::CompileErrors> {
+        let mut set = resource_policy(
+            r#""Effect":"Deny","Principal":{"PDP":"user:mallory"},"Action":"s3:*","Resource":"*""#,
+        )?;
+        let r = for_resource("arn:aws:s3:::shared/a");
+        assert!(!denied_by_d(&set, &r) && set.decide(&r).allowed);
+        if let Some(s) = set.statements.get_mut(1) {
+            s.principal = None;
+        }
+        assert!(denied_by_d(&set, &r));
+        Ok(())
+    }
+
+    #[test]
+    fn an_allow_whose_principal_is_missing_does_not_apply() -> Result<(), crate::CompileErrors> {
+        let mut set = resource_policy(
+            r#""Effect":"Allow","Principal":{"PDP":"user:mallory"},"Action":"s3:*","Resource":"*""#,
+        )?;
+        let mut r = for_resource("arn:aws:s3:::shared/a");
+        r.subject.id = "alice".into();
+        r.subject.roles = Vec::<crate::Text>::new().into();
+        assert!(!set.decide(&r).allowed);
+        if let Some(s) = set.statements.get_mut(1) {
+            s.principal = None;
+        }
+        // The Allow, its grantee lost, grants no one.
+        assert!(!set.decide(&r).allowed && !set.decide_scan(&r).allowed);
         Ok(())
     }
 }

@@ -7,7 +7,7 @@
 //! denies unless an allow applies.
 //!
 //! The engine does no network I/O and has no async runtime; the only file access is the
-//! optional [`PolicySet::load_dir`].
+//! optional [`PolicySet::load_dir`] (and [`PolicySet::load_dir_with`]).
 //!
 //! ```
 //! use pdp_engine::{Context, PolicySet, Request, Resource, Subject};
@@ -37,6 +37,7 @@
 //! # Ok::<(), pdp_engine::CompileErrors>(())
 //! ```
 
+mod builder;
 mod compile;
 mod condition;
 mod error;
@@ -44,7 +45,9 @@ mod eval;
 mod explain;
 mod keys;
 pub mod lint;
+mod load;
 mod nesting;
+mod obligation;
 mod pattern;
 mod plan;
 mod request;
@@ -52,19 +55,21 @@ mod set;
 pub mod testsuite;
 mod types;
 
+pub use builder::PolicySetBuilder;
 pub use condition::operator_names;
 pub use error::{CompileError, CompileErrors, LoadError};
 pub use explain::{
     Attached, Explanation, HeldBack, Limit, Mismatch, NearMiss, MAX_NEAR_MISSES, MAX_VALUES,
     MAX_VALUE_BYTES,
 };
+pub use load::{contained_file, LoadOptions};
 pub use nesting::{check_nesting, MAX_NESTING};
 pub use plan::{Expr, Glob, GlobPart, IdTemplate, Plan, PlanRequest, TagTest};
 pub use request::{
-    Context, Request, Resource, Roles, Scalar, Subject, Tags, TagsIter, Text, Value,
+    Context, Request, Resource, Roles, RolesIntoIter, Scalar, Subject, Tags, TagsIter, Text, Value,
 };
 pub use set::{
-    contained_file, Attachment, Bindings, Format, PolicySet, PolicySetBuilder, ResourceAttachment,
-    BINDINGS_FILE, MAX_DOCUMENT_BYTES, MAX_POLICIES, MAX_STATEMENTS, ROUTES_FILE,
+    Attachment, Bindings, Format, PolicySet, ResourceAttachment, BINDINGS_FILE, MAX_DOCUMENT_BYTES,
+    MAX_POLICIES, MAX_STATEMENTS,
 };
 pub use types::{Decision, Effect, Obligation, ObligationType, Reason, StatementInfo};

@@ -308,7 +308,7 @@ impl Pattern {
 
     /// The probe's literal bytes as an index prefilter: `[bytes 0..4, bytes 4..8,
     /// at | len << 16 | from_end << 24]`
-    /// (see `set::prefilter`); `[0, 0, 0]` when it has no bytes.
+    /// (see `set::index::prefilter`); `[0, 0, 0]` when it has no bytes.
     pub(crate) fn prefilter(&self) -> [u32; 3] {
         let p = &self.probe;
         if p.len == 0 {
@@ -882,17 +882,14 @@ mod shape_tests {
             let entry = [0, lo, hi, meta];
             if hit {
                 assert!(
-                    crate::set::admits(&entry, resource.as_bytes()),
+                    crate::set::Entry::new(&entry).admits(resource.as_bytes()),
                     "{resource}"
                 );
             }
         }
         let entry = [0, lo, hi, meta];
-        assert!(!crate::set::admits(
-            &entry,
-            b"arn:aws:dynamodb:x:1:table/tbl-0402"
-        ));
-        assert!(!crate::set::admits(&entry, b"0401"));
+        assert!(!crate::set::Entry::new(&entry).admits(b"arn:aws:dynamodb:x:1:table/tbl-0402"));
+        assert!(!crate::set::Entry::new(&entry).admits(b"0401"));
         // A leading wildcard: the suffix is the only literal a match must have.
         let p = Pattern::new("*/reports/summary.json", false);
         assert!(p.probe.counts_from_end());

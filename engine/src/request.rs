@@ -10,13 +10,310 @@ use serde::{Deserialize, Serialize, Serializer};
 /// The text type of requests: strings of up to 24 bytes (most actions, role names, subject
 /// ids, context keys and values) are stored inline, so reading a request touches fewer
 /// cache lines and decoding one allocates less. Built from `&str` and `String` with
-/// `.into()`, read as `&str`.
-pub type Text = compact_str::CompactString;
+/// `.into()`, read as `&str` (it derefs to `str`, and compares with `str` and `String`).
+///
+/// ```
+/// use pdp_engine::Text;
+///
+/// let id: Text = "alice".into();
+/// assert_eq!(id, "alice");
+/// assert_eq!(id.as_str().len(), 5);
+/// assert!(id.starts_with("al"));
+/// assert_eq!(String::from(id), "alice");
+/// ```
+#[derive(Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+#[repr(transparent)]
+pub struct Text(compact_str::CompactString);
+
+impl Text {
+    /// Text from anything that reads as a `str`.
+    pub fn new(text: impl AsRef<str>) -> Self {
+        Text(compact_str::CompactString::new(text))
+    }
+
+    /// The text as a `str`.
+    #[inline]
+    pub fn as_str(&self) -> &str {
+        self.0.as_str()
+    }
+
+    /// The text with ASCII letters in lower case (short text stays inline).
+    fn folded(&self) -> Text {
+        Text(self.0.to_ascii_lowercase())
+    }
+
+    /// The text as a `String` (no copy when it is held on the heap).
+    pub fn into_string(self) -> String {
+        self.0.into_string()
+    }
+}
+
+impl std::ops::Deref for Text {
+    type Target = str;
+
+    #[inline]
+    fn deref(&self) -> &str {
+        self.0.as_str()
+    }
+}
+
+impl AsRef<str> for Text {
+    fn as_ref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl AsRef<[u8]> for Text {
+    fn as_ref(&self) -> &[u8] {
+        self.as_bytes()
+    }
+}
+
+impl std::borrow::Borrow<str> for Text {
+    fn borrow(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl fmt::Display for Text {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self.as_str(), f)
+    }
+}
+
+impl fmt::Debug for Text {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl From<&str> for Text {
+    fn from(text: &str) -> Self {
+        Text(text.into())
+    }
+}
+
+impl From<&String> for Text {
+    fn from(text: &String) -> Self {
+        Text(text.as_str().into())
+    }
+}
+
+impl From<String> for Text {
+    fn from(text: String) -> Self {
+        Text(text.into())
+    }
+}
+
+impl From<Box<str>> for Text {
+    fn from(text: Box<str>) -> Self {
+        Text(text.into())
+    }
+}
+
+impl From<std::borrow::Cow<'_, str>> for Text {
+    fn from(text: std::borrow::Cow<'_, str>) -> Self {
+        Text(text.into())
+    }
+}
+
+impl From<&Text> for Text {
+    fn from(text: &Text) -> Self {
+        text.clone()
+    }
+}
+
+impl From<Text> for String {
+    fn from(text: Text) -> Self {
+        text.into_string()
+    }
+}
+
+impl std::str::FromStr for Text {
+    type Err = std::convert::Infallible;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(s.into())
+    }
+}
+
+impl PartialEq<str> for Text {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for Text {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl PartialEq<String> for Text {
+    fn eq(&self, other: &String) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl PartialEq<Text> for str {
+    fn eq(&self, other: &Text) -> bool {
+        self == other.as_str()
+    }
+}
+
+impl PartialEq<Text> for &str {
+    fn eq(&self, other: &Text) -> bool {
+        *self == other.as_str()
+    }
+}
+
+impl PartialEq<Text> for String {
+    fn eq(&self, other: &Text) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
 
 /// A subject's roles: up to two inline (most subjects hold one or two), so reading them does
-/// not reach into another allocation. Built from a `Vec` or an iterator with `.into()` /
-/// `.collect()`.
-pub type Roles = smallvec::SmallVec<[Text; 2]>;
+/// not reach into another allocation. Built from a `Vec` or an array of [`Text`] with
+/// `.into()`, from an iterator with `.collect()`, or with [`Roles::push`]; read as a slice
+/// of [`Text`].
+///
+/// ```
+/// use pdp_engine::{Roles, Text};
+///
+/// let mut roles: Roles = vec!["Reader".into()].into();
+/// roles.push("Writer");
+/// assert_eq!(roles.len(), 2);
+/// assert!(roles.iter().any(|r| r == "Writer"));
+/// let names: Roles = ["a", "b"].into_iter().map(Text::from).collect();
+/// assert_eq!(names.first().map(Text::as_str), Some("a"));
+/// ```
+#[derive(Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Roles(smallvec::SmallVec<[Text; 2]>);
+
+impl Roles {
+    /// No roles.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a role.
+    pub fn push(&mut self, role: impl Into<Text>) {
+        self.0.push(role.into());
+    }
+
+    /// Keeps only the roles for which `keep` is true.
+    pub fn retain(&mut self, mut keep: impl FnMut(&Text) -> bool) {
+        self.0.retain(|role| keep(role));
+    }
+
+    /// Removes every role.
+    pub fn clear(&mut self) {
+        self.0.clear();
+    }
+
+    /// The roles as a slice.
+    #[inline]
+    pub fn as_slice(&self) -> &[Text] {
+        self.0.as_slice()
+    }
+}
+
+impl std::ops::Deref for Roles {
+    type Target = [Text];
+
+    #[inline]
+    fn deref(&self) -> &[Text] {
+        self.0.as_slice()
+    }
+}
+
+impl fmt::Debug for Roles {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+impl From<Vec<Text>> for Roles {
+    fn from(roles: Vec<Text>) -> Self {
+        Roles(roles.into())
+    }
+}
+
+impl<const N: usize> From<[Text; N]> for Roles {
+    fn from(roles: [Text; N]) -> Self {
+        roles.into_iter().collect()
+    }
+}
+
+impl From<&[Text]> for Roles {
+    fn from(roles: &[Text]) -> Self {
+        Roles(roles.into())
+    }
+}
+
+impl FromIterator<Text> for Roles {
+    fn from_iter<I: IntoIterator<Item = Text>>(iter: I) -> Self {
+        Roles(iter.into_iter().collect())
+    }
+}
+
+impl Extend<Text> for Roles {
+    fn extend<I: IntoIterator<Item = Text>>(&mut self, iter: I) {
+        self.0.extend(iter);
+    }
+}
+
+impl<'a> IntoIterator for &'a Roles {
+    type Item = &'a Text;
+    type IntoIter = std::slice::Iter<'a, Text>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}
+
+impl IntoIterator for Roles {
+    type Item = Text;
+    type IntoIter = RolesIntoIter;
+
+    fn into_iter(self) -> RolesIntoIter {
+        RolesIntoIter(self.0.into_iter())
+    }
+}
+
+/// The roles of a [`Roles`], by value.
+pub struct RolesIntoIter(smallvec::IntoIter<[Text; 2]>);
+
+impl fmt::Debug for RolesIntoIter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("RolesIntoIter")
+            .field(&self.0.as_slice())
+            .finish()
+    }
+}
+
+impl Iterator for RolesIntoIter {
+    type Item = Text;
+
+    fn next(&mut self) -> Option<Text> {
+        self.0.next()
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.0.size_hint()
+    }
+}
+
+impl DoubleEndedIterator for RolesIntoIter {
+    fn next_back(&mut self) -> Option<Text> {
+        self.0.next_back()
+    }
+}
+
+impl ExactSizeIterator for RolesIntoIter {}
 
 /// A decision request: may `subject` perform `action` on `resource`, given `context`?
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
@@ -356,12 +653,12 @@ impl Context {
         }
         let mut last: std::collections::HashMap<Text, usize> = std::collections::HashMap::new();
         for (i, (k, _)) in entries.iter().enumerate() {
-            last.insert(k.to_ascii_lowercase(), i);
+            last.insert(k.folded(), i);
         }
         let kept = entries
             .into_iter()
             .enumerate()
-            .filter(|(i, (k, _))| last.get(&k.to_ascii_lowercase()) == Some(i))
+            .filter(|(i, (k, _))| last.get(&k.folded()) == Some(i))
             .map(|(_, e)| e)
             .collect();
         Context(kept)

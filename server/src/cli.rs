@@ -183,7 +183,7 @@ pub fn main() -> ExitCode {
 }
 
 pub(crate) fn load(dir: &Path) -> Result<PolicySet, u8> {
-    PolicySet::load_dir(dir).map_err(|e| {
+    crate::reload::load_policies(dir).map_err(|e| {
         eprintln!("error: {e}");
         match e {
             LoadError::Io { .. } | LoadError::Compile(_) => EXIT_POLICIES,
@@ -314,7 +314,7 @@ fn plan(dir: &Path, now: Option<DateTime<Utc>>, request: &Path) -> u8 {
 
 fn validate(dir: &Path) -> u8 {
     let routes = crate::extauthz::routes::RouteTable::load_dir(dir);
-    match PolicySet::load_dir(dir) {
+    match crate::reload::load_policies(dir) {
         Ok(set) => match routes {
             Ok(routes) => {
                 println!(
@@ -412,7 +412,7 @@ fn test(dir: &Path) -> u8 {
 }
 
 fn lint_dir(dir: &Path, format: OutputFormat) -> u8 {
-    let findings = match PolicySet::load_dir(dir) {
+    let findings = match crate::reload::load_policies(dir) {
         Ok(set) => lint::lint(&set),
         Err(LoadError::Compile(errors)) => lint::from_compile_errors(&errors),
         Err(e) => {

@@ -212,6 +212,14 @@ fn inputs_digest(dir: &Path) -> Option<[u8; 32]> {
     Some(hash.finalize().into())
 }
 
+/// Loads the policy set of `dir`: every policy document and the bindings, not the route
+/// table beside them ([`crate::extauthz::routes::ROUTES_FILE`]). How `pdp serve` and every
+/// CLI command read a policy directory.
+pub fn load_policies(dir: &Path) -> Result<PolicySet, pdp_engine::LoadError> {
+    let options = pdp_engine::LoadOptions::new().skip(crate::extauthz::routes::ROUTES_FILE);
+    PolicySet::load_dir_with(dir, &options)
+}
+
 /// Why a set with no statements is refused (unless `--allow-empty-policies`).
 pub fn empty_set_problem(dir: &Path) -> String {
     format!(
@@ -225,8 +233,7 @@ pub fn empty_set_problem(dir: &Path) -> String {
 pub async fn reload(dir: &std::path::Path, state: &State, stats: &ReloadStats) -> Outcome {
     let path = dir.to_path_buf();
     let loaded = tokio::task::spawn_blocking(move || {
-        PolicySet::load_dir(&path)
-            .map(|set| (set, crate::extauthz::routes::RouteTable::load_dir(&path)))
+        load_policies(&path).map(|set| (set, crate::extauthz::routes::RouteTable::load_dir(&path)))
     })
     .await;
     let serving = || state.snapshot().set.revision().to_owned();

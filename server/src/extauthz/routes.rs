@@ -159,10 +159,14 @@ fn host_problem(h: &str) -> Option<String> {
     bad.then(|| format!("`{h}`: a host (without a port), `*.suffix` or `*`"))
 }
 
+/// The file of a policy directory that maps HTTP requests to decision requests: read here,
+/// never as a policy (see [`crate::reload::load_policies`]).
+pub const ROUTES_FILE: &str = "routes.yaml";
+
 impl RouteTable {
     /// Reads `<dir>/routes.yaml`; an empty table (everything unmapped, denied) when absent.
     pub fn load_dir(dir: &Path) -> Result<RouteTable, Vec<String>> {
-        let path = dir.join(pdp_engine::ROUTES_FILE);
+        let path = dir.join(ROUTES_FILE);
         let shown = path.display().to_string();
         if std::fs::symlink_metadata(&path).is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
         {
