@@ -1093,6 +1093,15 @@ impl PolicySet {
     pub fn statements(&self) -> impl Iterator<Item = &StatementInfo> {
         self.cold.iter().map(|c| &c.info)
     }
+
+    /// The actions the statements name without a wildcard (in `Action` or `NotAction`),
+    /// each once, folded to lower case as the set compares them, in no particular order.
+    pub fn named_actions(&self) -> impl Iterator<Item = &str> {
+        self.action_ids
+            .by_id
+            .iter()
+            .filter_map(|(name, _)| std::str::from_utf8(name).ok())
+    }
 }
 
 /// Where to read `path`, an entry of the policy directory whose canonical path is `dir`:
