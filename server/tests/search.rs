@@ -592,3 +592,120 @@ fn page_limits_are_bounded_and_checked() {
     assert_eq!(code, 400);
     assert!(body["error"].as_str().unwrap().contains("`page.limit`"));
 }
+
+#[tokio::test]
+async fn grpc_searches_answer_as_the_authzen_ones_with_the_same_paging() {
+    let dir = directory(20);
+    let server = serve(dir.path());
+    let mut c = pb::authorization_service_client::AuthorizationServiceClient::new(
+        common::channel(&server).await,
+    );
+    let subject = |id: &str| {
+        Some(pb::Subject {
+            id: id.into(),
+            ..Default::default()
+        })
+    };
+    let resource = |id: &str| {
+        Some(pb::Resource {
+            id: format!("doc:{id}"),
+            tags: [("owner".to_owned(), "alice".to_owned())].into(),
+            ..Default::default()
+        })
+    };
+
+    // Resources, paged by 6.
+    let mut ids = Vec::new();
+    let mut token = String::new();
+    loop {
+        let r = c
+            .search_resources(pb::SearchResourcesRequest {
+                subject: subject("alice"),
+                action: "doc:read".into(),
+                resource_type: "doc".into(),
+                page: Some(pb::SearchPage {
+                    token: token.clone(),
+                    limit: 6,
+                }),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let page = r.page.unwrap();
+        assert_eq!(page.count as usize, r.results.len());
+        for f in &r.results {
+            assert_eq!(f.resource_id, format!("doc:{}", f.id));
+            assert_eq!(f.resource_type, "doc");
+        }
+        ids.extend(r.results.into_iter().map(|f| f.id));
+        if page.next_token.is_empty() {
+            break;
+        }
+        token = page.next_token;
+    }
+    let authzen = pages(
+        &server,
+        "/access/v1/search/resource",
+        &json!({"subject": {"type": "user", "id": "alice"}, "action": {"name": "read"}, "resource": {"type": "doc"}, "page": {"limit": 1000}}),
+        "id",
+        "",
+    );
+    assert_eq!(ids, authzen);
+
+    // Subjects and actions.
+    let r = c
+        .search_subjects(pb::SearchSubjectsRequest {
+            action: "doc:share".into(),
+            resource: resource("shared/004-alice"),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(r.subject_ids, ["alice", "carol"]);
+    let r = c
+        .search_actions(pb::SearchActionsRequest {
+            subject: subject("alice"),
+            resource: resource("alice/001-alice"),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        r.actions,
+        ["doc:archive", "doc:read", "doc:share", "doc:write"]
+    );
+    assert!(!r.policy_revision.is_empty());
+
+    // A token of another search is refused, naming the field.
+    let first = c
+        .search_resources(pb::SearchResourcesRequest {
+            subject: subject("alice"),
+            action: "doc:read".into(),
+            resource_type: "doc".into(),
+            page: Some(pb::SearchPage {
+                token: String::new(),
+                limit: 1,
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let e = c
+        .search_actions(pb::SearchActionsRequest {
+            subject: subject("alice"),
+            resource: resource("alice/001-alice"),
+            page: Some(pb::SearchPage {
+                token: first.page.unwrap().next_token,
+                limit: 1,
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::InvalidArgument);
+    assert!(e.message().contains("`page.token`"), "{e:?}");
+}

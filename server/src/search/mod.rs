@@ -67,6 +67,8 @@ pub struct FoundResource {
     pub kind: String,
     /// The resource id.
     pub id: String,
+    /// Its id as decisions name it (`<type>:<id>`, an ARN as is).
+    pub resource_id: String,
 }
 
 /// What a search answers with.
@@ -215,6 +217,7 @@ impl Searcher<'_> {
                 found.results.push(FoundResource {
                     kind: entry.kind.clone(),
                     id: entry.id.clone(),
+                    resource_id: entry.resource.id.to_string(),
                 });
             }
             let full = found.results.len() >= start.limit || examined >= MAX_EXAMINED;
