@@ -709,3 +709,95 @@ async fn grpc_searches_answer_as_the_authzen_ones_with_the_same_paging() {
     assert_eq!(e.code(), tonic::Code::InvalidArgument);
     assert!(e.message().contains("`page.token`"), "{e:?}");
 }
+
+#[test]
+fn the_documented_example_answers_as_documented() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path();
+    std::fs::write(
+        p.join("docs.yaml"),
+        r#"
+Version: "2012-10-17"
+Statement:
+  - Effect: Allow
+    Action: "doc:read"
+    Resource: "doc:${aws:username}/*"
+  - Effect: Allow
+    Action: "doc:read"
+    Resource: "doc:*"
+    Condition:
+      StringEquals: { "aws:ResourceTag/visibility": "public" }
+"#,
+    )
+    .unwrap();
+    std::fs::write(
+        p.join("resources.jsonl"),
+        concat!(
+            "{\"id\": \"alice/notes\", \"type\": \"doc\", \"tags\": {\"visibility\": \"private\"}}\n",
+            "{\"id\": \"alice/plan\", \"type\": \"doc\"}\n",
+            "{\"id\": \"bob/faq\", \"type\": \"doc\", \"tags\": {\"visibility\": \"public\"}}\n",
+            "{\"id\": \"bob/diary\", \"type\": \"doc\"}\n",
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        p.join("bindings.yaml"),
+        "subjects: { alice: { roles: [reader] } }\nroles: { reader: { policies: [docs] } }\n",
+    )
+    .unwrap();
+    let server = serve(p);
+    let mut request = json!({
+        "subject": {"type": "user", "id": "alice"}, "action": {"name": "read"},
+        "resource": {"type": "doc"}, "page": {"limit": 2},
+    });
+    let (code, first) = post(&server, "/access/v1/search/resource", &[], &request);
+    assert_eq!(code, 200);
+    assert_eq!(
+        first["results"],
+        json!([{"type": "doc", "id": "alice/notes"}, {"type": "doc", "id": "alice/plan"}])
+    );
+    assert_eq!(first["page"]["count"], json!(2));
+    request["page"] = json!({"token": first["page"]["next_token"]});
+    let (_, second) = post(&server, "/access/v1/search/resource", &[], &request);
+    assert_eq!(
+        second,
+        json!({"results": [{"type": "doc", "id": "bob/faq"}], "page": {"next_token": "", "count": 1}})
+    );
+}
+
+#[test]
+fn a_change_to_the_inventory_alone_is_reloaded_by_the_watcher() {
+    let dir = directory(2);
+    let server = start_pdp(["--policies", dir.path().to_str().unwrap()], &[]);
+    let request = json!({
+        "subject": {"type": "user", "id": "carol"}, "action": {"name": "read"},
+        "resource": {"type": "doc"},
+    });
+    let found = |server: &Server| pages(server, "/access/v1/search/resource", &request, "id", "");
+    assert!(!found(&server).contains(&"zz/late".to_owned()));
+    // A policy change first, so that the watcher has the digest of what it last read.
+    let extra = ADMIN.replace(
+        "Resource: \"*\"",
+        "Resource: \"*\"\n  - Effect: Allow\n    Action: \"doc:read\"\n    Resource: \"none:*\"",
+    );
+    std::fs::write(dir.path().join("admin.yaml"), extra).unwrap();
+    let accepted = "pdp_policy_reloads_total{result=\"accepted\"}";
+    for _ in 0..300 {
+        if common::metric(&server, accepted) >= 1.0 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(common::metric(&server, accepted) >= 1.0, "no reload");
+    // Then the inventory alone.
+    let mut more = resources(2);
+    more.push_str("{\"id\": \"zz/late\", \"type\": \"doc\"}\n");
+    std::fs::write(dir.path().join("resources.jsonl"), more).unwrap();
+    for _ in 0..300 {
+        if found(&server).contains(&"zz/late".to_owned()) {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("the new resource never appeared");
+}
