@@ -780,9 +780,10 @@ fn a_change_to_the_inventory_alone_is_reloaded_by_the_watcher() {
         "Resource: \"*\"",
         "Resource: \"*\"\n  - Effect: Allow\n    Action: \"doc:read\"\n    Resource: \"none:*\"",
     );
-    std::fs::write(dir.path().join("admin.yaml"), extra).unwrap();
     let accepted = "pdp_policy_reloads_total{result=\"accepted\"}";
     for _ in 0..300 {
+        // Written again until seen: the watch may begin after the first write.
+        std::fs::write(dir.path().join("admin.yaml"), &extra).unwrap();
         if common::metric(&server, accepted) >= 1.0 {
             break;
         }
@@ -800,4 +801,27 @@ fn a_change_to_the_inventory_alone_is_reloaded_by_the_watcher() {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     panic!("the new resource never appeared");
+}
+
+#[test]
+fn policy_validate_checks_the_inventory() {
+    let dir = directory(2);
+    let validate = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_pdp"))
+            .args(["policy", "validate", dir.path().to_str().unwrap()])
+            .output()
+            .unwrap()
+    };
+    let o = validate();
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert_eq!(o.status.code(), Some(0), "{out}");
+    assert!(out.contains("7 resources, 4 catalog actions"), "{out}");
+    std::fs::write(dir.path().join("actions.txt"), "doc:read\nread\n").unwrap();
+    let o = validate();
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(
+        out.contains("actions.txt:2: `read`: an action is `service:name`"),
+        "{out}"
+    );
 }

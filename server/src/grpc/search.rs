@@ -70,6 +70,13 @@ pub(super) async fn resources(
         min_signal_generation: _,
     } = &message;
     pace(state, &mut call, &request_id, min_generation).await;
+    let max = state.limits.max_field_bytes;
+    if resource_type.len() > max {
+        return Err(Status::invalid_argument(format!(
+            "`resource_type`: {} bytes, over the limit of {max}",
+            resource_type.len()
+        )));
+    }
     let parts = Parts {
         subject: subject.as_ref(),
         action,
