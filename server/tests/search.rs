@@ -587,6 +587,15 @@ fn page_limits_are_bounded_and_checked() {
     let (_, body) = post(&server, "/access/v1/search/resource", &[], &request);
     assert_eq!(body["page"]["count"], json!(1000), "the largest page");
     assert!(!body["page"]["next_token"].as_str().unwrap().is_empty());
+    // Two pages answered, of 100 and 1,000 resources (each examined once).
+    assert_eq!(
+        common::metric(&server, "pdp_searches_total{search=\"resource\"}"),
+        2.0
+    );
+    assert_eq!(
+        common::metric(&server, "pdp_search_examined_total{search=\"resource\"}"),
+        1100.0
+    );
     request["page"] = json!({"limit": -1});
     let (code, body) = post(&server, "/access/v1/search/resource", &[], &request);
     assert_eq!(code, 400);

@@ -226,13 +226,7 @@ impl Searcher<'_> {
                 break;
             }
         }
-        tracing::debug!(
-            request_id = %self.call.request_id,
-            search = "resource",
-            examined,
-            found = found.results.len(),
-            "searched"
-        );
+        self.searched("resource", examined, found.results.len());
         Ok(found)
     }
 
@@ -280,6 +274,7 @@ impl Searcher<'_> {
                 break;
             }
         }
+        self.searched("subject", examined, found.results.len());
         Ok(found)
     }
 
@@ -327,7 +322,22 @@ impl Searcher<'_> {
                 break;
             }
         }
+        self.searched("action", examined, found.results.len());
         Ok(found)
+    }
+
+    /// Records a page of `search`: the metrics, and a debug line.
+    fn searched(&self, search: &'static str, examined: usize, found: usize) {
+        crate::metrics::metrics().searched(search, examined);
+        tracing::debug!(
+            request_id = %self.call.request_id,
+            api = self.call.api,
+            search,
+            examined,
+            found,
+            revision = %self.snapshot.set.revision(),
+            "searched"
+        );
     }
 
     /// Whether `input` is allowed, identity and signals applied as for a check.
