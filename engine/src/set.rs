@@ -1567,6 +1567,31 @@ mod tests {
         assert_ne!(super::document_digest(&other, &mut scratch), fed);
     }
 
+    #[test]
+    #[allow(clippy::unwrap_used)]
+    fn named_actions_are_the_exact_ones_folded_once() {
+        let set = super::PolicySet::builder()
+            .policy_yaml(
+                "p",
+                r#"
+Version: "2012-10-17"
+Statement:
+  - Effect: Allow
+    Action: ["doc:Read", "doc:*", "s3:Get*"]
+    Resource: "*"
+  - Effect: Deny
+    NotAction: ["DOC:READ", "iam:CreateUser"]
+    Resource: "*"
+"#,
+            )
+            .bindings_yaml("b", "roles: { R: { policies: [p] } }")
+            .build()
+            .unwrap();
+        let mut names: Vec<&str> = set.named_actions().collect();
+        names.sort_unstable();
+        assert_eq!(names, ["doc:read", "iam:createuser"]);
+    }
+
     #[cfg(unix)]
     #[test]
     #[allow(clippy::unwrap_used)]
