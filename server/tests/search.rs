@@ -834,3 +834,29 @@ fn policy_validate_checks_the_inventory() {
         "{out}"
     );
 }
+
+#[test]
+fn action_search_refuses_sensitive_actions_while_the_signals_are_stale() {
+    // A signal store that was never reached is stale from the start: sensitive actions
+    // (`*:Delete*` by default) are denied.
+    let dir = directory(2);
+    let redis = format!("redis://127.0.0.1:{}", common::free_port());
+    let server = start_pdp(
+        [
+            "--policies",
+            dir.path().to_str().unwrap(),
+            "--signals",
+            &redis,
+        ],
+        &[],
+    );
+    let id = "alice/000-alice";
+    let request = json!({
+        "subject": {"type": "user", "id": "carol"},
+        "resource": {"type": "doc", "id": id},
+    });
+    let found = pages(&server, "/access/v1/search/action", &request, "name", "");
+    assert_eq!(found, ["doc:archive", "doc:read", "doc:share", "doc:write"]);
+    assert!(!allowed(&server, "carol", "doc:delete", id));
+    assert!(allowed(&server, "carol", "doc:read", id));
+}

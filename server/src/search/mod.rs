@@ -310,10 +310,15 @@ impl Searcher<'_> {
         let mut rest = names.into_iter().peekable();
         let mut examined = 0usize;
         let mut asked = request;
+        // The subject was screened once; the guard that depends on the action (sensitive
+        // actions are refused while the signals are stale) applies to each.
+        let signals = &self.decider.state().signals;
+        let stale = signals.stale();
         while let Some(name) = rest.next() {
             examined += 1;
             asked.action = name.as_str().into();
-            if self.snapshot.set.decide(&asked).allowed {
+            let refused = stale && signals.is_sensitive(&name);
+            if !refused && self.snapshot.set.decide(&asked).allowed {
                 found.results.push(name.clone());
             }
             let full = found.results.len() >= start.limit || examined >= MAX_EXAMINED;
