@@ -859,4 +859,14 @@ fn action_search_refuses_sensitive_actions_while_the_signals_are_stale() {
     assert_eq!(found, ["doc:archive", "doc:read", "doc:share", "doc:write"]);
     assert!(!allowed(&server, "carol", "doc:delete", id));
     assert!(allowed(&server, "carol", "doc:read", id));
+    let subjects = |action: &str| {
+        let request = json!({
+            "subject": {"type": "user"}, "action": {"name": action},
+            "resource": {"type": "doc", "id": id},
+        });
+        pages(&server, "/access/v1/search/subject", &request, "id", "")
+    };
+    assert!(subjects("delete").is_empty());
+    // A public document: every reader.
+    assert_eq!(subjects("read"), ["alice", "bob", "carol", "dave"]);
 }

@@ -243,6 +243,16 @@ impl Searcher<'_> {
             results: Vec::new(),
             next_token: String::new(),
         };
+        // The guards that do not depend on the subject refuse every one alike: answered
+        // once, rather than a refusal per subject (each counting as that subject's deny in
+        // the risk detection).
+        let signals = &self.decider.state().signals;
+        if self.call.signals_behind
+            || (signals.stale() && signals.is_sensitive(&input.request.action))
+        {
+            self.searched("subject", 0, 0);
+            return Ok(found);
+        }
         let mut rest = match &start.cursor {
             Some(c) => subjects.range::<str, _>((
                 std::ops::Bound::Excluded(c.as_str()),
