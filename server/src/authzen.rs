@@ -577,17 +577,21 @@ fn semantic(options: Option<&Json>) -> Result<Semantic, FieldError> {
 /// fails with what is wrong (a 400, or a failed batch item).
 fn evaluate(ask: &Ask<'_>, tuple: &Tuple<'_>, stages: bool) -> Result<Decision, String> {
     let converted = convert(tuple).map_err(|e| e.to_string())?;
-    let input = check_input(ask, &converted)?;
+    let request = engine_request(ask, &converted)?;
+    // Every caller that gets here is trusted, or authenticated by an API key (which counts
+    // as trusted).
+    let input = crate::decider::CheckInput {
+        request,
+        trusted: true,
+        ..Default::default()
+    };
     let outcome = ask.decider.decide(ask.snapshot, input, ask.call, stages);
     Ok(answer(&outcome, &converted.declared))
 }
 
-/// An evaluation as the decider takes it, within the limits. A resource of the inventory
-/// carries the inventory's tags (`aws:ResourceTag/<key>`).
-fn check_input(
-    ask: &Ask<'_>,
-    converted: &Converted,
-) -> Result<crate::decider::CheckInput<'static>, String> {
+/// An evaluation's request in the engine's terms, within the limits. A resource of the
+/// inventory carries the inventory's tags (`aws:ResourceTag/<key>`).
+fn engine_request(ask: &Ask<'_>, converted: &Converted) -> Result<pdp_engine::Request, String> {
     let tags = ask
         .snapshot
         .inventory
@@ -619,13 +623,7 @@ fn check_input(
     };
     crate::decider::bounds::check(&request, &ask.decider.state().limits, "")
         .map_err(|e| e.to_string())?;
-    // Every caller that gets here is trusted, or authenticated by an API key (which counts
-    // as trusted).
-    Ok(crate::decider::CheckInput {
-        request,
-        trusted: true,
-        ..Default::default()
-    })
+    Ok(request)
 }
 
 /// The AuthZEN answer to a decision: obligations only to a caller that opted in to every
