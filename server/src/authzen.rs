@@ -589,43 +589,6 @@ fn evaluate(ask: &Ask<'_>, tuple: &Tuple<'_>, stages: bool) -> Result<Decision, 
     Ok(answer(&outcome, &converted.declared))
 }
 
-/// An evaluation's request in the engine's terms, within the limits. A resource of the
-/// inventory carries the inventory's tags (`aws:ResourceTag/<key>`).
-fn engine_request(ask: &Ask<'_>, converted: &Converted) -> Result<pdp_engine::Request, String> {
-    let tags = ask
-        .snapshot
-        .inventory
-        .resource(&converted.resource.id)
-        .map(|e| e.resource.tags.clone())
-        .unwrap_or_default();
-    let request = pdp_engine::Request {
-        subject: pdp_engine::Subject {
-            id: converted.subject.id.as_str().into(),
-            roles: converted
-                .subject
-                .roles
-                .iter()
-                .map(|r| r.as_str().into())
-                .collect(),
-            ..Default::default()
-        },
-        action: converted.action.as_str().into(),
-        resource: pdp_engine::Resource {
-            id: converted.resource.id.as_str().into(),
-            tags,
-        },
-        context: converted
-            .context
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect(),
-        now: None,
-    };
-    crate::decider::bounds::check(&request, &ask.decider.state().limits, "")
-        .map_err(|e| e.to_string())?;
-    Ok(request)
-}
-
 /// The AuthZEN answer to a decision: obligations only to a caller that opted in to every
 /// one of their types; a plain deny when the decision carries obligations it did not.
 fn answer(response: &Outcome, declared: &Declared) -> Decision {
@@ -946,6 +909,43 @@ fn convert(tuple: &Tuple<'_>) -> Result<Converted, FieldError> {
         context,
         declared: Declared::from_context(context_part.map(|c| c.members)),
     })
+}
+
+/// An evaluation's request in the engine's terms, within the limits. A resource of the
+/// inventory carries the inventory's tags (`aws:ResourceTag/<key>`).
+fn engine_request(ask: &Ask<'_>, converted: &Converted) -> Result<pdp_engine::Request, String> {
+    let tags = ask
+        .snapshot
+        .inventory
+        .resource(&converted.resource.id)
+        .map(|e| e.resource.tags.clone())
+        .unwrap_or_default();
+    let request = pdp_engine::Request {
+        subject: pdp_engine::Subject {
+            id: converted.subject.id.as_str().into(),
+            roles: converted
+                .subject
+                .roles
+                .iter()
+                .map(|r| r.as_str().into())
+                .collect(),
+            ..Default::default()
+        },
+        action: converted.action.as_str().into(),
+        resource: pdp_engine::Resource {
+            id: converted.resource.id.as_str().into(),
+            tags,
+        },
+        context: converted
+            .context
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        now: None,
+    };
+    crate::decider::bounds::check(&request, &ask.decider.state().limits, "")
+        .map_err(|e| e.to_string())?;
+    Ok(request)
 }
 
 /// The action: `name` as is when it has a `:`, else `<resource type>:<name>`, or
