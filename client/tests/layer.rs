@@ -70,6 +70,27 @@ impl AuthorizationService for FakePdp {
         Err(tonic::Status::unimplemented("not faked"))
     }
 
+    async fn search_resources(
+        &self,
+        _request: tonic::Request<pb::SearchResourcesRequest>,
+    ) -> Result<tonic::Response<pb::SearchResourcesResponse>, tonic::Status> {
+        Err(tonic::Status::unimplemented("not faked"))
+    }
+
+    async fn search_subjects(
+        &self,
+        _request: tonic::Request<pb::SearchSubjectsRequest>,
+    ) -> Result<tonic::Response<pb::SearchSubjectsResponse>, tonic::Status> {
+        Err(tonic::Status::unimplemented("not faked"))
+    }
+
+    async fn search_actions(
+        &self,
+        _request: tonic::Request<pb::SearchActionsRequest>,
+    ) -> Result<tonic::Response<pb::SearchActionsResponse>, tonic::Status> {
+        Err(tonic::Status::unimplemented("not faked"))
+    }
+
     async fn check(
         &self,
         request: tonic::Request<pb::CheckRequest>,

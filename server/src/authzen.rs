@@ -1,5 +1,7 @@
 //! The OpenID AuthZEN Authorization API 1.0 on the HTTP port: `POST /access/v1/evaluation`,
-//! `POST /access/v1/evaluations` and the PDP metadata at `/.well-known/authzen-configuration`.
+//! `POST /access/v1/evaluations`, the searches (`POST /access/v1/search/{subject,resource,
+//! action}`, answered by [`crate::search`]) and the PDP metadata at
+//! `/.well-known/authzen-configuration`.
 //! Each evaluation is mapped onto a `pdp.v1` check (subject, action, resource, context) and
 //! decided by [`Decider::decide`], the path every front end shares. Obligations follow the
 //! AuthZEN Obligations Extension: they are returned only to a caller that opted in to them,
@@ -19,6 +21,8 @@ use bytes::Bytes;
 use serde::Serialize;
 use serde_json::{Map, Value as Json};
 
+mod search;
+
 use crate::caller::Caller;
 use crate::decider::bounds::FieldError;
 use crate::decider::{Call, Decider, Outcome, Semantic};
@@ -31,6 +35,12 @@ type Object = Map<String, Json>;
 pub const EVALUATION_PATH: &str = "/access/v1/evaluation";
 /// The Access Evaluations (batch) endpoint.
 pub const EVALUATIONS_PATH: &str = "/access/v1/evaluations";
+/// The Subject Search endpoint.
+pub const SEARCH_SUBJECT_PATH: &str = "/access/v1/search/subject";
+/// The Resource Search endpoint.
+pub const SEARCH_RESOURCE_PATH: &str = "/access/v1/search/resource";
+/// The Action Search endpoint.
+pub const SEARCH_ACTION_PATH: &str = "/access/v1/search/action";
 /// The PDP metadata.
 pub const METADATA_PATH: &str = "/.well-known/authzen-configuration";
 /// The environment variable holding the API keys (comma-separated) that untrusted callers
@@ -61,6 +71,9 @@ pub fn routes() -> Router<Arc<State>> {
     Router::new()
         .route(EVALUATION_PATH, post(evaluation))
         .route(EVALUATIONS_PATH, post(evaluations))
+        .route(SEARCH_SUBJECT_PATH, post(search::subject))
+        .route(SEARCH_RESOURCE_PATH, post(search::resource))
+        .route(SEARCH_ACTION_PATH, post(search::action))
         .route(METADATA_PATH, get(metadata))
         .layer(Extension(Arc::new(keys)))
         // Outermost, so that every answer carries the caller's request id: refusals (401,
@@ -606,27 +619,7 @@ fn evaluate(
     explain: bool,
 ) -> Result<Decision, String> {
     let converted = convert(tuple).map_err(|e| e.to_string())?;
-    let request = pdp_engine::Request {
-        subject: pdp_engine::Subject {
-            id: converted.subject.id.as_str().into(),
-            roles: converted
-                .subject
-                .roles
-                .iter()
-                .map(|r| r.as_str().into())
-                .collect(),
-            ..Default::default()
-        },
-        action: converted.action.as_str().into(),
-        resource: pdp_engine::Resource {
-            id: converted.resource.id.as_str().into(),
-            ..Default::default()
-        },
-        context: converted.context.into_iter().collect(),
-        now: None,
-    };
-    crate::decider::bounds::check(&request, &ask.decider.state().limits, "")
-        .map_err(|e| e.to_string())?;
+    let request = engine_request(ask, &converted)?;
     // Every caller that gets here is trusted, or authenticated by an API key (which counts
     // as trusted).
     let input = crate::decider::CheckInput {
@@ -978,6 +971,43 @@ fn convert(tuple: &Tuple<'_>) -> Result<Converted, FieldError> {
     })
 }
 
+/// An evaluation's request in the engine's terms, within the limits. A resource of the
+/// inventory carries the inventory's tags (`aws:ResourceTag/<key>`).
+fn engine_request(ask: &Ask<'_>, converted: &Converted) -> Result<pdp_engine::Request, String> {
+    let tags = ask
+        .snapshot
+        .inventory
+        .resource(&converted.resource.id)
+        .map(|e| e.resource.tags.clone())
+        .unwrap_or_default();
+    let request = pdp_engine::Request {
+        subject: pdp_engine::Subject {
+            id: converted.subject.id.as_str().into(),
+            roles: converted
+                .subject
+                .roles
+                .iter()
+                .map(|r| r.as_str().into())
+                .collect(),
+            ..Default::default()
+        },
+        action: converted.action.as_str().into(),
+        resource: pdp_engine::Resource {
+            id: converted.resource.id.as_str().into(),
+            tags,
+        },
+        context: converted
+            .context
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        now: None,
+    };
+    crate::decider::bounds::check(&request, &ask.decider.state().limits, "")
+        .map_err(|e| e.to_string())?;
+    Ok(request)
+}
+
 /// The action: `name` as is when it has a `:`, else `<resource type>:<name>`, or
 /// `authzen:<name>` without a resource type.
 pub fn action_name(name: &str, resource_type: &str) -> String {
@@ -1100,6 +1130,9 @@ struct Metadata {
     policy_decision_point: String,
     access_evaluation_endpoint: String,
     access_evaluations_endpoint: String,
+    search_subject_endpoint: String,
+    search_resource_endpoint: String,
+    search_action_endpoint: String,
     capabilities: [&'static str; 1],
     supported_obligations: Vec<&'static str>,
 }
@@ -1119,6 +1152,9 @@ async fn metadata(Extract(state): Extract<Arc<State>>) -> Response {
         &Metadata {
             access_evaluation_endpoint: format!("{base}{EVALUATION_PATH}"),
             access_evaluations_endpoint: format!("{base}{EVALUATIONS_PATH}"),
+            search_subject_endpoint: format!("{base}{SEARCH_SUBJECT_PATH}"),
+            search_resource_endpoint: format!("{base}{SEARCH_RESOURCE_PATH}"),
+            search_action_endpoint: format!("{base}{SEARCH_ACTION_PATH}"),
             policy_decision_point: base.clone(),
             capabilities: [OBLIGATIONS_CAPABILITY],
             supported_obligations: supported_obligations().collect(),

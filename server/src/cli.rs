@@ -314,35 +314,42 @@ fn plan(dir: &Path, now: Option<DateTime<Utc>>, request: &Path) -> u8 {
 
 fn validate(dir: &Path) -> u8 {
     let routes = crate::extauthz::routes::RouteTable::load_dir(dir);
+    let inventory = crate::search::inventory::Inventory::load_dir(dir);
+    // The problems of the files beside the policies: routes, then the inventory.
+    let mut beside: Vec<String> = routes.as_ref().err().cloned().unwrap_or_default();
+    if let Err(e) = &inventory {
+        beside.extend(e.0.iter().cloned());
+    }
     match crate::reload::load_policies(dir) {
-        Ok(set) => match routes {
-            Ok(routes) => {
+        Ok(set) => match (routes, inventory) {
+            (Ok(routes), Ok(inventory)) => {
                 println!(
-                    "ok: {} policies, {} statements, {} routes, revision {}",
+                    "ok: {} policies, {} statements, {} routes, {} resources, {} catalog actions, revision {}",
                     set.policy_names().count(),
                     set.statement_count(),
                     routes.len(),
+                    inventory.resource_count(),
+                    inventory.actions().len(),
                     set.revision()
                 );
                 0
             }
-            Err(problems) => {
-                for p in &problems {
+            _ => {
+                for p in &beside {
                     println!("{p}");
                 }
-                eprintln!("{} problem(s) found", problems.len());
+                eprintln!("{} problem(s) found", beside.len());
                 EXIT_PROBLEMS
             }
         },
         Err(LoadError::Compile(errors)) => {
-            let route_problems = routes.err().unwrap_or_default();
             for e in &errors.0 {
                 println!("{e}");
             }
-            for p in &route_problems {
+            for p in &beside {
                 println!("{p}");
             }
-            eprintln!("{} problem(s) found", errors.0.len() + route_problems.len());
+            eprintln!("{} problem(s) found", errors.0.len() + beside.len());
             EXIT_PROBLEMS
         }
         Err(e) => {

@@ -16,6 +16,7 @@ pub mod identity;
 pub mod jwks;
 pub mod metrics;
 pub mod reload;
+pub mod search;
 pub mod serve;
 pub mod shed;
 pub mod signals;

@@ -62,6 +62,13 @@ pub struct PlanLabel {
     pub plan: &'static str,
 }
 
+/// Which search.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SearchLabel {
+    /// `subject`, `resource` or `action`.
+    pub search: &'static str,
+}
+
 /// An outcome.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ResultLabel {
@@ -86,6 +93,11 @@ pub struct Metrics {
     pub check_duration: Histogram,
     /// `pdp_plans_total`: query plans made, by what they said.
     pub plans: Family<PlanLabel, Counter>,
+    /// `pdp_searches_total`: search pages answered, by search.
+    pub searches: Family<SearchLabel, Counter>,
+    /// `pdp_search_examined_total`: items (candidate resources, subjects, actions) the
+    /// searches examined, by search.
+    pub search_examined: Family<SearchLabel, Counter>,
     /// `pdp_cache_lookups_total`.
     pub cache_lookups: Family<CacheLabels, Counter>,
     /// `pdp_cache_evictions_total`: entries removed for size or expiry.
@@ -132,6 +144,8 @@ impl Metrics {
             decisions: Family::default(),
             check_duration: Histogram::new(exponential_buckets(0.000_010, 2.0, 16)),
             plans: Family::default(),
+            searches: Family::default(),
+            search_examined: Family::default(),
             cache_lookups: Family::default(),
             cache_evictions: Family::default(),
             token_failures: Family::default(),
@@ -161,6 +175,16 @@ impl Metrics {
             "plans",
             "Query plans made (PlanResources), by what they said",
             m.plans.clone(),
+        );
+        registry.register(
+            "searches",
+            "Search pages answered (AuthZEN search, gRPC Search*), by search",
+            m.searches.clone(),
+        );
+        registry.register(
+            "search_examined",
+            "Items the searches examined (candidate resources, subjects, actions), by search",
+            m.search_examined.clone(),
         );
         registry.register(
             "cache_lookups",
@@ -269,6 +293,17 @@ impl Metrics {
     pub fn planned(&self, plan: &'static str) {
         if self.enabled() {
             self.plans.get_or_create(&PlanLabel { plan }).inc();
+        }
+    }
+
+    /// Counts a search page of `search` that examined `examined` items.
+    pub fn searched(&self, search: &'static str, examined: usize) {
+        if self.enabled() {
+            let label = SearchLabel { search };
+            self.searches.get_or_create(&label).inc();
+            self.search_examined
+                .get_or_create(&label)
+                .inc_by(u64::try_from(examined).unwrap_or(u64::MAX));
         }
     }
 

@@ -171,7 +171,8 @@ pub fn spawn(dir: PathBuf, state: Arc<State>, watch: bool) -> Result<(), ReloadE
 }
 
 /// A digest of what a reload reads: the name and content of every file of the directory
-/// with a policy extension (policies, bindings, routes), read as the loader reads them.
+/// with a policy extension (policies, bindings, routes), read as the loader reads them, and
+/// of the inventory's files.
 /// `None` when the directory cannot be read (a reload then reports why).
 fn inputs_digest(dir: &Path) -> Option<[u8; 32]> {
     use sha2::Digest;
@@ -185,6 +186,7 @@ fn inputs_digest(dir: &Path) -> Option<[u8; 32]> {
             p.extension()
                 .and_then(|e| e.to_str())
                 .is_some_and(|e| matches!(e, "json" | "yaml" | "yml"))
+                || is_inventory_file(p)
         })
         .collect();
     names.sort();
@@ -198,9 +200,12 @@ fn inputs_digest(dir: &Path) -> Option<[u8; 32]> {
         match pdp_engine::contained_file(&canonical, &path) {
             Ok(Some(target)) => {
                 let file = std::fs::File::open(target).ok()?;
-                file.take(pdp_engine::MAX_DOCUMENT_BYTES as u64 + 1)
-                    .read_to_end(&mut text)
-                    .ok()?;
+                let max = if is_inventory_file(&path) {
+                    crate::search::inventory::MAX_RESOURCES_BYTES
+                } else {
+                    pdp_engine::MAX_DOCUMENT_BYTES as u64
+                };
+                file.take(max + 1).read_to_end(&mut text).ok()?;
                 hash.update([1]);
             }
             Ok(None) => hash.update([0]),
@@ -220,6 +225,13 @@ pub fn load_policies(dir: &Path) -> Result<PolicySet, pdp_engine::LoadError> {
     PolicySet::load_dir_with(dir, &options)
 }
 
+/// Whether `path` is one of the inventory's files (read whole, not as a policy).
+fn is_inventory_file(path: &Path) -> bool {
+    use crate::search::inventory::{ACTIONS_FILE, RESOURCES_FILE};
+    path.file_name()
+        .is_some_and(|n| n == RESOURCES_FILE || n == ACTIONS_FILE)
+}
+
 /// Why a set with no statements is refused (unless `--allow-empty-policies`).
 pub fn empty_set_problem(dir: &Path) -> String {
     format!(
@@ -233,7 +245,14 @@ pub fn empty_set_problem(dir: &Path) -> String {
 pub async fn reload(dir: &std::path::Path, state: &State, stats: &ReloadStats) -> Outcome {
     let path = dir.to_path_buf();
     let loaded = tokio::task::spawn_blocking(move || {
-        load_policies(&path).map(|set| (set, crate::extauthz::routes::RouteTable::load_dir(&path)))
+        load_policies(&path).map(|set| {
+            let routes = crate::extauthz::routes::RouteTable::load_dir(&path).and_then(|routes| {
+                crate::search::inventory::Inventory::load_dir(&path)
+                    .map(|inventory| (routes, inventory))
+                    .map_err(|e| e.0)
+            });
+            (set, routes)
+        })
     })
     .await;
     let serving = || state.snapshot().set.revision().to_owned();
@@ -243,7 +262,7 @@ pub async fn reload(dir: &std::path::Path, state: &State, stats: &ReloadStats) -
             tracing::error!(
                 dir = %dir.display(),
                 serving = %serving(),
-                "routes rejected, the serving set and routes stay: {}",
+                "routes or inventory rejected, the serving set, routes and inventory stay: {}",
                 problems.join("; ")
             );
             Outcome {
@@ -270,12 +289,30 @@ pub async fn reload(dir: &std::path::Path, state: &State, stats: &ReloadStats) -
                 at: chrono::Utc::now(),
             }
         }
-        Ok(Ok((set, Ok(routes)))) => {
+        Ok(Ok((set, Ok((routes, inventory))))) => {
             let old = serving();
-            let routes_changed = state.snapshot().routes != routes;
+            let serving_now = state.snapshot();
+            let routes_changed = serving_now.routes != routes;
+            let inventory_changed = serving_now.inventory.revision() != inventory.revision();
+            // Unchanged, the inventory serving is kept (and its index with it).
+            let inventory = if inventory_changed {
+                Arc::new(inventory)
+            } else {
+                serving_now.inventory.clone()
+            };
+            drop(serving_now);
             let set_changed = set.revision() != old;
             if routes_changed {
                 tracing::info!(dir = %dir.display(), routes = routes.len(), "routes reloaded");
+            }
+            if inventory_changed {
+                tracing::info!(
+                    dir = %dir.display(),
+                    resources = inventory.resource_count(),
+                    actions = inventory.actions().len(),
+                    revision = %inventory.revision(),
+                    "inventory reloaded"
+                );
             }
             if set_changed {
                 tracing::info!(
@@ -286,11 +323,12 @@ pub async fn reload(dir: &std::path::Path, state: &State, stats: &ReloadStats) -
                     "policy set reloaded"
                 );
             }
-            if set_changed || routes_changed {
+            if set_changed || routes_changed || inventory_changed {
                 let revision = set.revision().to_owned();
                 let statements = set.statement_count();
-                // The set and its routes go out together: no call sees one without the other.
-                state.publish(crate::state::Snapshot::new(set, routes));
+                // The set, its routes and the inventory go out together: no call sees one
+                // without the others.
+                state.publish(crate::state::Snapshot::new(set, routes).with_inventory(inventory));
                 if set_changed {
                     crate::metrics::metrics().policy_serving(&revision, statements);
                     state.signals.store.policy_changed(&revision);

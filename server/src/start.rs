@@ -75,7 +75,8 @@ fn start(config: &ServeConfig) -> Result<(), Stop> {
     runtime.block_on(run(config, prepared))
 }
 
-/// The policy set and its routes, both from `dir`, refused when empty unless allowed.
+/// The policy set, its routes and the inventory, all from `dir`; the set refused when
+/// empty unless allowed.
 fn policies(dir: &Path, allow_empty: bool) -> Result<Snapshot, Stop> {
     let set = crate::cli::load(dir).map_err(|code| Stop {
         code,
@@ -93,7 +94,16 @@ fn policies(dir: &Path, allow_empty: bool) -> Result<Snapshot, Stop> {
             message: None,
         }
     })?;
-    Ok(Snapshot::new(set, routes))
+    let inventory = crate::search::inventory::Inventory::load_dir(dir).map_err(|problems| {
+        for p in &problems.0 {
+            eprintln!("error: {p}");
+        }
+        Stop {
+            code: EXIT_POLICIES,
+            message: None,
+        }
+    })?;
+    Ok(Snapshot::new(set, routes).with_inventory(Arc::new(inventory)))
 }
 
 /// The verifier of a JWKS file, when tokens are checked with fixed keys.

@@ -24,6 +24,9 @@ pub struct Snapshot {
     /// Whether the set reads `pdp:SessionAge` (a value that changes every second, so it is
     /// only computed, and only splits cache keys, when a policy reads it).
     pub reads_session_age: bool,
+    /// The resources and actions searches go through (`resources.jsonl`, `actions.txt`),
+    /// shared by the snapshots of reloads that did not change them.
+    pub inventory: Arc<crate::search::inventory::Inventory>,
 }
 
 impl Snapshot {
@@ -33,7 +36,17 @@ impl Snapshot {
             reads_session_age: set.reads_context_key(SESSION_AGE),
             set,
             routes,
+            inventory: Arc::new(crate::search::inventory::Inventory::empty()),
         }
+    }
+
+    /// The snapshot with `inventory` for searches.
+    pub fn with_inventory(
+        mut self,
+        inventory: Arc<crate::search::inventory::Inventory>,
+    ) -> Snapshot {
+        self.inventory = inventory;
+        self
     }
 }
 

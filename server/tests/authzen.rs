@@ -416,6 +416,9 @@ fn the_metadata_names_the_endpoints_and_obligation_types() {
             "policy_decision_point": "https://pdp.example.test",
             "access_evaluation_endpoint": "https://pdp.example.test/access/v1/evaluation",
             "access_evaluations_endpoint": "https://pdp.example.test/access/v1/evaluations",
+            "search_subject_endpoint": "https://pdp.example.test/access/v1/search/subject",
+            "search_resource_endpoint": "https://pdp.example.test/access/v1/search/resource",
+            "search_action_endpoint": "https://pdp.example.test/access/v1/search/action",
             "capabilities": ["urn:openid:authzen:capability:obligations"],
             "supported_obligations": ["step-up", "notification", "session_termination", "custom", "audit"],
         })

@@ -136,6 +136,15 @@ impl PolicySet {
     pub fn statements(&self) -> impl Iterator<Item = &StatementInfo> {
         self.cold.iter().map(|c| &c.info)
     }
+
+    /// The actions the statements name without a wildcard (in `Action` or `NotAction`),
+    /// each once, folded to lower case as the set compares them, in no particular order.
+    pub fn named_actions(&self) -> impl Iterator<Item = &str> {
+        self.action_ids
+            .by_id
+            .iter()
+            .filter_map(|(name, _)| std::str::from_utf8(name).ok())
+    }
 }
 
 #[allow(dead_code)]
@@ -146,6 +155,31 @@ fn _assert_send_sync() {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    #[allow(clippy::unwrap_used)]
+    fn named_actions_are_the_exact_ones_folded_once() {
+        let set = crate::PolicySet::builder()
+            .policy_yaml(
+                "p",
+                r#"
+Version: "2012-10-17"
+Statement:
+  - Effect: Allow
+    Action: ["doc:Read", "doc:*", "s3:Get*"]
+    Resource: "*"
+  - Effect: Deny
+    NotAction: ["DOC:READ", "iam:CreateUser"]
+    Resource: "*"
+"#,
+            )
+            .bindings_yaml("b", "roles: { R: { policies: [p] } }")
+            .build()
+            .unwrap();
+        let mut names: Vec<&str> = set.named_actions().collect();
+        names.sort_unstable();
+        assert_eq!(names, ["doc:read", "iam:createuser"]);
+    }
+
     #[test]
     fn context_keys_read_by_conditions_and_variables_are_known() {
         let policy = r#"{"Version": "2012-10-17", "Statement": {"Effect": "Allow", "Action": "s3:*",

@@ -36,6 +36,27 @@ impl pb::authorization_service_server::AuthorizationService for Empty {
     ) -> Result<Response<pb::PlanResourcesResponse>, Status> {
         Ok(Response::new(pb::PlanResourcesResponse::default()))
     }
+
+    async fn search_resources(
+        &self,
+        _request: Request<pb::SearchResourcesRequest>,
+    ) -> Result<Response<pb::SearchResourcesResponse>, Status> {
+        Err(Status::unimplemented("an empty server searches nothing"))
+    }
+
+    async fn search_subjects(
+        &self,
+        _request: Request<pb::SearchSubjectsRequest>,
+    ) -> Result<Response<pb::SearchSubjectsResponse>, Status> {
+        Err(Status::unimplemented("an empty server searches nothing"))
+    }
+
+    async fn search_actions(
+        &self,
+        _request: Request<pb::SearchActionsRequest>,
+    ) -> Result<Response<pb::SearchActionsResponse>, Status> {
+        Err(Status::unimplemented("an empty server searches nothing"))
+    }
 }
 
 fn main() -> ExitCode {

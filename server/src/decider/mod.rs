@@ -449,6 +449,21 @@ impl Decider {
         answer
     }
 
+    /// The request as the engine is to see it after identity and signal guards, as for
+    /// [`Decider::decide`], or the reason it is refused; nothing is recorded (searches
+    /// decide with it many times, and report what they found, not each decision).
+    pub fn screen(
+        &self,
+        snapshot: &Snapshot,
+        input: CheckInput<'_>,
+        call: &Call,
+    ) -> Result<pdp_engine::Request, Reason> {
+        let now = self.now();
+        self.resolve(snapshot, input, call.signals_behind, None, now)
+            .map(|resolved| resolved.request)
+            .map_err(|refused| refused.0.reason)
+    }
+
     fn now(&self) -> chrono::DateTime<chrono::Utc> {
         self.state.clock.unwrap_or_else(chrono::Utc::now)
     }

@@ -5,6 +5,7 @@
 
 pub mod admin;
 pub mod convert;
+mod search;
 pub mod signals;
 
 use std::sync::Arc;
@@ -223,6 +224,27 @@ impl pb::authorization_service_server::AuthorizationService for Authorizer {
         let snapshot = state.snapshot();
         let planned = self.decider.plan(&snapshot, input, &call);
         Ok(Response::new(convert::plan_response(planned)))
+    }
+
+    async fn search_resources(
+        &self,
+        request: Request<pb::SearchResourcesRequest>,
+    ) -> Result<Response<pb::SearchResourcesResponse>, Status> {
+        search::resources(&self.decider, request).await
+    }
+
+    async fn search_subjects(
+        &self,
+        request: Request<pb::SearchSubjectsRequest>,
+    ) -> Result<Response<pb::SearchSubjectsResponse>, Status> {
+        search::subjects(&self.decider, request).await
+    }
+
+    async fn search_actions(
+        &self,
+        request: Request<pb::SearchActionsRequest>,
+    ) -> Result<Response<pb::SearchActionsResponse>, Status> {
+        search::actions(&self.decider, request).await
     }
 
     async fn check_batch(
