@@ -446,8 +446,10 @@ impl Planner<'_> {
         };
         let shared = &self.set.shared;
         let ids = s.conditions.ids(&shared.overflow);
-        // Indexes that are not there (never made) fail the statement, as in a decision.
-        if ids.len() != s.conditions.len() {
+        // A condition that is not there (never made) counts as the decision counts it: as
+        // holding for a Deny (which then applies: fail closed), as failing an Allow.
+        let deny = flags & DENY != 0;
+        if ids.len() != s.conditions.len() && !deny {
             return Node::False;
         }
         let labels = self
@@ -458,6 +460,9 @@ impl Planner<'_> {
         let mut parts = vec![resource];
         for (n, &i) in ids.iter().enumerate() {
             let Some(c) = shared.conditions.get(i as usize) else {
+                if deny {
+                    continue;
+                }
                 return Node::False;
             };
             if c.reads(reads_resource) {
