@@ -206,6 +206,14 @@ fn entity_type<'a>(body: &'a Object, entity: &str) -> &'a str {
 
 /// Subject Search: which subjects of the directory may do `action` on `resource`.
 fn subject_search(ask: &Ask<'_>, body: &Object) -> Response {
+    // It lists the directory: as over gRPC, only a caller trusted by its transport may (an
+    // API key alone admits a caller to decisions, not to who exists).
+    if !ask.trusted {
+        return error(
+            StatusCode::FORBIDDEN,
+            "only trusted callers may search subjects",
+        );
+    }
     let kind = entity_type(body, "subject").to_owned();
     search_with(
         ask,
