@@ -50,6 +50,32 @@ enum Command {
         /// The request file, or `-` for standard input.
         request: PathBuf,
     },
+    /// Search a policy directory as the AuthZEN search endpoints do: which resources of the
+    /// inventory, which subjects of the directory or which actions a request allows (the
+    /// part searched for left out); prints one page as JSON.
+    Search {
+        /// What is searched for.
+        #[arg(value_enum)]
+        what: SearchWhat,
+        /// The policy directory (with `resources.jsonl` and `actions.txt` when searched).
+        #[arg(long, default_value = "policies")]
+        policies: PathBuf,
+        /// The clock for aws:CurrentTime / aws:EpochTime (RFC 3339); the system clock if unset.
+        #[arg(long)]
+        now: Option<DateTime<Utc>>,
+        /// For `resources`: the resource type searched (the inventory's `type`).
+        #[arg(long = "type")]
+        resource_type: Option<String>,
+        /// Most results on the page (default 100, at most 1,000).
+        #[arg(long)]
+        limit: Option<u64>,
+        /// The previous page's `next_token`, with the same request and flags.
+        #[arg(long, default_value = "")]
+        page: String,
+        /// The request (`subject`, `action`, `resource`, `context`; the part searched for
+        /// left out), or `-` for standard input.
+        request: PathBuf,
+    },
     /// Print which resources a subject may act on (a query plan, JSON) for a request
     /// without its resource.
     Plan {
@@ -125,6 +151,17 @@ enum PolicyCommand {
     },
 }
 
+/// What `pdp search` searches for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum SearchWhat {
+    /// Resources of the inventory (`resources.jsonl`) of `--type`.
+    Resources,
+    /// Subjects of the directory (`subjects` of `bindings.yaml`).
+    Subjects,
+    /// Actions the policies name and the catalog (`actions.txt`) holds.
+    Actions,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum OutputFormat {
     Text,
@@ -156,6 +193,25 @@ pub fn main() -> ExitCode {
             now,
             request,
         } => plan(&policies, now, &request),
+        Command::Search {
+            what,
+            policies,
+            now,
+            resource_type,
+            limit,
+            page,
+            request,
+        } => search(
+            &policies,
+            &SearchArgs {
+                what,
+                now,
+                resource_type,
+                limit,
+                page,
+            },
+            &request,
+        ),
         Command::Policy(PolicyCommand::Validate { dir }) => validate(&dir),
         Command::Policy(PolicyCommand::Test { dir }) => test(&dir),
         Command::Policy(PolicyCommand::Lint { dir, format }) => lint_dir(&dir, format),
@@ -310,6 +366,132 @@ fn plan(dir: &Path, now: Option<DateTime<Utc>>, request: &Path) -> u8 {
     req.now = now;
     println!("{}", set.plan(&req).to_json());
     0
+}
+
+/// A `pdp search` request: a decision request whose searched part may be left out.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SearchRequest {
+    #[serde(default)]
+    subject: pdp_engine::Subject,
+    #[serde(default)]
+    action: pdp_engine::Text,
+    #[serde(default)]
+    resource: pdp_engine::Resource,
+    #[serde(default)]
+    context: pdp_engine::Context,
+}
+
+/// `pdp search`'s flags.
+struct SearchArgs {
+    what: SearchWhat,
+    now: Option<DateTime<Utc>>,
+    resource_type: Option<String>,
+    limit: Option<u64>,
+    page: String,
+}
+
+fn search(dir: &Path, args: &SearchArgs, request: &Path) -> u8 {
+    use crate::search::{Paging, Searcher};
+    let hint = " (a search request has `subject`, `action`, `resource` and `context`, the part searched for left out)";
+    let (set, req): (PolicySet, SearchRequest) = match set_and_request(dir, request, hint) {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    let inventory = match crate::search::inventory::Inventory::load_dir(dir) {
+        Ok(i) => i,
+        Err(e) => {
+            for p in &e.0 {
+                eprintln!("error: {p}");
+            }
+            return EXIT_POLICIES;
+        }
+    };
+    let kind = match (args.what, &args.resource_type) {
+        (SearchWhat::Resources, None) => {
+            eprintln!(
+                "error: `pdp search resources` needs `--type` (the inventory's resource type)"
+            );
+            return EXIT_REQUEST;
+        }
+        (_, t) => t.clone().unwrap_or_default(),
+    };
+    let snapshot = crate::state::Snapshot::new(set, crate::extauthz::routes::RouteTable::default())
+        .with_inventory(std::sync::Arc::new(inventory));
+    let mut state = crate::state::State::serving(snapshot, 1);
+    state.clock = args.now;
+    let decider = crate::decider::Decider::new(std::sync::Arc::new(state));
+    let snapshot = decider.state().snapshot();
+    let call = crate::decider::Call::new("cli", &crate::caller::Caller::unknown(), false, None);
+    // A resource of the inventory named without tags carries the inventory's, as in an
+    // AuthZEN evaluation and search.
+    let mut resource = req.resource;
+    if resource.tags.is_empty() {
+        if let Some(entry) = snapshot.inventory.resource(&resource.id) {
+            resource.tags = entry.resource.tags.clone();
+        }
+    }
+    let input = crate::decider::CheckInput {
+        request: pdp_engine::Request {
+            subject: req.subject,
+            action: req.action,
+            resource,
+            context: req.context,
+            now: args.now,
+        },
+        // The command line reads the policies themselves: its word counts.
+        trusted: true,
+        ..Default::default()
+    };
+    // A page token is good for the same search: what, the type and the request as read.
+    let fingerprint = format!("{:?}|{kind}|{:?}", args.what, input.request).into_bytes();
+    let paging = Paging {
+        token: &args.page,
+        limit: args.limit,
+        fingerprint: &fingerprint,
+    };
+    let searcher = Searcher {
+        decider: &decider,
+        snapshot: &snapshot,
+        call: &call,
+    };
+    let page = |results: Vec<serde_json::Value>, next_token: String| serde_json::json!({ "results": results, "page": { "next_token": next_token } });
+    let answer = match args.what {
+        SearchWhat::Resources => searcher.resources(input, &kind, &paging).map(|f| {
+            let results = f
+                .results
+                .into_iter()
+                .map(|r| serde_json::json!({ "type": r.kind, "id": r.id }))
+                .collect();
+            page(results, f.next_token)
+        }),
+        SearchWhat::Subjects => searcher.subjects(input, &paging).map(|f| {
+            let results = f
+                .results
+                .into_iter()
+                .map(|id| serde_json::json!({ "id": id }))
+                .collect();
+            page(results, f.next_token)
+        }),
+        SearchWhat::Actions => searcher.actions(input, &paging).map(|f| {
+            let results = f
+                .results
+                .into_iter()
+                .map(|name| serde_json::json!({ "name": name }))
+                .collect();
+            page(results, f.next_token)
+        }),
+    };
+    match answer {
+        Ok(answer) => {
+            println!("{answer}");
+            0
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            EXIT_REQUEST
+        }
+    }
 }
 
 fn validate(dir: &Path) -> u8 {

@@ -879,3 +879,106 @@ fn action_search_refuses_sensitive_actions_while_the_signals_are_stale() {
     // A public document: every reader.
     assert_eq!(subjects("read"), ["alice", "bob", "carol", "dave"]);
 }
+
+/// `pdp search` with `args`, paging through every result with `--limit 4`.
+fn cli_search(dir: &Path, args: &[&str], request: &Value) -> Vec<Value> {
+    let work = tempfile::tempdir().unwrap();
+    let file = work.path().join("request.json");
+    std::fs::write(&file, request.to_string()).unwrap();
+    let mut results = Vec::new();
+    let mut token = String::new();
+    for _ in 0..100 {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_pdp"))
+            .arg("search")
+            .args(args)
+            .args(["--policies", dir.to_str().unwrap(), "--limit", "4"])
+            .args(["--page", &token])
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let page: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let found = page["results"].as_array().unwrap();
+        assert!(found.len() <= 4, "{page}");
+        results.extend(found.iter().cloned());
+        token = page["page"]["next_token"].as_str().unwrap().to_owned();
+        if token.is_empty() {
+            return results;
+        }
+    }
+    panic!("no last page");
+}
+
+#[test]
+fn the_cli_searches_as_authzen_does() {
+    let dir = directory(6);
+    let server = serve(dir.path());
+    let authzen = |path: &str, body: Value| {
+        let (code, answer) = post(&server, path, &[], &body);
+        assert_eq!(code, 200, "{answer}");
+        answer["results"].as_array().unwrap().clone()
+    };
+    for subject in ["alice", "carol"] {
+        let ours = cli_search(
+            dir.path(),
+            &["resources", "--type", "doc"],
+            &json!({"subject": {"id": subject}, "action": "doc:read"}),
+        );
+        let theirs = authzen(
+            "/access/v1/search/resource",
+            json!({"subject": {"type": "user", "id": subject}, "action": {"name": "read"}, "resource": {"type": "doc"}}),
+        );
+        assert!(!ours.is_empty());
+        assert_eq!(ours, theirs, "{subject}");
+    }
+    let ours: Vec<Value> = cli_search(
+        dir.path(),
+        &["subjects"],
+        &json!({"action": "doc:share", "resource": {"id": "doc:alice/000-alice"}}),
+    );
+    let theirs = authzen(
+        "/access/v1/search/subject",
+        json!({"subject": {"type": "user"}, "action": {"name": "share"}, "resource": {"type": "doc", "id": "alice/000-alice"}}),
+    );
+    let ids = |v: &[Value]| -> Vec<String> {
+        v.iter()
+            .map(|r| r["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(ids(&ours), ids(&theirs));
+    assert_eq!(ids(&ours), ["alice", "carol"]);
+    let ours = cli_search(
+        dir.path(),
+        &["actions"],
+        &json!({"subject": {"id": "bob"}, "resource": {"id": "doc:bob/001-bob"}}),
+    );
+    let theirs = authzen(
+        "/access/v1/search/action",
+        json!({"subject": {"type": "user", "id": "bob"}, "resource": {"type": "doc", "id": "bob/001-bob"}}),
+    );
+    assert_eq!(ours, theirs);
+
+    // A resource search without its type is refused, naming the flag.
+    let work = tempfile::tempdir().unwrap();
+    let file = work.path().join("r.json");
+    std::fs::write(
+        &file,
+        json!({"subject": {"id": "bob"}, "action": "doc:read"}).to_string(),
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pdp"))
+        .args([
+            "search",
+            "resources",
+            "--policies",
+            dir.path().to_str().unwrap(),
+        ])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--type"),
+        "{out:?}"
+    );
+}
