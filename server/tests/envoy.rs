@@ -252,16 +252,6 @@ fn dechunk(mut rest: &str) -> String {
     out
 }
 
-/// The decision log's records (checkpoints left out).
-fn records(path: &Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .filter(|l| !l.starts_with("{\"checkpoint\""))
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
-}
-
 /// The example policies as the test serves them. Envoy sees the test's clients at
 /// 127.0.0.1, so the corporate network of `app-data` (10.0.0.0/8) also admits loopback; and
 /// `routes.yaml` gets one route more, `GET /instances/{id}` (the break-glass describe, an
@@ -476,7 +466,10 @@ fn the_real_envoy_enforces_the_pdps_decisions_from_the_deployed_config() {
         .to_owned();
     let deadline = Instant::now() + Duration::from_secs(10);
     let record = loop {
-        if let Some(r) = records(&log).into_iter().find(|r| r["decision_id"] == id) {
+        if let Some(r) = common::decision_records(&log)
+            .into_iter()
+            .find(|r| r["decision_id"] == id)
+        {
             break r;
         }
         assert!(Instant::now() < deadline, "decision {id} not in the log");

@@ -67,15 +67,6 @@ fn check(resource: &str, owner: &str, explain: bool) -> pb::CheckRequest {
     }
 }
 
-fn log_records(path: &std::path::Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .filter(|l| !l.starts_with("{\"checkpoint\""))
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
-}
-
 #[tokio::test]
 async fn check_explains_a_deny_without_changing_it() {
     let dir = policies();
@@ -152,7 +143,7 @@ async fn check_explains_a_deny_without_changing_it() {
     // The log says an explanation was asked for, and holds none of it.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     let records = loop {
-        let records = log_records(&log);
+        let records = common::decision_records(&log);
         if records.len() >= 4 {
             break records;
         }

@@ -363,3 +363,14 @@ pub fn rs256_token(claims: serde_json::Value) -> String {
     )
     .unwrap()
 }
+
+/// The decision log's records in `path` (checkpoints left out; a missing file, none; a line
+/// being written, skipped).
+pub fn decision_records(path: &std::path::Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| !l.starts_with("{\"checkpoint\""))
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
