@@ -25,6 +25,56 @@
 //! # Ok(()) }
 //! ```
 
+/// The setters the request builders share ([`Check`], [`PlanQuery`]): the subject's roles,
+/// tags, session and device, and the context's condition keys. Each builder holds its
+/// protobuf request in `request`, with `subject` and `context` fields.
+macro_rules! subject_and_context {
+    () => {
+        fn subject(&mut self) -> &mut pb::Subject {
+            self.request.subject.get_or_insert_with(Default::default)
+        }
+
+        /// Adds a role (honoured from trusted callers only).
+        #[must_use]
+        pub fn role(mut self, role: &str) -> Self {
+            self.subject().roles.push(role.to_owned());
+            self
+        }
+
+        /// Sets a principal tag (honoured from trusted callers only).
+        #[must_use]
+        pub fn subject_tag(mut self, key: &str, value: &str) -> Self {
+            self.subject().tags.insert(key.to_owned(), value.to_owned());
+            self
+        }
+
+        /// The session the request belongs to.
+        #[must_use]
+        pub fn session(mut self, id: &str) -> Self {
+            id.clone_into(&mut self.subject().session_id);
+            self
+        }
+
+        /// The device the request comes from.
+        #[must_use]
+        pub fn device(mut self, id: &str) -> Self {
+            id.clone_into(&mut self.subject().device_id);
+            self
+        }
+
+        /// Sets a condition key.
+        #[must_use]
+        pub fn context(mut self, key: &str, value: impl Into<ContextValue>) -> Self {
+            self.request
+                .context
+                .get_or_insert_with(Default::default)
+                .fields
+                .insert(key.to_owned(), value.into().0);
+            self
+        }
+    };
+}
+
 mod cache;
 mod client;
 mod decision;
@@ -131,37 +181,7 @@ impl Check {
         c
     }
 
-    fn subject(&mut self) -> &mut pb::Subject {
-        self.request.subject.get_or_insert_with(Default::default)
-    }
-
-    /// Adds a role (honoured from trusted callers only).
-    #[must_use]
-    pub fn role(mut self, role: &str) -> Self {
-        self.subject().roles.push(role.to_owned());
-        self
-    }
-
-    /// Sets a principal tag (honoured from trusted callers only).
-    #[must_use]
-    pub fn subject_tag(mut self, key: &str, value: &str) -> Self {
-        self.subject().tags.insert(key.to_owned(), value.to_owned());
-        self
-    }
-
-    /// The session the request belongs to.
-    #[must_use]
-    pub fn session(mut self, id: &str) -> Self {
-        id.clone_into(&mut self.subject().session_id);
-        self
-    }
-
-    /// The device the request comes from.
-    #[must_use]
-    pub fn device(mut self, id: &str) -> Self {
-        id.clone_into(&mut self.subject().device_id);
-        self
-    }
+    subject_and_context!();
 
     /// Sets a resource tag.
     #[must_use]
@@ -171,17 +191,6 @@ impl Check {
             .get_or_insert_with(Default::default)
             .tags
             .insert(key.to_owned(), value.to_owned());
-        self
-    }
-
-    /// Sets a condition key.
-    #[must_use]
-    pub fn context(mut self, key: &str, value: impl Into<ContextValue>) -> Self {
-        self.request
-            .context
-            .get_or_insert_with(Default::default)
-            .fields
-            .insert(key.to_owned(), value.into().0);
         self
     }
 
