@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Request, State as Extract};
+use axum::extract::{FromRequest, Request, State as Extract};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -319,7 +319,8 @@ impl IntoResponse for Refusal {
 // ---------------------------------------------------------------------------------------
 // Handlers
 
-/// What every evaluation handler extracts.
+/// What every AuthZEN handler extracts: the state, the API keys, the caller, the headers and
+/// the body (or why it could not be read, answered by the handler).
 struct Incoming {
     state: Arc<State>,
     keys: Arc<ApiKeys>,
@@ -328,20 +329,34 @@ struct Incoming {
     body: Result<Bytes, BytesRejection>,
 }
 
-async fn evaluation(
-    Extract(state): Extract<Arc<State>>,
-    Extension(keys): Extension<Arc<ApiKeys>>,
-    caller: Option<Extension<Caller>>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    let incoming = Incoming {
-        state,
-        keys,
-        caller: caller.map_or_else(Caller::unknown, |Extension(c)| c),
-        headers,
-        body,
-    };
+impl FromRequest<Arc<State>> for Incoming {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request(request: Request, state: &Arc<State>) -> Result<Self, Self::Rejection> {
+        let caller = request
+            .extensions()
+            .get::<Caller>()
+            .cloned()
+            .unwrap_or_else(Caller::unknown);
+        // Without the routes' key layer no key is accepted (fail closed).
+        let keys = request
+            .extensions()
+            .get::<Arc<ApiKeys>>()
+            .cloned()
+            .unwrap_or_default();
+        let headers = request.headers().clone();
+        let body = Bytes::from_request(request, state).await;
+        Ok(Incoming {
+            state: state.clone(),
+            keys,
+            caller,
+            headers,
+            body,
+        })
+    }
+}
+
+async fn evaluation(incoming: Incoming) -> Response {
     serve(
         incoming,
         "POST /access/v1/evaluation",
@@ -350,20 +365,7 @@ async fn evaluation(
     )
 }
 
-async fn evaluations(
-    Extract(state): Extract<Arc<State>>,
-    Extension(keys): Extension<Arc<ApiKeys>>,
-    caller: Option<Extension<Caller>>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    let incoming = Incoming {
-        state,
-        keys,
-        caller: caller.map_or_else(Caller::unknown, |Extension(c)| c),
-        headers,
-        body,
-    };
+async fn evaluations(incoming: Incoming) -> Response {
     serve(
         incoming,
         "POST /access/v1/evaluations",

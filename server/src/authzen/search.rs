@@ -2,63 +2,42 @@
 //! is read as an evaluation with the searched part left open, answered by
 //! [`crate::search`], and shaped as `{"results": [...], "page": {"next_token", "count"}}`.
 
-use std::sync::Arc;
-
-use axum::extract::rejection::BytesRejection;
-use axum::extract::State as Extract;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
-use axum::Extension;
-use bytes::Bytes;
 use serde::Serialize;
 use serde_json::Value as Json;
 
 use super::{
-    convert, engine_request, error, json, ApiKeys, Ask, Converted, Incoming, Object, Tuple,
+    convert, engine_request, error, json, Ask, Converted, Incoming, Object, Tuple,
     SEARCH_ACTION_PATH, SEARCH_RESOURCE_PATH, SEARCH_SUBJECT_PATH,
 };
-use crate::caller::Caller;
-use crate::state::State;
 
-macro_rules! search_handler {
-    ($name:ident, $span:literal, $path:ident, $search:ident) => {
-        pub(super) async fn $name(
-            Extract(state): Extract<Arc<State>>,
-            Extension(keys): Extension<Arc<ApiKeys>>,
-            caller: Option<Extension<Caller>>,
-            headers: HeaderMap,
-            body: Result<Bytes, BytesRejection>,
-        ) -> Response {
-            let incoming = Incoming {
-                state,
-                keys,
-                caller: caller.map_or_else(Caller::unknown, |Extension(c)| c),
-                headers,
-                body,
-            };
-            super::serve(incoming, $span, $path, $search)
-        }
-    };
+pub(super) async fn subject(incoming: Incoming) -> Response {
+    super::serve(
+        incoming,
+        "POST /access/v1/search/subject",
+        SEARCH_SUBJECT_PATH,
+        subject_search,
+    )
 }
 
-search_handler!(
-    subject,
-    "POST /access/v1/search/subject",
-    SEARCH_SUBJECT_PATH,
-    subject_search
-);
-search_handler!(
-    resource,
-    "POST /access/v1/search/resource",
-    SEARCH_RESOURCE_PATH,
-    resource_search
-);
-search_handler!(
-    action,
-    "POST /access/v1/search/action",
-    SEARCH_ACTION_PATH,
-    action_search
-);
+pub(super) async fn resource(incoming: Incoming) -> Response {
+    super::serve(
+        incoming,
+        "POST /access/v1/search/resource",
+        SEARCH_RESOURCE_PATH,
+        resource_search,
+    )
+}
+
+pub(super) async fn action(incoming: Incoming) -> Response {
+    super::serve(
+        incoming,
+        "POST /access/v1/search/action",
+        SEARCH_ACTION_PATH,
+        action_search,
+    )
+}
 
 /// A search's `page`: `{"token": "...", "limit": N}`, both optional.
 struct PageIn<'a> {
