@@ -4,11 +4,11 @@
 //! generation is what a page token is bound to.
 
 use pdp_proto::v1 as pb;
-use prost::Message as _;
 use tonic::{Request, Response, Status};
 
 use super::convert::{self, Parts};
 use super::{admit, pace};
+use crate::caller::Caller;
 use crate::decider::{Call, Decider};
 use crate::search::{Found, Paging, Searcher};
 
@@ -43,33 +43,98 @@ fn searcher<'a>(
     }
 }
 
+/// A search request whose paging fields can be taken out, so that the rest is what a page
+/// token is bound to.
+trait Paged: prost::Message + Sized {
+    /// Takes out the page, the request id and the signal generation.
+    fn unpage(&mut self) -> (Option<pb::SearchPage>, String, u64);
+}
+
+macro_rules! paged {
+    ($($message:ty),*) => {$(
+        impl Paged for $message {
+            fn unpage(&mut self) -> (Option<pb::SearchPage>, String, u64) {
+                (
+                    self.page.take(),
+                    std::mem::take(&mut self.request_id),
+                    std::mem::take(&mut self.min_signal_generation),
+                )
+            }
+        }
+    )*};
+}
+
+paged!(
+    pb::SearchResourcesRequest,
+    pb::SearchSubjectsRequest,
+    pb::SearchActionsRequest
+);
+
+/// A search call admitted and paced.
+struct Opened<M> {
+    caller: Caller,
+    call: Call,
+    /// The request without its paging fields.
+    message: M,
+    page: Option<pb::SearchPage>,
+    /// What a page token is bound to: `message` encoded.
+    fingerprint: Vec<u8>,
+}
+
+/// Admits the caller as `Check` does (only a trusted one when `trusted_to` says what it may
+/// then do), takes the paging fields out of the request and waits for its signal generation.
+async fn open<M: Paged>(
+    decider: &Decider,
+    request: Request<M>,
+    api: &'static str,
+    span: &'static str,
+    trusted_to: Option<&str>,
+) -> Result<Opened<M>, Status> {
+    let state = decider.state();
+    let (caller, mut call) = admit(state, &request, api, span)?;
+    if let Some(what) = trusted_to {
+        caller.require_trusted(what)?;
+    }
+    let mut message = request.into_inner();
+    let (page, request_id, min_generation) = message.unpage();
+    let fingerprint = message.encode_to_vec();
+    pace(state, &mut call, &request_id, min_generation).await;
+    Ok(Opened {
+        caller,
+        call,
+        message,
+        page,
+        fingerprint,
+    })
+}
+
 /// `SearchResources`.
 pub(super) async fn resources(
     decider: &Decider,
     request: Request<pb::SearchResourcesRequest>,
 ) -> Result<Response<pb::SearchResourcesResponse>, Status> {
-    let state = decider.state();
-    let (caller, mut call) = admit(
-        state,
-        &request,
+    let Opened {
+        caller,
+        call,
+        message,
+        page,
+        fingerprint,
+    } = open(
+        decider,
+        request,
         "search_resources",
         "pdp.v1.AuthorizationService/SearchResources",
-    )?;
-    let mut message = request.into_inner();
-    let page = message.page.take();
-    let request_id = std::mem::take(&mut message.request_id);
-    let min_generation = std::mem::take(&mut message.min_signal_generation);
-    let fingerprint = message.encode_to_vec();
+        None,
+    )
+    .await?;
     let pb::SearchResourcesRequest {
         subject,
         action,
         resource_type,
         context,
-        page: _,
-        request_id: _,
-        min_signal_generation: _,
+        ..
     } = &message;
-    pace(state, &mut call, &request_id, min_generation).await;
+    let state = decider.state();
     let max = state.limits.max_field_bytes;
     if resource_type.len() > max {
         return Err(Status::invalid_argument(format!(
@@ -111,28 +176,27 @@ pub(super) async fn subjects(
     decider: &Decider,
     request: Request<pb::SearchSubjectsRequest>,
 ) -> Result<Response<pb::SearchSubjectsResponse>, Status> {
-    let state = decider.state();
-    let (caller, mut call) = admit(
-        state,
-        &request,
+    let Opened {
+        call,
+        message,
+        page,
+        fingerprint,
+        ..
+    } = open(
+        decider,
+        request,
         "search_subjects",
         "pdp.v1.AuthorizationService/SearchSubjects",
-    )?;
-    caller.require_trusted("search subjects")?;
-    let mut message = request.into_inner();
-    let page = message.page.take();
-    let request_id = std::mem::take(&mut message.request_id);
-    let min_generation = std::mem::take(&mut message.min_signal_generation);
-    let fingerprint = message.encode_to_vec();
+        Some("search subjects"),
+    )
+    .await?;
     let pb::SearchSubjectsRequest {
         action,
         resource,
         context,
-        page: _,
-        request_id: _,
-        min_signal_generation: _,
+        ..
     } = &message;
-    pace(state, &mut call, &request_id, min_generation).await;
+    let state = decider.state();
     let parts = Parts {
         subject: None,
         action,
@@ -156,27 +220,27 @@ pub(super) async fn actions(
     decider: &Decider,
     request: Request<pb::SearchActionsRequest>,
 ) -> Result<Response<pb::SearchActionsResponse>, Status> {
-    let state = decider.state();
-    let (caller, mut call) = admit(
-        state,
-        &request,
+    let Opened {
+        caller,
+        call,
+        message,
+        page,
+        fingerprint,
+    } = open(
+        decider,
+        request,
         "search_actions",
         "pdp.v1.AuthorizationService/SearchActions",
-    )?;
-    let mut message = request.into_inner();
-    let page = message.page.take();
-    let request_id = std::mem::take(&mut message.request_id);
-    let min_generation = std::mem::take(&mut message.min_signal_generation);
-    let fingerprint = message.encode_to_vec();
+        None,
+    )
+    .await?;
     let pb::SearchActionsRequest {
         subject,
         resource,
         context,
-        page: _,
-        request_id: _,
-        min_signal_generation: _,
+        ..
     } = &message;
-    pace(state, &mut call, &request_id, min_generation).await;
+    let state = decider.state();
     let parts = Parts {
         subject: subject.as_ref(),
         action: ANY_ACTION,
