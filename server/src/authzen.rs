@@ -629,13 +629,9 @@ fn evaluate(
         trusted: true,
         ..Default::default()
     };
-    if !explain {
-        let outcome = ask.decider.decide(ask.snapshot, input, ask.call, stages);
-        return Ok(answer(&outcome, &converted.declared));
-    }
     let (outcome, explanation) =
         ask.decider
-            .decide_explained(ask.snapshot, input, ask.call, stages);
+            .decide_explained(ask.snapshot, input, ask.call, stages, explain);
     let mut decision = answer(&outcome, &converted.declared);
     if let Some(e) = explanation.and_then(|e| serde_json::to_value(e).ok()) {
         decision

@@ -311,24 +311,16 @@ impl Decider {
         call: &Call,
         stages: bool,
     ) -> Outcome {
-        self.answer(snapshot, input, call, stages, false).0
+        self.decide_explained(snapshot, input, call, stages, false)
+            .0
     }
 
-    /// Decides `input` as [`Decider::decide`] does, and explains the engine's decision
-    /// ([`pdp_engine::PolicySet::explain`]): none for a request refused before the policies
-    /// (its reason and message say why). The decision log records that an explanation was
-    /// asked for, not its text. Whether the caller may ask is the front end's to check.
+    /// Decides `input` as [`Decider::decide`] does and, with `explain`, explains the engine's
+    /// decision ([`pdp_engine::PolicySet::explain`]): none for a request refused before the
+    /// policies (its reason and message say why). The decision log records that an
+    /// explanation was asked for, not its text. Whether the caller may ask is the front
+    /// end's to check.
     pub fn decide_explained(
-        &self,
-        snapshot: &Snapshot,
-        input: CheckInput<'_>,
-        call: &Call,
-        stages: bool,
-    ) -> (Outcome, Option<pdp_engine::Explanation>) {
-        self.answer(snapshot, input, call, stages, true)
-    }
-
-    fn answer(
         &self,
         snapshot: &Snapshot,
         input: CheckInput<'_>,

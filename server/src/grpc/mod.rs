@@ -136,11 +136,9 @@ impl Authorizer {
             }
             ServiceError::InvalidArgument(e.to_string())
         })?;
-        if !explain {
-            let outcome = self.decider.decide(snapshot, input, call, stages);
-            return Ok(convert::check_response(outcome));
-        }
-        let (outcome, explanation) = self.decider.decide_explained(snapshot, input, call, stages);
+        let (outcome, explanation) = self
+            .decider
+            .decide_explained(snapshot, input, call, stages, explain);
         let mut response = convert::check_response(outcome);
         response.explanation = explanation.map(|e| Box::new(convert::explanation(e)));
         Ok(response)
